@@ -1,0 +1,47 @@
+"""Registry of coding methods by name. Learned methods load lazily: importing torch and weights
+costs seconds, and the classical method must work even where they are missing."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError
+from medcodec.pipelines.base import Method, Stream
+
+__all__ = ["Method", "Stream", "METHOD_NAMES", "get_method"]
+
+# name -> (module, class). Learned methods take device=...; classical takes effort=...
+_LEARNED: dict[str, tuple[str, str]] = {
+    "fast": ("medcodec.pipelines.subimage", "FastMethod"),
+    "slow": ("medcodec.pipelines.subimage", "SlowMethod"),
+    "latent": ("medcodec.pipelines.latent", "LatentMethod"),
+}
+METHOD_NAMES: tuple[str, ...] = ("classical", *_LEARNED)
+
+
+@functools.lru_cache(maxsize=16)
+def get_method(name: str, device: str = "auto", effort: int | None = None) -> Method:
+    """The method called name, ready to code; cached, since learned methods load weights once.
+
+    Raises ModelMismatchError when a learned method's code or weights are not installed.
+    """
+    if name == "classical":
+        from medcodec.pipelines.classical import ClassicalMethod
+
+        return ClassicalMethod(effort=effort)
+    if name not in _LEARNED:
+        raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
+    module_name, class_name = _LEARNED[name]
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelMismatchError(
+            f"method {name!r} is not available in this installation ({exc}); "
+            f"use --mode classical, or install a medcodec release that ships it") from exc
+    try:
+        return cls(device=device)
+    except MedcodecError:
+        raise
+    except (FileNotFoundError, ImportError) as exc:
+        raise ModelMismatchError(f"method {name!r} cannot load its weights ({exc}); use --mode classical") from exc

@@ -1,0 +1,97 @@
+"""Writing outputs safely: all or nothing, never over an existing file unless asked to."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from medcodec.errors import InvalidInputError, OutputExistsError
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; restore at once (single-threaded CLI use).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself; some platforms cannot open a directory, which is harmless."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when both paths name one existing file (through links, case-folding, ...)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def atomic_write(path: str | os.PathLike, data: bytes, *, force: bool = False,
+                 protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Write data to path so that readers see either the old state or the complete new file.
+
+    The bytes go to a temporary file in the same directory (same file system, so the final rename is
+    atomic), are fsynced, then moved into place. Without force an existing path is never replaced;
+    paths in protect (the inputs) are never replaced even with force. On any failure the temporary
+    file is removed, so no partial output is ever left behind.
+    """
+    dest = Path(path)
+    for p in protect:
+        if same_file(dest, p):
+            raise InvalidInputError(f"{dest}: output would overwrite the input; choose another output name")
+    if dest.is_dir():
+        raise InvalidInputError(f"{dest}: output path is a directory")
+    if dest.exists() and not force:
+        raise OutputExistsError(f"{dest}: output exists; use --force to overwrite it")
+    directory = dest.parent if str(dest.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InvalidInputError(f"{dest}: cannot write here ({exc.strerror or exc})") from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600; give the output the permissions an ordinary new file would get.
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        if force:
+            os.replace(tmp, dest)
+        else:
+            _link_without_clobber(tmp, dest)
+        _fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return dest
+
+
+def _link_without_clobber(tmp: Path, dest: Path) -> None:
+    """Move tmp to dest, failing if dest appeared meanwhile (another process racing us)."""
+    try:
+        os.link(tmp, dest)  # atomic and refuses an existing name, unlike os.replace
+    except FileExistsError as exc:
+        raise OutputExistsError(f"{dest}: output exists; use --force to overwrite it") from exc
+    except OSError:
+        # File systems without hard links: check-then-rename leaves a small race, acceptable there.
+        if dest.exists():
+            raise OutputExistsError(f"{dest}: output exists; use --force to overwrite it") from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
