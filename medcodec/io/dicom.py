@@ -1,0 +1,329 @@
+"""DICOM, byte-exact: split the file at the PixelData value into prefix | pixel words | suffix.
+
+Everything outside the PixelData value is kept verbatim. Inside it, native grayscale words are split
+into the low BitsStored bits (the planes a method codes) and the bits above them (kept here, usually
+as a one-word flag because they are zero or a sign extension). Anything else (encapsulated or deflated
+transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the
+whole file, verbatim, so every file that goes in comes back byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medcodec.errors import CorruptStreamError, InvalidInputError
+
+PIXEL_DATA_TAG = 0x7FE00010
+UNDEFINED_LENGTH = 0xFFFFFFFF
+# Transfer syntaxes whose PixelData value is the raw words themselves (the only ones we model).
+NATIVE_SYNTAXES = {
+    "1.2.840.10008.1.2": "Implicit VR LE",
+    "1.2.840.10008.1.2.1": "Explicit VR LE",
+    "1.2.840.10008.1.2.2": "Explicit VR BE",
+}
+DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
+
+
+@dataclass
+class DicomRead:
+    """What the DICOM reader learned: planes for the methods plus meta/blobs for the envelope."""
+
+    planes: list[np.ndarray]
+    bits: int
+    signed: bool
+    photometric: str
+    modality: str
+    description: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    blobs: list[bytes] = field(default_factory=list)
+
+
+def has_part10_preamble(data: bytes) -> bool:
+    """Part-10 files carry 'DICM' after a 128-byte preamble."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """Part-10 preamble, or an old ACR-NEMA file starting directly with a group 0x0000-0x0008 tag."""
+    if has_part10_preamble(data):
+        return True
+    if len(data) < 8:
+        return False
+    for order in "<>":
+        group, element = struct.unpack(order + "HH", data[:4])
+        if group not in (0x0000, 0x0002, 0x0008) or element > 0x00FF:
+            continue
+        vr = data[4:6]
+        if vr.isalpha() and vr.isupper():
+            return True  # explicit VR
+        (length,) = struct.unpack(order + "I", data[4:8])
+        if length < min(len(data), 1 << 16):
+            return True  # implicit VR with a plausible first length
+    return False
+
+
+def _dataset(data: bytes) -> Any:
+    """Parse with pydicom only to learn attributes and where PixelData sits; never to decode pixels."""
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return pydicom.dcmread(io.BytesIO(data), force=True)
+        except Exception as exc:  # pydicom raises many types on damaged files
+            raise InvalidInputError(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _attr(ds: Any, keyword: str, default: Any = None) -> Any:
+    """An attribute's value, or default when absent, empty or unparsable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = ds.get(keyword, default)
+        except Exception:
+            return default
+    if value is None or value == "":
+        return default
+    return value
+
+
+def _int_attr(ds: Any, keyword: str, default: int | None) -> int | None:
+    value = _attr(ds, keyword, default)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _locate_pixel_value(ds: Any, data: bytes) -> tuple[int, int] | None:
+    """(start, end) of the top-level PixelData value in data, or None when it cannot be pinned down.
+
+    For undefined length (encapsulated) the value ends before the sequence delimiter, which goes to
+    the suffix. The located bytes are checked against what pydicom read, so a wrong offset never
+    reaches the envelope.
+    """
+    try:
+        raw = ds.get_item(PIXEL_DATA_TAG)
+    except Exception:
+        return None
+    value_tell = getattr(raw, "value_tell", None)
+    value = getattr(raw, "value", None)
+    if value_tell is None or not isinstance(value, (bytes, bytearray)):
+        return None
+    start, end = value_tell, value_tell + len(value)
+    if end > len(data) or data[start:end] != value:
+        return None
+    if raw.length != UNDEFINED_LENGTH and raw.length != len(value):
+        return None
+    header_len = _element_header_len(raw)
+    tag_bytes = struct.pack("<HH" if raw.is_little_endian else ">HH", 0x7FE0, 0x0010)
+    if start < header_len or data[start - header_len : start - header_len + 4] != tag_bytes:
+        return None
+    return start, end
+
+
+def _element_header_len(raw: Any) -> int:
+    """Bytes between the tag and the value: implicit 8; explicit OB/OW/UN... 12."""
+    if raw.is_implicit_VR:
+        return 8
+    return 12 if raw.VR in ("OB", "OW", "OD", "OF", "OL", "OV", "SQ", "UC", "UN", "UR", "UT") else 8
+
+
+def _ts_name(ts: str | None) -> str:
+    if not ts:
+        return "no transfer syntax (ACR-NEMA style)"
+    if ts in NATIVE_SYNTAXES:
+        return NATIVE_SYNTAXES[ts]
+    try:
+        from pydicom.uid import UID
+
+        name = UID(ts).name
+        return name if name else ts
+    except Exception:
+        return ts
+
+
+def _geometry_text(rows: Any, cols: Any, frames: Any, bits_stored: Any, bits_alloc: Any) -> str:
+    if rows is None or cols is None or bits_alloc is None:
+        return "(no image geometry)"
+    return f"{rows}x{cols}x{frames}, {bits_stored}/{bits_alloc} bits"
+
+
+def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> DicomRead:
+    """Nothing modelled: the whole file rides in the envelope."""
+    return DicomRead(
+        planes=[], bits=16, signed=False, photometric=photometric, modality=modality,
+        description=f"DICOM {modality or '?'}: {why} (kept verbatim)",
+        meta={"layout": "whole"}, blobs=[data],
+    )
+
+
+def read_dicom(data: bytes) -> DicomRead:
+    """Split a DICOM file into planes and envelope parts; see the module docstring."""
+    ds = _dataset(data)
+    modality = str(_attr(ds, "Modality", "") or "")
+    photometric = str(_attr(ds, "PhotometricInterpretation", "") or "").strip()
+    file_meta = getattr(ds, "file_meta", None)
+    ts = str(file_meta.get("TransferSyntaxUID", "") or "") if file_meta is not None else ""
+    ts = ts.strip("\x00 ")
+    if ts == DEFLATED_SYNTAX:
+        return _whole_file(data, modality, photometric, "deflated transfer syntax")
+    span = _locate_pixel_value(ds, data)
+    if span is None:
+        why = "no PixelData" if PIXEL_DATA_TAG not in ds else "PixelData not locatable"
+        return _whole_file(data, modality, photometric, why)
+    start, end = span
+    prefix, pixel, suffix = data[:start], data[start:end], data[end:]
+
+    rows = _int_attr(ds, "Rows", None)
+    cols = _int_attr(ds, "Columns", None)
+    frames = _int_attr(ds, "NumberOfFrames", 1)
+    samples = _int_attr(ds, "SamplesPerPixel", 1)
+    alloc = _int_attr(ds, "BitsAllocated", None)
+    stored = _int_attr(ds, "BitsStored", alloc)
+    high_bit = _int_attr(ds, "HighBit", None if stored is None else stored - 1)
+    pixel_rep = _int_attr(ds, "PixelRepresentation", 0)
+    raw = ds.get_item(PIXEL_DATA_TAG)
+    little = bool(raw.is_little_endian)
+    geometry = _geometry_text(rows, cols, frames, stored, alloc)
+
+    reason = _unmodelled_reason(ts, raw, rows, cols, frames, samples, alloc, stored, high_bit,
+                                pixel_rep, photometric, len(pixel))
+    if reason is not None:
+        return DicomRead(
+            planes=[], bits=int(stored) if stored and 1 <= stored <= 16 else 16,
+            signed=pixel_rep == 1, photometric=photometric, modality=modality,
+            description=f"DICOM {modality or '?'} {geometry}, {_ts_name(ts)}; pixels kept verbatim ({reason})",
+            meta={"layout": "split"}, blobs=[prefix, pixel, suffix],
+        )
+    assert rows and cols and frames and alloc and stored  # checked by _unmodelled_reason
+    signed = pixel_rep == 1
+    planes, meta, extra_blobs = split_words(pixel, rows, cols, frames, alloc, stored, signed, little)
+    meta["layout"] = "modelled"
+    sign_text = " signed" if signed else ""
+    return DicomRead(
+        planes=planes, bits=stored, signed=signed, photometric=photometric, modality=modality,
+        description=f"DICOM {modality or '?'} {geometry}{sign_text}, {_ts_name(ts)}",
+        meta=meta, blobs=[prefix, suffix, *extra_blobs],
+    )
+
+
+def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any,
+                       alloc: Any, stored: Any, high_bit: Any, pixel_rep: Any,
+                       photometric: str, pixel_len: int) -> str | None:
+    """Why the PixelData value cannot be coded as planes, or None when it can."""
+    if ts and ts not in NATIVE_SYNTAXES:
+        return "encapsulated transfer syntax"
+    if raw.length == UNDEFINED_LENGTH:
+        return "undefined-length PixelData"
+    if samples != 1:
+        return f"SamplesPerPixel {samples}"
+    if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
+        return f"photometric {photometric}"
+    if alloc not in (8, 16):
+        return f"BitsAllocated {alloc}"
+    if stored is None or not 1 <= stored <= alloc:
+        return f"BitsStored {stored}"
+    if high_bit != stored - 1:
+        return f"HighBit {high_bit} != BitsStored-1"
+    if pixel_rep not in (0, 1):
+        return f"PixelRepresentation {pixel_rep}"
+    if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
+        return "missing or zero Rows/Columns/NumberOfFrames"
+    if alloc == 16 and not little_endian_ok(raw):
+        return "big-endian OB pixel data"
+    if rows * cols * frames * (alloc // 8) > pixel_len:
+        return "PixelData shorter than Rows*Columns*Frames"
+    return None
+
+
+def little_endian_ok(raw: Any) -> bool:
+    """16-bit words are byte-swapped in big-endian files only when the VR is OW (or implicit)."""
+    return bool(raw.is_little_endian) or raw.VR in ("OW", None, "US", "SS", "OB or OW", "US or SS or OW")
+
+
+def _canonical_high(low: np.ndarray, stored: int, alloc: int, sign_extend: bool) -> np.ndarray:
+    """The bits above BitsStored a clean file has: zero, or the sign extension of bit stored-1."""
+    dtype = low.dtype
+    if not sign_extend or stored == alloc:
+        return np.zeros_like(low)
+    above = dtype.type(((1 << alloc) - 1) ^ ((1 << stored) - 1))
+    negative = (low >> (stored - 1)) & 1
+    return (negative * above).astype(dtype)
+
+
+def split_words(pixel: bytes, rows: int, cols: int, frames: int, alloc: int, stored: int,
+                signed: bool, little: bool) -> tuple[list[np.ndarray], dict[str, Any], list[bytes]]:
+    """Raw PixelData bytes -> (planes, meta, [tail, high residual]).
+
+    high residual = actual high bits XOR their canonical form (zero, or the sign extension for signed
+    data), as raw words; it is stored only when some word differs from it (overlays, garbage).
+    """
+    dtype = np.dtype(np.uint8) if alloc == 8 else np.dtype("<u2" if little else ">u2")
+    count = rows * cols * frames
+    words = np.frombuffer(pixel, dtype=dtype, count=count).astype(np.uint16 if alloc == 16 else np.uint8)
+    tail = pixel[count * dtype.itemsize:]
+    low_mask = (1 << stored) - 1
+    low = words & words.dtype.type(low_mask)
+    high = words & words.dtype.type(((1 << alloc) - 1) ^ low_mask)
+    # Signed files usually sign-extend, but some leave the high bits zero: keep the closer base.
+    high_residual = high ^ _canonical_high(low, stored, alloc, signed)
+    sign_extend = signed
+    if signed and np.count_nonzero(high) < np.count_nonzero(high_residual):
+        high_residual, sign_extend = high, False
+    values = low.astype(np.uint16)
+    if signed:
+        values ^= np.uint16(1 << (stored - 1))
+    planes = [np.ascontiguousarray(p) for p in values.reshape(frames, rows, cols)]
+    has_high = bool(high_residual.any())
+    meta = {"rows": rows, "cols": cols, "frames": frames, "alloc": alloc, "stored": stored,
+            "signed": signed, "little": little, "sign_extend": sign_extend,
+            "high": "stored" if has_high else "canonical"}
+    high_blob = high_residual.astype(high_residual.dtype.newbyteorder("<")).tobytes() if has_high else b""
+    return planes, meta, [tail, high_blob]
+
+
+def join_words(meta: dict[str, Any], planes: list[np.ndarray], tail: bytes, high_blob: bytes) -> bytes:
+    """Inverse of split_words: planes + high bits + tail -> the exact PixelData value."""
+    rows, cols, frames = meta["rows"], meta["cols"], meta["frames"]
+    alloc, stored, signed = meta["alloc"], meta["stored"], meta["signed"]
+    if len(planes) != frames:
+        raise CorruptStreamError(f"DICOM needs {frames} planes, got {len(planes)}")
+    for plane in planes:
+        if plane.shape != (rows, cols):
+            raise CorruptStreamError(f"DICOM plane shape {plane.shape} != {(rows, cols)}")
+    values = np.stack([np.asarray(p, dtype=np.uint16) for p in planes])
+    if int(values.max(initial=0)) >> stored:
+        raise CorruptStreamError(f"DICOM plane value exceeds {stored} bits")
+    if signed:
+        values = values ^ np.uint16(1 << (stored - 1))
+    word_type = np.uint8 if alloc == 8 else np.uint16
+    low = values.astype(word_type)
+    high = _canonical_high(low, stored, alloc, bool(meta["sign_extend"]))
+    if meta["high"] == "stored":
+        residual = np.frombuffer(high_blob, dtype=np.dtype(word_type).newbyteorder("<"))
+        if residual.size != low.size:
+            raise CorruptStreamError("DICOM high-bit residual has the wrong size")
+        high = high ^ residual.reshape(low.shape).astype(word_type)
+    words = low | high
+    out_dtype = np.dtype(np.uint8) if alloc == 8 else np.dtype("<u2" if meta["little"] else ">u2")
+    return words.astype(out_dtype).tobytes() + tail
+
+
+def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarray]) -> bytes:
+    """Rebuild the original file bytes from the envelope parts and the decoded planes."""
+    layout = meta.get("layout")
+    if layout == "whole" and len(blobs) == 1:
+        return blobs[0]
+    if layout == "split" and len(blobs) == 3:
+        return blobs[0] + blobs[1] + blobs[2]
+    if layout == "modelled" and len(blobs) == 4:
+        prefix, suffix, tail, high_blob = blobs
+        return prefix + join_words(meta, planes, tail, high_blob) + suffix
+    raise CorruptStreamError(f"DICOM envelope has unknown layout {layout!r} with {len(blobs)} parts")
