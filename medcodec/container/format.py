@@ -1,0 +1,300 @@
+"""The .mlc container: the only module that knows its byte layout (specified in docs/FORMAT.md).
+
+A file is a fixed prelude (magic, version, total length), a typed header, a table of sections, the
+section payloads and a CRC32 of everything before it. Every region has its own CRC so that damage is
+reported where it is; the reader validates every length against the bytes actually present before it
+slices anything, and raises only CorruptStreamError / UnsupportedVersionError, with one clear line.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+# PNG-style: the high-bit first byte catches 7-bit transports, CR LF catches newline conversion,
+# ^Z stops DOS `type`, the final LF catches LF -> CR LF conversion.
+MAGIC = b"\x89MLC\r\n\x1a\n"
+
+_PRELUDE = struct.Struct("<8sHHQI")  # magic, major, minor, file length, header length
+_CRC = struct.Struct("<I")
+_COUNT = struct.Struct("<I")
+_ENTRY = struct.Struct("<HIIQQI")  # kind, frame, index, offset, length, crc32
+_DIMS = struct.Struct("<IIIBB")  # height, width, frames, bits_stored, signed
+_U8 = struct.Struct("<B")
+_U32 = struct.Struct("<I")
+_SHA_LEN = 32
+# Bytes one section adds to a file besides its payload (its table entry): lets a caller compare costs.
+SECTION_OVERHEAD = _ENTRY.size
+
+
+class SectionKind(enum.IntEnum):
+    """What a section's payload is; docs/FORMAT.md ("Stream payloads") says how each is coded."""
+
+    ENVELOPE = 1  # lzma-compressed io envelope (everything besides the planes)
+    JXL_SUBIMAGE = 2  # JPEG-XL codestream of subimage A of a plane
+    LATENT_Z = 3  # canonical Huffman stream of a latent z
+    RESIDUAL = 4  # rANS stream of residual symbols
+    PLANE = 5  # a whole plane coded by a classical method (JPEG-XL codestream)
+    PLANE_META = 6  # small per-plane side information of a method (UTF-8 JSON)
+    METHOD_STREAM = 7  # any other named stream a method returns; index = its position in the list
+    PLANE_CLASSICAL = 5  # alias of PLANE, the name the classical pipeline uses
+
+
+@dataclass
+class Section:
+    """One payload: kind, the plane it belongs to (0 for file-level sections) and its index there."""
+
+    kind: SectionKind
+    frame: int
+    index: int
+    payload: bytes
+
+
+@dataclass
+class Header:
+    """What a reader needs before touching any section (docs/FORMAT.md lists the types)."""
+
+    source_kind: str
+    height: int
+    width: int
+    frames: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    method: str
+    model_id: str
+    model_sha256: bytes
+    encoder_version: str
+    pixel_sha256: bytes
+    original_sha256: bytes
+    meta: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- writing
+
+def _str8(text: str, name: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 255:
+        raise ValueError(f"header field {name} is over 255 UTF-8 bytes")
+    return _U8.pack(len(raw)) + raw
+
+
+def _bin8(blob: bytes, name: str, allowed: tuple[int, ...]) -> bytes:
+    if len(blob) not in allowed:
+        raise ValueError(f"header field {name} must be {' or '.join(map(str, allowed))} bytes")
+    return _U8.pack(len(blob)) + bytes(blob)
+
+
+def _encode_header(h: Header) -> bytes:
+    for name in ("height", "width", "frames"):
+        if not 0 <= getattr(h, name) < 1 << 32:
+            raise ValueError(f"header field {name} out of u32 range")
+    if not 0 <= h.bits_stored <= 255:
+        raise ValueError("bits_stored out of u8 range")
+    if not isinstance(h.meta, dict):
+        raise ValueError("meta must be a dict")
+    # Sorted keys and fixed separators: the same meta always gives the same bytes.
+    meta = json.dumps(h.meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return b"".join([
+        _str8(h.source_kind, "source_kind"),
+        _DIMS.pack(h.height, h.width, h.frames, h.bits_stored, int(bool(h.signed))),
+        _str8(h.photometric, "photometric"),
+        _str8(h.method, "method"),
+        _str8(h.model_id, "model_id"),
+        _bin8(h.model_sha256, "model_sha256", (0, _SHA_LEN)),
+        _str8(h.encoder_version, "encoder_version"),
+        _bin8(h.pixel_sha256, "pixel_sha256", (_SHA_LEN,)),
+        _bin8(h.original_sha256, "original_sha256", (0, _SHA_LEN)),
+        _U32.pack(len(meta)), meta,
+    ])
+
+
+def pack(header: Header, sections: list[Section]) -> bytes:
+    """Serialise a header and its sections into one .mlc byte string."""
+    head = _encode_header(header)
+    seen = set()
+    for s in sections:
+        key = (int(s.kind), s.frame, s.index)
+        if not (0 < key[0] < 1 << 16 and 0 <= s.frame < 1 << 32 and 0 <= s.index < 1 << 32):
+            raise ValueError(f"section kind/frame/index out of range: {key}")
+        if key in seen:
+            raise ValueError(f"duplicate section {SectionKind(s.kind).name} frame {s.frame} index {s.index}")
+        seen.add(key)
+    table_start = _PRELUDE.size + len(head) + _CRC.size
+    payload_start = table_start + _COUNT.size + _ENTRY.size * len(sections) + _CRC.size
+    total = payload_start + sum(len(s.payload) for s in sections) + _CRC.size
+    prelude = _PRELUDE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR, total, len(head)) + head
+    table = bytearray(_COUNT.pack(len(sections)))
+    offset = payload_start
+    for s in sections:
+        table += _ENTRY.pack(int(s.kind), s.frame, s.index, offset, len(s.payload),
+                             zlib.crc32(s.payload))
+        offset += len(s.payload)
+    body = b"".join([prelude, _CRC.pack(zlib.crc32(prelude)), bytes(table), _CRC.pack(zlib.crc32(table)),
+                     *[bytes(s.payload) for s in sections]])
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+# ---------------------------------------------------------------- reading
+
+class _Cursor:
+    """Reads typed fields from a byte region; reading past its end is a CorruptStreamError."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise CorruptStreamError(f"not a valid medcodec file: {self.what} ends early")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, st: struct.Struct) -> tuple:
+        return st.unpack(self.take(st.size))
+
+    def str8(self, name: str) -> str:
+        raw = self.take(self.unpack(_U8)[0])
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptStreamError(f"corrupt medcodec file: header field {name} is not UTF-8") from None
+
+    def bin8(self, name: str, allowed: tuple[int, ...]) -> bytes:
+        n = self.unpack(_U8)[0]
+        if n not in allowed:
+            raise CorruptStreamError(f"corrupt medcodec file: header field {name} has length {n}")
+        return self.take(n)
+
+
+def _check_prelude(data: bytes) -> tuple[int, int, int, int]:
+    """Magic and version; returns (minor, declared file length, header length, header end)."""
+    if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+        raise CorruptStreamError("not a medcodec file (wrong magic bytes)")
+    if len(data) < _PRELUDE.size:
+        raise CorruptStreamError("corrupt medcodec file: truncated inside the prelude")
+    _, major, minor, file_len, head_len = _PRELUDE.unpack_from(data)
+    if major != FORMAT_MAJOR:
+        raise UnsupportedVersionError(
+            f"written by format {major}.x; this medcodec reads {FORMAT_MAJOR}.x — upgrade medcodec"
+            if major > FORMAT_MAJOR else
+            f"written by format {major}.x, which this medcodec ({FORMAT_MAJOR}.x) does not read")
+    head_end = _PRELUDE.size + head_len
+    if head_end + _CRC.size > len(data):
+        raise CorruptStreamError("corrupt medcodec file: truncated inside the header")
+    (crc,) = _CRC.unpack_from(data, head_end)
+    if zlib.crc32(data[:head_end]) != crc:
+        raise CorruptStreamError("corrupt medcodec file: header CRC mismatch")
+    return minor, file_len, head_len, head_end
+
+
+def _parse_json(raw: bytes) -> dict:
+    def no_constants(name: str) -> Any:
+        raise ValueError(name)
+    try:
+        meta = json.loads(raw.decode("utf-8"), parse_constant=no_constants)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CorruptStreamError("corrupt medcodec file: header meta is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise CorruptStreamError("corrupt medcodec file: header meta is not a JSON object")
+    return meta
+
+
+def _decode_header(raw: bytes, minor: int) -> Header:
+    c = _Cursor(raw, "the header")
+    source_kind = c.str8("source_kind")
+    height, width, frames, bits_stored, signed = c.unpack(_DIMS)
+    photometric = c.str8("photometric")
+    method = c.str8("method")
+    model_id = c.str8("model_id")
+    model_sha = c.bin8("model_sha256", (0, _SHA_LEN))
+    encoder_version = c.str8("encoder_version")
+    pixel_sha = c.bin8("pixel_sha256", (_SHA_LEN,))
+    original_sha = c.bin8("original_sha256", (0, _SHA_LEN))
+    meta = _parse_json(c.take(c.unpack(_U32)[0]))
+    # A newer minor may append header fields this reader does not know; the same minor may not.
+    if c.pos != len(raw) and minor <= FORMAT_MINOR:
+        raise CorruptStreamError("corrupt medcodec file: unexpected bytes at the end of the header")
+    if signed > 1:
+        raise CorruptStreamError(f"corrupt medcodec file: signed flag is {signed}")
+    if frames > 0 and (height == 0 or width == 0):
+        raise CorruptStreamError(f"corrupt medcodec file: {frames} planes of {height}x{width} pixels")
+    if frames > 0 and not 1 <= bits_stored <= 16:
+        raise CorruptStreamError(f"corrupt medcodec file: bits_stored {bits_stored} is not in 1..16")
+    return Header(source_kind, height, width, frames, bits_stored, bool(signed), photometric, method,
+                  model_id, model_sha, encoder_version, pixel_sha, original_sha, meta)
+
+
+def _check_pixels(h: Header, max_pixels: int | None) -> None:
+    if max_pixels is not None and h.height * h.width * h.frames > max_pixels:
+        raise CorruptStreamError(
+            f"medcodec file declares {h.frames}x{h.height}x{h.width} pixels, over the limit of {max_pixels}")
+
+
+def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
+    """The header alone (magic, version and header CRC checked); sections are neither read nor checked,
+    so ``data`` may be just the start of a file."""
+    data = bytes(data)
+    minor, _, head_len, head_end = _check_prelude(data)
+    header = _decode_header(data[_PRELUDE.size:head_end], minor)
+    _check_pixels(header, max_pixels)
+    return header
+
+
+def unpack(data: bytes, *, max_pixels: int | None = None) -> tuple[Header, list[Section]]:
+    """Parse and fully verify a .mlc byte string; sections come back in file order."""
+    data = bytes(data)
+    minor, file_len, _, head_end = _check_prelude(data)
+    if file_len != len(data):
+        raise CorruptStreamError(
+            f"corrupt medcodec file: truncated ({len(data)} of {file_len} bytes)" if len(data) < file_len
+            else f"corrupt medcodec file: {len(data) - file_len} unexpected bytes after its end")
+    header = _decode_header(data[_PRELUDE.size:head_end], minor)
+    _check_pixels(header, max_pixels)
+    end = len(data) - _CRC.size  # the final CRC
+    table_start = head_end + _CRC.size
+    if table_start + _COUNT.size > end:
+        raise CorruptStreamError("corrupt medcodec file: truncated before the section table")
+    (count,) = _COUNT.unpack_from(data, table_start)
+    table_end = table_start + _COUNT.size + count * _ENTRY.size  # checked before anything is sliced
+    if table_end + _CRC.size > end:
+        raise CorruptStreamError(f"corrupt medcodec file: a table of {count} sections does not fit")
+    (crc,) = _CRC.unpack_from(data, table_end)
+    if zlib.crc32(data[table_start:table_end]) != crc:
+        raise CorruptStreamError("corrupt medcodec file: section table CRC mismatch")
+    sections = _read_sections(data, table_start + _COUNT.size, count, table_end + _CRC.size, end, minor)
+    (crc,) = _CRC.unpack_from(data, end)
+    if zlib.crc32(data[:end]) != crc:
+        raise CorruptStreamError("corrupt medcodec file: file CRC mismatch")
+    return header, sections
+
+
+def _read_sections(data: bytes, at: int, count: int, lo: int, hi: int, minor: int) -> list[Section]:
+    """Table entries -> sections, each bounds- and CRC-checked; unknown kinds of a newer minor skipped."""
+    sections: list[Section] = []
+    seen = set()
+    for i in range(count):
+        kind, frame, index, offset, length, crc = _ENTRY.unpack_from(data, at + i * _ENTRY.size)
+        if offset < lo or offset + length > hi:
+            raise CorruptStreamError(f"corrupt medcodec file: section {i} lies outside the payload area")
+        if (kind, frame, index) in seen:
+            raise CorruptStreamError(f"corrupt medcodec file: section {i} is a duplicate")
+        seen.add((kind, frame, index))
+        payload = data[offset:offset + length]
+        if zlib.crc32(payload) != crc:
+            raise CorruptStreamError(f"corrupt medcodec file: CRC mismatch in section {i} (kind {kind}, "
+                                     f"frame {frame}, index {index})")
+        if kind not in SectionKind._value2member_map_:
+            if minor > FORMAT_MINOR:
+                continue  # a newer minor may only add sections an older reader can ignore
+            raise CorruptStreamError(f"corrupt medcodec file: unknown section kind {kind}")
+        sections.append(Section(SectionKind(kind), frame, index, payload))
+    return sections
