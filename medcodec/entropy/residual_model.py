@@ -1,0 +1,199 @@
+"""The residual model of the learned methods: integer parameters -> integer frequency tables -> symbols.
+
+A predicted pixel comes with two integers from the network: its mean ``mu`` in 1/16 sample units
+(the pixel value x occupies the interval [x, x+1)) and a log-scale index ``ell``: the residual is a
+discretised logistic with scale ``2**(ell/8 - 4)`` samples. Wide distributions (16-bit data) are coded
+as a most-significant part plus ``b`` raw low bits: with ``b`` chosen so that the coded part has a
+scale in [4, 8) samples, the low bits are within ~0.002 bit/pixel of uniform. What is coded is
+
+    symbol = (x >> b) - floor(mu / (16 << b)) + SUPPORT      (or ESCAPE when outside the support)
+
+under the table of (scale index, mean-fraction bucket). Tables are computed with Python's decimal
+arithmetic (software, identical on every machine; no libm exp) and quantised to integer frequencies
+summing to 2**20; their sha256 is pinned by the tests. Escaped pixels carry their full value in 16
+uniform bits.
+"""
+
+from __future__ import annotations
+
+import decimal
+import functools
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .rans import Segment
+
+STEPS_PER_OCTAVE = 8
+LOG2_MIN_SCALE = -4  # ell = 0 is a logistic scale of 1/16 sample
+SPLIT_ELL = 56  # tables cover ell' in [0, 56): scales up to 8 samples; wider ones shed low bits
+MAX_ELL = 168  # scale 2**17: more than any 16-bit residual needs
+FRACTIONS = 8  # mean-fraction buckets per table
+SUPPORT = 96  # symbols cover offsets -96..96
+ALPHABET = 2 * SUPPORT + 2  # plus one escape symbol
+ESCAPE = ALPHABET - 1
+TOTAL = 1 << 20
+MEAN_ONE = 16  # mu is in 1/16 sample units
+RAW_BITS = 8  # escaped values are coded as bytes
+
+
+def scale_of(ell: float) -> float:
+    return 2.0 ** (ell / STEPS_PER_OCTAVE + LOG2_MIN_SCALE)
+
+
+@functools.lru_cache(maxsize=1)
+def tables() -> np.ndarray:
+    """int64 [SPLIT_ELL * FRACTIONS, ALPHABET] frequency tables, every entry >= 1, rows sum to TOTAL."""
+    ctx = decimal.Context(prec=40)
+    out = np.zeros((SPLIT_ELL * FRACTIONS, ALPHABET), dtype=np.int64)
+    edges = [decimal.Decimal(k) for k in range(-SUPPORT, SUPPORT + 2)]
+    for ell in range(SPLIT_ELL):
+        scale = ctx.power(decimal.Decimal(2), ctx.divide(decimal.Decimal(ell), STEPS_PER_OCTAVE) + LOG2_MIN_SCALE)
+        for frac in range(FRACTIONS):
+            centre = ctx.divide(decimal.Decimal(2 * frac + 1), 2 * FRACTIONS)
+            cdf = [_sigmoid(ctx, ctx.divide(edge - centre, scale)) for edge in edges]
+            probs = [cdf[i + 1] - cdf[i] for i in range(len(edges) - 1)]
+            probs.append(cdf[0] + (1 - cdf[-1]))  # escape: both tails
+            out[ell * FRACTIONS + frac] = _quantise(ctx, probs)
+    return out
+
+
+def _sigmoid(ctx: decimal.Context, z: decimal.Decimal) -> decimal.Decimal:
+    if z < -200:
+        return decimal.Decimal(0)
+    return ctx.divide(1, 1 + ctx.exp(-z))
+
+
+def _quantise(ctx: decimal.Context, probs: list) -> np.ndarray:
+    freqs = np.array([max(1, int(ctx.to_integral_value(p * TOTAL))) for p in probs], dtype=np.int64)
+    freqs[int(np.argmax(freqs))] += TOTAL - int(freqs.sum())
+    return freqs
+
+
+def tables_sha256() -> str:
+    return hashlib.sha256(tables().tobytes()).hexdigest()
+
+
+@dataclass
+class PixelParams:
+    """Per-pixel integer coding parameters derived from the network's outputs (all int64 1-D)."""
+
+    table: np.ndarray  # row of tables()
+    low_bits: np.ndarray  # b
+    base: np.ndarray  # floor(mu / (16 << b))
+
+
+def pixel_params(mu: np.ndarray, ell: np.ndarray) -> PixelParams:
+    """mu in 1/16 samples, ell scale index (any int64) -> table row, low-bit count and base, exactly."""
+    ell = np.clip(ell.astype(np.int64), 0, MAX_ELL - 1)
+    low_bits = np.where(ell < SPLIT_ELL, 0, (ell - SPLIT_ELL) // STEPS_PER_OCTAVE + 1)
+    ell_coded = ell - low_bits * STEPS_PER_OCTAVE
+    unit = np.left_shift(np.int64(MEAN_ONE), low_bits)
+    mu = mu.astype(np.int64)
+    base = np.floor_divide(mu, unit)
+    frac = np.floor_divide((mu - base * unit) * FRACTIONS, unit)
+    return PixelParams(table=ell_coded * FRACTIONS + frac, low_bits=low_bits, base=base)
+
+
+def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:
+    """Pixel values (int64 1-D) -> (main segments, escape-and-low-bit segments) for two rANS streams."""
+    high = np.right_shift(values, params.low_bits)
+    symbols = high - params.base + SUPPORT
+    escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
+    symbols = np.where(escaped, ESCAPE, symbols)
+    main = _grouped(symbols, params.table, tables())
+    extra = _raw_bytes(values[escaped])
+    keep = ~escaped
+    extra += _low_bit_segments(values[keep], params.low_bits[keep])
+    return main, extra
+
+
+def decode_main_tables(params: PixelParams) -> tuple[list[tuple[np.ndarray, int]], np.ndarray]:
+    """The (table, count) list the main stream was coded with, and the pixel order it follows."""
+    order = np.argsort(params.table, kind="stable")
+    rows, counts = np.unique(params.table[order], return_counts=True)
+    table = tables()
+    return [(table[r], int(n)) for r, n in zip(rows, counts)], order
+
+
+def decode_values(
+    main_symbols: list[np.ndarray], order: np.ndarray, params: PixelParams, decode_extra
+) -> np.ndarray:
+    """Rebuild pixel values from the main symbols; ``decode_extra(tables)`` decodes the second stream."""
+    symbols = np.empty(order.size, dtype=np.int64)
+    symbols[order] = np.concatenate(main_symbols) if main_symbols else np.zeros(0, np.int64)
+    escaped = symbols == ESCAPE
+    keep = ~escaped
+    n_esc = int(escaped.sum())
+    extra_tables = _raw_byte_tables(n_esc) + _low_bit_tables(params.low_bits[keep])
+    extra = decode_extra(extra_tables)
+    values = np.empty(order.size, dtype=np.int64)
+    values[escaped] = _join_raw_bytes(extra[: len(_raw_byte_tables(n_esc))], n_esc)
+    lows = _join_low_bits(extra[len(_raw_byte_tables(n_esc)) :], params.low_bits[keep])
+    high = symbols[keep] - SUPPORT + params.base[keep]
+    values[keep] = np.left_shift(high, params.low_bits[keep]) + lows
+    return values
+
+
+# -- grouping helpers ---------------------------------------------------------------------------
+def _grouped(symbols: np.ndarray, keys: np.ndarray, table: np.ndarray) -> list[Segment]:
+    order = np.argsort(keys, kind="stable")
+    rows, starts = np.unique(keys[order], return_index=True)
+    bounds = list(starts[1:]) + [order.size]
+    sorted_symbols = symbols[order]
+    return [Segment(table[r], sorted_symbols[s:e]) for r, s, e in zip(rows, starts, bounds)]
+
+
+def _raw_byte_tables(count: int) -> list[tuple[np.ndarray, int]]:
+    if count == 0:
+        return []
+    uniform = np.ones(1 << RAW_BITS, dtype=np.int64)
+    return [(uniform, count), (uniform, count)]
+
+
+def _raw_bytes(values: np.ndarray) -> list[Segment]:
+    if values.size == 0:
+        return []
+    uniform = np.ones(1 << RAW_BITS, dtype=np.int64)
+    return [Segment(uniform, values & 0xFF), Segment(uniform, values >> RAW_BITS)]
+
+
+def _join_raw_bytes(parts: list[np.ndarray], count: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, np.int64)
+    return parts[0].astype(np.int64) | (parts[1].astype(np.int64) << RAW_BITS)
+
+
+def _low_bit_plan(low_bits: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """For each distinct b > 0: (b, which 8-bit chunk width list) - returns (b, chunk_bits, index) triples."""
+    plan = []
+    for b in np.unique(low_bits):
+        b = int(b)
+        if b == 0:
+            continue
+        index = np.flatnonzero(low_bits == b)
+        done = 0
+        while done < b:
+            width = min(RAW_BITS, b - done)
+            plan.append((done, width, index))
+            done += width
+    return plan
+
+
+def _low_bit_segments(values: np.ndarray, low_bits: np.ndarray) -> list[Segment]:
+    return [
+        Segment(np.ones(1 << width, dtype=np.int64), (values[index] >> shift) & ((1 << width) - 1))
+        for shift, width, index in _low_bit_plan(low_bits)
+    ]
+
+
+def _low_bit_tables(low_bits: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    return [(np.ones(1 << width, dtype=np.int64), index.size) for _, width, index in _low_bit_plan(low_bits)]
+
+
+def _join_low_bits(parts: list[np.ndarray], low_bits: np.ndarray) -> np.ndarray:
+    lows = np.zeros(low_bits.size, dtype=np.int64)
+    for (shift, _, index), part in zip(_low_bit_plan(low_bits), parts):
+        lows[index] |= part.astype(np.int64) << shift
+    return lows
