@@ -1,0 +1,351 @@
+"""Runs the bench: finds images, codes every plane with each codec, keeps only verified exact sizes.
+
+A record per image holds, per codec, the coded size and timings, or why it did not count
+("failed": the codec raised or did not give the plane back exactly; "n/a": the codec cannot code
+this bit depth; "unavailable": a learned medcodec mode whose weights are not installed).
+Summaries per group are computed in `medcodec.bench.report`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import resource
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from medcodec.bench.codecs import CODECS, REFERENCE, ClassicalCodec
+from medcodec.errors import ModelMismatchError
+
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".tif", ".tiff", ".npy"}
+LEARNED_MODES = ("fast", "slow", "latent")
+MODE_CHOICES = ("fast", "slow", "latent", "classical", "all", "none")
+
+
+def modes_for(choice: str) -> list[str]:
+    """The medcodec modes a --mode choice stands for ('all' = the learned ones)."""
+    if choice == "all":
+        return list(LEARNED_MODES)
+    if choice == "none":
+        return []
+    return [choice]
+
+
+def _has_dicm_magic(path: Path) -> bool:
+    """DICOM Part 10 files carry 'DICM' after a 128-byte preamble, whatever their name."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def discover(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """(root, file) for every candidate image under the given folders (or files), sorted.
+
+    Files count by suffix (DICOM, PNG, TIFF, .npy) or, whatever their name, by the DICM magic;
+    hidden files and folders are ignored.
+    """
+    found: list[tuple[Path, Path]] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_file():
+            found.append((root.parent, root))
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                path = Path(dirpath) / name
+                if name.startswith("."):
+                    continue
+                if path.suffix.lower() in IMAGE_SUFFIXES or _has_dicm_magic(path):
+                    found.append((root, path))
+    return sorted(found, key=lambda rp: (str(rp[0]), str(rp[1].relative_to(rp[0]))))
+
+
+def folder_group(root: Path, path: Path, several_roots: bool) -> str:
+    """The subfolder an image is grouped under: its parent relative to the folder given."""
+    rel = path.parent.relative_to(root).as_posix()
+    if several_roots:
+        rel = root.name if rel == "." else f"{root.name}/{rel}"
+    return rel
+
+
+@dataclass
+class BenchSettings:
+    """What a run measures: medcodec modes, classical codecs, how many images, where to run."""
+
+    modes: list[str]
+    codecs: list[str]
+    limit: int | None = None
+    device: str = "auto"
+    threads: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+_STATM = Path("/proc/self/statm")
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def memory_method() -> str:
+    """How PeakRSS measures, for the run's machine record."""
+    if _STATM.exists():
+        return "peak RSS above the start, sampled from /proc/self/statm every 2 ms"
+    return "growth of getrusage(RUSAGE_SELF).ru_maxrss (0 once an earlier image set a higher peak)"
+
+
+class PeakRSS:
+    """Peak resident memory growth of this process while the block runs.
+
+    tracemalloc does not see torch's allocations, so we watch the process RSS: on Linux a thread
+    samples /proc/self/statm (catches per-image peaks); elsewhere ru_maxrss growth is all we have.
+    """
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _rss() -> int:
+        return int(_STATM.read_text().split()[1]) * _PAGE
+
+    @staticmethod
+    def _maxrss() -> int:
+        # Linux reports kilobytes, macOS bytes.
+        scale = 1 if sys.platform == "darwin" else 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._high = max(self._high, self._rss())
+
+    def __enter__(self) -> "PeakRSS":
+        if _STATM.exists():
+            self._start = self._high = self._rss()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        else:
+            self._start = self._maxrss()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._high = max(self._high, self._rss())
+        else:
+            self._high = self._maxrss()
+        self.peak_bytes = max(0, self._high - self._start)
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def run_classical(codec: ClassicalCodec, planes: list[np.ndarray], bits: int) -> dict[str, Any]:
+    """Code every plane with one classical codec; the size counts only if all come back exact."""
+    if not codec.applies_to(bits):
+        return {"status": "n/a", "reason": f"{codec.label} codes at most {codec.max_bits} bits"}
+    total, enc_s, dec_s = 0, 0.0, 0.0
+    for index, plane in enumerate(planes):
+        try:
+            data, t_enc = _timed(lambda: codec.encode(plane, bits))
+            back, t_dec = _timed(lambda: codec.decode(data))
+        except Exception as exc:  # any codec error is that codec's failure on this image only
+            return {"status": "failed", "reason": f"plane {index}: {_short_error(exc)}"}
+        if back.shape != plane.shape or not np.array_equal(back, plane):
+            return {"status": "failed", "reason": f"plane {index}: round trip not exact"}
+        total, enc_s, dec_s = total + len(data), enc_s + t_enc, dec_s + t_dec
+    return {"status": "ok", "bytes": total, "enc_s": enc_s, "dec_s": dec_s}
+
+
+def _decode_call(codec_module: Any, device: str) -> Callable[[bytes], Any]:
+    """codec.decode, given the device when its signature accepts one."""
+    try:
+        takes_device = "device" in inspect.signature(codec_module.decode).parameters
+    except (TypeError, ValueError):
+        takes_device = False
+    if takes_device:
+        return lambda data: codec_module.decode(data, device=device)
+    return codec_module.decode
+
+
+def _check_decoded(source: Any, decoded: Any) -> str | None:
+    """Why a medcodec round trip is not exact, or None when it is."""
+    planes = list(decoded.planes)
+    if len(planes) != len(source.planes):
+        return f"decoded {len(planes)} planes, expected {len(source.planes)}"
+    for index, (got, want) in enumerate(zip(planes, source.planes)):
+        if got.shape != want.shape or not np.array_equal(got, want):
+            return f"plane {index} differs after decoding"
+    if source.kind == "dicom" and source.original_sha256:
+        data = getattr(decoded, "data", None)
+        want = source.original_sha256
+        digest = hashlib.sha256(data).digest() if data is not None else None
+        if digest is not None and digest != (bytes.fromhex(want) if isinstance(want, str) else want):
+            return "planes exact but the rebuilt DICOM file differs from the original bytes"
+    return None
+
+
+def run_medcodec(
+    codec_module: Any, source: Any, raw: bytes, mode: str, device: str
+) -> dict[str, Any]:
+    """Encode the whole file in one mode, decode it, and count the .mlc size only if exact.
+
+    medcodec is given the file's bytes (as a user would), so its encode time includes parsing the
+    file and its decode time rebuilding it; disk reads are not timed for any codec.
+    """
+    decode = _decode_call(codec_module, device)
+    try:
+        with PeakRSS() as mem:
+            blob, t_enc = _timed(lambda: codec_module.encode(raw, mode=mode, device=device))
+            decoded, t_dec = _timed(lambda: decode(blob))
+    except ModelMismatchError as exc:
+        return {"status": "unavailable", "reason": _short_error(exc)}
+    except Exception as exc:  # a medcodec bug on one image is reported, not fatal to the bench
+        return {"status": "failed", "reason": _short_error(exc)}
+    problem = _check_decoded(source, decoded)
+    if problem is not None:
+        return {"status": "failed", "reason": problem}
+    return {
+        "status": "ok",
+        "bytes": len(blob),
+        "enc_s": t_enc,
+        "dec_s": t_dec,
+        "peak_rss_bytes": mem.peak_bytes,
+    }
+
+
+def _default_loader() -> Callable[[Any], Any]:
+    from medcodec.io.source import load
+
+    return load
+
+
+def _default_codec() -> Any:
+    from medcodec import codec
+
+    return codec
+
+
+def _image_header(root: Path, path: Path, several_roots: bool) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "relpath": path.relative_to(root).as_posix(),
+        "folder": folder_group(root, path, several_roots),
+    }
+
+
+def bench_image(
+    source: Any, raw: bytes, settings: BenchSettings, codec_module: Any | None
+) -> dict[str, dict[str, Any]]:
+    """All results for one loaded image: medcodec modes first, then the classical codecs."""
+    results: dict[str, dict[str, Any]] = {}
+    for mode in settings.modes:
+        results[f"medcodec-{mode}"] = run_medcodec(codec_module, source, raw, mode, settings.device)
+    planes = [np.asarray(p) for p in source.planes]
+    for name in settings.codecs:
+        results[name] = run_classical(CODECS[name], planes, int(source.bits))
+    return results
+
+
+def run_bench(
+    folders: Iterable[str | os.PathLike],
+    settings: BenchSettings,
+    *,
+    loader: Callable[[Any], Any] | None = None,
+    codec_module: Any | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Bench every image found under `folders`; returns one record per image (see module doc).
+
+    `loader` turns a file's bytes into an ImageSource (default medcodec.io.source.load);
+    `codec_module` provides encode/decode (default medcodec.codec).
+    """
+    from tqdm import tqdm
+
+    folders = list(folders)
+    load = loader or _default_loader()
+    if settings.modes and codec_module is None:
+        codec_module = _default_codec()
+    if REFERENCE not in settings.codecs:
+        settings.codecs.insert(0, REFERENCE)
+        settings.notes.append(f"{REFERENCE} added: it is the reference of the ratio column")
+    files = discover(folders)
+    if settings.limit is not None:
+        files = files[: settings.limit]
+    several_roots = len({root for root, _ in files}) > 1
+    records: list[dict[str, Any]] = []
+    bar = tqdm(files, desc="bench", unit="img", disable=not progress, dynamic_ncols=True)
+    for root, path in bar:
+        bar.set_postfix_str(path.name[-30:], refresh=False)
+        record = _image_header(root, path, several_roots)
+        try:
+            raw = path.read_bytes()
+            source = load(raw)
+        except Exception as exc:  # unreadable/corrupt input: list it and go on
+            record.update(status="error", reason=_short_error(exc))
+            records.append(record)
+            continue
+        planes = list(source.planes)
+        record.update(
+            kind=source.kind,
+            modality=(getattr(source, "modality", None) or None),
+            bits=int(source.bits),
+            planes=len(planes),
+            shape=list(planes[0].shape) if planes else None,
+            pixels=int(sum(int(np.asarray(p).size) for p in planes)),
+        )
+        if not planes:
+            why = getattr(source, "description", None) or "nothing in the file can be modelled"
+            record.update(status="skipped", reason=f"no modelled planes: {why}")
+            records.append(record)
+            continue
+        record.update(status="ok", results=bench_image(source, raw, settings, codec_module))
+        records.append(record)
+    _note_unavailable_modes(records, settings, echo)
+    return records
+
+
+def _note_unavailable_modes(
+    records: list[dict[str, Any]], settings: BenchSettings, echo: Callable[[str], None] | None
+) -> None:
+    """A learned mode whose weights are missing gets a note; with no exact result its row goes."""
+    for mode in settings.modes:
+        key = f"medcodec-{mode}"
+        outcomes = [r["results"][key] for r in records if r.get("status") == "ok"]
+        missing = [o for o in outcomes if o["status"] == "unavailable"]
+        if not missing:
+            continue
+        if all(o["status"] == "unavailable" for o in outcomes):
+            note = f"medcodec mode '{mode}' unavailable ({missing[0]['reason']}); row omitted"
+            for r in records:
+                if r.get("status") == "ok":
+                    del r["results"][key]
+        else:
+            note = f"medcodec mode '{mode}' unavailable for {len(missing)} image(s); not counted"
+        settings.notes.append(note)
+        if echo is not None:
+            echo(f"note: {note}")
+
+
+def is_medcodec(name: str) -> bool:
+    return name.startswith("medcodec-")
