@@ -80,6 +80,15 @@ def _dataset(data: bytes) -> Any:
             raise InvalidInputError(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
 
 
+def _has_identifying_elements(ds: Any) -> bool:
+    """A preamble-less file counts as DICOM only if pydicom found real identifying/image elements."""
+    wanted = (0x00080016, 0x00080018, 0x00080060, 0x00280010, 0x00280011, PIXEL_DATA_TAG)
+    try:
+        return any(tag in ds for tag in wanted)
+    except Exception:
+        return False
+
+
 def _attr(ds: Any, keyword: str, default: Any = None) -> Any:
     """An attribute's value, or default when absent, empty or unparsable."""
     with warnings.catch_warnings():
@@ -167,6 +176,8 @@ def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> Dicom
 def read_dicom(data: bytes) -> DicomRead:
     """Split a DICOM file into planes and envelope parts; see the module docstring."""
     ds = _dataset(data)
+    if not has_part10_preamble(data) and not _has_identifying_elements(ds):
+        raise InvalidInputError("no DICOM preamble and no identifying DICOM elements: not a DICOM file")
     modality = str(_attr(ds, "Modality", "") or "")
     photometric = str(_attr(ds, "PhotometricInterpretation", "") or "").strip()
     file_meta = getattr(ds, "file_meta", None)

@@ -118,7 +118,13 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
     except InvalidInputError as exc:
         raise InvalidInputError(f"{name}: {exc}" if name else str(exc)) from None
     if kind == "dicom":
-        read = dicom.read_dicom(data)
+        try:
+            read = dicom.read_dicom(data)
+        except InvalidInputError as exc:
+            if dicom.has_part10_preamble(data):
+                raise
+            # Preamble-less content was only a guess at ACR-NEMA: say what we accept instead.
+            raise InvalidInputError(f"unrecognised input format ({exc}); accepted: {ACCEPTED}") from None
         photometric, modality = read.photometric, read.modality
     else:
         read = images.READERS[kind](data)
