@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import click
 
 from medcodec import __version__
-from medcodec.errors import InvalidInputError, MedcodecError, OutputExistsError
+from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError, OutputExistsError
 from medcodec.fileio import atomic_write, same_file
 
 MLC_SUFFIX = ".mlc"
@@ -40,10 +40,12 @@ When several files fail for different reasons, the status is that of the first f
 
 @dataclass
 class Task:
-    """One unit of work: src is a path or '-' (stdin); dest a path, '-' (stdout) or None (derive it)."""
+    """One unit of work: src is a path or '-' (stdin); dest a path, '-' (stdout) or None: derived from
+    base once the decoded kind is known (a name without '.mlc' gets the kind's extension)."""
 
     src: str
     dest: str | None
+    base: str = ""
 
 
 @dataclass
@@ -118,21 +120,24 @@ def plan(inputs: tuple[str, ...], output: str | None, out_dir: str | None, patte
     for src, root in files:
         if src == "-":
             tasks.append(Task("-", "-"))
-        elif out_dir is not None:
+            continue
+        base = src
+        if out_dir is not None:
             rel = Path(src).relative_to(root) if root is not None else Path(Path(src).name)
-            tasks.append(Task(src, str(Path(out_dir) / rel) + ("" if decoding else MLC_SUFFIX)))
+            base = str(Path(out_dir) / rel)
+        if not decoding:
+            tasks.append(Task(src, base + MLC_SUFFIX))
+        elif _strips(base):
+            tasks.append(Task(src, base[: -len(MLC_SUFFIX)]))
         else:
-            tasks.append(Task(src, None if decoding else src + MLC_SUFFIX))
+            tasks.append(Task(src, None, base))
     return tasks
 
 
-def _decoded_name(base: str, kind: str) -> str:
-    """scan.dcm.mlc -> scan.dcm; a name without .mlc gets the restored kind's extension appended."""
-    from medcodec.codec import suggested_extension
-
-    if base.lower().endswith(MLC_SUFFIX) and len(base) > len(MLC_SUFFIX):
-        return base[: -len(MLC_SUFFIX)]
-    return base + suggested_extension(kind)
+def _strips(name: str) -> bool:
+    """Whether a decoded name is the stream's name minus '.mlc' (scan.dcm.mlc -> scan.dcm)."""
+    stem = os.path.basename(name)
+    return stem.lower().endswith(MLC_SUFFIX) and len(stem) > len(MLC_SUFFIX)
 
 
 # ------------------------------------------------------------------------------------- plumbing
@@ -193,7 +198,10 @@ def _encode_one(task: Task, mode: str, device: str, effort: int | None, force: b
         _precheck_dest(task.dest, task.src, force)
         raw = _read_input(task.src)
         source: Any = raw if task.src == "-" else task.src
-        data = codec.encode(source, mode=mode, device=device, effort=effort)
+        try:
+            data = codec.encode(source, mode=mode, device=device, effort=effort)
+        except ModelMismatchError as exc:
+            raise ModelMismatchError(f"{exc} (or encode with --mode classical)") from exc
         if verify:
             try:
                 codec.verify(data, original=raw, device=device)
@@ -205,7 +213,7 @@ def _encode_one(task: Task, mode: str, device: str, effort: int | None, force: b
         summary = codec.info(data)
         methods = ",".join(sorted({f["method"] for f in summary.get("frames", [])})) or "envelope only"
         bpp = summary.get("bpp")
-        msg = (f"{_label(task.src)} -> {_label(task.dest)}: {len(raw):,} -> {len(data):,} bytes "
+        msg = (f"{_label(task.src)} -> {_label(task.dest, 'stdout')}: {len(raw):,} -> {len(data):,} bytes "
                f"({len(raw) / max(len(data), 1):.2f}x" + (f", {bpp:.3f} bpp" if bpp else "") + f", {methods})")
         return Outcome(task.src, message=msg, bytes_in=len(raw), bytes_out=len(data))
 
@@ -219,16 +227,16 @@ def _decode_one(task: Task, device: str, force: bool) -> Outcome:
         _precheck_dest(task.dest, task.src, force)
         data = _read_input(task.src)
         decoded = codec.decode(data, device=device)
-        dest = task.dest or _decoded_name(task.src, decoded.kind)
+        dest = task.dest or task.base + codec.suggested_extension(decoded.kind)
         _write_output(dest, decoded.data, task.src, force)
-        msg = f"{_label(task.src)} -> {_label(dest)}: {len(decoded.data):,} bytes ({decoded.kind}, verified)"
+        msg = f"{_label(task.src)} -> {_label(dest, 'stdout')}: {len(decoded.data):,} bytes ({decoded.kind}, verified)"
         return Outcome(task.src, message=msg, bytes_in=len(data), bytes_out=len(decoded.data))
 
     return _guard(task.src, work)
 
 
-def _label(path: str | None) -> str:
-    return {"-": "<stdin/stdout>", None: "?"}.get(path, path)  # type: ignore[arg-type]
+def _label(path: str | None, stream: str = "stdin") -> str:
+    return f"<{stream}>" if path == "-" else str(path)
 
 
 def _run_all(tasks: list[Task], one: Callable[..., Outcome], args: tuple, jobs: int, quiet: bool,
@@ -465,8 +473,7 @@ def format_info(name: str, s: dict[str, Any]) -> str:
     """Human-readable form of codec.info's dict."""
     lines = [f"{name}: medcodec stream, format version {s.get('format_version')}, "
              f"written by medcodec {s.get('encoder_version')}"]
-    lines.append(f"  original : {s.get('kind')}, {s.get('original_size', '?'):,} bytes"
-                 if isinstance(s.get("original_size"), int) else f"  original : {s.get('kind')}")
+    lines.append(f"  original : {s.get('kind')}" + (f", {s['description']}" if s.get("description") else ""))
     if s.get("original_sha256"):
         lines.append(f"  sha256   : {s['original_sha256']}")
     lines.append(f"  stream   : {s.get('stream_size', 0):,} bytes"

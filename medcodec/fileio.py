@@ -51,11 +51,11 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, force: bool = False,
     dest = Path(path)
     for p in protect:
         if same_file(dest, p):
-            raise InvalidInputError(f"{dest}: output would overwrite the input; choose another output name")
+            raise InvalidInputError(f"output {dest} is an input; choose another output name")
     if dest.is_dir():
         raise InvalidInputError(f"{dest}: output path is a directory")
     if dest.exists() and not force:
-        raise OutputExistsError(f"{dest}: output exists; use --force to overwrite it")
+        raise OutputExistsError(f"output {dest} exists; use --force to overwrite it")
     directory = dest.parent if str(dest.parent) else Path(".")
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -87,11 +87,11 @@ def _link_without_clobber(tmp: Path, dest: Path) -> None:
     try:
         os.link(tmp, dest)  # atomic and refuses an existing name, unlike os.replace
     except FileExistsError as exc:
-        raise OutputExistsError(f"{dest}: output exists; use --force to overwrite it") from exc
+        raise OutputExistsError(f"output {dest} exists; use --force to overwrite it") from exc
     except OSError:
         # File systems without hard links: check-then-rename leaves a small race, acceptable there.
         if dest.exists():
-            raise OutputExistsError(f"{dest}: output exists; use --force to overwrite it") from None
+            raise OutputExistsError(f"output {dest} exists; use --force to overwrite it") from None
         os.replace(tmp, dest)
         return
     tmp.unlink()

@@ -1,0 +1,267 @@
+"""The library API: encode(source) -> .mlc bytes, decode(bytes) -> the original file, info, verify.
+
+Each plane (frame) is coded on its own by the chosen method. The classical method is the size bound:
+a frame whose learned streams come out larger than its classical streams is stored classically, so a
+.mlc file is never larger than the classical coding of the same input. Decoding checks every CRC,
+the pixels' sha256 and the restored file's sha256, and raises instead of returning anything wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import medcodec
+from medcodec.container import format as container
+from medcodec.container.format import Header, Section, SectionKind
+from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError
+from medcodec.io import source as io_source
+from medcodec.pipelines import get_method
+from medcodec.pipelines.base import Method, Stream
+
+EXTENSIONS = {"dicom": ".dcm", "png": ".png", "tiff": ".tif", "npy": ".npy"}
+# Kinds whose restore() rebuilds the same bytes; the others come back pixel-identical.
+BYTE_EXACT_KINDS = ("dicom", "npy")
+
+
+@dataclass
+class DecodedFile:
+    """A decoded stream: the restored file's bytes and kind, the planes, and the stream header."""
+
+    kind: str
+    data: bytes
+    planes: list[np.ndarray]
+    header: Header
+    fidelity: str  # 'bytes' (sha256 of the original file matched) or 'pixels' (PNG/TIFF re-encoded)
+
+
+def suggested_extension(kind: str) -> str:
+    """File extension for a restored file of this kind ('.dcm', '.png', '.tif', '.npy')."""
+    return EXTENSIONS.get(kind, ".bin")
+
+
+# ------------------------------------------------------------------------------- envelope section
+
+
+# A raw LZMA2 stream: the .xz wrapper would add ~60 bytes per file and a check the section CRC already gives.
+_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+
+
+def _pack_envelope(io_envelope: bytes) -> bytes:
+    """The io layer's envelope (DICOM header bytes, PNG chunks, ...): mostly text-like, so lzma it."""
+    return lzma.compress(io_envelope, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+
+
+def _unpack_envelope(payload: bytes) -> bytes:
+    try:
+        return lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    except lzma.LZMAError as exc:
+        raise CorruptStreamError(f"envelope section cannot be decompressed ({exc})") from exc
+
+
+# -------------------------------------------------------------------------------------- encode
+
+
+def _stream_cost(streams: list[Stream]) -> int:
+    """Bytes these streams add to the file, section table entries included."""
+    return sum(len(s.payload) for s in streams) + container.SECTION_OVERHEAD * len(streams)
+
+
+def _code_frame(plane: np.ndarray, bits: int, method: Method, classical: Method) -> tuple[list[Stream], dict]:
+    """Streams for one frame by method, or by classical when that is smaller (the size guarantee)."""
+    base = classical.encode(plane, bits)
+    if method is classical:
+        return base, {"method": classical.name}
+    learned = method.encode(plane, bits)
+    excess = _stream_cost(learned) - _stream_cost(base)
+    if excess > 0:
+        return base, {"method": classical.name, "fallback": f"{method.name} was {excess} bytes larger"}
+    return learned, {"method": method.name}
+
+
+def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
+           effort: int | None = None) -> bytes:
+    """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
+
+    mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
+    the classical coding. Raises InvalidInputError for unreadable input, ModelMismatchError when the
+    mode's weights are not installed.
+    """
+    src = io_source.load(source)
+    classical = get_method("classical", effort=effort)
+    method = classical if mode == "classical" else get_method(mode, device)
+    shape = tuple(src.planes[0].shape) if src.planes else (0, 0)
+    sections = [Section(SectionKind.ENVELOPE, 0, 0, _pack_envelope(src.envelope))]
+    frames: list[dict[str, Any]] = []
+    for number, plane in enumerate(src.planes):
+        streams, frame_meta = _code_frame(plane, src.bits, method, classical)
+        sections.extend(Section(SectionKind(s.kind), number, s.index, s.payload) for s in streams)
+        if plane.shape != shape:  # rare (TIFF pages of different sizes); the header holds the first shape
+            frame_meta["shape"] = list(plane.shape)
+        frames.append(frame_meta)
+    learned_used = method is not classical and any(f["method"] == method.name for f in frames)
+    header = Header(
+        source_kind=src.kind, height=shape[0], width=shape[1], frames=len(src.planes),
+        bits_stored=src.bits if src.planes else 0, signed=src.signed, photometric=src.photometric,
+        method=method.name if learned_used else classical.name,
+        model_id=method.model_id if learned_used else "",
+        model_sha256=method.model_sha256 if learned_used else b"",
+        encoder_version=medcodec.__version__,
+        pixel_sha256=io_source.pixel_sha256(src.planes),
+        original_sha256=src.original_sha256 or b"",
+        meta={"frames": frames, **{k: v for k, v in (("modality", src.modality),
+                                                          ("description", src.description)) if v}},
+    )
+    return container.pack(header, sections)
+
+
+# -------------------------------------------------------------------------------------- decode
+
+
+def _frames(header: Header) -> list[dict[str, Any]]:
+    """Per-frame method, fallback note and shape, validated: the header meta is untrusted input."""
+    frames = header.meta.get("frames")
+    if not isinstance(frames, list) or len(frames) != header.frames:
+        raise CorruptStreamError(f"corrupt medcodec file: frame list does not match the {header.frames} frames")
+    out = []
+    for number, frame in enumerate(frames):
+        try:
+            shape = frame.get("shape", [header.height, header.width])
+            out.append({"method": str(frame["method"]), "shape": (int(shape[0]), int(shape[1])),
+                        **({"fallback": str(frame["fallback"])} if "fallback" in frame else {})})
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            raise CorruptStreamError(f"corrupt medcodec file: frame {number} metadata is malformed") from None
+    return out
+
+
+def _method_for(name: str, header: Header, device: str) -> Method:
+    """The method a frame names, checked against the weights the stream was written with."""
+    if name == "classical":
+        return get_method("classical")
+    method = get_method(name, device)
+    if method.model_id != header.model_id or method.model_sha256 != header.model_sha256:
+        raise ModelMismatchError(
+            f"stream needs {name} model {header.model_id or '?'} (sha256 {header.model_sha256.hex()[:16]}), "
+            f"installed is {method.model_id} (sha256 {method.model_sha256.hex()[:16]}); "
+            "install the medcodec release that wrote it")
+    return method
+
+
+def _split(sections: list[Section], frames: int) -> tuple[bytes, dict[int, list[Stream]]]:
+    """The envelope payload, and each frame's streams (sorted, so methods see a fixed order)."""
+    envelope = [s for s in sections if s.kind == SectionKind.ENVELOPE]
+    if len(envelope) != 1:
+        raise CorruptStreamError(f"corrupt medcodec file: {len(envelope)} envelope sections, expected 1")
+    per_frame: dict[int, list[Stream]] = {}
+    for s in sections:
+        if s.kind != SectionKind.ENVELOPE:
+            if s.frame >= frames:
+                raise CorruptStreamError(f"corrupt medcodec file: section for frame {s.frame} of {frames}")
+            per_frame.setdefault(s.frame, []).append(Stream(s.kind, s.index, s.payload))
+    for streams in per_frame.values():
+        streams.sort(key=lambda st: (st.kind, st.index))
+    return envelope[0].payload, per_frame
+
+
+def _check_restored(kind: str, data: bytes, header: Header) -> str:
+    """'bytes' when the file equals the original; 'pixels' when a PNG/TIFF re-reads to the same pixels."""
+    if header.original_sha256 and hashlib.sha256(data).digest() == header.original_sha256:
+        return "bytes"
+    if kind in BYTE_EXACT_KINDS and header.original_sha256:
+        raise CorruptStreamError("restored file checksum mismatch: refusing to write a wrong file")
+    reread = io_source.load(data)
+    if io_source.pixel_sha256(reread.planes) != header.pixel_sha256:
+        raise CorruptStreamError("restored file pixel checksum mismatch: refusing to write a wrong file")
+    return "pixels"
+
+
+def decode(data: bytes, *, device: str = "auto") -> DecodedFile:
+    """Decode .mlc bytes and rebuild the original file, checking every CRC and checksum.
+
+    Raises CorruptStreamError (damage, any checksum mismatch), UnsupportedVersionError (newer format)
+    or ModelMismatchError (weights missing or different); never returns wrong data.
+    """
+    header, sections = container.unpack(bytes(data))
+    kind = header.source_kind
+    if kind not in EXTENSIONS:
+        raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
+    frames = _frames(header)
+    envelope, per_frame = _split(sections, header.frames)
+    planes = [_method_for(f["method"], header, device).decode(per_frame.get(n, []), f["shape"], header.bits_stored)
+              for n, f in enumerate(frames)]
+    if io_source.pixel_sha256(planes) != header.pixel_sha256:
+        raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
+    restored = io_source.restore(kind, _unpack_envelope(envelope), planes)
+    fidelity = _check_restored(kind, restored, header)
+    return DecodedFile(kind=kind, data=restored, planes=planes, header=header, fidelity=fidelity)
+
+
+# ------------------------------------------------------------------------------- info and verify
+
+
+def info(data: bytes) -> dict[str, Any]:
+    """What a stream holds, without decoding pixels: header, bytes per section kind, frames, bits/pixel."""
+    header, sections = container.unpack(bytes(data))
+    frames = _frames(header)
+    section_bytes: dict[str, int] = {}
+    frame_bytes = [0] * len(frames)
+    for s in sections:
+        name = SectionKind(s.kind).name.lower()
+        section_bytes[name] = section_bytes.get(name, 0) + len(s.payload)
+        if s.kind != SectionKind.ENVELOPE and s.frame < len(frames):
+            frame_bytes[s.frame] += len(s.payload)
+    pixels = sum(f["shape"][0] * f["shape"][1] for f in frames)
+    return {
+        "format_version": f"{container.FORMAT_MAJOR}.{container.FORMAT_MINOR}",
+        "encoder_version": header.encoder_version,
+        "kind": header.source_kind,
+        "description": header.meta.get("description", ""),
+        "modality": header.meta.get("modality", ""),
+        "photometric": header.photometric,
+        "bits": header.bits_stored,
+        "signed": header.signed,
+        "method": header.method,
+        "model_id": header.model_id,
+        "model_sha256": header.model_sha256.hex(),
+        "original_sha256": header.original_sha256.hex() or None,
+        "pixel_sha256": header.pixel_sha256.hex(),
+        "stream_size": len(data),
+        "section_bytes": section_bytes,
+        "frames": [{"frame": n, **f, "shape": list(f["shape"]), "bits": header.bits_stored,
+                    "bytes": frame_bytes[n]} for n, f in enumerate(frames)],
+        "pixels": pixels,
+        "bpp": 8 * len(data) / pixels if pixels else None,
+    }
+
+
+def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, device: str = "auto") -> dict:
+    """Decode in memory and check everything; with original, also compare against it. Writes nothing.
+
+    Returns a summary dict; raises CorruptStreamError on any mismatch.
+    """
+    decoded = decode(data, device=device)
+    result: dict[str, Any] = {"kind": decoded.kind, "frames": len(decoded.planes),
+                              "fidelity": decoded.fidelity, "size": len(decoded.data)}
+    if original is None:
+        return result
+    if not isinstance(original, (bytes, bytearray, memoryview)):
+        try:
+            original = open(original, "rb").read()
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read original {os.fspath(original)}: {exc.strerror or exc}") from exc
+    original = bytes(original)
+    if original == decoded.data:
+        result["matches_original"] = "bytes"
+        return result
+    if decoded.kind in BYTE_EXACT_KINDS:
+        raise CorruptStreamError("decoded file differs from the original given (byte comparison)")
+    other = io_source.load(original)
+    if io_source.pixel_sha256(other.planes) != decoded.header.pixel_sha256:
+        raise CorruptStreamError("decoded pixels differ from the original given")
+    result["matches_original"] = "pixels"
+    return result

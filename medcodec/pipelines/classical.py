@@ -1,0 +1,77 @@
+"""The classical method: the whole plane by JPEG-XL lossless. Always available; the codec's fallback."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import imagecodecs
+import numpy as np
+
+from medcodec.container.format import SectionKind
+from medcodec.errors import CorruptStreamError
+from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
+
+DEFAULT_EFFORT = 7  # libjxl's own default: ~1 s per megapixel here; 9 gains ~3 % for 3x the time
+
+# First payload byte: how the rest is coded. Raw exists because JPEG-XL's header alone (~70 bytes)
+# outweighs tiny planes, and the classical result is the size bound for every other method.
+_TAG_RAW = 0
+_TAG_JPEGXL = 1
+
+
+def _sample_dtype(bits: int) -> np.dtype:
+    return np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
+
+
+def jpegxl_encode_plane(plane: np.ndarray, bits: int, effort: int = DEFAULT_EFFORT) -> bytes:
+    """Lossless JPEG-XL codestream of a plane; bitspersample tells libjxl the true range (smaller output)."""
+    data = plane.astype(_sample_dtype(bits), copy=False)
+    return imagecodecs.jpegxl_encode(data, lossless=True, effort=effort, bitspersample=bits,
+                                     usecontainer=False)
+
+
+def jpegxl_decode_plane(payload: bytes) -> np.ndarray:
+    try:
+        plane = imagecodecs.jpegxl_decode(payload)
+    except Exception as exc:  # imagecodecs raises its own JpegxlError, or ValueError on garbage
+        raise CorruptStreamError(f"JPEG-XL stream cannot be decoded ({exc})") from exc
+    if plane.ndim != 2:
+        raise CorruptStreamError(f"JPEG-XL stream holds a {plane.ndim}-D image, expected one plane")
+    return plane.astype(np.uint16, copy=False)
+
+
+class ClassicalMethod(Method):
+    """Whole plane, JPEG-XL lossless (or raw samples when that is smaller)."""
+
+    name = "classical"
+
+    def __init__(self, effort: int | None = None) -> None:
+        self.effort = DEFAULT_EFFORT if effort is None else int(effort)
+        if not 1 <= self.effort <= 10:
+            raise ValueError(f"JPEG-XL effort must be 1..10, got {self.effort}")
+
+    def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
+        plane = check_plane(plane, bits)
+        jxl = jpegxl_encode_plane(plane, bits, self.effort)
+        raw = plane.astype(_sample_dtype(bits), copy=False).tobytes()
+        if len(raw) <= len(jxl):
+            payload = bytes([_TAG_RAW]) + raw
+        else:
+            payload = bytes([_TAG_JPEGXL]) + jxl
+        return [Stream(SectionKind.PLANE_CLASSICAL, 0, payload)]
+
+    def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
+        payloads = [s.payload for s in streams if s.kind == SectionKind.PLANE_CLASSICAL]
+        if len(payloads) != 1 or not payloads[0]:
+            raise CorruptStreamError(f"classical frame needs exactly one non-empty stream, found {len(payloads)}")
+        tag, body = payloads[0][0], payloads[0][1:]
+        if tag == _TAG_JPEGXL:
+            plane = jpegxl_decode_plane(body)
+        elif tag == _TAG_RAW:
+            dtype = _sample_dtype(bits)
+            if len(body) != shape[0] * shape[1] * dtype.itemsize:
+                raise CorruptStreamError("raw classical stream has the wrong length")
+            plane = np.frombuffer(body, dtype=dtype).reshape(shape)
+        else:
+            raise CorruptStreamError(f"unknown classical stream tag {tag}")
+        return check_decoded(plane, shape, bits, "classical")
