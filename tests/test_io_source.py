@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from medcodec.errors import CorruptStreamError, InvalidInputError, UnsupportedVersionError
+from medcodec.errors import CorruptStreamError, InvalidInputError, ResourceLimitError, UnsupportedVersionError
 from medcodec.io import load, pixel_sha256, restore
 from medcodec.io.source import ENVELOPE_VERSION, pack_envelope, unpack_envelope
 
@@ -75,6 +75,22 @@ def test_pixel_sha256_covers_shape_values_and_count() -> None:
     assert pixel_sha256([np.asfortranarray(a)]) == digest  # memory layout does not matter
     with pytest.raises(ValueError):
         pixel_sha256([a.astype(np.int32)])
+
+
+def test_declared_pixel_limit_is_checked_before_decoding() -> None:
+    png = imagecodecs.png_encode(np.zeros((10, 20), np.uint8))
+    assert len(load(png, max_pixels=200).planes) == 1
+    assert len(load(png, max_pixels=None).planes) == 1
+    # A PNG whose IHDR claims 100000 x 100000: refused from the header, nothing is allocated.
+    bomb = bytearray(png)
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2
+    with pytest.raises(ResourceLimitError):
+        load(bytes(bomb))
+    tiff = imagecodecs.tiff_encode(np.zeros((10, 20), np.uint16))
+    with pytest.raises(ResourceLimitError):
+        load(tiff, max_pixels=199)
+    with pytest.raises(ResourceLimitError):
+        load(np.zeros((3, 10, 20), np.uint8), max_pixels=599)
 
 
 def test_description_is_one_line() -> None:

@@ -274,6 +274,18 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+def declared_pixels(kind: str, data: bytes) -> int:
+    """Pixels the file's header declares (all pages), read before any pixel is decoded."""
+    if kind == "png":
+        chunks, _ = _png_chunks(data)
+        width, height = struct.unpack(">II", chunks[0][1][8:16]) if chunks[0][0] == b"IHDR" else (0, 0)
+        return width * height
+    if kind == "tiff":
+        return sum(int(_first(p.get(256), 0) or 0) * int(_first(p.get(257), 0) or 0) for p in _tiff_pages(data))
+    _, shape, _, _ = _npy_header(data)
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
 def write_image(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarray]) -> bytes:
     layout = meta.get("layout")
     if layout == "whole" and len(blobs) == 1:

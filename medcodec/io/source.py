@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from medcodec.errors import CorruptStreamError, InvalidInputError, UnsupportedVersionError
+from medcodec.errors import CorruptStreamError, InvalidInputError, ResourceLimitError, UnsupportedVersionError
 from medcodec.io import dicom, images
 
 ENVELOPE_MAGIC = b"MCEV"
 ENVELOPE_VERSION = 1
 KINDS = ("dicom", "png", "tiff", "npy")
+# Guard against decompression bombs (a tiny PNG can declare gigapixels); far above any medical image.
+DEFAULT_MAX_PIXELS = 1 << 30
 ACCEPTED = "DICOM (Part 10 or ACR-NEMA), PNG, TIFF, or .npy / numpy array"
 
 
@@ -103,10 +105,13 @@ def _read_bytes(source: str | os.PathLike | bytes | bytearray | memoryview) -> b
         raise InvalidInputError(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from exc
 
 
-def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = None) -> ImageSource:
+def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = None,
+         max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageSource:
     """Read a file (path or bytes, format sniffed from content) or an array into an ImageSource.
 
-    name is only a hint for messages: the content decides the format.
+    name is only a hint for messages: the content decides the format. An image whose header declares
+    more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
+    needs no such check: its planes never hold more samples than the file has bytes.
     """
     if isinstance(source, np.ndarray):
         data, original_sha = images.array_to_npy(source), None
@@ -127,6 +132,8 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
             raise InvalidInputError(f"unrecognised input format ({exc}); accepted: {ACCEPTED}") from None
         photometric, modality = read.photometric, read.modality
     else:
+        if max_pixels is not None and (declared := images.declared_pixels(kind, data)) > max_pixels:
+            raise ResourceLimitError(f"{name or kind} declares {declared} pixels, over the limit of {max_pixels}")
         read = images.READERS[kind](data)
         # Non-DICOM grayscale has no photometric, except a TIFF that says black is the maximum.
         photometric = "MONOCHROME1" if read.meta.get("photometric") == 0 else ""
