@@ -136,6 +136,15 @@ def test_tiff_multipage_compressed_miniswhite() -> None:
     assert Image.open(io.BytesIO(rebuilt)).tag_v2[262] == 0
 
 
+def test_big_endian_tiff() -> None:
+    image = np.array([[1, 258, 65535]], dtype=np.uint16)
+    data = imagecodecs.tiff_encode(image.copy(), byteorder=">")  # the encoder byte-swaps its input in place
+    assert data[:2] == b"MM"
+    source, rebuilt = roundtrip(data)
+    np.testing.assert_array_equal(source.planes[0], image)
+    np.testing.assert_array_equal(imagecodecs.tiff_decode(rebuilt), image)
+
+
 def test_tiff_rgb_is_verbatim() -> None:
     data = imagecodecs.tiff_encode(np.zeros((4, 4, 3), np.uint8), photometric="rgb")
     source, rebuilt = roundtrip(data)

@@ -247,14 +247,14 @@ def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, sam
         return f"PixelRepresentation {pixel_rep}"
     if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
         return "missing or zero Rows/Columns/NumberOfFrames"
-    if alloc == 16 and not little_endian_ok(raw):
+    if alloc == 16 and not _words_readable(raw):
         return "big-endian OB pixel data"
     if rows * cols * frames * (alloc // 8) > pixel_len:
         return "PixelData shorter than Rows*Columns*Frames"
     return None
 
 
-def little_endian_ok(raw: Any) -> bool:
+def _words_readable(raw: Any) -> bool:
     """16-bit words are byte-swapped in big-endian files only when the VR is OW (or implicit)."""
     return bool(raw.is_little_endian) or raw.VR in ("OW", None, "US", "SS", "OB or OW", "US or SS or OW")
 
