@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import click
 
 from medcodec import __version__
-from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError, OutputExistsError
+from medcodec.errors import CorruptStreamError, InvalidInputError, MedcodecError, ModelMismatchError, OutputExistsError
 from medcodec.fileio import atomic_write, same_file
 
 MLC_SUFFIX = ".mlc"
@@ -434,6 +434,8 @@ def info(ctx: click.Context, stream: str, as_json: bool) -> None:
             click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
         else:
             click.echo(format_info(stream, summary))
+        if summary["integrity"] != "ok":
+            raise CorruptStreamError(f"{stream}: {summary['integrity']}")
 
     _guard_command(ctx, work)
 
@@ -471,16 +473,17 @@ def verify(ctx: click.Context, stream: str, original: str | None, device: str) -
 
 def format_info(name: str, s: dict[str, Any]) -> str:
     """Human-readable form of codec.info's dict."""
-    lines = [f"{name}: medcodec stream, format version {s.get('format_version')}, "
+    lines = [f"{name}: medcodec stream, format {s.get('format_major')}.x, "
              f"written by medcodec {s.get('encoder_version')}"]
     lines.append(f"  original : {s.get('kind')}" + (f", {s['description']}" if s.get("description") else ""))
     if s.get("original_sha256"):
         lines.append(f"  sha256   : {s['original_sha256']}")
+    lines.append(f"  integrity: {s.get('integrity')}")
     lines.append(f"  stream   : {s.get('stream_size', 0):,} bytes"
                  + (f", {s['bpp']:.3f} bits/pixel" if s.get("bpp") else "")
                  + (f", ratio {s['ratio']:.2f}" if s.get("ratio") else ""))
-    if s.get("model_id"):
-        lines.append(f"  model    : {s['model_id']} (sha256 {s.get('model_sha256', '')[:16]}...)")
+    lines.append(f"  method   : {s.get('method')}" + (f", model {s['model_id']} (sha256 {s['model_sha256'][:16]}...)"
+                                                       if s.get("model_id") else ""))
     lines.append("  sections :")
     for kind, size in sorted(s.get("section_bytes", {}).items()):
         lines.append(f"    {kind:<20} {size:>12,} bytes")
@@ -489,8 +492,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
     for f in frames[:32]:
         note = f" ({f['fallback']})" if f.get("fallback") else ""
         shape = "x".join(str(d) for d in f.get("shape", ()))
-        lines.append(f"    #{f.get('frame')}: {shape} {f.get('bits')}-bit, {f.get('method')}, "
-                     f"{f.get('bytes', 0):,} bytes{note}")
+        size = f"{f['bytes']:,} bytes" if f.get("bytes") is not None else "size unknown"
+        lines.append(f"    #{f.get('frame')}: {shape} {f.get('bits')}-bit, {f.get('method')}, {size}{note}")
     if len(frames) > 32:
         lines.append(f"    ... {len(frames) - 32} more (use --json)")
     return "\n".join(lines)

@@ -108,7 +108,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     header = Header(
         source_kind=src.kind, height=shape[0], width=shape[1], frames=len(src.planes),
         bits_stored=src.bits if src.planes else 0, signed=src.signed, photometric=src.photometric,
-        method=method.name if learned_used else classical.name,
+        method=method.name,  # as requested; the frames say what was actually used
         model_id=method.model_id if learned_used else "",
         model_sha256=method.model_sha256 if learned_used else b"",
         encoder_version=medcodec.__version__,
@@ -205,20 +205,33 @@ def decode(data: bytes, *, device: str = "auto") -> DecodedFile:
 
 
 def info(data: bytes) -> dict[str, Any]:
-    """What a stream holds, without decoding pixels: header, bytes per section kind, frames, bits/pixel."""
-    header, sections = container.unpack(bytes(data))
+    """What a stream holds, without decoding pixels: header, bytes per section kind, frames, bits/pixel.
+
+    Only the header must be intact; when the sections are damaged, 'integrity' says why and the
+    section sizes are left out (so a damaged file can still be identified).
+    """
+    data = bytes(data)
+    header = container.read_header(data)
     frames = _frames(header)
     section_bytes: dict[str, int] = {}
-    frame_bytes = [0] * len(frames)
+    frame_bytes: list[int | None] = [None] * len(frames)
+    try:
+        _, sections = container.unpack(data)
+        integrity = "ok"
+    except CorruptStreamError as exc:
+        sections, integrity = [], f"damaged: {exc}"
+    else:
+        frame_bytes = [0] * len(frames)
     for s in sections:
         name = SectionKind(s.kind).name.lower()
         section_bytes[name] = section_bytes.get(name, 0) + len(s.payload)
         if s.kind != SectionKind.ENVELOPE and s.frame < len(frames):
-            frame_bytes[s.frame] += len(s.payload)
+            frame_bytes[s.frame] += len(s.payload)  # type: ignore[operator]
     pixels = sum(f["shape"][0] * f["shape"][1] for f in frames)
     return {
-        "format_version": f"{container.FORMAT_MAJOR}.{container.FORMAT_MINOR}",
+        "format_major": container.FORMAT_MAJOR,  # the file's minor is the container's business
         "encoder_version": header.encoder_version,
+        "integrity": integrity,
         "kind": header.source_kind,
         "description": header.meta.get("description", ""),
         "modality": header.meta.get("modality", ""),

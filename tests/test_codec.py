@@ -1,0 +1,248 @@
+"""The library API: exact round trips, the never-larger-than-classical rule, and refusing damaged streams."""
+
+import hashlib
+
+import imagecodecs
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+import medcodec
+from medcodec import codec
+from medcodec.container import format as container
+from medcodec.container.format import SectionKind
+from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError
+from medcodec.pipelines import Stream, get_method
+from medcodec.pipelines.classical import ClassicalMethod
+
+RNG = np.random.default_rng(7)
+CT_SMALL = get_testdata_file("CT_small.dcm")
+
+
+def _smooth(shape, bits, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
+    base = (np.sin(yy / 9.0) + np.cos(xx / 13.0) + 2) / 4 * ((1 << bits) - 1)
+    noisy = base + rng.normal(0, (1 << bits) / 200, shape)
+    return np.clip(noisy, 0, (1 << bits) - 1).astype(np.uint16 if bits > 8 else np.uint8)
+
+
+@pytest.mark.parametrize("array", [
+    _smooth((40, 50), 8),
+    _smooth((33, 17), 16),
+    (_smooth((3, 20, 24), 12).astype(np.int16) - 2048).astype(np.int16),  # signed, several frames
+    np.array([[0, 65535]], np.uint16),
+])
+def test_array_roundtrip(array):
+    data = codec.encode(array, mode="classical")
+    decoded = codec.decode(data)
+    assert decoded.kind == "npy"
+    restored = np.load(__import__("io").BytesIO(decoded.data))
+    assert restored.dtype == array.dtype
+    np.testing.assert_array_equal(restored, array)
+    assert len(decoded.planes) == (array.shape[0] if array.ndim == 3 else 1)
+
+
+def test_dicom_byte_identical_from_path_and_bytes():
+    original = open(CT_SMALL, "rb").read()
+    for source in (CT_SMALL, original):
+        data = codec.encode(source, mode="classical")
+        assert len(data) < len(original)
+        decoded = codec.decode(data)
+        assert decoded.kind == "dicom" and decoded.fidelity == "bytes"
+        assert decoded.data == original
+    summary = codec.verify(data, original=CT_SMALL)
+    assert summary["matches_original"] == "bytes"
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_pixel_identical(bits):
+    pixels = _smooth((48, 64), bits, seed=bits)
+    png = imagecodecs.png_encode(pixels)
+    decoded = codec.decode(codec.encode(png, mode="classical"))
+    assert decoded.kind == "png"
+    np.testing.assert_array_equal(imagecodecs.png_decode(decoded.data), pixels)
+    assert codec.verify(codec.encode(png, mode="classical"), original=png)["matches_original"] in ("bytes", "pixels")
+
+
+def test_header_records_checksums_and_version():
+    original = open(CT_SMALL, "rb").read()
+    data = codec.encode(original, mode="classical")
+    header, sections = container.unpack(data)
+    assert header.original_sha256 == hashlib.sha256(original).digest()
+    assert header.encoder_version == medcodec.__version__
+    assert header.meta["frames"] == [{"method": "classical"}]
+    assert header.model_id == "" and header.model_sha256 == b""
+    kinds = [s.kind for s in sections]
+    assert kinds.count(SectionKind.ENVELOPE) == 1 and SectionKind.PLANE in kinds
+
+
+def test_info_describes_without_decoding():
+    data = codec.encode(CT_SMALL, mode="classical")
+    summary = codec.info(data)
+    assert summary["kind"] == "dicom" and summary["integrity"] == "ok"
+    assert summary["frames"][0]["method"] == "classical"
+    assert summary["frames"][0]["shape"] == [128, 128]
+    assert summary["section_bytes"]["envelope"] > 0 and summary["section_bytes"]["plane"] > 0
+    assert summary["bpp"] == pytest.approx(8 * len(data) / (128 * 128))
+    damaged = codec.info(data[:-10])
+    assert damaged["integrity"].startswith("damaged") and damaged["kind"] == "dicom"
+
+
+def test_unreadable_input():
+    with pytest.raises(InvalidInputError):
+        codec.encode(b"this is not an image", mode="classical")
+
+
+# ----------------------------------------------------------------- learned methods and the size rule
+
+
+class _PaddedMethod(ClassicalMethod):
+    """A 'learned' method that is always worse than classical: classical streams plus padding."""
+
+    name = "fast"
+    model_id = "padded-test"
+    model_sha256 = bytes(32)
+
+    def encode(self, plane, bits):
+        return super().encode(plane, bits) + [Stream(SectionKind.METHOD_STREAM, 0, bytes(5000))]
+
+    def decode(self, streams, shape, bits):
+        return super().decode([s for s in streams if s.kind == SectionKind.PLANE], shape, bits)
+
+
+class _BetterMethod(ClassicalMethod):
+    """A 'learned' method that beats the (low-effort) classical coding: JPEG-XL at a higher effort."""
+
+    name = "fast"
+    model_id = "better-test"
+    model_sha256 = bytes(range(32))
+
+    def __init__(self):
+        super().__init__(effort=9)
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    methods = {"classical": ClassicalMethod(effort=1)}
+
+    def fake_get_method(name, device="auto", effort=None):
+        if name not in methods:
+            raise ModelMismatchError(f"method {name!r} is not installed")
+        return methods[name]
+
+    monkeypatch.setattr(codec, "get_method", fake_get_method)
+    return methods
+
+
+def test_learned_frames_larger_than_classical_fall_back(fake_registry):
+    fake_registry["fast"] = _PaddedMethod(effort=1)
+    array = _smooth((2, 32, 32), 12)
+    data = codec.encode(array, mode="fast")
+    header, _ = container.unpack(data)
+    assert [f["method"] for f in header.meta["frames"]] == ["classical", "classical"]
+    assert all("fast was" in f["fallback"] for f in header.meta["frames"])
+    assert header.model_id == ""  # no frame needs the weights, so the stream does not depend on them
+    # The streams are exactly classical's; only the header notes say why.
+    classical_sections = container.unpack(codec.encode(array, mode="classical"))[1]
+    assert [s.payload for s in container.unpack(data)[1]] == [s.payload for s in classical_sections]
+    del fake_registry["fast"]
+    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)  # decodes without the model
+
+
+def test_learned_frames_used_when_smaller_and_weights_checked(fake_registry):
+    fake_registry["fast"] = _BetterMethod()
+    array = _smooth((96, 96), 16, seed=3)
+    data = codec.encode(array, mode="fast")
+    assert len(data) < len(codec.encode(array, mode="classical"))
+    header, _ = container.unpack(data)
+    assert header.meta["frames"] == [{"method": "fast"}]
+    assert header.model_id == "better-test" and header.model_sha256 == bytes(range(32))
+    np.testing.assert_array_equal(codec.decode(data).planes[0], array)
+
+    other = _BetterMethod()
+    other.model_sha256 = bytes(32)  # same id, different weights
+    fake_registry["fast"] = other
+    with pytest.raises(ModelMismatchError, match="better-test"):
+        codec.decode(data)
+    del fake_registry["fast"]
+    with pytest.raises(ModelMismatchError):
+        codec.decode(data)
+
+
+def test_real_fast_mode_works_or_fails_clearly():
+    array = _smooth((64, 64), 12)
+    try:
+        data = codec.encode(array, mode="fast", device="cpu")
+    except ModelMismatchError as exc:
+        assert "fast" in str(exc)
+        return
+    assert len(data) <= len(codec.encode(array, mode="classical"))
+    np.testing.assert_array_equal(codec.decode(data, device="cpu").planes[0], array)
+
+
+# ----------------------------------------------------------------------------------- damage
+
+
+def _repack(data, *, header_changes=None, section_change=None):
+    """Rebuild a stream with valid CRCs but altered content: only the checksums can catch it."""
+    header, sections = container.unpack(data)
+    for key, value in (header_changes or {}).items():
+        setattr(header, key, value)
+    if section_change:
+        sections = [section_change(s) for s in sections]
+    return container.pack(header, sections)
+
+
+def test_every_flipped_byte_is_caught():
+    data = codec.encode(CT_SMALL, mode="classical")
+    positions = sorted(set(np.linspace(0, len(data) - 1, 97).astype(int)))
+    for pos in positions:
+        damaged = bytearray(data)
+        damaged[pos] ^= 0x10
+        with pytest.raises(CorruptStreamError):
+            codec.decode(bytes(damaged))
+
+
+def test_truncation_is_caught():
+    data = codec.encode(CT_SMALL, mode="classical")
+    for length in (0, 4, 30, len(data) // 2, len(data) - 1):
+        with pytest.raises(CorruptStreamError):
+            codec.decode(data[:length])
+
+
+def test_pixel_checksum_catches_wrong_planes_with_valid_crcs():
+    array = _smooth((20, 30), 12)
+    data = codec.encode(array, mode="classical")
+    bits = container.unpack(data)[0].bits_stored
+    wrong = ClassicalMethod().encode(array ^ np.uint16(1), bits)[0].payload
+
+    def swap(section):
+        if section.kind == SectionKind.PLANE:
+            section.payload = wrong
+        return section
+
+    with pytest.raises(CorruptStreamError, match="checksum mismatch"):
+        codec.decode(_repack(data, section_change=swap))
+
+
+def test_file_checksum_catches_a_wrong_envelope_with_valid_crcs():
+    data = codec.encode(CT_SMALL, mode="classical")
+    with pytest.raises(CorruptStreamError, match="checksum mismatch"):
+        codec.decode(_repack(data, header_changes={"original_sha256": bytes(32)}))
+
+
+def test_malformed_frame_metadata_is_corruption():
+    data = codec.encode(_smooth((20, 30), 12), mode="classical")
+    for meta in ({}, {"frames": []}, {"frames": [{"shape": [1]}]}, {"frames": ["x"]}):
+        with pytest.raises(CorruptStreamError):
+            codec.decode(_repack(data, header_changes={"meta": meta}))
+
+
+def test_suggested_extension():
+    assert [codec.suggested_extension(k) for k in ("dicom", "png", "tiff", "npy")] == [".dcm", ".png", ".tif", ".npy"]
+
+
+def test_public_exports():
+    assert medcodec.encode is codec.encode and medcodec.decode is codec.decode and medcodec.info is codec.info
+    assert get_method("classical").name == "classical"
