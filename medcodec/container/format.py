@@ -272,7 +272,7 @@ def unpack(data: bytes, *, max_pixels: int | None = None) -> tuple[Header, list[
         raise CorruptStreamError("corrupt medcodec file: section table CRC mismatch")
     sections = _read_sections(data, table_start + _COUNT.size, count, table_end + _CRC.size, end, minor)
     (crc,) = _CRC.unpack_from(data, end)
-    if zlib.crc32(data[:end]) != crc:
+    if zlib.crc32(memoryview(data)[:end]) != crc:  # a view: no copy of a large file
         raise CorruptStreamError("corrupt medcodec file: file CRC mismatch")
     return header, sections
 
@@ -288,7 +288,7 @@ def _read_sections(data: bytes, at: int, count: int, lo: int, hi: int, minor: in
         if (kind, frame, index) in seen:
             raise CorruptStreamError(f"corrupt medcodec file: section {i} is a duplicate")
         seen.add((kind, frame, index))
-        payload = data[offset:offset + length]
+        payload = memoryview(data)[offset:offset + length]
         if zlib.crc32(payload) != crc:
             raise CorruptStreamError(f"corrupt medcodec file: CRC mismatch in section {i} (kind {kind}, "
                                      f"frame {frame}, index {index})")
@@ -296,5 +296,5 @@ def _read_sections(data: bytes, at: int, count: int, lo: int, hi: int, minor: in
             if minor > FORMAT_MINOR:
                 continue  # a newer minor may only add sections an older reader can ignore
             raise CorruptStreamError(f"corrupt medcodec file: unknown section kind {kind}")
-        sections.append(Section(SectionKind(kind), frame, index, payload))
+        sections.append(Section(SectionKind(kind), frame, index, bytes(payload)))
     return sections
