@@ -45,6 +45,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def records(folder: Path) -> list[dict]:
+    """One real run (medcodec classical + JPEG-XL e9, PNG, WebP), shared by the tests that read it."""
+    return run_bench([folder], _settings(), progress=False)
+
+
 def _settings(modes: list[str] | None = None, codecs: list[str] | None = None) -> BenchSettings:
     return BenchSettings(modes=modes if modes is not None else ["classical"],
                          codecs=codecs if codecs is not None else ["jxl9", "png", "webp"])
@@ -61,14 +67,15 @@ def test_discover_finds_images_by_suffix_and_dicm_magic(folder: Path, tmp_path: 
     assert [p.name for _, p in discover([tmp_path])] == ["IM0001"]
 
 
-def test_records_count_only_verified_exact_round_trips(folder: Path) -> None:
-    records = run_bench([folder], _settings(), progress=False)
+def test_records_count_only_verified_exact_round_trips(folder: Path, records: list[dict]) -> None:
     by_name = {Path(r["path"]).name: r for r in records}
     assert by_name["broken.png"]["status"] == "error" and by_name["broken.png"]["reason"]
     benched = [r for r in records if r["status"] == "ok"]
     assert len(benched) == 4
     for r in benched:
-        assert r["results"]["medcodec-classical"]["status"] == "ok", r["results"]["medcodec-classical"]
+        mlc = r["results"]["medcodec-classical"]
+        assert mlc["status"] == "ok", mlc
+        assert 0 <= mlc["overhead_bytes"] < mlc["bytes"]  # envelope + container, part of the size
         assert r["results"]["jxl9"]["status"] == "ok"
     # The JPEG-XL size is what imagecodecs gives for that very plane, fed as uint8/uint16.
     plane = np.load(folder / "deep" / "sixteen" / "d.npy")
@@ -121,8 +128,7 @@ def test_medcodec_result_that_differs_is_failed_and_missing_mode_is_omitted(fold
     assert notes == [f"note: {n}" for n in settings.notes]
 
 
-def test_groups_by_folder_bits_and_overall_with_ratio_on_same_images(folder: Path) -> None:
-    records = run_bench([folder], _settings(), progress=False)
+def test_groups_by_folder_bits_and_overall_with_ratio_on_same_images(records: list[dict]) -> None:
     groups = summarise(records)
     names = [(g["by"], g["name"]) for g in groups]
     deep_bits = sorted({r["bits"] for r in records if r.get("folder") == "deep/sixteen"})

@@ -77,6 +77,9 @@ def summarise_codec(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
     if is_medcodec(name):
         peaks = [r["results"][name].get("peak_rss_bytes", 0) for r in ok]
         summary["peak_rss_mb"] = max(peaks) / 2**20 if peaks else None
+        overheads = [r["results"][name].get("overhead_bytes") for r in ok]
+        known = None not in overheads and bits > 0
+        summary["overhead_share"] = 8 * sum(overheads) / bits if known else None
     return summary
 
 
@@ -137,6 +140,8 @@ def render_group(group: dict[str, Any]) -> str:
             notes.append(f"{s['not_applicable']} n/a")
         if s["unavailable"]:
             notes.append(f"{s['unavailable']} unavailable")
+        if s.get("overhead_share") is not None:
+            notes.append(f"incl. {100 * s['overhead_share']:.0f}% envelope+container")
         if s["images"] and s["ratio_images"] != s["images"]:
             notes.append(f"ratio over {s['ratio_images']}")
         lines.append(
@@ -278,7 +283,10 @@ def write_plot(path: str | os.PathLike, groups: list[dict[str, Any]], echo: Call
             continue
         marker = "*" if is_medcodec(name) else "o"
         ax.scatter(s["enc_mps"], s["bpp"], marker=marker, s=120 if marker == "*" else 50)
-        ax.annotate(codec_label(name), (s["enc_mps"], s["bpp"]), textcoords="offset points", xytext=(5, 4))
+        label = codec_label(name)
+        if s["images"] != overall["images"]:  # bpp over fewer images is not comparable: say so
+            label += f" ({s['images']}/{overall['images']} images)"
+        ax.annotate(label, (s["enc_mps"], s["bpp"]), textcoords="offset points", xytext=(5, 4))
     ax.set_xscale("log")
     ax.set_xlabel("encode speed, megapixels/s (log)")
     ax.set_ylabel("bits per pixel (lower is better)")
