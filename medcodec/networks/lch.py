@@ -37,7 +37,7 @@ class LCHNet(nn.Module):
             self.layers[f"se{level}a"] = QConv2d(width, max(4, width // 4), kernel=1)
             self.layers[f"se{level}b"] = QConv2d(max(4, width // 4), width, kernel=1, output="gate")
             prev = width
-        self.layers["head"] = QConv2d(prev, 2, kernel=1, output="linear")
+        self.layers["head"] = QConv2d(prev, 2, kernel=1, output="linear", out_mult=(MEAN_FRACTION, 1.0))
 
     @property
     def multiple(self) -> int:
@@ -60,9 +60,12 @@ class LCHNet(nn.Module):
         return out[:, 0] * MEAN_FRACTION, out[:, 1]
 
     def forward_integer(self, v: torch.Tensor, params: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Integer-exact forward: v int64 [N, C, H, W] in [0, 1023]. Returns int64 (mean Q4, scale index)."""
+        """Integer-exact forward: v [N, C, H, W] integers in [0, 1023]. Returns int64 (mean Q4, scale index).
+
+        Activations travel as float32 tensors holding exact integers (see ``quant``)."""
         ops = _IntegerOps(params)
-        out, _ = self._run(v, None, ops)
+        out, _ = self._run(v.to(torch.float32), None, ops)
+        out = out.to(torch.int64)
         return out[:, 0], out[:, 1]
 
     def _run(self, x, s, ops):
@@ -94,8 +97,7 @@ class LCHNet(nn.Module):
         params = {}
         for name, layer in self.layers.items():
             in_scale, in_max = ops.seen[name]
-            out_mult = torch.tensor([MEAN_FRACTION, 1.0]) if name == "head" else None
-            params[name] = layer.export(in_scale, in_max, out_mult)
+            params[name] = layer.export(in_scale, in_max)
         return params
 
 
@@ -144,7 +146,7 @@ class _IntegerOps:
     def conv(self, name, x, _s):
         layer = self.params[name]
         kernel = layer["weight"].shape[-1]
-        acc = exact_conv(x, layer, padding=kernel // 2)
+        acc = exact_conv(x, layer, padding=kernel // 2)  # exact, already scaled by 2**-S
         if name.startswith("se") and name.endswith("b"):
             return requantise(acc, layer, 0, 256), None
         if name == "head":
@@ -153,12 +155,11 @@ class _IntegerOps:
 
     @staticmethod
     def pool(x):
-        # max commutes with integer values exactly; done in float32 (values <= 1023) for speed
-        return F.max_pool2d(x.to(torch.float32), 2).to(torch.int64)
+        return F.max_pool2d(x, 2)  # a max of exact integers is exact
 
     @staticmethod
     def upsample(x):
-        return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+        return F.interpolate(x, scale_factor=2, mode="nearest")  # a copy, exact
 
     @staticmethod
     def cat(xa, _sa, xb, _sb):
@@ -166,7 +167,10 @@ class _IntegerOps:
 
     def squeeze_excite(self, prefix, x, s):
         area = x.shape[2] * x.shape[3]
-        z = torch.div(x.sum(dim=(2, 3), keepdim=True), area, rounding_mode="floor")
+        # a float64 sum of integers below 2**53 is exact in any order; the division is done on int64
+        total = x.to(torch.float64).sum(dim=(2, 3), keepdim=True).to(torch.int64)
+        z = torch.div(total, area, rounding_mode="floor").to(torch.float32)
         h, _ = self.conv(prefix + "a", z, None)
         gate, _ = self.conv(prefix + "b", h, None)
-        return torch.bitwise_right_shift(x * gate + 128, 8), s
+        # x * gate + 128 < 2**17 and dividing by 256 is exact in float32
+        return torch.floor((x * gate + 128) / 256), s

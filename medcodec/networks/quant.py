@@ -9,7 +9,8 @@ convolutions differ between code paths, so the probability path runs on integers
 * a convolution is evaluated on integer-valued floats; every partial sum is an integer whose magnitude
   is bounded by ``sum|w| * max|a| + |b|``. Below 2**24 float32 is exact, below 2**53 float64 is exact,
   so any summation order (threads, blocking, GPU GEMM) gives the same integers,
-* requantisation to the next layer is ``(acc * M + 2**(S-1)) >> S`` in int64, with integer M, S.
+* requantisation to the next layer is ``floor(acc * M / 2**S + 1/2)`` with integer M, S, evaluated
+  in float64 where every step is exact (see ``requantise``).
 
 In training the same layers run in float with straight-through rounding, carrying each tensor as
 integer-valued activations plus a per-channel scale, so the trained network is the one that is run.
@@ -25,9 +26,10 @@ from torch import nn
 
 ACT_MAX = 255  # activations are uint8 after every ReLU
 WEIGHT_MAX = 127  # int8 weights
-SHIFT = 30  # fixed-point fraction bits of requantisation multipliers
 EXACT_F32 = 2**24
 EXACT_F64 = 2**53
+MIN_SHIFT = -8  # a multiplier of up to 256 (tiny activation scales)
+MAX_SHIFT = 40
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -43,30 +45,50 @@ class QConv2d(nn.Module):
     """A convolution (or, with kernel 1, a linear layer) that can be trained quantised and exported to integers.
 
     ``output`` says what follows the accumulator: 'relu' (uint8 activation), 'gate' (hard-sigmoid
-    gate in 1/256 steps, for SE attention) or 'linear' (real value, quantised by the caller).
+    gate in 1/256 steps, for SE attention) or 'linear' (real values times ``out_mult``, rounded by
+    the caller). Weight scales are chosen so that the requantisation multiplier of every output
+    channel is a power of two, 2**-S: requantising is then an exact shift, cheap in float32.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, output: str = "relu"):
+    def __init__(self, cin: int, cout: int, kernel: int = 3, output: str = "relu",
+                 out_mult: tuple[float, ...] | None = None):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
         self.output = output
         self.register_buffer("act_range", torch.zeros(()))  # calibrated max of the ReLU output
+        self.register_buffer("out_mult", torch.tensor(out_mult if out_mult else (1.0,) * cout), persistent=False)
         self.quantised = False
         self.calibrating = False
 
-    # -- training / float forward ---------------------------------------------------------------
-    def effective_weight(self, in_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Weights acting on integer inputs, their int8 scale per output channel, and the bias."""
-        w = self.conv.weight * in_scale.view(1, -1, 1, 1)
-        scale = w.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / WEIGHT_MAX
-        return w, scale, self.conv.bias
+    # -- the integer grid ------------------------------------------------------------------------
+    def target_multiplier(self) -> torch.Tensor:
+        """Per output channel: what one accumulator unit times 2**S must equal in output units."""
+        cout = self.conv.out_channels
+        if self.output == "relu":
+            return self.out_scale().expand(cout)
+        if self.output == "gate":
+            return torch.full((cout,), 6.0 / 256.0, device=self.act_range.device)
+        return 1.0 / self.out_mult
 
+    def weight_grid(self, in_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Weights acting on integer inputs, their quantisation step per output channel, and S."""
+        w = self.conv.weight * in_scale.view(1, -1, 1, 1)
+        target = self.target_multiplier()
+        peak = w.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-12)
+        shift = torch.floor(torch.log2(WEIGHT_MAX * target / peak)).clamp(MIN_SHIFT, MAX_SHIFT)
+        return w, target * torch.exp2(-shift), shift
+
+    # -- training / float forward ---------------------------------------------------------------
     def forward(self, x: torch.Tensor, in_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w, w_scale, b = self.effective_weight(in_scale)
+        b = self.conv.bias
         if self.quantised:
-            w = round_ste(w / w_scale.view(-1, 1, 1, 1)).clamp(-WEIGHT_MAX, WEIGHT_MAX) * w_scale.view(-1, 1, 1, 1)
-            b = round_ste(b / w_scale) * w_scale
+            w, step, _ = self.weight_grid(in_scale)
+            w = round_ste(w / step.view(-1, 1, 1, 1)).clamp(-WEIGHT_MAX, WEIGHT_MAX) * step.view(-1, 1, 1, 1)
+            b = round_ste(b / step) * step
+        else:
+            w = self.conv.weight * in_scale.view(1, -1, 1, 1)
         y = F.conv2d(x, w, b, padding=self.conv.padding)
+        ones = torch.ones(y.shape[1], device=y.device)
         if self.output == "relu":
             y = F.relu(y)
             if self.calibrating:
@@ -76,60 +98,52 @@ class QConv2d(nn.Module):
             if self.quantised:
                 s = self.out_scale()
                 return round_ste(y / s).clamp(0, ACT_MAX), s.expand(y.shape[1])
-            return y, torch.ones(y.shape[1], device=y.device)
+            return y, ones
         if self.output == "gate":
             g = y * (256.0 / 6.0) + 128.0
             if self.quantised:
                 g = round_ste(g)
-            return g.clamp(0, 256), torch.ones(y.shape[1], device=y.device)
-        return y, torch.ones(y.shape[1], device=y.device)
+            return g.clamp(0, 256), ones
+        return y, ones
 
     def out_scale(self) -> torch.Tensor:
         return self.act_range.clamp_min(1e-6) / ACT_MAX
 
     # -- export ---------------------------------------------------------------------------------
-    def export(self, in_scale: torch.Tensor, in_max: int, out_mult: torch.Tensor | None = None) -> dict:
-        """Integer parameters of this layer, given the scale and bound of its integer inputs.
-
-        out_mult: for 'linear' outputs, the real-to-integer factor per output channel (e.g. 16 for Q4).
-        """
+    def export(self, in_scale: torch.Tensor, in_max: int) -> dict:
+        """Integer parameters of this layer, given the scale and bound of its integer inputs."""
         with torch.no_grad():
-            w, w_scale, b = self.effective_weight(in_scale.double().float())
-            w_int = torch.round(w / w_scale.view(-1, 1, 1, 1)).clamp(-WEIGHT_MAX, WEIGHT_MAX)
-            b_int = torch.floor(b / w_scale + 0.5)
-            if self.output == "relu":
-                mult = w_scale / self.out_scale()
-                offset = 0
-            elif self.output == "gate":
-                mult = w_scale * (256.0 / 6.0)
-                offset = 128
-            else:
-                mult = w_scale * out_mult
-                offset = 0
-            m_int = torch.round(mult.double() * 2**SHIFT).to(torch.int64)
-            bound = (w_int.abs().sum(dim=(1, 2, 3)) * in_max + b_int.abs()).max().item()
+            w, step, shift = self.weight_grid(in_scale.float())
+            w_int = torch.round(w / step.view(-1, 1, 1, 1)).clamp(-WEIGHT_MAX, WEIGHT_MAX)
+            b_int = torch.floor(self.conv.bias / step + 0.5)
+            bound = int((w_int.abs().sum(dim=(1, 2, 3)) * in_max + b_int.abs()).max().item())
         return {
             "weight": w_int.to(torch.int8),
             "bias": b_int.to(torch.int64),
-            "mult": m_int,
-            "offset": torch.tensor(offset, dtype=torch.int64),
-            "bound": torch.tensor(int(bound), dtype=torch.int64),
+            "shift": shift.to(torch.int64),
+            "offset": torch.tensor(128 if self.output == "gate" else 0, dtype=torch.int64),
+            "bound": torch.tensor(bound, dtype=torch.int64),
         }
 
 
 def exact_conv(x: torch.Tensor, layer: dict, padding: int) -> torch.Tensor:
-    """Integer convolution: int64 accumulators, exact for any summation order (see module docstring)."""
-    bound = int(layer["bound"])
-    if bound >= EXACT_F64:
-        raise ValueError("layer accumulator bound exceeds float64's exact integer range")
-    dtype = torch.float32 if bound < EXACT_F32 else torch.float64
-    w = layer["weight"].to(device=x.device, dtype=dtype)
-    acc = _conv_no_fast_algorithms(x.to(dtype), w, padding)
-    acc = acc.to(torch.int64) + layer["bias"].to(x.device).view(1, -1, 1, 1)
-    return acc
+    """``(conv(x, W) + bias + 2**(S-1)) * 2**-S`` per output channel, computed exactly.
+
+    The power-of-two factor is folded into the weights and bias: scaling by 2**-S changes only
+    exponents, so every partial sum is an integer (< 2**24 for float32, < 2**53 for float64, see
+    ``requant_dtype``) times 2**-S and is exactly representable, in any summation order. What remains
+    of requantisation is a floor (and a clamp), both exact.
+    """
+    dtype = requant_dtype(layer)
+    shift = layer["shift"].to(device=x.device, dtype=dtype)
+    scale = torch.exp2(-shift)
+    half = torch.where(shift > 0, torch.exp2(shift - 1), torch.zeros_like(shift))
+    w = layer["weight"].to(device=x.device, dtype=dtype) * scale.view(-1, 1, 1, 1)
+    b = (layer["bias"].to(device=x.device, dtype=dtype) + half) * scale
+    return _conv_no_fast_algorithms(x.to(dtype), w, b, padding)
 
 
-def _conv_no_fast_algorithms(x: torch.Tensor, w: torch.Tensor, padding: int) -> torch.Tensor:
+def _conv_no_fast_algorithms(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
     """A convolution whose every partial sum is a plain product sum (no Winograd/FFT, no TF32)."""
     if x.is_cuda:
         # cuDNN may pick Winograd or FFT kernels, whose transforms are not integer-exact; the native
@@ -138,25 +152,32 @@ def _conv_no_fast_algorithms(x: torch.Tensor, w: torch.Tensor, padding: int) -> 
         torch.backends.cuda.matmul.allow_tf32 = False
         try:
             with torch.backends.cudnn.flags(enabled=False):
-                return F.conv2d(x, w, padding=padding)
+                return F.conv2d(x, w, b, padding=padding)
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
-    return F.conv2d(x, w, padding=padding)
+    return F.conv2d(x, w, b, padding=padding)
 
 
-def requantise(acc: torch.Tensor, layer: dict, lo: int | None, hi: int | None) -> torch.Tensor:
-    """``clamp(((acc * M + 2**(S-1)) >> S) + offset, lo, hi)`` in int64, per output channel."""
-    m = layer["mult"].to(acc.device).view(1, -1, 1, 1)
-    y = torch.bitwise_right_shift(acc * m + (1 << (SHIFT - 1)), SHIFT) + int(layer["offset"])
-    if lo is not None or hi is not None:
-        y = y.clamp(lo, hi)
+def requantise(scaled: torch.Tensor, layer: dict, lo: int | None, hi: int | None) -> torch.Tensor:
+    """``clamp(floor(scaled) + offset, lo, hi)``: the rest of requantisation after ``exact_conv``."""
+    y = torch.floor_(scaled)
+    offset = int(layer["offset"])
+    if offset:
+        y += offset
+    if lo is not None and hi is not None:
+        return y.clamp_(lo, hi).to(torch.float32)
     return y
 
 
-def check_exact_product_bound(acc_bound: int, mult: torch.Tensor) -> None:
-    """acc * M must fit in int64; refuse weights that would overflow rather than compute garbage."""
-    if acc_bound * int(mult.abs().max()) + (1 << SHIFT) >= 2**63:
-        raise ValueError("requantisation would overflow int64")
+def requant_dtype(layer: dict) -> torch.dtype:
+    """float32 when every partial sum of ``exact_conv`` is below 2**24 (in 2**-S units), else float64."""
+    shift = layer["shift"]
+    largest = (int(layer["bound"]) + (1 << max(0, int(shift.max()) - 1))) << max(0, -int(shift.min()))
+    if largest < EXACT_F32:
+        return torch.float32
+    if largest < EXACT_F64:
+        return torch.float64
+    raise ValueError("requantisation exceeds float64's exact integer range")
 
 
 def bits_needed(n: int) -> int:

@@ -1,0 +1,84 @@
+"""The weight zoo: model id -> integer weights under models/, checked by sha256, loaded without pickle.
+
+A model file is a safetensors file of *integer* layer parameters (the exact numbers coding uses) with
+JSON metadata (architecture and per-network config). ``models/manifest.json`` records, per id, the
+file, its sha256, how it was trained (command, commit, data manifest) and its measured bpp. A
+container names the id and the sha256 of the weights that made it; decoding with other weights is
+refused with ModelMismatchError rather than producing garbage.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ModelMismatchError
+
+MODELS_ENV = "MEDCODEC_MODELS"
+
+
+def models_dir() -> Path:
+    """Where weights live: $MEDCODEC_MODELS, else the repository's models/ beside the package."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def manifest() -> dict:
+    path = models_dir() / "manifest.json"
+    if not path.exists():
+        return {"models": {}}
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model_id: str
+    sha256: bytes
+    metadata: dict
+    params: dict[str, dict[str, dict[str, torch.Tensor]]]  # network -> layer -> tensor name -> tensor
+
+
+@functools.lru_cache(maxsize=8)
+def load_model(model_id: str) -> LoadedModel:
+    """Load and verify the weights of ``model_id`` (sha256 against the manifest)."""
+    from safetensors import safe_open
+
+    entry = manifest()["models"].get(model_id)
+    if entry is None:
+        raise ModelMismatchError(
+            f"model {model_id!r} is not installed (looked in {models_dir()}/manifest.json); "
+            "install the medcodec release that ships it or set MEDCODEC_MODELS")
+    path = models_dir() / entry["file"]
+    if not path.exists():
+        raise ModelMismatchError(f"weights file {path} of model {model_id!r} is missing")
+    blob = path.read_bytes()
+    digest = hashlib.sha256(blob).digest()
+    if digest.hex() != entry["sha256"]:
+        raise ModelMismatchError(
+            f"weights file {path} does not match its manifest hash (tampered or corrupted); reinstall it")
+    params: dict = {}
+    with safe_open(str(path), framework="pt") as f:
+        metadata = json.loads(f.metadata()["medcodec"])
+        for key in f.keys():
+            net, layer, name = key.split(".")
+            params.setdefault(net, {}).setdefault(layer, {})[name] = f.get_tensor(key)
+    return LoadedModel(model_id, digest, metadata, params)
+
+
+def save_model(path: Path, params: dict[str, dict[str, dict[str, torch.Tensor]]], metadata: dict) -> str:
+    """Write integer params + metadata as safetensors; returns the file's sha256 (hex)."""
+    from safetensors.torch import save_file
+
+    flat = {f"{net}.{layer}.{name}": t.contiguous()
+            for net, layers in params.items() for layer, tensors in layers.items() for name, t in tensors.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(flat, str(path), metadata={"medcodec": json.dumps(metadata, sort_keys=True)})
+    return hashlib.sha256(path.read_bytes()).hexdigest()
