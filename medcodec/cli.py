@@ -289,7 +289,10 @@ def _guard_command(ctx: click.Context, work: Callable[[], None]) -> None:
     except MedcodecError as exc:
         click.echo(f"medcodec: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (click.ClickException, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
+    except KeyboardInterrupt:  # outputs in progress were temporaries and are already removed
+        click.echo("medcodec: interrupted; no partial output was left", err=True)
+        sys.exit(130)
+    except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
     except Exception as exc:
         click.echo(f"medcodec: internal error: {type(exc).__name__}: {exc} (please report)", err=True)

@@ -123,7 +123,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
 # -------------------------------------------------------------------------------------- decode
 
 
-def _frames(header: Header) -> list[dict[str, Any]]:
+def _frames(header: Header, max_pixels: int | None = None) -> list[dict[str, Any]]:
     """Per-frame method, fallback note and shape, validated: the header meta is untrusted input."""
     frames = header.meta.get("frames")
     if not isinstance(frames, list) or len(frames) != header.frames:
@@ -136,6 +136,11 @@ def _frames(header: Header) -> list[dict[str, Any]]:
                         **({"fallback": str(frame["fallback"])} if "fallback" in frame else {})})
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             raise CorruptStreamError(f"corrupt medcodec file: frame {number} metadata is malformed") from None
+        if min(out[-1]["shape"]) < 1:
+            raise CorruptStreamError(f"corrupt medcodec file: frame {number} has shape {out[-1]['shape']}")
+    # Checked before any decoder allocates: a damaged or hostile header must not exhaust memory.
+    if max_pixels is not None and sum(f["shape"][0] * f["shape"][1] for f in out) > max_pixels:
+        raise CorruptStreamError(f"medcodec file declares more than the limit of {max_pixels} pixels")
     return out
 
 
@@ -180,17 +185,18 @@ def _check_restored(kind: str, data: bytes, header: Header) -> str:
     return "pixels"
 
 
-def decode(data: bytes, *, device: str = "auto") -> DecodedFile:
+def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_source.DEFAULT_MAX_PIXELS) -> DecodedFile:
     """Decode .mlc bytes and rebuild the original file, checking every CRC and checksum.
 
     Raises CorruptStreamError (damage, any checksum mismatch), UnsupportedVersionError (newer format)
-    or ModelMismatchError (weights missing or different); never returns wrong data.
+    or ModelMismatchError (weights missing or different); never returns wrong data. Streams that
+    declare more than max_pixels pixels are refused before decoding (None: no limit).
     """
-    header, sections = container.unpack(bytes(data))
+    header, sections = container.unpack(bytes(data), max_pixels=max_pixels)
     kind = header.source_kind
     if kind not in EXTENSIONS:
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
-    frames = _frames(header)
+    frames = _frames(header, max_pixels)
     envelope, per_frame = _split(sections, header.frames)
     planes = [_method_for(f["method"], header, device).decode(per_frame.get(n, []), f["shape"], header.bits_stored)
               for n, f in enumerate(frames)]
