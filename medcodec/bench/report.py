@@ -123,13 +123,15 @@ def render_group(group: dict[str, Any]) -> str:
     """A fixed-width table for one group: one row per codec."""
     name = "(top level)" if group["by"] == "folder" and group["name"] == "." else group["name"]
     mp = group["megapixels"]
-    title = f"== {group['by']} {name}: {group['images']} images, {mp:.{2 if mp >= 0.1 else 4}f} MP"
+    title = f"== {group['by']} {name}: {group['images']} images, {mp:.{2 if mp >= 0.1 or mp == 0 else 4}f} MP"
     extra = []
     if group["skipped"]:
         extra.append(f"{group['skipped']} skipped")
     if group["unreadable"]:
         extra.append(f"{group['unreadable']} unreadable")
     title += (f" ({', '.join(extra)})" if extra else "") + " =="
+    if not group["images"]:
+        return title + "\n  (no image in this group could be benched; see 'Not benched' below)"
     header = f"{'codec':<18}{'images':>7}{'bpp':>9}{'×JXL-e9':>9}{'enc MP/s':>10}{'dec MP/s':>10}{'peak MB':>9}  notes"
     lines = [title, header]
     for name, s in group["codecs"].items():
