@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-import resource
 import sys
 import threading
 import time
@@ -121,6 +120,8 @@ class PeakRSS:
 
     @staticmethod
     def _maxrss() -> int:
+        import resource  # POSIX only; reached only where /proc is missing
+
         # Linux reports kilobytes, macOS bytes.
         scale = 1 if sys.platform == "darwin" else 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
