@@ -28,6 +28,7 @@ NEIGHBOURS = {
     "C": (("A", 0, 0), ("A", 1, 0), ("D", 0, -1), ("D", 0, 0)),
 }
 INPUT_FRACTION_BITS = 2
+INPUT_MAX = (256 << INPUT_FRACTION_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,27 @@ def base_prediction(target: str, normalised: dict[str, torch.Tensor]) -> torch.T
     return total
 
 
-def network_input(target: str, normalised: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Context planes stacked as channels: [..., C, h, w]."""
-    return torch.stack([normalised[name] for name in CONTEXT[target]], dim=-3)
+def even_columns(like: torch.Tensor) -> torch.Tensor:
+    """Boolean [w] mask of the even columns of a subimage grid: the 'left' half of the slow path."""
+    return torch.arange(like.shape[-1], device=like.device) % 2 == 0
+
+
+def network_input(target: str, normalised: dict[str, torch.Tensor], left: torch.Tensor | None = None) -> torch.Tensor:
+    """Context planes, then the known-left plane and its mask, stacked as channels: [..., C + 2, h, w].
+
+    One network serves LC-H (left unknown: both extra planes blank) and LC-L (the even columns of the
+    target are known: their values, and a mask of INPUT_MAX where known), as the LC-TMNet paper
+    suggests, so the slow path costs no extra weights or memory.
+    """
+    planes = [normalised[name] for name in CONTEXT[target]]
+    ref = planes[0]
+    if left is None:
+        planes += [torch.zeros_like(ref), torch.zeros_like(ref)]
+    else:
+        known = even_columns(ref).to(ref.dtype)
+        planes += [left * known, torch.full_like(ref, INPUT_MAX) * known]
+    return torch.stack(planes, dim=-3)
+
+
+def input_channels(target: str) -> int:
+    return len(CONTEXT[target]) + 2

@@ -1,12 +1,17 @@
-"""Fast path (LC-H, after LFC-UNet / LC-TMNet): A by JPEG-XL, then D <- A, B <- A+D, C <- A+D+B.
+"""Subimage paths (after LFC-UNet / LC-TMNet): A by JPEG-XL, then D <- A, B <- A+D, C <- A+D+B.
 
-Each predicted subimage takes one integer-exact network pass (``medcodec.networks.lch``) giving, per
-pixel, a mean and a scale index; ``medcodec.entropy.residual_model`` turns those into integer tables and
-symbols, coded by rANS. Streams of a plane:
+Fast (LC-H): each predicted subimage takes one integer-exact network pass (``medcodec.networks.lch``)
+giving, per pixel, a mean and a scale index; ``medcodec.entropy.residual_model`` turns those into
+integer tables and symbols, coded by rANS.
+Slow (LC-H-Extend + LC-L): each predicted subimage is coded in two column sets: its even columns with
+the LC-H pass, then its odd columns with a second pass of the same network that also sees the even
+columns (same rows: this is what removes row-correlated noise, e.g. of CR readers).
 
+Streams of a plane:
 * PLANE_META 0: JSON {"lo": int, "shift": int} - the plane's normalisation (see ``split``),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
-* RESIDUAL 2k, 2k+1 for k = 0, 1, 2 (D, B, C): main symbols, then escapes and raw low bits.
+* RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
+  (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11).
 """
 
 from __future__ import annotations
@@ -52,11 +57,23 @@ class SubimagePredictor:
             for t, layers in self.model.params.items()
         }
 
+    @property
+    def supports_left(self) -> bool:
+        """Whether the networks take the known-left planes (needed by the slow path)."""
+        return all(self.nets[t].in_channels == sp.input_channels(t) for t in sp.PREDICTED)
+
     @torch.no_grad()
-    def predict(self, target: str, normalised: dict[str, torch.Tensor], norm: sp.Normalisation):
-        """Integer (mu, ell) in raw sample units for every pixel of the target subimage grid."""
+    def predict(self, target: str, normalised: dict[str, torch.Tensor], norm: sp.Normalisation,
+                left: torch.Tensor | None = None):
+        """Integer (mu, ell) in raw sample units for every pixel of the target subimage grid.
+
+        left: the target's normalised grid whose even columns are known (slow path's second pass).
+        """
         net = self.nets[target]
-        x = sp.network_input(target, normalised).unsqueeze(0)  # [1, C, h, w]
+        if self.supports_left:
+            x = sp.network_input(target, normalised, left).unsqueeze(0)  # [1, C, h, w]
+        else:
+            x = torch.stack([normalised[n] for n in sp.CONTEXT[target]]).unsqueeze(0)
         h, w = x.shape[-2:]
         m = net.multiple
         pad_h, pad_w = (-h) % m, (-w) % m
@@ -72,12 +89,20 @@ class SubimagePredictor:
 
 class FastMethod(Method):
     name = "fast"
+    column_sets: tuple[str, ...] = ("all",)
 
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int = 7):
         self.predictor = SubimagePredictor(model_id, device)
         self.model_id = model_id
         self.model_sha256 = self.predictor.model.sha256
         self.subimage_a = ClassicalMethod(effort=effort)
+
+    def _column_masks(self, valid: np.ndarray) -> list[np.ndarray]:
+        """The pixel sets coded one after the other, in order (fast: all valid pixels at once)."""
+        if self.column_sets == ("all",):
+            return [valid]
+        even = sp.even_columns(torch.from_numpy(valid)).numpy()[None, :]
+        return [valid & even, valid & ~even]
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         plane = check_plane(plane, bits)
@@ -88,13 +113,18 @@ class FastMethod(Method):
         a_stream = self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits)[0]
         streams.append(Stream(SectionKind.JXL_SUBIMAGE, 0, a_stream.payload))
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
-        for k, target in enumerate(sp.PREDICTED):
-            mu, ell = self.predictor.predict(target, normalised, norm)
+        index = 0
+        for target in sp.PREDICTED:
+            truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
-            params = rm.pixel_params(mu[valid], ell[valid])
-            main, extra = rm.encode_segments(subs[target].numpy()[valid], params)
-            streams.append(Stream(SectionKind.RESIDUAL, 2 * k, rans.encode_segments(main)))
-            streams.append(Stream(SectionKind.RESIDUAL, 2 * k + 1, rans.encode_segments(extra)))
+            for step, pixels in enumerate(self._column_masks(valid)):
+                left = normalised[target] if step == 1 else None
+                mu, ell = self.predictor.predict(target, normalised, norm, left)
+                params = rm.pixel_params(mu[pixels], ell[pixels])
+                main, extra = rm.encode_segments(truth[pixels], params)
+                streams.append(Stream(SectionKind.RESIDUAL, index, rans.encode_segments(main)))
+                streams.append(Stream(SectionKind.RESIDUAL, index + 1, rans.encode_segments(extra)))
+                index += 2
         return streams
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
@@ -103,42 +133,56 @@ class FastMethod(Method):
         norm = self._read_meta(by_key, bits)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
-            raise CorruptStreamError("fast frame: subimage A stream is missing")
+            raise CorruptStreamError(f"{self.name} frame: subimage A stream is missing")
         a_shape = ((height + 1) // 2, (width + 1) // 2)
         a = self.subimage_a.decode([Stream(SectionKind.PLANE_CLASSICAL, 0, a_payload)], a_shape, bits)
         subs = {"A": torch.from_numpy(a.astype(np.int64))}
         normalised = {"A": sp.normalise(subs["A"], norm.lo, norm.shift)}
-        for k, target in enumerate(sp.PREDICTED):
-            mu, ell = self.predictor.predict(target, normalised, norm)
+        index = 0
+        for target in sp.PREDICTED:
             valid = sp.valid_mask(height, width, target).numpy()
-            params = rm.pixel_params(mu[valid], ell[valid])
-            tables, order = rm.decode_main_tables(params)
-            main = rans.decode_segments(self._payload(by_key, 2 * k), tables)
-            extra = self._payload(by_key, 2 * k + 1)
-            values = rm.decode_values(main, order, params, lambda t, data=extra: rans.decode_segments(data, t))
-            if values.size and (values.min() < 0 or values.max() >= (1 << bits)):
-                raise CorruptStreamError(f"fast frame: decoded {target} values fall outside {bits} bits")
             grid = torch.full(a_shape, norm.lo, dtype=torch.int64)
-            grid[torch.from_numpy(valid)] = torch.from_numpy(values)
+            for step, pixels in enumerate(self._column_masks(valid)):
+                left = sp.normalise(grid, norm.lo, norm.shift) if step == 1 else None
+                mu, ell = self.predictor.predict(target, normalised, norm, left)
+                params = rm.pixel_params(mu[pixels], ell[pixels])
+                tables, order = rm.decode_main_tables(params)
+                main = rans.decode_segments(self._payload(by_key, index), tables)
+                extra = self._payload(by_key, index + 1)
+                values = rm.decode_values(main, order, params, lambda t, data=extra: rans.decode_segments(data, t))
+                if values.size and (values.min() < 0 or values.max() >= (1 << bits)):
+                    raise CorruptStreamError(f"{self.name} frame: decoded {target} values fall outside {bits} bits")
+                grid[torch.from_numpy(pixels)] = torch.from_numpy(values)
+                index += 2
             subs[target] = grid
             normalised[target] = sp.normalise(grid, norm.lo, norm.shift)
         plane = sp.merge(subs, height, width).numpy()
-        return check_decoded(plane, shape, bits, "fast")
+        return check_decoded(plane, shape, bits, self.name)
 
-    @staticmethod
-    def _payload(by_key: dict, index: int) -> bytes:
+    def _payload(self, by_key: dict, index: int) -> bytes:
         payload = by_key.get((int(SectionKind.RESIDUAL), index))
         if payload is None:
-            raise CorruptStreamError(f"fast frame: residual stream {index} is missing")
+            raise CorruptStreamError(f"{self.name} frame: residual stream {index} is missing")
         return payload
 
-    @staticmethod
-    def _read_meta(by_key: dict, bits: int) -> sp.Normalisation:
+    def _read_meta(self, by_key: dict, bits: int) -> sp.Normalisation:
         try:
             meta = json.loads(by_key[(int(SectionKind.PLANE_META), 0)])
             lo, shift = int(meta["lo"]), int(meta["shift"])
         except (KeyError, ValueError, TypeError) as exc:
-            raise CorruptStreamError("fast frame: plane side information is missing or damaged") from exc
+            raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8):
-            raise CorruptStreamError("fast frame: plane side information is out of range")
+            raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
         return sp.Normalisation(lo, shift)
+
+
+class SlowMethod(FastMethod):
+    """LC-TMNet's slow path: even columns of each subimage by LC-H, odd columns by LC-L."""
+
+    name = "slow"
+    column_sets = ("even", "odd")
+
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int = 7):
+        super().__init__(device, model_id, effort)
+        if not self.predictor.supports_left:
+            raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")

@@ -24,20 +24,47 @@ DEFAULT_WIDTHS = (16, 24, 32, 48)
 
 
 def build_networks(widths=DEFAULT_WIDTHS) -> dict[str, LCHNet]:
-    return {t: LCHNet(len(sp.CONTEXT[t]), widths) for t in sp.PREDICTED}
+    return {t: LCHNet(sp.input_channels(t), widths) for t in sp.PREDICTED}
 
 
 def subimage_bits(nets: dict[str, LCHNet], crops: torch.Tensor, lo: torch.Tensor, shift: torch.Tensor) -> dict:
-    """Mean code length (bits per subimage pixel) of D, B, C for a batch of raw crops [N, H, W]."""
+    """Code lengths (bits per subimage pixel) for a batch of raw crops [N, H, W] with even sides.
+
+    Per target: 'fast' (every pixel by the LC-H pass, left unknown) and 'right' (the odd columns by
+    the LC-L pass, the even columns known). The slow path costs (even columns of fast + right) / 2.
+    """
     subs = sp.split(crops, fill=0)
     norm = {k: sp.normalise(v, lo.view(-1, 1, 1), shift.view(-1, 1, 1)) for k, v in subs.items()}
     out = {}
     for target in sp.PREDICTED:
         base = sp.base_prediction(target, norm).float()
-        delta, ell = nets[target](sp.network_input(target, norm).float())
-        mu, ell_q = quantised_outputs(base, delta, ell, shift)
-        out[target] = code_length_bits(subs[target], lo, shift, mu, ell_q).mean()
+        fast = _bits_map(nets[target], sp.network_input(target, norm), base, subs[target], lo, shift)
+        right = _bits_map(nets[target], sp.network_input(target, norm, left=norm[target]), base, subs[target], lo,
+                          shift)
+        out[f"fast_{target}"] = fast.mean()
+        out[f"right_{target}"] = right[..., 1::2].mean()
+        out[f"slow_{target}"] = 0.5 * (fast[..., 0::2].mean() + right[..., 1::2].mean())
     return out
+
+
+def _bits_map(net, inputs, base, target, lo, shift):
+    delta, ell = net(inputs.float())
+    mu, ell_q = quantised_outputs(base, delta, ell, shift)
+    return code_length_bits(target, lo, shift, mu, ell_q)
+
+
+def initialise_from(nets: dict[str, LCHNet], checkpoint: Path) -> None:
+    """Warm start from an earlier run; input channels added since then start with zero weights."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for target, net in nets.items():
+        state = net.state_dict()
+        for key, value in ckpt["nets"][target].items():
+            if key in state and state[key].shape != value.shape and key.endswith("enc0a.conv.weight"):
+                padded = torch.zeros_like(state[key])
+                padded[:, : value.shape[1]] = value
+                value = padded
+            state[key] = value
+        net.load_state_dict(state)
 
 
 def augment(batch: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -69,6 +96,8 @@ def train(args: argparse.Namespace) -> None:
     crops, lo, shift = crops.to(device), lo.to(device), shift.to(device)
     widths = tuple(int(w) for w in args.widths.split(","))
     nets = build_networks(widths)
+    if args.init:
+        initialise_from(nets, args.init)
     params = [p for n in nets.values() for p in n.parameters()]
     for n in nets.values():
         n.to(device)
@@ -111,7 +140,7 @@ def train(args: argparse.Namespace) -> None:
         idx = torch.randint(0, crops.shape[0], (args.batch,), generator=gen).to(device)
         batch = augment(crops[idx], gen)
         bits = subimage_bits(nets, batch, lo[idx], shift[idx])
-        loss = sum(bits.values()) / 3
+        loss = sum(v for k, v in bits.items() if not k.startswith("slow")) / 6
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -143,7 +172,8 @@ def calibrate(nets, crops, lo, shift, gen, batch_size, batches: int = 20) -> Non
 
 def save_checkpoint(path: Path, nets, opt, step: int, phase: str, elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"nets": {t: n.state_dict() for t, n in nets.items()}, "opt": opt.state_dict(),
+    cpu = {t: {k: v.cpu() for k, v in n.state_dict().items()} for t, n in nets.items()}
+    torch.save({"nets": cpu, "opt": opt.state_dict(),
                 "step": step, "phase": 0 if phase == "float" else 1, "elapsed": elapsed}, tmp)
     tmp.replace(path)
 
@@ -164,6 +194,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--init", type=Path, help="warm-start weights from another run's checkpoint")
     return p.parse_args(argv)
 
 
