@@ -72,39 +72,28 @@ def _stream_cost(streams: list[Stream]) -> int:
     return sum(len(s.payload) for s in streams) + container.SECTION_OVERHEAD * len(streams)
 
 
-def _code_frame(plane: np.ndarray, bits: int, method: Method, classical: Method) -> tuple[list[Stream], dict]:
-    """Streams for one frame by method, or by classical when that is smaller (the size guarantee)."""
-    base = classical.encode(plane, bits)
-    if method is classical:
-        return base, {"method": classical.name}
-    learned = method.encode(plane, bits)
+def _choose(base: list[Stream], learned: list[Stream] | None, name: str) -> tuple[list[Stream], dict]:
+    """A frame's learned streams, or its classical ones when those are smaller (noted in the meta)."""
+    if learned is None:
+        return base, {"method": "classical"}
     excess = _stream_cost(learned) - _stream_cost(base)
     if excess > 0:
-        return base, {"method": classical.name, "fallback": f"{method.name} was {excess} bytes larger"}
-    return learned, {"method": method.name}
+        return base, {"method": "classical", "fallback": f"{name} was {excess} bytes larger"}
+    return learned, {"method": name}
 
 
-def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
-           effort: int | None = None) -> bytes:
-    """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
-
-    mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
-    the classical coding. Raises InvalidInputError for unreadable input, ModelMismatchError when the
-    mode's weights are not installed.
-    """
-    src = io_source.load(source)
-    classical = get_method("classical", effort=effort)
-    method = classical if mode == "classical" else get_method(mode, device)
+def _pack_file(src: io_source.ImageSource, envelope: bytes, method: Method,
+               coded: list[tuple[list[Stream], dict]]) -> bytes:
+    """One .mlc file from per-frame (streams, meta); the model is named only if a frame needs it."""
     shape = tuple(src.planes[0].shape) if src.planes else (0, 0)
-    sections = [Section(SectionKind.ENVELOPE, 0, 0, _pack_envelope(src.envelope))]
-    frames: list[dict[str, Any]] = []
-    for number, plane in enumerate(src.planes):
-        streams, frame_meta = _code_frame(plane, src.bits, method, classical)
+    sections = [Section(SectionKind.ENVELOPE, 0, 0, envelope)]
+    frames = []
+    for number, (plane, (streams, frame_meta)) in enumerate(zip(src.planes, coded)):
         sections.extend(Section(SectionKind(s.kind), number, s.index, s.payload) for s in streams)
         if plane.shape != shape:  # rare (TIFF pages of different sizes); the header holds the first shape
-            frame_meta["shape"] = list(plane.shape)
+            frame_meta = {**frame_meta, "shape": list(plane.shape)}
         frames.append(frame_meta)
-    learned_used = method is not classical and any(f["method"] == method.name for f in frames)
+    learned_used = method.name != "classical" and any(f["method"] == method.name for f in frames)
     header = Header(
         source_kind=src.kind, height=shape[0], width=shape[1], frames=len(src.planes),
         bits_stored=src.bits if src.planes else 0, signed=src.signed, photometric=src.photometric,
@@ -118,6 +107,29 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
                                                           ("description", src.description)) if v}},
     )
     return container.pack(header, sections)
+
+
+def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
+           effort: int | None = None) -> bytes:
+    """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
+
+    mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
+    the classical coding. The result is never larger than mode='classical' gives: frames whose learned
+    streams are larger are stored classically (and noted), and when the model's header fields and notes
+    still make the file larger, the plain classical file is returned. Raises InvalidInputError for
+    unreadable input, ModelMismatchError when the mode's weights are not installed.
+    """
+    src = io_source.load(source)
+    classical = get_method("classical", effort=effort)
+    method = classical if mode == "classical" else get_method(mode, device)
+    envelope = _pack_envelope(src.envelope)
+    base = [classical.encode(plane, src.bits) for plane in src.planes]
+    plain = _pack_file(src, envelope, classical, [_choose(b, None, "classical") for b in base])
+    if method is classical:
+        return plain
+    mixed = _pack_file(src, envelope, method, [_choose(b, method.encode(plane, src.bits), method.name)
+                                               for b, plane in zip(base, src.planes)])
+    return mixed if len(mixed) <= len(plain) else plain
 
 
 # -------------------------------------------------------------------------------------- decode

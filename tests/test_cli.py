@@ -237,7 +237,7 @@ def test_fast_mode_works_or_names_the_missing_model(files, tmp_path):
     result = run("encode", "-o", tmp_path / "f.mlc", files / "sub" / "ct16.png")
     if result.exit_code == 0:
         assert run("decode", tmp_path / "f.mlc").exit_code == 0
-        _same_content(files / "sub" / "ct16.png", tmp_path / "f.png")
+        _same_content(files / "sub" / "ct16.png", tmp_path / "f")
     else:
         _assert_clean_failure(result, 4, tmp_path)
         assert "fast" in result.stderr and "--mode classical" in result.stderr

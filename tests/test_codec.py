@@ -135,19 +135,37 @@ def fake_registry(monkeypatch):
     return methods
 
 
-def test_learned_frames_larger_than_classical_fall_back(fake_registry):
+def test_learned_file_larger_than_classical_is_the_classical_file(fake_registry):
     fake_registry["fast"] = _PaddedMethod(effort=1)
     array = _smooth((2, 32, 32), 12)
     data = codec.encode(array, mode="fast")
-    header, _ = container.unpack(data)
-    assert [f["method"] for f in header.meta["frames"]] == ["classical", "classical"]
-    assert all("fast was" in f["fallback"] for f in header.meta["frames"])
-    assert header.model_id == ""  # no frame needs the weights, so the stream does not depend on them
-    # The streams are exactly classical's; only the header notes say why.
-    classical_sections = container.unpack(codec.encode(array, mode="classical"))[1]
-    assert [s.payload for s in container.unpack(data)[1]] == [s.payload for s in classical_sections]
+    assert data == codec.encode(array, mode="classical")  # not one byte larger, and no model needed
     del fake_registry["fast"]
-    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)  # decodes without the model
+    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)
+
+
+class _SelectiveMethod(_BetterMethod):
+    """Better than classical on busy frames, much worse on flat ones: the codec must mix per frame."""
+
+    def encode(self, plane, bits):
+        streams = super().encode(plane, bits)
+        if plane.max() == plane.min():
+            streams.append(Stream(SectionKind.METHOD_STREAM, 0, bytes(5000)))
+        return streams
+
+    def decode(self, streams, shape, bits):
+        return super().decode([s for s in streams if s.kind == SectionKind.PLANE], shape, bits)
+
+
+def test_frames_fall_back_one_by_one_with_a_note(fake_registry):
+    fake_registry["fast"] = _SelectiveMethod()
+    array = np.stack([_smooth((96, 96), 16, seed=3), np.zeros((96, 96), np.uint16)])
+    data = codec.encode(array, mode="fast")
+    assert len(data) < len(codec.encode(array, mode="classical"))
+    frames = container.unpack(data)[0].meta["frames"]
+    assert frames[0] == {"method": "fast"}
+    assert frames[1]["method"] == "classical" and frames[1]["fallback"].startswith("fast was ")
+    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)
 
 
 def test_learned_frames_used_when_smaller_and_weights_checked(fake_registry):
