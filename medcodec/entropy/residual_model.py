@@ -114,6 +114,41 @@ def pixel_params(mu: np.ndarray, ell: np.ndarray) -> PixelParams:
     return PixelParams(table=ell_coded * FRACTIONS + frac, low_bits=low_bits, base=base)
 
 
+@functools.lru_cache(maxsize=1)
+def _table_costs() -> np.ndarray:
+    """-log2 p of every symbol of every table (float64; only used to choose, never to code)."""
+    return np.log2(TOTAL) - np.log2(tables().astype(np.float64))
+
+
+def ideal_cost_bits(values: np.ndarray, params: PixelParams) -> float:
+    """Code length these parameters would give, without coding: for encoder-side choices."""
+    symbols = np.right_shift(values, params.low_bits) - params.base + SUPPORT
+    escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
+    symbols = np.where(escaped, ESCAPE, symbols)
+    main = float(_table_costs()[params.table, symbols].sum())
+    return main + 2 * RAW_BITS * int(escaped.sum()) + float(params.low_bits[~escaped].sum())
+
+
+def best_scale_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: int = 24) -> int:
+    """The offset to add to every scale index of a pixel set that codes it in the fewest bits.
+
+    A per-plane calibration: the network can be over- or under-confident on data unlike its training
+    set (e.g. row-correlated detector noise). Coarse search in steps of 4, then refined by 1.
+    """
+    if values.size == 0:
+        return 0
+
+    def cost(delta: int) -> float:
+        return ideal_cost_bits(values, pixel_params(mu, ell + delta))
+
+    costs = {d: cost(d) for d in range(-limit, limit + 1, 4)}
+    centre = min(costs, key=lambda d: (costs[d], abs(d)))
+    for d in range(max(-limit, centre - 3), min(limit, centre + 3) + 1):
+        if d not in costs:
+            costs[d] = cost(d)
+    return min(costs, key=lambda d: (costs[d], abs(d)))
+
+
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:
     """Pixel values (int64 1-D) -> (main segments, escape-and-low-bit segments) for two rANS streams."""
     high = np.right_shift(values, params.low_bits)

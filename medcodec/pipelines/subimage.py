@@ -8,7 +8,9 @@ the LC-H pass, then its odd columns with a second pass of the same network that 
 columns (same rows: this is what removes row-correlated noise, e.g. of CR readers).
 
 Streams of a plane:
-* PLANE_META 0: JSON {"lo": int, "shift": int} - the plane's normalisation (see ``split``),
+* PLANE_META 0: JSON {"lo": int, "shift": int, "scale_adjust": [int, ...]} - the plane's
+  normalisation (see ``split``) and, per coded pixel set, the offset the encoder added to every scale
+  index (``residual_model.best_scale_adjustment``: a per-plane calibration of the network's confidence),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
 * RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
   (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11).
@@ -109,7 +111,8 @@ class FastMethod(Method):
         height, width = plane.shape
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=norm.lo)
-        streams = [Stream(SectionKind.PLANE_META, 0, json.dumps({"lo": norm.lo, "shift": norm.shift}).encode())]
+        streams = []
+        adjustments = []
         a_stream = self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits)[0]
         streams.append(Stream(SectionKind.JXL_SUBIMAGE, 0, a_stream.payload))
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
@@ -120,17 +123,20 @@ class FastMethod(Method):
             for step, pixels in enumerate(self._column_masks(valid)):
                 left = normalised[target] if step == 1 else None
                 mu, ell = self.predictor.predict(target, normalised, norm, left)
-                params = rm.pixel_params(mu[pixels], ell[pixels])
+                delta = rm.best_scale_adjustment(truth[pixels], mu[pixels], ell[pixels])
+                adjustments.append(delta)
+                params = rm.pixel_params(mu[pixels], ell[pixels] + delta)
                 main, extra = rm.encode_segments(truth[pixels], params)
                 streams.append(Stream(SectionKind.RESIDUAL, index, rans.encode_segments(main)))
                 streams.append(Stream(SectionKind.RESIDUAL, index + 1, rans.encode_segments(extra)))
                 index += 2
-        return streams
+        meta = {"lo": norm.lo, "shift": norm.shift, "scale_adjust": adjustments}
+        return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta).encode())] + streams
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
         by_key = {(int(s.kind), s.index): s.payload for s in streams}
-        norm = self._read_meta(by_key, bits)
+        norm, adjustments = self._read_meta(by_key, bits)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
             raise CorruptStreamError(f"{self.name} frame: subimage A stream is missing")
@@ -145,7 +151,7 @@ class FastMethod(Method):
             for step, pixels in enumerate(self._column_masks(valid)):
                 left = sp.normalise(grid, norm.lo, norm.shift) if step == 1 else None
                 mu, ell = self.predictor.predict(target, normalised, norm, left)
-                params = rm.pixel_params(mu[pixels], ell[pixels])
+                params = rm.pixel_params(mu[pixels], ell[pixels] + adjustments[index // 2])
                 tables, order = rm.decode_main_tables(params)
                 main = rans.decode_segments(self._payload(by_key, index), tables)
                 extra = self._payload(by_key, index + 1)
@@ -165,15 +171,19 @@ class FastMethod(Method):
             raise CorruptStreamError(f"{self.name} frame: residual stream {index} is missing")
         return payload
 
-    def _read_meta(self, by_key: dict, bits: int) -> sp.Normalisation:
+    def _read_meta(self, by_key: dict, bits: int) -> tuple[sp.Normalisation, list[int]]:
+        """The plane's normalisation and the scale adjustment of each coded pixel set."""
+        sets = len(sp.PREDICTED) * len(self.column_sets)
         try:
             meta = json.loads(by_key[(int(SectionKind.PLANE_META), 0)])
             lo, shift = int(meta["lo"]), int(meta["shift"])
+            adjustments = [int(d) for d in meta["scale_adjust"]]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
-        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8):
+        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets
+                and all(abs(d) <= rm.MAX_ELL for d in adjustments)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift)
+        return sp.Normalisation(lo, shift), adjustments
 
 
 class SlowMethod(FastMethod):
