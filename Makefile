@@ -1,16 +1,26 @@
 PYTHON ?= python3
+CORPUS ?= ../shared/corpus
+RESULTS = benchmarks/results
 
-.PHONY: install test bench demo fuzz
+.PHONY: install test demo bench roundtrip
 
+# Install medcodec and its test tools from this checkout (torch 2.13.0, the CPU build).
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
 
+# The test suite (what CI runs). Needs neither ../shared nor a GPU.
 test:
 	$(PYTHON) -m pytest -q tests
 
+# Install, then compare medcodec with the classical codecs on the bundled example images.
 demo: install
-	medcodec bench
+	medcodec bench --mode all
 
+# Every corpus file through encode/decode (DICOM byte-identical, images pixel-identical).
+roundtrip:
+	$(PYTHON) benchmarks/roundtrip_corpus.py $(CORPUS)
+
+# The committed results: all modes and all classical codecs on the test split, one run.
 bench:
-	$(PYTHON) benchmarks/roundtrip_corpus.py
-	$(PYTHON) benchmarks/fast_vs_jpegxl.py
+	medcodec bench $(CORPUS)/test --mode all --json $(RESULTS)/test_all.json \
+		--csv $(RESULTS)/test_all.csv --plot $(RESULTS)/test_all.png
