@@ -192,7 +192,8 @@ class SlowMethod(FastMethod):
     name = "slow"
     column_sets = ("even", "odd")
 
-    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int = 7):
+    # the slow path also spends JPEG-XL's highest effort on subimage A
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int = 9):
         super().__init__(device, model_id, effort)
         if not self.predictor.supports_left:
             raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")
