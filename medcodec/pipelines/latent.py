@@ -1,0 +1,158 @@
+"""Latent mode (LVPNet): a Huffman-coded global latent z, then every pixel predicted from z in one pass.
+
+The encoder runs the float GMSM on the normalised plane (``split.Normalisation``: 8-16 bits become
+10-bit inputs), floors y / q_step to z and sends z. Only z -> probabilities must agree between machines,
+and that path is the integer network of ``medcodec.networks.lvp`` (QCM + upsampling predictor), so
+decoding is exact anywhere. GMSM runs in float64, which makes encoding reproducible in practice across
+thread counts and backends (z would need a float64 rounding tie to differ); decoding never depends on it.
+The per-pixel mean is predicted directly in normalised 1/16 units and mapped to raw units as in
+``subimage``: mu = 16 lo + (mu_n << G), scale index + 8 G.
+
+Streams of a plane:
+* PLANE_META 0: JSON {"lo", "shift", "latent": [C, h, w], "scale_adjust": int, "z_bits": int,
+  "residual_bits": int} - the normalisation, z's shape, the encoder's per-plane scale calibration
+  (``residual_model.best_scale_adjustment``) and, for reporting only, the bits spent on z and residuals,
+* LATENT_Z 0: z (C, h, w row-major, int8 range) by canonical Huffman (``entropy.huffman``),
+* RESIDUAL 0 (main symbols), RESIDUAL 1 (escapes and raw low bits): every pixel, row-major, under the
+  residual model of ``entropy.residual_model``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..container.format import SectionKind
+from ..entropy import huffman, rans
+from ..entropy import residual_model as rm
+from ..errors import CorruptStreamError, ModelMismatchError
+from ..models import load_model
+from ..networks.lvp import MEAN_LIMIT, Z_MAX, Z_MIN, LVPNet
+from . import split as sp
+from .base import Method, Stream, check_decoded, check_plane
+from .subimage import resolve_device
+
+DEFAULT_MODEL = "latent-v1"
+ARCHITECTURE = "lvpnet-gmsm-qcm-int8/v1"
+BAND_ROWS = 32  # latent rows per integer pass: bounds memory on large planes
+
+
+class LatentPredictor:
+    """GMSM (float, encoder) and the integer decoder network of one model."""
+
+    def __init__(self, net: LVPNet, params: dict[str, dict], device: str = "auto"):
+        self.device = resolve_device(device)
+        self.net = net.eval()
+        self.gmsm = copy.deepcopy(net.gmsm).to(torch.float64)
+        self.params = {layer: {k: v.to(self.device) for k, v in t.items()} for layer, t in params.items()}
+        # latent rows of context each side of a band: every 3x3 conv reaches at most one latent row
+        self.halo = sum(1 for p in params.values() if p["weight"].shape[-1] > 1) + 1
+
+    @classmethod
+    def from_model(cls, model_id: str, device: str = "auto") -> tuple["LatentPredictor", bytes]:
+        model = load_model(model_id)
+        if model.metadata.get("architecture") != ARCHITECTURE:
+            raise ModelMismatchError(f"model {model_id!r} is not an {ARCHITECTURE} model")
+        net = LVPNet(**model.metadata["config"])
+        net.load_float_state(model.params["gmsm"])
+        return cls(net, model.params["decoder"], device), model.sha256
+
+    @torch.no_grad()
+    def latent(self, normalised: torch.Tensor) -> np.ndarray:
+        """Normalised plane [H, W] int64 -> z int64 [C, h, w]."""
+        m = self.net.multiple
+        h, w = normalised.shape
+        x = normalised.to(torch.float64)[None, None]
+        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+        y = self.gmsm(x / 512.0 - 1.0)[0]
+        return torch.floor(y / self.net.q_step).clamp(Z_MIN, Z_MAX).to(torch.int64).numpy()
+
+    @torch.no_grad()
+    def predict(self, z: np.ndarray, shape: tuple[int, int], norm: sp.Normalisation) -> tuple[np.ndarray, np.ndarray]:
+        """Integer (mu in 1/16 raw samples, scale index) of every pixel, flattened row-major."""
+        m, rows = self.net.multiple, z.shape[1]
+        zt = torch.from_numpy(z)[None].to(self.device)
+        mus, ells = [], []
+        for start in range(0, rows, BAND_ROWS):
+            stop = min(rows, start + BAND_ROWS)
+            lo, hi = max(0, start - self.halo), min(rows, stop + self.halo)
+            mu, ell = self.net.forward_integer(zt[:, :, lo:hi], self.params)
+            keep = slice((start - lo) * m, (stop - lo) * m)
+            mus.append(mu[0, keep].cpu())
+            ells.append(ell[0, keep].cpu())
+        height, width = shape
+        mu_n = torch.cat(mus)[:height, :width].clamp(0, MEAN_LIMIT)
+        ell = torch.cat(ells)[:height, :width]
+        mu = rm.MEAN_ONE * norm.lo + torch.bitwise_left_shift(mu_n, norm.shift)
+        return mu.reshape(-1).numpy(), (ell + rm.STEPS_PER_OCTAVE * norm.shift).reshape(-1).numpy()
+
+
+class LatentMethod(Method):
+    name = "latent"
+
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL,
+                 predictor: LatentPredictor | None = None, model_sha256: bytes = b""):
+        if predictor is None:
+            predictor, model_sha256 = LatentPredictor.from_model(model_id, device)
+        self.predictor = predictor
+        self.model_id = model_id
+        self.model_sha256 = model_sha256
+
+    def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
+        plane = check_plane(plane, bits)
+        norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
+        raw = torch.from_numpy(plane.astype(np.int64))
+        z = self.predictor.latent(sp.normalise(raw, norm.lo, norm.shift))
+        mu, ell = self.predictor.predict(z, plane.shape, norm)
+        values = raw.reshape(-1).numpy()
+        delta = rm.best_scale_adjustment(values, mu, ell)
+        main, extra = rm.encode_segments(values, rm.pixel_params(mu, ell + delta))
+        z_stream = huffman.huffman_encode(z)
+        residual = [rans.encode_segments(main), rans.encode_segments(extra)]
+        meta = {"lo": norm.lo, "shift": norm.shift, "latent": list(z.shape), "scale_adjust": delta,
+                "z_bits": 8 * len(z_stream), "residual_bits": 8 * sum(map(len, residual))}
+        return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta, sort_keys=True).encode()),
+                Stream(SectionKind.LATENT_Z, 0, z_stream),
+                Stream(SectionKind.RESIDUAL, 0, residual[0]),
+                Stream(SectionKind.RESIDUAL, 1, residual[1])]
+
+    def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
+        by_key = {(int(s.kind), s.index): s.payload for s in streams}
+        norm, latent_shape, delta = self._read_meta(by_key, shape, bits)
+        z = huffman.huffman_decode(self._payload(by_key, SectionKind.LATENT_Z, 0),
+                                   max_count=int(np.prod(latent_shape)))
+        if z.size != int(np.prod(latent_shape)) or (z.size and (z.min() < Z_MIN or z.max() > Z_MAX)):
+            raise CorruptStreamError("latent frame: z has the wrong size or values outside int8")
+        mu, ell = self.predictor.predict(z.reshape(latent_shape), shape, norm)
+        params = rm.pixel_params(mu, ell + delta)
+        tables, order = rm.decode_main_tables(params)
+        main = rans.decode_segments(self._payload(by_key, SectionKind.RESIDUAL, 0), tables)
+        extra = self._payload(by_key, SectionKind.RESIDUAL, 1)
+        values = rm.decode_values(main, order, params, lambda t: rans.decode_segments(extra, t))
+        if values.size and (values.min() < 0 or values.max() >= (1 << bits)):
+            raise CorruptStreamError(f"latent frame: decoded values fall outside {bits} bits")
+        return check_decoded(values.reshape(shape), shape, bits, self.name)
+
+    @staticmethod
+    def _payload(by_key: dict, kind: SectionKind, index: int) -> bytes:
+        payload = by_key.get((int(kind), index))
+        if payload is None:
+            raise CorruptStreamError(f"latent frame: {kind.name} stream {index} is missing")
+        return payload
+
+    def _read_meta(self, by_key: dict, shape: tuple[int, int], bits: int):
+        try:
+            meta = json.loads(self._payload(by_key, SectionKind.PLANE_META, 0))
+            lo, shift, delta = int(meta["lo"]), int(meta["shift"]), int(meta["scale_adjust"])
+            latent_shape = tuple(int(n) for n in meta["latent"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptStreamError("latent frame: plane side information is missing or damaged") from exc
+        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and abs(delta) <= rm.MAX_ELL
+                and latent_shape == self.predictor.net.latent_shape(*shape)):
+            raise CorruptStreamError("latent frame: plane side information is out of range")
+        return sp.Normalisation(lo, shift), latent_shape, delta
