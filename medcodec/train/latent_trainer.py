@@ -41,6 +41,15 @@ def batch_bits(net: LVPNet, crops: torch.Tensor, lo: torch.Tensor, shift: torch.
     return {"z": z_bpp, "residual": res_bpp, "total": z_bpp + res_bpp}
 
 
+def random_window(batch: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random size x size window of the whole batch: smaller steps, many more of them on a CPU."""
+    h, w = batch.shape[-2:]
+    if not size or size >= min(h, w):
+        return batch
+    r, c = (int(torch.randint(0, n - size + 1, (1,), generator=gen)) for n in (h, w))
+    return batch[..., r:r + size, c:c + size]
+
+
 def build(args: argparse.Namespace) -> LVPNet:
     return LVPNet(levels=args.levels, latent_channels=args.latent_channels, q_step=args.q_step,
                   qcm_blocks=args.qcm_blocks, use_qcm=not args.no_qcm, plain=args.plain,
@@ -80,7 +89,7 @@ def train(args: argparse.Namespace) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(0, crops.shape[0], (args.batch,), generator=gen)
-        bits = batch_bits(net, augment(crops[idx], gen), lo[idx], shift[idx])
+        bits = batch_bits(net, random_window(augment(crops[idx], gen), args.crop, gen), lo[idx], shift[idx])
         opt.zero_grad(set_to_none=True)
         bits["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -140,6 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=5000, help="length of the run (ignored with --minutes)")
     p.add_argument("--minutes", type=float, default=0, help="length of the run in wall-clock minutes")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=0, help="train on random windows of this side (multiple of 8)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--qat-fraction", type=float, default=0.25)
     p.add_argument("--levels", type=int, default=3)
