@@ -82,3 +82,23 @@ def test_damaged_side_information_is_a_clear_error(method):
     streams = [Stream(s.kind, s.index, b"{}") if s.kind == 6 else s for s in method.encode(plane, bits)]
     with pytest.raises(CorruptStreamError):
         method.decode(streams, plane.shape, bits)
+
+
+def test_tiled_prediction_roundtrip_and_bounded_windows(method, monkeypatch):
+    """Large planes are predicted tile by tile; shrink the tile so a small plane crosses several."""
+    import medcodec.pipelines.subimage as subimage
+
+    monkeypatch.setattr(subimage, "TILE", 24)
+    monkeypatch.setattr(subimage, "HALO", 8)
+    seen = []
+    run = subimage.SubimagePredictor._run_window
+
+    def spy(self, net, target, window):
+        seen.append(window.shape[-2:])
+        return run(self, net, target, window)
+
+    monkeypatch.setattr(subimage.SubimagePredictor, "_run_window", spy)
+    plane, bits = _smooth((101, 77), 16, seed=9), 16
+    streams = method.encode(plane, bits)
+    assert np.array_equal(method.decode(streams, plane.shape, bits), plane)
+    assert max(h * w for h, w in seen) <= (24 + 16) ** 2

@@ -36,6 +36,8 @@ from .base import Method, Stream, check_decoded, check_plane
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "fast-v1"
+TILE = 512  # subimage pixels per tile side: bounds decoder memory on large radiographs
+HALO = 32  # context pixels each tile sees beyond its edges
 
 
 def resolve_device(device: str) -> torch.device:
@@ -70,23 +72,39 @@ class SubimagePredictor:
         """Integer (mu, ell) in raw sample units for every pixel of the target subimage grid.
 
         left: the target's normalised grid whose even columns are known (slow path's second pass).
+        Large grids are predicted tile by tile (TILE x TILE, each seen with a HALO of context), which
+        bounds memory; the tiling is part of the method, so encoder and decoder always agree.
         """
         net = self.nets[target]
         if self.supports_left:
-            x = sp.network_input(target, normalised, left).unsqueeze(0)  # [1, C, h, w]
+            x = sp.network_input(target, normalised, left)  # [C, h, w]
         else:
-            x = torch.stack([normalised[n] for n in sp.CONTEXT[target]]).unsqueeze(0)
+            x = torch.stack([normalised[n] for n in sp.CONTEXT[target]])
         h, w = x.shape[-2:]
-        m = net.multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
-            # replicate padding is done on float32, exact for the 10-bit inputs
-            x = F.pad(x.to(torch.float32), (0, pad_w, 0, pad_h), mode="replicate").to(torch.int64)
-        delta, ell = net.forward_integer(x.to(self.device), self.params[target])
-        delta, ell = delta[0, :h, :w].cpu(), ell[0, :h, :w].cpu()
+        delta = torch.empty((h, w), dtype=torch.int64)
+        ell = torch.empty((h, w), dtype=torch.int64)
+        for r0 in range(0, h, TILE):
+            for c0 in range(0, w, TILE):
+                r1, c1 = min(h, r0 + TILE), min(w, c0 + TILE)
+                wr0, wc0 = max(0, r0 - HALO), max(0, c0 - HALO)
+                window = x[:, wr0 : min(h, r1 + HALO), wc0 : min(w, c1 + HALO)]
+                d, e = self._run_window(net, target, window)
+                delta[r0:r1, c0:c1] = d[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
+                ell[r0:r1, c0:c1] = e[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
         mu_norm = sp.base_prediction(target, normalised) + delta
         mu = rm.MEAN_ONE * norm.lo + torch.bitwise_left_shift(mu_norm, norm.shift)
         return mu.numpy(), (ell + rm.STEPS_PER_OCTAVE * norm.shift).numpy()
+
+    def _run_window(self, net: LCHNet, target: str, window: torch.Tensor):
+        """One integer network pass over a [C, h, w] window, padded to the U-Net's multiple."""
+        h, w = window.shape[-2:]
+        m = net.multiple
+        x = window.unsqueeze(0)
+        if h % m or w % m:
+            # replicate padding is done on float32, exact for the 10-bit inputs
+            x = F.pad(x.to(torch.float32), (0, (-w) % m, 0, (-h) % m), mode="replicate").to(torch.int64)
+        delta, ell = net.forward_integer(x.to(self.device), self.params[target])
+        return delta[0, :h, :w].cpu(), ell[0, :h, :w].cpu()
 
 
 class FastMethod(Method):
