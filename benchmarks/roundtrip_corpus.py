@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import multiprocessing
 import os
 import sys
 import time
@@ -102,8 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"round trip of {len(files)} files, mode {mode}, {args.jobs} processes", file=sys.stderr)
 
     start = time.perf_counter()
-    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(roundtrip, files, [mode] * len(files), chunksize=4))
+    results = []
+    # spawn, not fork: pick_mode may have started torch's OpenMP pool, which deadlocks in forked children.
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=spawn) as pool:
+        # One line per file as it finishes: learned modes on CPU take long, and a killed run still tells.
+        for r in pool.map(roundtrip, files, [mode] * len(files)):
+            results.append(r)
+            status = f"FAIL {r.error}" if r.error else f"ok {r.bytes_in:,} -> {r.bytes_out:,} {r.methods}"
+            print(f"[{len(results)}/{len(files)}] {r.path}: {status} ({r.seconds:.1f} s)", flush=True)
     wall = time.perf_counter() - start
 
     failures = [r for r in results if r.error]

@@ -8,6 +8,7 @@ without --force (and never over an input, even with --force).
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import fnmatch
 import json
 import os
@@ -260,7 +261,10 @@ def _run_all(tasks: list[Task], one: Callable[..., Outcome], args: tuple, jobs: 
 
     outcomes: list[Outcome] = []
     if jobs > 1 and len(tasks) > 1:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawn, not fork: a parent that already ran torch (library use, tests) would deadlock forked
+        # children in its OpenMP pool.
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
             futures = [pool.submit(one, t, *args) for t in tasks]
             for fut in concurrent.futures.as_completed(futures):
                 report(fut.result())
