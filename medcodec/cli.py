@@ -11,6 +11,7 @@ import concurrent.futures
 import multiprocessing
 import fnmatch
 import json
+import logging
 import os
 import sys
 import traceback
@@ -310,7 +311,8 @@ def _guard_command(ctx: click.Context, work: Callable[[], None]) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="medcodec")
-@click.option("--debug", is_flag=True, envvar="MEDCODEC_DEBUG", help="Show tracebacks of internal errors.")
+@click.option("--debug", is_flag=True, envvar="MEDCODEC_DEBUG",
+              help="Show tracebacks of internal errors and the codec's decisions (e.g. classical fallbacks).")
 def cli(debug: bool) -> None:
     """medcodec: lossless compression of medical images (DICOM, PNG, TIFF, .npy).
 
@@ -327,6 +329,8 @@ def cli(debug: bool) -> None:
       medcodec verify scan.dcm.mlc scan.dcm
       cat scan.dcm | medcodec encode - > scan.dcm.mlc
     """
+    if debug:
+        logging.basicConfig(level=logging.INFO, format="medcodec: %(message)s")
 
 
 _common_out = [

@@ -9,6 +9,7 @@ the pixels' sha256 and the restored file's sha256, and raises instead of returni
 from __future__ import annotations
 
 import hashlib
+import logging
 import lzma
 import os
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from medcodec.io import source as io_source
 from medcodec.pipelines import get_method
 from medcodec.pipelines.base import Method, Stream
 
+_log = logging.getLogger("medcodec")
 EXTENSIONS = {"dicom": ".dcm", "png": ".png", "tiff": ".tif", "npy": ".npy"}
 # Kinds whose restore() rebuilds the same bytes; the others come back pixel-identical.
 BYTE_EXACT_KINDS = ("dicom", "npy")
@@ -129,7 +131,12 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         return plain
     mixed = _pack_file(src, envelope, method, [_choose(b, method.encode(plane, src.bits), method.name)
                                                for b, plane in zip(base, src.planes)])
-    return mixed if len(mixed) <= len(plain) else plain
+    if len(mixed) > len(plain):
+        # No note in the file: any note would make it larger than classical. Say it to the logger.
+        _log.info("%s stream %d bytes larger than classical (%d): wrote the classical file",
+                  method.name, len(mixed) - len(plain), len(plain))
+        return plain
+    return mixed
 
 
 # -------------------------------------------------------------------------------------- decode
