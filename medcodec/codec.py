@@ -20,7 +20,7 @@ import numpy as np
 import medcodec
 from medcodec.container import format as container
 from medcodec.container.format import Header, Section, SectionKind
-from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError
+from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError
 from medcodec.io import source as io_source
 from medcodec.pipelines import get_method
 from medcodec.pipelines.base import Method, Stream
@@ -29,6 +29,9 @@ _log = logging.getLogger("medcodec")
 EXTENSIONS = {"dicom": ".dcm", "png": ".png", "tiff": ".tif", "npy": ".npy"}
 # Kinds whose restore() rebuilds the same bytes; the others come back pixel-identical.
 BYTE_EXACT_KINDS = ("dicom", "npy")
+# Most pixels (all frames) a file may hold unless the caller raises the limit: 2**30 16-bit samples are
+# 2 GiB per copy of the planes. Checked before anything of that size is allocated.
+DEFAULT_MAX_PIXELS = io_source.DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -51,17 +54,34 @@ def suggested_extension(kind: str) -> str:
 
 
 # A raw LZMA2 stream: the .xz wrapper would add ~60 bytes per file and a check the section CRC already gives.
-_LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+# The reader's dictionary is the largest any writer used (64 MiB, preset 9); it is allocated lazily, so
+# a small envelope touches only as much of it as it fills.
+_LZMA_READ_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+_LZMA_MAX_DICT = 1 << 26
+_EXTREME_UP_TO = 1 << 20  # bytes: beyond this, PRESET_EXTREME's slower search is not worth it
+
+
+def _envelope_filters(size: int) -> list[dict]:
+    """LZMA2 settings for an envelope of size bytes.
+
+    The dictionary is sized to the data (a power of two, 4 KiB to 64 MiB): matches cannot reach further
+    back than the data is long, so the output is the same as with the full 64 MiB of preset 9, while
+    the encoder's match-finder tables, which grow with the dictionary, shrink from ~64 MB to a few KB
+    (a 7 KB DICOM header: ~65 ms -> ~1 ms). Readers of any version decode it with _LZMA_READ_FILTERS.
+    """
+    dict_size = min(_LZMA_MAX_DICT, max(1 << 12, 1 << max(size - 1, 1).bit_length()))
+    preset = 9 | lzma.PRESET_EXTREME if size <= _EXTREME_UP_TO else 6
+    return [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dict_size}]
 
 
 def _pack_envelope(io_envelope: bytes) -> bytes:
     """The io layer's envelope (DICOM header bytes, PNG chunks, ...): mostly text-like, so lzma it."""
-    return lzma.compress(io_envelope, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+    return lzma.compress(io_envelope, format=lzma.FORMAT_RAW, filters=_envelope_filters(len(io_envelope)))
 
 
 def _unpack_envelope(payload: bytes) -> bytes:
     try:
-        return lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+        return lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=_LZMA_READ_FILTERS)
     except lzma.LZMAError as exc:
         raise CorruptStreamError(f"envelope section cannot be decompressed ({exc})") from exc
 
@@ -111,17 +131,39 @@ def _pack_file(src: io_source.ImageSource, envelope: bytes, method: Method,
     return container.pack(header, sections)
 
 
+def _limit_message(what: str, pixels: int, max_pixels: int) -> str:
+    return (f"{what} {pixels:,} pixels, over the limit of {max_pixels:,}; "
+            "raise the limit (--max-pixels N, or max_pixels=N in the library) if this file is trusted")
+
+
+def _check_source_pixels(src: io_source.ImageSource, max_pixels: int | None) -> None:
+    """Every kind under one limit, so a file medcodec writes decodes under the same default limit.
+
+    The io layer refuses images by their declared size before decoding; DICOM planes cannot outgrow
+    the file already read, but a stream holding them would then be refused by decode.
+    """
+    pixels = sum(int(p.size) for p in src.planes)
+    if max_pixels is not None and pixels > max_pixels:
+        raise ResourceLimitError(_limit_message("input holds", pixels, max_pixels))
+
+
 def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
-           effort: int | None = None) -> bytes:
+           effort: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
     """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
 
     mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
     the classical coding. The result is never larger than mode='classical' gives: frames whose learned
     streams are larger are stored classically (and noted), and when the model's header fields and notes
     still make the file larger, the plain classical file is returned. Raises InvalidInputError for
-    unreadable input, ModelMismatchError when the mode's weights are not installed.
+    unreadable input, ResourceLimitError for inputs of more than max_pixels pixels (None: no limit),
+    ModelMismatchError when the mode's weights are not installed.
     """
-    src = io_source.load(source)
+    try:
+        src = io_source.load(source, max_pixels=max_pixels)
+    except ResourceLimitError as exc:
+        raise ResourceLimitError(f"{exc}; raise the limit (--max-pixels N, or max_pixels=N in the library) "
+                                 "if this file is trusted") from None
+    _check_source_pixels(src, max_pixels)
     classical = get_method("classical", effort=effort)
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = _pack_envelope(src.envelope)
@@ -158,8 +200,9 @@ def _frames(header: Header, max_pixels: int | None = None) -> list[dict[str, Any
         if min(out[-1]["shape"]) < 1:
             raise CorruptStreamError(f"corrupt medcodec file: frame {number} has shape {out[-1]['shape']}")
     # Checked before any decoder allocates: a damaged or hostile header must not exhaust memory.
-    if max_pixels is not None and sum(f["shape"][0] * f["shape"][1] for f in out) > max_pixels:
-        raise CorruptStreamError(f"medcodec file declares more than the limit of {max_pixels} pixels")
+    pixels = sum(f["shape"][0] * f["shape"][1] for f in out)
+    if max_pixels is not None and pixels > max_pixels:
+        raise ResourceLimitError(_limit_message("medcodec file declares", pixels, max_pixels))
     return out
 
 
@@ -209,9 +252,15 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
 
     Raises CorruptStreamError (damage, any checksum mismatch), UnsupportedVersionError (newer format)
     or ModelMismatchError (weights missing or different); never returns wrong data. Streams that
-    declare more than max_pixels pixels are refused before decoding (None: no limit).
+    declare more than max_pixels pixels are refused with ResourceLimitError before decoding (None: no
+    limit): the header alone (CRC-checked) is read first, so nothing of the declared size is allocated.
     """
-    header, sections = container.unpack(bytes(data), max_pixels=max_pixels)
+    data = bytes(data)
+    declared = container.read_header(data)
+    pixels = declared.height * declared.width * declared.frames
+    if max_pixels is not None and pixels > max_pixels:
+        raise ResourceLimitError(_limit_message("medcodec file declares", pixels, max_pixels))
+    header, sections = container.unpack(data, max_pixels=max_pixels)
     kind = header.source_kind
     if kind not in EXTENSIONS:
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
@@ -277,12 +326,16 @@ def info(data: bytes) -> dict[str, Any]:
     }
 
 
-def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, device: str = "auto") -> dict:
+def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, device: str = "auto",
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, same_source: bool = False) -> dict:
     """Decode in memory and check everything; with original, also compare against it. Writes nothing.
 
+    The comparison is byte for byte for DICOM and .npy, pixel for pixel for PNG/TIFF (whose files a
+    re-encoder may lay out differently). With same_source, the stream must also record original's
+    sha256, i.e. have been made from this very file (encode --verify and --resume ask for that).
     Returns a summary dict; raises CorruptStreamError on any mismatch.
     """
-    decoded = decode(data, device=device)
+    decoded = decode(data, device=device, max_pixels=max_pixels)
     result: dict[str, Any] = {"kind": decoded.kind, "frames": len(decoded.planes),
                               "fidelity": decoded.fidelity, "size": len(decoded.data)}
     if original is None:
@@ -293,6 +346,9 @@ def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, de
         except OSError as exc:
             raise InvalidInputError(f"cannot read original {os.fspath(original)}: {exc.strerror or exc}") from exc
     original = bytes(original)
+    recorded = decoded.header.original_sha256  # empty for streams made from arrays
+    if same_source and hashlib.sha256(original).digest() != recorded:
+        raise CorruptStreamError("stream was not made from this original (its recorded sha256 differs)")
     if original == decoded.data:
         result["matches_original"] = "bytes"
         return result
