@@ -2,7 +2,7 @@ PYTHON ?= python3
 CORPUS ?= ../shared/corpus
 RESULTS = benchmarks/results
 
-.PHONY: install test demo bench roundtrip
+.PHONY: install test demo bench roundtrip fuzz
 
 # Install medcodec and its test tools from this checkout (torch 2.13.0, the CPU build).
 install:
@@ -24,3 +24,7 @@ roundtrip:
 bench:
 	medcodec bench $(CORPUS)/test --mode all --json $(RESULTS)/test_all.json \
 		--csv $(RESULTS)/test_all.csv --plot $(RESULTS)/test_all.png
+
+# A longer decoder fuzzing campaign than `make test`: 3000 examples per test and method (CPU, slow).
+fuzz:
+	MEDCODEC_FUZZ_EXAMPLES=3000 $(PYTHON) -m pytest -q tests/test_fuzz_decoder.py --hypothesis-show-statistics
