@@ -255,3 +255,11 @@ def test_help_teaches_with_examples(command):
 def test_exit_codes_documented_and_version():
     assert "refused to overwrite" in run("encode", "--help").output
     assert __version__ in run("--version").output
+
+
+def test_reliability_options_are_documented():
+    encode_help = run("encode", "--help").output
+    for option in ("--verify", "--resume", "--max-pixels"):
+        assert option in encode_help
+    assert "--max-pixels" in run("decode", "--help").output and "--max-pixels" in run("verify", "--help").output
+    assert "skipped by --resume" in encode_help and "disk full" in encode_help
