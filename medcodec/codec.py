@@ -61,6 +61,11 @@ _LZMA_MAX_DICT = 1 << 26
 _EXTREME_UP_TO = 1 << 20  # bytes: beyond this, PRESET_EXTREME's slower search is not worth it
 
 
+def _dict_size_for(size: int) -> int:
+    """The smallest power-of-two dictionary (4 KiB to 64 MiB) that spans size bytes."""
+    return min(_LZMA_MAX_DICT, max(1 << 12, 1 << max(size - 1, 1).bit_length()))
+
+
 def _envelope_filters(size: int) -> list[dict]:
     """LZMA2 settings for an envelope of size bytes.
 
@@ -69,7 +74,7 @@ def _envelope_filters(size: int) -> list[dict]:
     the encoder's match-finder tables, which grow with the dictionary, shrink from ~64 MB to a few KB
     (a 7 KB DICOM header: ~65 ms -> ~1 ms). Readers of any version decode it with _LZMA_READ_FILTERS.
     """
-    dict_size = min(_LZMA_MAX_DICT, max(1 << 12, 1 << max(size - 1, 1).bit_length()))
+    dict_size = _dict_size_for(size)
     preset = 9 | lzma.PRESET_EXTREME if size <= _EXTREME_UP_TO else 6
     return [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dict_size}]
 
@@ -79,11 +84,33 @@ def _pack_envelope(io_envelope: bytes) -> bytes:
     return lzma.compress(io_envelope, format=lzma.FORMAT_RAW, filters=_envelope_filters(len(io_envelope)))
 
 
-def _unpack_envelope(payload: bytes) -> bytes:
+def _envelope_limit(max_pixels: int | None) -> int | None:
+    """Most envelope bytes a file may hold: as many as max_pixels 16-bit samples (None: no limit).
+
+    An envelope carries what is not modelled, up to a whole encapsulated DICOM, so it gets the byte
+    budget of the pixel limit; without one, a few KB of lzma could expand to gigabytes.
+    """
+    return None if max_pixels is None else 2 * max_pixels
+
+
+def _unpack_envelope(payload: bytes, max_bytes: int | None = None) -> bytes:
+    # Matches never reach back past the start of the output, so a dictionary spanning the limit reads
+    # every file, whatever dictionary wrote it.
+    filters = _LZMA_READ_FILTERS if max_bytes is None else [{**_LZMA_READ_FILTERS[0],
+                                                              "dict_size": _dict_size_for(max_bytes + 1)}]
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
     try:
-        return lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=_LZMA_READ_FILTERS)
+        # Stop one byte past the limit: enough to know it is exceeded, without inflating the rest.
+        out = decompressor.decompress(payload, max_length=-1 if max_bytes is None else max_bytes + 1)
     except lzma.LZMAError as exc:
         raise CorruptStreamError(f"envelope section cannot be decompressed ({exc})") from exc
+    if max_bytes is not None and len(out) > max_bytes:
+        raise ResourceLimitError(f"medcodec file's envelope expands past the limit of {max_bytes:,} bytes "
+                                 f"(2 per pixel of the limit); raise the limit (--max-pixels N, or "
+                                 "max_pixels=N in the library) if this file is trusted")
+    if not decompressor.eof or decompressor.unused_data:
+        raise CorruptStreamError("envelope section is truncated or has bytes after its end")
+    return out
 
 
 # -------------------------------------------------------------------------------------- encode
@@ -164,6 +191,10 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         raise ResourceLimitError(f"{exc}; raise the limit (--max-pixels N, or max_pixels=N in the library) "
                                  "if this file is trusted") from None
     _check_source_pixels(src, max_pixels)
+    if (limit := _envelope_limit(max_pixels)) is not None and len(src.envelope) > limit:
+        raise ResourceLimitError(f"input keeps {len(src.envelope):,} bytes outside its planes, over the limit of "
+                                 f"{limit:,} (2 per pixel of the limit); raise the limit (--max-pixels N, or "
+                                 "max_pixels=N in the library) if this file is trusted")
     classical = get_method("classical", effort=effort)
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = _pack_envelope(src.envelope)
@@ -270,7 +301,7 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
               for n, f in enumerate(frames)]
     if io_source.pixel_sha256(planes) != header.pixel_sha256:
         raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
-    restored = io_source.restore(kind, _unpack_envelope(envelope), planes)
+    restored = io_source.restore(kind, _unpack_envelope(envelope, _envelope_limit(max_pixels)), planes)
     fidelity = _check_restored(kind, restored, header)
     return DecodedFile(kind=kind, data=restored, planes=planes, header=header, fidelity=fidelity)
 

@@ -400,3 +400,22 @@ def test_envelope_lzma_is_cheap_and_old_settings_still_decode():
     assert codec.decode(container.pack(header, sections)).data == src
     assert len(old) == len(codec._pack_envelope(io_envelope))  # same ratio: the data is shorter than either dict
     assert hashlib.sha256(codec.decode(data).data).digest() == hashlib.sha256(src).digest()
+
+
+def test_envelope_decompression_is_bounded_by_the_limit():
+    data = codec.encode(CT_SMALL, mode="classical")
+    header, sections = container.unpack(data)
+    envelope = next(s for s in sections if s.kind == container.SectionKind.ENVELOPE)
+    envelope.payload = lzma.compress(bytes(8 << 20), format=lzma.FORMAT_RAW,  # 8 MiB of zeros in ~1 KB
+                                     filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
+    bomb = container.pack(header, sections)
+    tracemalloc.start()
+    with pytest.raises(ResourceLimitError, match="envelope"):
+        codec.decode(bomb, max_pixels=128 * 128)  # 32 KB of envelope allowed
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    tracemalloc.stop()
+    with pytest.raises(CorruptStreamError):  # within the limit it inflates, and the checks refuse it
+        codec.decode(bomb)
+    envelope.payload = codec._pack_envelope(b"x" * 100)[:-3]
+    with pytest.raises(CorruptStreamError, match="envelope"):
+        codec.decode(container.pack(header, sections))
