@@ -98,7 +98,7 @@ def _guard_command(ctx: click.Context, work: Callable[[], None]) -> None:
         click.echo(f"medcodec: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outputs in progress were temporaries and are already removed
-        click.echo("medcodec: interrupted; no partial output was left (rerun with --resume to go on)", err=True)
+        click.echo("medcodec: interrupted; no partial output was left (encode: rerun with --resume to go on)", err=True)
         sys.exit(130)
     except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
