@@ -315,8 +315,8 @@ def fresh_model_caches():
 
 def _weight_files() -> list[Path]:
     files = sorted((ROOT / "models").glob("*.safetensors"))
-    if not files or "fast-v1" not in medcodec.models.manifest()["models"]:
-        pytest.skip("no shipped weights (models/fast-v1) in this checkout")
+    if not files or "lch-v2" not in medcodec.models.manifest()["models"]:
+        pytest.skip("no shipped weights (models/lch-v2) in this checkout")
     return files
 
 
@@ -324,14 +324,14 @@ def test_tampered_weights_are_refused_by_hash(tmp_path, monkeypatch, fresh_model
     _weight_files()
     models = tmp_path / "models"
     shutil.copytree(ROOT / "models", models)
-    entry = medcodec.models.manifest()["models"]["fast-v1"]
+    entry = medcodec.models.manifest()["models"]["lch-v2"]
     weights = bytearray((models / entry["file"]).read_bytes())
     weights[-1] ^= 0x01  # one bit of the last tensor: safetensors itself would not notice
     (models / entry["file"]).write_bytes(bytes(weights))
     monkeypatch.setenv(medcodec.models.MODELS_ENV, str(models))
 
     with pytest.raises(ModelMismatchError, match="manifest hash"):
-        medcodec.models.load_model("fast-v1")
+        medcodec.models.load_model("lch-v2")
     with pytest.raises(ModelMismatchError):
         codec.encode(_plane((32, 32), 0), mode="fast", device="cpu")
     np.save(tmp_path / "x.npy", _plane((32, 32), 0))
@@ -355,7 +355,7 @@ def test_weights_load_through_safetensors_without_pickle(monkeypatch, fresh_mode
         monkeypatch.setattr(module, name, no_pickle)
     for model_id, entry in medcodec.models.manifest()["models"].items():
         assert medcodec.models.load_model(model_id).sha256.hex() == entry["sha256"]
-    model = medcodec.models.load_model("fast-v1")  # the integer-exact networks hold integers only
+    model = medcodec.models.load_model("lch-v2")  # the integer-exact networks hold integers only
     assert all(t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
                for layers in model.params.values() for tensors in layers.values() for t in tensors.values())
 

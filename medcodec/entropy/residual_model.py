@@ -129,24 +129,41 @@ def ideal_cost_bits(values: np.ndarray, params: PixelParams) -> float:
     return main + 2 * RAW_BITS * int(escaped.sum()) + float(params.low_bits[~escaped].sum())
 
 
-def best_scale_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: int = 24) -> int:
-    """The offset to add to every scale index of a pixel set that codes it in the fewest bits.
+SEARCH_SAMPLE = 1 << 16  # pixels the encoder-side searches look at (an even stride through the set)
 
-    A per-plane calibration: the network can be over- or under-confident on data unlike its training
-    set (e.g. row-correlated detector noise). Coarse search in steps of 4, then refined by 1.
+
+def best_scale_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: int = 24) -> int:
+    """Only the scale-index part of ``best_adjustment`` (for streams that carry no mean offset)."""
+    return best_adjustment(values, mu, ell, limit, search_mean=False)[0]
+
+
+def best_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: int = 24,
+                    search_mean: bool = True) -> tuple[int, int]:
+    """Offsets (scale index, mean in 1/16 sample) to add to every pixel of a set to code it in fewest bits.
+
+    A per-plane calibration sent in the stream: the network can be over- or under-confident, or
+    slightly biased, on data unlike its training set (flat backgrounds, unusual detectors). Searched
+    on a strided sample: the scale coarsely in steps of 4, refined by 1, then the mean within +-1/2.
     """
     if values.size == 0:
-        return 0
+        return 0, 0
+    stride = max(1, values.size // SEARCH_SAMPLE)
+    values, mu, ell = values[::stride], mu[::stride], ell[::stride]
 
-    def cost(delta: int) -> float:
-        return ideal_cost_bits(values, pixel_params(mu, ell + delta))
+    def cost(d_ell: int, d_mu: int) -> float:
+        return ideal_cost_bits(values, pixel_params(mu + d_mu, ell + d_ell))
 
-    costs = {d: cost(d) for d in range(-limit, limit + 1, 4)}
+    costs = {d: cost(d, 0) for d in range(-limit, limit + 1, 4)}
     centre = min(costs, key=lambda d: (costs[d], abs(d)))
     for d in range(max(-limit, centre - 3), min(limit, centre + 3) + 1):
         if d not in costs:
-            costs[d] = cost(d)
-    return min(costs, key=lambda d: (costs[d], abs(d)))
+            costs[d] = cost(d, 0)
+    d_ell = min(costs, key=lambda d: (costs[d], abs(d)))
+    if not search_mean:
+        return d_ell, 0
+    mean_costs = {m: (costs[d_ell] if m == 0 else cost(d_ell, m)) for m in range(-MEAN_ONE // 2, MEAN_ONE // 2 + 1, 2)}
+    d_mu = min(mean_costs, key=lambda m: (mean_costs[m], abs(m)))
+    return d_ell, d_mu
 
 
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:

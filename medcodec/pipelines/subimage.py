@@ -8,9 +8,11 @@ the LC-H pass, then its odd columns with a second pass of the same network that 
 columns (same rows: this is what removes row-correlated noise, e.g. of CR readers).
 
 Streams of a plane:
-* PLANE_META 0: JSON {"lo": int, "shift": int, "scale_adjust": [int, ...]} - the plane's
-  normalisation (see ``split``) and, per coded pixel set, the offset the encoder added to every scale
-  index (``residual_model.best_scale_adjustment``: a per-plane calibration of the network's confidence),
+* PLANE_META 0: JSON {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1, ...]
+  (slow only: per subimage, whether its odd columns used the LC-L pass or the first pass)} - the plane's
+  normalisation (see ``split``) and, per coded pixel set, the offsets the encoder added to every scale
+  index and mean ("mean_adjust", 1/16 sample; ``residual_model.best_adjustment``: a per-plane
+  calibration of the network's confidence and bias),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
 * RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
   (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11).
@@ -35,7 +37,7 @@ from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane
 from .classical import ClassicalMethod
 
-DEFAULT_MODEL = "fast-v1"
+DEFAULT_MODEL = "lch-v2"
 TILE = 512  # subimage pixels per tile side: bounds decoder memory on large radiographs
 HALO = 32  # context pixels each tile sees beyond its edges
 
@@ -135,26 +137,47 @@ class FastMethod(Method):
         streams.append(Stream(SectionKind.JXL_SUBIMAGE, 0, a_stream.payload))
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
         index = 0
+        left_pass = []
         for target in sp.PREDICTED:
             truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
+            first = None
             for step, pixels in enumerate(self._column_masks(valid)):
-                left = normalised[target] if step == 1 else None
-                mu, ell = self.predictor.predict(target, normalised, norm, left)
-                delta = rm.best_scale_adjustment(truth[pixels], mu[pixels], ell[pixels])
+                if step == 0:
+                    mu, ell = first = self.predictor.predict(target, normalised, norm)
+                    delta = rm.best_adjustment(truth[pixels], mu[pixels], ell[pixels])
+                else:
+                    mu, ell, delta, used = self._second_pass(target, normalised, norm, truth, pixels, first)
+                    left_pass.append(used)
                 adjustments.append(delta)
-                params = rm.pixel_params(mu[pixels], ell[pixels] + delta)
+                params = rm.pixel_params(mu[pixels] + delta[1], ell[pixels] + delta[0])
                 main, extra = rm.encode_segments(truth[pixels], params)
                 streams.append(Stream(SectionKind.RESIDUAL, index, rans.encode_segments(main)))
                 streams.append(Stream(SectionKind.RESIDUAL, index + 1, rans.encode_segments(extra)))
                 index += 2
-        meta = {"lo": norm.lo, "shift": norm.shift, "scale_adjust": adjustments}
+        meta = {"lo": norm.lo, "shift": norm.shift, "scale_adjust": [d[0] for d in adjustments],
+                "mean_adjust": [d[1] for d in adjustments]}
+        if left_pass:
+            meta["left_pass"] = left_pass
         return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta).encode())] + streams
+
+    def _second_pass(self, target, normalised, norm, truth, pixels, first):
+        """Odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits, the
+        first pass's prediction again; the choice is sent, so slow never loses to fast on a set."""
+        values = truth[pixels]
+        candidates = []
+        for used, (mu, ell) in ((1, self.predictor.predict(target, normalised, norm, normalised[target])),
+                                (0, first)):
+            delta = rm.best_adjustment(values, mu[pixels], ell[pixels])
+            cost = rm.ideal_cost_bits(values, rm.pixel_params(mu[pixels] + delta[1], ell[pixels] + delta[0]))
+            candidates.append((cost, -used, mu, ell, delta, used))
+        _, _, mu, ell, delta, used = min(candidates, key=lambda c: c[:2])
+        return mu, ell, delta, used
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
         by_key = {(int(s.kind), s.index): s.payload for s in streams}
-        norm, adjustments = self._read_meta(by_key, bits)
+        norm, adjustments, left_pass = self._read_meta(by_key, bits)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
             raise CorruptStreamError(f"{self.name} frame: subimage A stream is missing")
@@ -167,9 +190,14 @@ class FastMethod(Method):
             valid = sp.valid_mask(height, width, target).numpy()
             grid = torch.full(a_shape, norm.lo, dtype=torch.int64)
             for step, pixels in enumerate(self._column_masks(valid)):
-                left = sp.normalise(grid, norm.lo, norm.shift) if step == 1 else None
-                mu, ell = self.predictor.predict(target, normalised, norm, left)
-                params = rm.pixel_params(mu[pixels], ell[pixels] + adjustments[index // 2])
+                if step == 0:
+                    mu, ell = first = self.predictor.predict(target, normalised, norm)
+                elif left_pass[index // 4]:
+                    mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
+                else:
+                    mu, ell = first
+                d_ell, d_mu = adjustments[index // 2]
+                params = rm.pixel_params(mu[pixels] + d_mu, ell[pixels] + d_ell)
                 tables, order = rm.decode_main_tables(params)
                 main = rans.decode_segments(self._payload(by_key, index), tables)
                 extra = self._payload(by_key, index + 1)
@@ -195,13 +223,15 @@ class FastMethod(Method):
         try:
             meta = json.loads(by_key[(int(SectionKind.PLANE_META), 0)])
             lo, shift = int(meta["lo"]), int(meta["shift"])
-            adjustments = [int(d) for d in meta["scale_adjust"]]
+            adjustments = [(int(d), int(m)) for d, m in zip(meta["scale_adjust"], meta["mean_adjust"], strict=True)]
+            left_pass = [bool(int(u)) for u in meta.get("left_pass", [])]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets
-                and all(abs(d) <= rm.MAX_ELL for d in adjustments)):
+                and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)
+                and len(left_pass) == (len(sp.PREDICTED) if len(self.column_sets) == 2 else 0)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift), adjustments
+        return sp.Normalisation(lo, shift), adjustments, left_pass
 
 
 class SlowMethod(FastMethod):

@@ -1,6 +1,6 @@
 """Turn a training checkpoint into committed integer weights plus their manifest entry.
 
-    python -m medcodec.train.export runs/gpu1/checkpoint.pt --id fast-v1 --crops-manifest ... --command "..."
+    python -m medcodec.train.export runs/gpu1/checkpoint.pt --id lch-v2 --crops-manifest ... --command "..."
 """
 
 from __future__ import annotations
