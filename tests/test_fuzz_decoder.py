@@ -26,7 +26,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
 def _image() -> np.ndarray:
     """Large enough that the learned modes beat the classical size bound and keep their own streams."""
     rng = np.random.default_rng(7)
-    y, x = np.mgrid[0:128, 0:121]
+    y, x = np.mgrid[0:160, 0:151]
     return (2000 + 300 * np.sin(x / 5) + 200 * np.cos(y / 4) + rng.normal(0, 20, x.shape)).astype(np.uint16)
 
 
