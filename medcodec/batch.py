@@ -22,7 +22,6 @@ from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError
 from medcodec.fileio import atomic_write, remove_stale_temporaries, same_file
 
 MLC_SUFFIX = ".mlc"
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".tif", ".tiff", ".npy"}
 
 
 class UsageProblem(ValueError):
@@ -71,15 +70,6 @@ class DecodeOptions:
 # ---------------------------------------------------------------------------------------- inputs
 
 
-def _has_dicom_magic(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return head[128:132] == b"DICM"
-
-
 def _wanted(path: Path, root: Path, pattern: str | None, decoding: bool) -> bool:
     """Whether a file found by recursing into a folder is one we should process."""
     if any(part.startswith(".") for part in path.relative_to(root).parts):
@@ -92,7 +82,9 @@ def _wanted(path: Path, root: Path, pattern: str | None, decoding: bool) -> bool
         return suffix == MLC_SUFFIX
     if suffix == MLC_SUFFIX:
         return False
-    return suffix in IMAGE_SUFFIXES or _has_dicom_magic(path)
+    from medcodec.io.source import is_candidate_file  # lazily: pydicom is slow to import
+
+    return is_candidate_file(path)
 
 
 def collect(inputs: Iterable[str], pattern: str | None, decoding: bool) -> list[tuple[str, Path | None]]:

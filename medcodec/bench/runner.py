@@ -22,8 +22,8 @@ import numpy as np
 
 from medcodec.bench.codecs import CODECS, REFERENCE, ClassicalCodec
 from medcodec.errors import ModelMismatchError
+from medcodec.io.source import is_candidate_file
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".tif", ".tiff", ".npy"}
 LEARNED_MODES = ("fast", "slow", "latent")
 MODE_CHOICES = ("fast", "slow", "latent", "classical", "all", "none")
 
@@ -35,16 +35,6 @@ def modes_for(choice: str) -> list[str]:
     if choice == "none":
         return []
     return [choice]
-
-
-def _has_dicm_magic(path: Path) -> bool:
-    """DICOM Part 10 files carry 'DICM' after a 128-byte preamble, whatever their name."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def discover(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
@@ -65,7 +55,7 @@ def discover(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
                 path = Path(dirpath) / name
                 if name.startswith("."):
                     continue
-                if path.suffix.lower() in IMAGE_SUFFIXES or _has_dicm_magic(path):
+                if is_candidate_file(path):
                     found.append((root, path))
     return sorted(found, key=lambda rp: (str(rp[0]), str(rp[1].relative_to(rp[0]))))
 

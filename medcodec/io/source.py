@@ -83,6 +83,24 @@ def unpack_envelope(envelope: bytes) -> tuple[dict[str, Any], list[bytes]]:
     return meta, blobs
 
 
+IMAGE_SUFFIXES = frozenset({".dcm", ".dicom", ".png", ".tif", ".tiff", ".npy"})
+
+
+def is_candidate_file(path: "os.PathLike | str") -> bool:
+    """Whether a file found in a folder looks like an input: a known suffix, or 'DICM' after a
+    128-byte preamble whatever its name (DICOM files often have none or a numeric one)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
 def sniff(data: bytes) -> str:
     """The kind of a file from its content; InvalidInputError for anything else."""
     # 'DICM' at 128 wins: a DICOM preamble may itself hold a TIFF header (dual-personality files).
