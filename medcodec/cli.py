@@ -321,6 +321,9 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         note = f" ({f['fallback']})" if f.get("fallback") else ""
         shape = "x".join(str(d) for d in f.get("shape", ()))
         size = f"{f['bytes']:,} bytes" if f.get("bytes") is not None else "size unknown"
+        split = f.get("section_bytes", {})
+        if split.get("latent_z"):  # what the latent costs against what it saves (issue: latent mode)
+            note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
         lines.append(f"    #{f.get('frame')}: {shape} {f.get('bits')}-bit, {f.get('method')}, {size}{note}")
     if len(frames) > 32:
         lines.append(f"    ... {len(frames) - 32} more (use --json)")

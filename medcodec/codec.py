@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import lzma
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -323,6 +324,8 @@ def info(data: bytes) -> dict[str, Any]:
     frames = _frames(header)
     section_bytes: dict[str, int] = {}
     frame_bytes: list[int | None] = [None] * len(frames)
+    frame_sections: list[dict[str, int]] = [{} for _ in frames]
+    side_info: list[dict[str, Any] | None] = [None] * len(frames)
     try:
         _, sections = container.unpack(data)
         integrity = "ok"
@@ -335,6 +338,9 @@ def info(data: bytes) -> dict[str, Any]:
         section_bytes[name] = section_bytes.get(name, 0) + len(s.payload)
         if s.kind != SectionKind.ENVELOPE and s.frame < len(frames):
             frame_bytes[s.frame] += len(s.payload)  # type: ignore[operator]
+            frame_sections[s.frame][name] = frame_sections[s.frame].get(name, 0) + len(s.payload)
+            if s.kind == SectionKind.PLANE_META and s.index == 0:
+                side_info[s.frame] = _side_info(s.payload)
     pixels = sum(f["shape"][0] * f["shape"][1] for f in frames)
     return {
         "format_major": container.FORMAT_MAJOR,  # the file's minor is the container's business
@@ -354,10 +360,22 @@ def info(data: bytes) -> dict[str, Any]:
         "stream_size": len(data),
         "section_bytes": section_bytes,
         "frames": [{"frame": n, **f, "shape": list(f["shape"]), "bits": header.bits_stored,
-                    "bytes": frame_bytes[n]} for n, f in enumerate(frames)],
+                    "bytes": frame_bytes[n], "section_bytes": frame_sections[n],
+                    **({"side_info": side_info[n]} if side_info[n] is not None else {})}
+                   for n, f in enumerate(frames)],
         "pixels": pixels,
         "bpp": 8 * len(data) / pixels if pixels else None,
     }
+
+
+def _side_info(payload: bytes) -> dict[str, Any] | None:
+    """A method's per-plane JSON side information (normalisation, calibration, latent z and residual
+    bits), for reporting only; None when it is not a JSON object (info must not fail on it)."""
+    try:
+        value = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, device: str = "auto",

@@ -89,6 +89,24 @@ def test_info_describes_without_decoding():
     assert damaged["integrity"].startswith("damaged") and damaged["kind"] == "dicom"
 
 
+def test_info_reports_latent_bits_per_frame():
+    """info --json splits a latent frame's bytes into z and residuals (and shows the method's side info)."""
+    from medcodec.io import source as io_source
+
+    src = io_source.load(_smooth((96, 112), 8))
+    method = get_method("latent", "cpu")
+    streams = method.encode(src.planes[0], src.bits)  # kept even if larger: this test is about reporting
+    data = codec._pack_file(src, codec._pack_envelope(src.envelope), method, [(streams, {"method": "latent"})])
+    frame = codec.info(data)["frames"][0]
+    z_bytes = sum(len(s.payload) for s in streams if s.kind == SectionKind.LATENT_Z)
+    residual_bytes = sum(len(s.payload) for s in streams if s.kind == SectionKind.RESIDUAL)
+    assert frame["section_bytes"]["latent_z"] == z_bytes > 0
+    assert frame["section_bytes"]["residual"] == residual_bytes > 0
+    assert frame["side_info"]["z_bits"] == 8 * z_bytes
+    assert frame["side_info"]["residual_bits"] == 8 * residual_bytes
+    assert np.array_equal(codec.decode(data).planes[0], src.planes[0])
+
+
 def test_unreadable_input():
     with pytest.raises(InvalidInputError):
         codec.encode(b"this is not an image", mode="classical")
