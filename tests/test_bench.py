@@ -76,6 +76,9 @@ def test_records_count_only_verified_exact_round_trips(folder: Path, records: li
         mlc = r["results"]["medcodec-classical"]
         assert mlc["status"] == "ok", mlc
         assert 0 <= mlc["overhead_bytes"] < mlc["bytes"]  # envelope + container, part of the size
+        pixel_sections = {k: v for k, v in mlc["section_bytes"].items() if k != "envelope"}
+        assert sum(pixel_sections.values()) + mlc["overhead_bytes"] == mlc["bytes"]
+        assert mlc["learned_pixels"] == r["pixels"]  # classical mode: every frame is its own
         assert r["results"]["jxl9"]["status"] == "ok"
     # The JPEG-XL size is what imagecodecs gives for that very plane, fed as uint8/uint16.
     plane = np.load(folder / "deep" / "sixteen" / "d.npy")

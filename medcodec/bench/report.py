@@ -80,6 +80,15 @@ def summarise_codec(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
         overheads = [r["results"][name].get("overhead_bytes") for r in ok]
         known = None not in overheads and bits > 0
         summary["overhead_share"] = 8 * sum(overheads) / bits if known else None
+        if all("learned_pixels" in r["results"][name] for r in ok):
+            # How much of the group the mode itself coded (the rest fell back to JPEG-XL), and its
+            # bits per section kind over all the group's pixels (z and residual bits of latent mode).
+            summary["learned_share"] = _rate(sum(r["results"][name]["learned_pixels"] for r in ok), pixels)
+            kinds: dict[str, int] = {}
+            for r in ok:
+                for kind, size in r["results"][name]["section_bytes"].items():
+                    kinds[kind] = kinds.get(kind, 0) + size
+            summary["section_bpp"] = {k: 8 * v / pixels for k, v in sorted(kinds.items())} if pixels else {}
     return summary
 
 
@@ -144,6 +153,11 @@ def render_group(group: dict[str, Any]) -> str:
             notes.append(f"{s['unavailable']} unavailable")
         if s.get("overhead_share") is not None:
             notes.append(f"incl. {100 * s['overhead_share']:.0f}% envelope+container")
+        if s.get("learned_share") is not None:
+            notes.append(f"learned on {100 * s['learned_share']:.0f}% of pixels")
+        section_bpp = s.get("section_bpp") or {}
+        if section_bpp.get("latent_z"):
+            notes.append(f"z {section_bpp['latent_z']:.3f} + residuals {section_bpp.get('residual', 0):.3f} bpp")
         if s["images"] and s["ratio_images"] != s["images"]:
             notes.append(f"ratio over {s['ratio_images']}")
         lines.append(

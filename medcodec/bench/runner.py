@@ -221,21 +221,26 @@ def run_medcodec(
         "enc_s": t_enc,
         "dec_s": t_dec,
         "peak_rss_bytes": mem.peak_bytes,
-        "overhead_bytes": _overhead_bytes(codec_module, blob),
+        **_stream_breakdown(codec_module, blob, mode),
     }
 
 
-def _overhead_bytes(codec_module: Any, blob: bytes) -> int | None:
-    """Bytes of the .mlc that are not pixel data (envelope, container): classical codecs pay none.
+def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, Any]:
+    """Where the .mlc's bytes went, from codec.info: overhead_bytes (envelope and container, which
+    classical codecs do not pay), section_bytes per kind (latent z vs residuals, JPEG-XL subimage...)
+    and learned_pixels, the pixels of frames the mode kept rather than storing them classically.
 
-    Read from codec.info's per-kind section sizes; None when the codec cannot say.
+    Empty when the codec cannot say (info is a convenience here: a verified result stands without it).
     """
     try:
-        sections = codec_module.info(blob)["section_bytes"]
-    except Exception:  # info is a convenience here; its absence must not fail a verified result
-        return None
-    pixel_bytes = sum(int(v) for k, v in sections.items() if k != "envelope")
-    return len(blob) - pixel_bytes
+        summary = codec_module.info(blob)
+        sections = {str(k): int(v) for k, v in summary["section_bytes"].items()}
+        learned = sum(int(f["shape"][0]) * int(f["shape"][1]) for f in summary["frames"]
+                      if f.get("method") == mode)
+    except Exception:
+        return {}
+    pixel_bytes = sum(v for k, v in sections.items() if k != "envelope")
+    return {"overhead_bytes": len(blob) - pixel_bytes, "section_bytes": sections, "learned_pixels": learned}
 
 
 def _warm_up(codec_module: Any, mode: str, device: str) -> None:
