@@ -163,7 +163,8 @@ def _with_common(fn: Callable) -> Callable:
 @click.option("-m", "--mode", type=click.Choice(MODES), default="fast", show_default=True,
               help="Coding method; files are never larger than with 'classical'.")
 @click.option("--effort", type=click.IntRange(1, 10), default=None,
-              help="JPEG-XL effort for classical parts (default 7, 9 in slow mode; 9 is ~1% smaller, ~3x slower).")
+              help="JPEG-XL effort for classical parts (default 7; slow mode tries 7 and 9 and keeps the smaller; "
+                   "9 is ~1% smaller, ~3x slower).")
 @click.option("--verify", is_flag=True,
               help="Decode each new stream in memory and compare it with the input (pixels and sha256) "
                    "before writing it; a mismatch writes nothing and exits 1.")

@@ -27,7 +27,7 @@ from medcodec.pipelines import get_method
 from medcodec.pipelines.base import Method, Stream
 
 _log = logging.getLogger("medcodec")
-SLOW_EFFORT = 9
+SLOW_EFFORT = (7, 9)  # slow mode tries both and keeps the smaller (7 wins on some images)
 EXTENSIONS = {"dicom": ".dcm", "png": ".png", "tiff": ".tif", "npy": ".npy"}
 # Kinds whose restore() rebuilds the same bytes; the others come back pixel-identical.
 BYTE_EXACT_KINDS = ("dicom", "npy")
@@ -181,7 +181,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
 
     mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
-    the classical coding (default 7, or 9 in slow mode). The result is never larger than mode='classical' gives: frames whose learned
+    the classical coding (default 7; slow mode tries 7 and 9 and keeps the smaller). The result is never larger than mode='classical' gives: frames whose learned
     streams are larger are stored classically (and noted), and when the model's header fields and notes
     still make the file larger, the plain classical file is returned. Raises InvalidInputError for
     unreadable input, ResourceLimitError for inputs of more than max_pixels pixels (None: no limit),
@@ -198,7 +198,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
                                  f"{limit:,} (2 per pixel of the limit); raise the limit (--max-pixels N, or "
                                  "max_pixels=N in the library) if this file is trusted")
     if effort is None and mode == "slow":
-        effort = SLOW_EFFORT  # the slow mode spends JPEG-XL's top effort on its fallback too
+        effort = SLOW_EFFORT  # the slow mode spends more JPEG-XL effort on its fallback too
     classical = get_method("classical", effort=effort)
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = _pack_envelope(src.envelope)

