@@ -2,9 +2,10 @@
 
 Each measurement runs in a fresh subprocess so one mode's allocations do not hide another's; the peak
 is the child's ru_maxrss (resident set, includes torch and its arenas), next to the baseline before the
-work starts (interpreter, torch, weights, the 16-bit test plane). The method is driven directly (pipelines.get_method), so the
-learned decoder is what is measured even where codec.encode would store this plane classically. The plane is a synthetic
-radiograph-like image (smooth anatomy + detector noise), 12 bits used of 16.
+work starts (interpreter, torch, weights, the test plane). The method is driven directly
+(pipelines.get_method), so the learned decoder is what is measured even where codec.encode would store
+this plane classically. The plane is a synthetic radiograph-like image (smooth anatomy + detector
+noise), 12 bits used of 16.
 
     python benchmarks/memory_large.py [--sizes 2048,4096] [--modes fast,slow] [--out benchmarks/results/memory_large.json]
 """
