@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 import torch
 
 from ..entropy.residual_model import tables_sha256
-from ..models import models_dir, save_model
 from ..pipelines import split as sp
+from .publish import git_commit, publish_model
 from .trainer import DEFAULT_WIDTHS, build_networks
 
 ARCHITECTURE = "lch-se-unet-int8/v1"
@@ -38,21 +37,7 @@ def export(checkpoint: Path, model_id: str, extra: dict) -> dict:
         "residual_tables_sha256": tables_sha256(),
         "checkpoint_step": int(ckpt["step"]),
     }
-    path = models_dir() / f"{model_id}.safetensors"
-    digest = save_model(path, params, metadata)
-    entry = {"file": path.name, "sha256": digest, **metadata, **extra}
-    manifest_path = models_dir() / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
-    manifest["models"][model_id] = entry
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return entry
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return publish_model(model_id, params, metadata, extra)
 
 
 def main(argv=None) -> None:
@@ -62,7 +47,7 @@ def main(argv=None) -> None:
     p.add_argument("--crops-manifest", type=Path, help="data manifest written by medcodec.train.crops")
     p.add_argument("--command", default="", help="the training command, recorded in the manifest")
     args = p.parse_args(argv)
-    extra = {"training_command": args.command, "code_commit": _git_commit()}
+    extra = {"training_command": args.command, "code_commit": git_commit()}
     if args.crops_manifest:
         data = json.loads(args.crops_manifest.read_text())
         extra["data_manifest"] = data

@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 
 from ..entropy.residual_model import tables_sha256
-from ..models import models_dir, save_model
 from ..networks.lvp import LVPNet
 from ..pipelines import split as sp
 from ..pipelines.latent import ARCHITECTURE
 from .loss import code_length_bits, quantised_outputs
+from .publish import git_commit, publish_model
 from .trainer import augment, load_crops
 
 
@@ -124,21 +123,7 @@ def export(checkpoint: Path, model_id: str, extra: dict) -> dict:
     params = {"decoder": net.export_integer(), "gmsm": net.float_state()}
     metadata = {"architecture": ARCHITECTURE, "config": net.config(), "residual_tables_sha256": tables_sha256(),
                 "checkpoint_step": int(ckpt["step"])}
-    path = models_dir() / f"{model_id}.safetensors"
-    digest = save_model(path, params, metadata)
-    entry = {"file": path.name, "sha256": digest, **metadata, **extra}
-    manifest_path = models_dir() / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
-    manifest["models"][model_id] = entry
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return entry
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return publish_model(model_id, params, metadata, extra)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

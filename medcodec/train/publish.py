@@ -1,0 +1,29 @@
+"""Publishing trained weights into models/: the safetensors file and its manifest entry, for every
+architecture (subimage and latent exports both end here, so the manifest has one writer)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from ..models import models_dir, save_model
+
+
+def publish_model(model_id: str, params: dict, metadata: dict, extra: dict) -> dict:
+    """Write models/<id>.safetensors and set only this id's entry in models/manifest.json."""
+    path = models_dir() / f"{model_id}.safetensors"
+    digest = save_model(path, params, metadata)
+    entry = {"file": path.name, "sha256": digest, **metadata, **extra}
+    manifest_path = models_dir() / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    manifest["models"][model_id] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return entry
+
+
+def git_commit() -> str:
+    """The commit the weights were trained and exported from, for the manifest."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

@@ -1,0 +1,26 @@
+"""Test planes shared by the method tests: a smooth noisy image and the edge cases every method must
+round-trip (1x1, one row, one column, odd sizes, flat, noise, extreme values, 1-bit)."""
+
+import numpy as np
+
+
+def smooth(shape, bits, seed=0):
+    """A smooth image with mild noise, of the given shape and bit depth (uint16)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = (np.sin(x / 7.0) + np.cos(y / 11.0) + 2) / 4 * ((1 << bits) - 1)
+    return np.clip(base + rng.normal(0, (1 << bits) / 200, shape), 0, (1 << bits) - 1).astype(np.uint16)
+
+
+EDGE_CASES = {
+    "1x1": (np.array([[7]], np.uint16), 8),
+    "1xN": (np.arange(13, dtype=np.uint16)[None, :], 8),
+    "Nx1": (np.arange(9, dtype=np.uint16)[:, None] * 1000, 16),
+    "odd": (smooth((37, 53), 12), 12),
+    "flat": (np.full((40, 40), 1234, np.uint16), 16),
+    "noise": (np.random.default_rng(1).integers(0, 1 << 16, (31, 30)).astype(np.uint16), 16),
+    "extremes16": (np.tile(np.array([[0, 65535], [65535, 0]], np.uint16), (9, 11)), 16),
+    "extremes12": (np.tile(np.array([[0, 4095], [4095, 0]], np.uint16), (5, 8)), 12),
+    "smooth8": (smooth((64, 80), 8), 8),
+    "bits1": (np.random.default_rng(2).integers(0, 2, (20, 21)).astype(np.uint16), 1),
+}
