@@ -46,22 +46,33 @@ class LoadedModel:
     params: dict[str, dict[str, dict[str, torch.Tensor]]]  # network -> layer -> tensor name -> tensor
 
 
-@functools.lru_cache(maxsize=8)
 def load_model(model_id: str) -> LoadedModel:
-    """Load and verify the weights of ``model_id`` (sha256 against the manifest)."""
-    from safetensors import safe_open
+    """Load and verify the weights of ``model_id`` (sha256 against the manifest).
 
+    Loaded models are cached per models folder, manifest entry and file state (size, mtime): another
+    MEDCODEC_MODELS, a new manifest or a replaced file is loaded and verified again.
+    """
     entry = manifest()["models"].get(model_id)
     if entry is None:
         raise ModelMismatchError(
             f"model {model_id!r} is not installed (looked in {models_dir()}/manifest.json); "
             "install the medcodec release that ships it or set MEDCODEC_MODELS")
     path = models_dir() / entry["file"]
-    if not path.exists():
-        raise ModelMismatchError(f"weights file {path} of model {model_id!r} is missing")
+    try:
+        stat = path.stat()
+    except OSError:
+        raise ModelMismatchError(f"weights file {path} of model {model_id!r} is missing") from None
+    return _load_verified(model_id, str(path.resolve()), entry["sha256"], stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_verified(model_id: str, file: str, sha256_hex: str, size: int, mtime_ns: int) -> LoadedModel:
+    from safetensors import safe_open
+
+    path = Path(file)
     blob = path.read_bytes()
     digest = hashlib.sha256(blob).digest()
-    if digest.hex() != entry["sha256"]:
+    if digest.hex() != sha256_hex:
         raise ModelMismatchError(
             f"weights file {path} does not match its manifest hash (tampered or corrupted); reinstall it")
     params: dict = {}

@@ -306,10 +306,10 @@ def test_verify_command_compares_and_writes_nothing(tmp_path):
 
 @pytest.fixture
 def fresh_model_caches():
-    medcodec.models.load_model.cache_clear()
+    medcodec.models._load_verified.cache_clear()
     medcodec.pipelines.get_method.cache_clear()
     yield
-    medcodec.models.load_model.cache_clear()
+    medcodec.models._load_verified.cache_clear()
     medcodec.pipelines.get_method.cache_clear()
 
 
