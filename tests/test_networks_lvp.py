@@ -7,6 +7,8 @@ from medcodec.networks.lvp import COMP_MAX, Z_MAX, Z_MIN, LVPNet
 from medcodec.networks.quant import requant_dtype
 from medcodec.train.latent_trainer import batch_bits
 
+from torch_configs import under_two_configurations
+
 
 def tiny_net(seed: int = 0, **kwargs) -> LVPNet:
     """A small LVPNet with calibrated ranges; weights scaled up so the outputs vary from pixel to pixel."""
@@ -42,17 +44,7 @@ def test_integer_decoder_same_under_threads_onednn_and_batch():
     net = tiny_net(seed=3)
     params = net.export_integer()
     z = torch.randint(Z_MIN, Z_MAX + 1, (3, 4, 7, 5))
-    old = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    try:
-        torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
-        one = net.forward_integer(z, params)
-        torch.set_num_threads(2)
-        torch.backends.mkldnn.enabled = True
-        other = net.forward_integer(z, params)
-    finally:
-        torch.set_num_threads(old[0])
-        torch.backends.mkldnn.enabled = old[1]
+    one, other = under_two_configurations(lambda: net.forward_integer(z, params))
     single = net.forward_integer(z[1:2], params)
     assert torch.equal(one[0], other[0]) and torch.equal(one[1], other[1])
     assert torch.equal(single[0][0], one[0][1])

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import medcodec.pipelines.latent as latent_module
 from medcodec.container.format import SectionKind
@@ -14,6 +13,7 @@ from medcodec.pipelines.base import Stream
 from medcodec.pipelines.latent import LatentMethod, LatentPredictor
 
 from planes import EDGE_CASES, smooth
+from torch_configs import under_two_configurations
 from test_networks_lvp import tiny_net
 
 
@@ -51,19 +51,9 @@ def test_banded_prediction_equals_one_pass(method, monkeypatch):
 
 def test_same_bytes_under_other_threads_and_onednn(method):
     plane, bits = smooth((72, 90), 16, seed=5), 16
-    old = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    try:
-        torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
-        one_way = method.encode(plane, bits)
-        torch.set_num_threads(2)
-        torch.backends.mkldnn.enabled = True
-        other_way = method.encode(plane, bits)
-        decoded = method.decode(one_way, plane.shape, bits)
-    finally:
-        torch.set_num_threads(old[0])
-        torch.backends.mkldnn.enabled = old[1]
+    one_way, other_way = under_two_configurations(lambda: method.encode(plane, bits))
     assert one_way == other_way
+    decoded, _ = under_two_configurations(lambda: method.decode(one_way, plane.shape, bits))
     assert np.array_equal(decoded, plane)
 
 

@@ -3,13 +3,13 @@ any thread count, oneDNN setting or batch, so a file encoded anywhere decodes an
 
 import numpy as np
 import pytest
-import torch
 
 from medcodec.errors import CorruptStreamError
 from medcodec.pipelines.base import Stream
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import EDGE_CASES, smooth
+from torch_configs import under_two_configurations
 
 
 @pytest.fixture(scope="module", params=[FastMethod, SlowMethod], ids=["fast", "slow"])
@@ -35,20 +35,12 @@ def test_flat_plane_costs_almost_nothing_beyond_subimage_a(method):
 
 def test_same_bytes_under_other_threads_and_onednn(method):
     plane, bits = smooth((72, 90), 16, seed=5), 16
-    old = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    try:
-        torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
-        encoded_one_way = method.encode(plane, bits)
-        torch.set_num_threads(2)
-        torch.backends.mkldnn.enabled = True
-        encoded_other_way = method.encode(plane, bits)
-        decoded = method.decode(encoded_one_way, plane.shape, bits)
-    finally:
-        torch.set_num_threads(old[0])
-        torch.backends.mkldnn.enabled = old[1]
-    assert encoded_one_way == encoded_other_way
-    assert np.array_equal(decoded, plane)
+    one_way, other_way = under_two_configurations(lambda: method.encode(plane, bits))
+    assert one_way == other_way
+    # and each configuration decodes what the other encoded
+    decoded = under_two_configurations(lambda: (method.decode(other_way, plane.shape, bits),
+                                                method.decode(one_way, plane.shape, bits)))
+    assert all(np.array_equal(d, plane) for pair in decoded for d in pair)
 
 
 def test_missing_stream_is_a_clear_error(method):
