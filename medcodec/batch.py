@@ -254,7 +254,10 @@ def encode_one(task: Task, opts: EncodeOptions) -> Outcome:
             _check_new_stream(data, raw, opts)
         _write_output(task.dest, data, task.src, opts.force or resuming)
         summary = codec.info(data)
-        methods = ",".join(sorted({f["method"] for f in summary.get("frames", [])})) or "envelope only"
+        used = {f["method"] for f in summary.get("frames", [])}
+        methods = ",".join(sorted(used)) or "envelope only"
+        if opts.mode != "classical" and used == {"classical"}:
+            methods += f": {opts.mode} was not smaller"  # the never-larger rule chose JPEG-XL
         bpp = summary.get("bpp")
         msg = (f"{_label(task.src)} -> {_label(task.dest, 'stdout')}: {len(raw):,} -> {len(data):,} bytes "
                f"({len(raw) / max(len(data), 1):.2f}x" + (f", {bpp:.3f} bpp" if bpp else "")

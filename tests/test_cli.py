@@ -263,3 +263,13 @@ def test_reliability_options_are_documented():
         assert option in encode_help
     assert "--max-pixels" in run("decode", "--help").output and "--max-pixels" in run("verify", "--help").output
     assert "skipped by --resume" in encode_help and "disk full" in encode_help
+
+
+def test_encode_says_when_the_learned_mode_was_not_smaller(tmp_path):
+    noise = np.random.default_rng(3).integers(0, 256, (24, 24)).astype(np.uint8)  # nothing to predict
+    src = tmp_path / "noise.npy"
+    np.save(src, noise)
+    result = run("encode", src, "-o", tmp_path / "noise.mlc")
+    assert result.exit_code == 0 and "classical: fast was not smaller" in result.output
+    result = run("encode", "--mode", "classical", src, "-o", tmp_path / "plain.mlc")
+    assert result.exit_code == 0 and "not smaller" not in result.output
