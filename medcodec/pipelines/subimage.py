@@ -189,15 +189,25 @@ class FastMethod(Method):
         for target in sp.PREDICTED:
             valid = sp.valid_mask(height, width, target).numpy()
             grid = torch.full(a_shape, norm.lo, dtype=torch.int64)
-            for step, pixels in enumerate(self._column_masks(valid)):
+            masks = self._column_masks(valid)
+            reuse_first = len(masks) > 1 and not left_pass[index // 4]
+            for step, pixels in enumerate(masks):
+                # Only the coded pixels' (mu, ell) are kept, and full grids are dropped as soon as
+                # possible: the decoder's peak memory is one network pass plus the planes.
                 if step == 0:
-                    mu, ell = first = self.predictor.predict(target, normalised, norm)
-                elif left_pass[index // 4]:
-                    mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
+                    mu, ell = self.predictor.predict(target, normalised, norm)
+                    if reuse_first:  # the odd columns are coded with this first pass too
+                        later = (mu[masks[1]], ell[masks[1]])
+                    mu, ell = mu[pixels], ell[pixels]
+                elif reuse_first:
+                    mu, ell = later
+                    del later
                 else:
-                    mu, ell = first
+                    mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
+                    mu, ell = mu[pixels], ell[pixels]
                 d_ell, d_mu = adjustments[index // 2]
-                params = rm.pixel_params(mu[pixels] + d_mu, ell[pixels] + d_ell)
+                params = rm.pixel_params(mu + d_mu, ell + d_ell)
+                del mu, ell
                 tables, order = rm.decode_main_tables(params)
                 main = rans.decode_segments(self._payload(by_key, index), tables)
                 extra = self._payload(by_key, index + 1)
@@ -206,6 +216,7 @@ class FastMethod(Method):
                     raise CorruptStreamError(f"{self.name} frame: decoded {target} values fall outside {bits} bits")
                 grid[torch.from_numpy(pixels)] = torch.from_numpy(values)
                 index += 2
+                del params, tables, order, main, values
             subs[target] = grid
             normalised[target] = sp.normalise(grid, norm.lo, norm.shift)
         plane = sp.merge(subs, height, width).numpy()
