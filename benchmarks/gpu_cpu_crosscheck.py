@@ -17,6 +17,7 @@ the script on a machine without a GPU: then it only re-checks CPU determinism).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -27,23 +28,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from medcodec.io.source import is_candidate_file, load
 from medcodec.pipelines import get_method
+from method_runs import first_planes
 
 
 def planes(corpus: Path, limit: int | None):
-    """(relative path, first plane, bits) of every readable file with a modelled plane."""
-    taken = 0
-    for path in sorted(p for p in corpus.rglob("*") if p.is_file() and is_candidate_file(p)):
-        if limit is not None and taken >= limit:
-            return
-        try:
-            src = load(path)
-        except Exception:  # noqa: BLE001 - unreadable files are medcodec bench's business
-            continue
-        if src.planes:
-            taken += 1
-            yield str(path.relative_to(corpus)), src.planes[0], src.bits
+    """(relative path, first plane, bits) of at most limit files with a modelled plane."""
+    for path, plane, bits in itertools.islice(first_planes(corpus), limit):
+        yield str(path.relative_to(corpus)), plane, bits
 
 
 def check(encoder, decoder, plane: np.ndarray, bits: int) -> dict:

@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from medcodec.io.source import load  # noqa: E402
 from medcodec.pipelines.classical import ClassicalMethod  # noqa: E402
 from medcodec.pipelines.latent import LatentMethod, LatentPredictor  # noqa: E402
 from medcodec.train.latent_trainer import load_checkpoint  # noqa: E402
+from method_runs import round_trip  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/test")
 
@@ -57,12 +57,7 @@ def latent_method(checkpoint: Path) -> tuple[LatentMethod, dict]:
 
 
 def code_latent(method: LatentMethod, plane: np.ndarray, bits: int) -> dict:
-    t = time.time()
-    streams = method.encode(plane, bits)
-    encode_s = time.time() - t
-    t = time.time()
-    decoded = method.decode(streams, plane.shape, bits)
-    decode_s = time.time() - t
+    streams, decoded, encode_s, decode_s = round_trip(method, plane, bits)
     if not np.array_equal(decoded, plane):
         raise SystemExit("latent round trip failed")
     meta = json.loads(streams[0].payload)

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     total_in, total_out = sum(r.bytes_in for r in ok), sum(r.bytes_out for r in ok)
     print(f"files     : {len(results)} ({len(ok)} ok, {len(failures)} failed)")
     print(f"bytes     : {total_in:,} in -> {total_out:,} out (ratio {total_in / max(total_out, 1):.3f})")
-    print(f"methods   : " + ", ".join(f"{k} {v}" for k, v in sorted(by_method.items())))
+    print("methods   : " + ", ".join(f"{k} {v}" for k, v in sorted(by_method.items())))
     print(f"time      : {wall:.1f} s wall, {sum(r.seconds for r in results):.1f} s coding")
     return 1 if failures else 0
 

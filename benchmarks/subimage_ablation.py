@@ -18,6 +18,7 @@ bpp of a subimage = its bits / its pixels (about a quarter of the plane's). Size
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -28,9 +29,9 @@ import torch
 from tqdm import tqdm
 
 from medcodec.container.format import SectionKind
-from medcodec.io.source import is_candidate_file, load
 from medcodec.pipelines import get_method
 from medcodec.pipelines import split as sp
+from method_runs import first_planes, round_trip
 
 SUBIMAGES = ("A",) + tuple(sp.PREDICTED)  # A, then the predicted ones in coding order
 
@@ -60,12 +61,7 @@ def attribute(streams, mode: str) -> dict[str, int]:
 
 
 def measure(method, plane: np.ndarray, bits: int) -> dict:
-    t = time.perf_counter()
-    streams = method.encode(plane, bits)
-    enc_s = time.perf_counter() - t
-    t = time.perf_counter()
-    decoded = method.decode(streams, plane.shape, bits)
-    dec_s = time.perf_counter() - t
+    streams, decoded, enc_s, dec_s = round_trip(method, plane, bits)
     if not np.array_equal(decoded, plane):
         raise AssertionError(f"{method.name} did not round-trip")
     return {"bytes": attribute(streams, method.name), "enc_s": enc_s, "dec_s": dec_s}
@@ -74,18 +70,9 @@ def measure(method, plane: np.ndarray, bits: int) -> dict:
 def planes_of(corpus: Path, limit: int | None):
     """(group, relpath, plane, bits) for the first plane of every readable file, per top-level folder."""
     for group in sorted(p for p in corpus.iterdir() if p.is_dir()):
-        taken = 0
-        for path in sorted(p for p in group.rglob("*") if p.is_file() and is_candidate_file(p)):
-            if limit is not None and taken >= limit:
-                break
-            try:
-                src = load(path)
-            except Exception:  # noqa: BLE001 - unreadable files are not benchmarked (medcodec bench lists them)
-                continue
-            if not src.planes or min(src.planes[0].shape) < 2:
-                continue
-            taken += 1
-            yield group.name, str(path.relative_to(corpus)), src.planes[0], src.bits
+        usable = ((path, plane, bits) for path, plane, bits in first_planes(group) if min(plane.shape) >= 2)
+        for path, plane, bits in itertools.islice(usable, limit):
+            yield group.name, str(path.relative_to(corpus)), plane, bits
 
 
 def summarise(records: list[dict]) -> list[dict]:
