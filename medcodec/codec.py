@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import lzma
 import json
+import lzma
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -295,7 +295,7 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
     pixels = declared.height * declared.width * declared.frames
     if max_pixels is not None and pixels > max_pixels:
         raise ResourceLimitError(_limit_message("medcodec file declares", pixels, max_pixels))
-    header, sections = container.unpack(data, max_pixels=max_pixels)
+    header, sections = container.unpack(data)  # the declared size was checked just above
     kind = header.source_kind
     if kind not in EXTENSIONS:
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")

@@ -186,11 +186,11 @@ class FastMethod(Method):
         subs = {"A": torch.from_numpy(a.astype(np.int64))}
         normalised = {"A": sp.normalise(subs["A"], norm.lo, norm.shift)}
         index = 0
-        for target in sp.PREDICTED:
+        for number, target in enumerate(sp.PREDICTED):
             valid = sp.valid_mask(height, width, target).numpy()
             grid = torch.full(a_shape, norm.lo, dtype=torch.int64)
             masks = self._column_masks(valid)
-            reuse_first = len(masks) > 1 and not left_pass[index // 4]
+            reuse_first = len(masks) > 1 and not left_pass[number]
             for step, pixels in enumerate(masks):
                 # Only the coded pixels' (mu, ell) are kept, and full grids are dropped as soon as
                 # possible: the decoder's peak memory is one network pass plus the planes.
@@ -228,8 +228,9 @@ class FastMethod(Method):
             raise CorruptStreamError(f"{self.name} frame: residual stream {index} is missing")
         return payload
 
-    def _read_meta(self, by_key: dict, bits: int) -> tuple[sp.Normalisation, list[int]]:
-        """The plane's normalisation and the scale adjustment of each coded pixel set."""
+    def _read_meta(self, by_key: dict, bits: int) -> tuple[sp.Normalisation, list[tuple[int, int]], list[bool]]:
+        """The plane's normalisation, the (scale, mean) adjustment of each coded pixel set and, in the
+        slow path, per subimage whether its odd columns used the LC-L pass."""
         sets = len(sp.PREDICTED) * len(self.column_sets)
         try:
             meta = json.loads(by_key[(int(SectionKind.PLANE_META), 0)])
