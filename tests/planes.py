@@ -12,6 +12,16 @@ def smooth(shape, bits, seed=0):
     return np.clip(base + rng.normal(0, (1 << bits) / 200, shape), 0, (1 << bits) - 1).astype(np.uint16)
 
 
+def fine_texture(shape, seed=0):
+    """A 16-bit ramp over the whole range with a texture of +-40 levels: finer than the networks' input
+    step (2**8 / 4 at this range), so only the full-resolution refinement can see it."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = x * (60000 / shape[1]) + 2000
+    texture = 40 * np.sin(x / 2.3 + y / 3.1) + rng.normal(0, 3, shape)
+    return np.clip(base + texture, 0, 65535).astype(np.uint16)
+
+
 EDGE_CASES = {
     "1x1": (np.array([[7]], np.uint16), 8),
     "1xN": (np.arange(13, dtype=np.uint16)[None, :], 8),

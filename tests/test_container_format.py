@@ -146,14 +146,14 @@ def test_future_major_version_is_unsupported():
 
 
 def test_future_minor_version_is_accepted_with_extra_header_field():
-    """A 1.1 writer may append header fields and add section kinds; this reader ignores both."""
+    """A later minor writer may append header fields and add section kinds; this reader ignores both."""
     new_kind = Section(SectionKind.ENVELOPE, 0, 0, b"x")
     data = bytearray(pack(make_header(), [new_kind, Section(SectionKind.PLANE, 0, 0, b"y")]))
     head_len = struct.unpack_from("<I", data, 20)[0]
     head_end = 24 + head_len
     extra = b"NEWFIELD"
     data[head_end:head_end] = extra  # appended to the header, before its CRC
-    struct.pack_into("<HQI", data, 10, 1, len(data), head_len + len(extra))
+    struct.pack_into("<HQI", data, 10, fmt.FORMAT_MINOR + 1, len(data), head_len + len(extra))
     # Shift the section offsets by the inserted bytes and turn the first section into an unknown kind.
     table = head_end + len(extra) + 4 + 4
     for i in range(2):

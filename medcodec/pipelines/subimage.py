@@ -30,14 +30,16 @@ import torch.nn.functional as F
 from ..container.format import SectionKind
 from ..entropy import rans
 from ..entropy import residual_model as rm
-from ..errors import CorruptStreamError, ModelMismatchError
+from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from ..models import load_model
 from ..networks.lch import LCHNet
+from . import refine
 from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
+KNOWN_FEATURES = {"refine"}  # PLANE_META "requires" names this decoder implements
 TILE = 512  # subimage pixels per tile side: bounds decoder memory on large radiographs
 HALO = 32  # context pixels each tile sees beyond its edges
 
@@ -138,28 +140,40 @@ class FastMethod(Method):
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
         index = 0
         left_pass = []
+        refinements = []
         for target in sp.PREDICTED:
             truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
             first = None
+            coded = torch.full_like(subs[target], norm.lo)  # the target's pixels as the decoder has them so far
             for step, pixels in enumerate(self._column_masks(valid)):
                 if step == 0:
                     mu, ell = first = self.predictor.predict(target, normalised, norm)
-                    delta = rm.best_adjustment(truth[pixels], mu[pixels], ell[pixels])
                 else:
-                    mu, ell, delta, used = self._second_pass(target, normalised, norm, truth, pixels, first)
+                    mu, ell, used = self._second_pass(target, normalised, norm, truth, pixels, first)
                     left_pass.append(used)
+                values, mu, ell = truth[pixels], mu[pixels], ell[pixels]
+                ring = refine.NeighbourRing(target, subs, pixels, coded if step else None)
+                delta, refinement = refine.choose(values, mu, ell, ring)
+                if refinement is not None:
+                    mu, ell = refine.apply(mu, ell, ring, refinement)
                 adjustments.append(delta)
-                params = rm.pixel_params(mu[pixels] + delta[1], ell[pixels] + delta[0])
-                main, extra = rm.encode_segments(truth[pixels], params)
+                refinements.append(refinement)
+                params = rm.pixel_params(mu + delta[1], ell + delta[0])
+                main, extra = rm.encode_segments(values, params)
                 streams.append(Stream(SectionKind.RESIDUAL, index, rans.encode_segments(main)))
                 streams.append(Stream(SectionKind.RESIDUAL, index + 1, rans.encode_segments(extra)))
                 index += 2
+                mask = torch.from_numpy(pixels)
+                coded[mask] = subs[target][mask]
         meta = {"lo": norm.lo, "shift": norm.shift, "scale_adjust": [d[0] for d in adjustments],
                 "mean_adjust": [d[1] for d in adjustments]}
         if left_pass:
             meta["left_pass"] = left_pass
-        return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta).encode())] + streams
+        if any(r is not None for r in refinements):
+            meta["refine"] = [None if r is None else r.to_json() for r in refinements]
+            meta["requires"] = ["refine"]
+        return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta, separators=(",", ":")).encode())] + streams
 
     def _second_pass(self, target, normalised, norm, truth, pixels, first):
         """Odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits, the
@@ -170,14 +184,14 @@ class FastMethod(Method):
                                 (0, first)):
             delta = rm.best_adjustment(values, mu[pixels], ell[pixels])
             cost = rm.ideal_cost_bits(values, rm.pixel_params(mu[pixels] + delta[1], ell[pixels] + delta[0]))
-            candidates.append((cost, -used, mu, ell, delta, used))
-        _, _, mu, ell, delta, used = min(candidates, key=lambda c: c[:2])
-        return mu, ell, delta, used
+            candidates.append((cost, -used, mu, ell, used))
+        _, _, mu, ell, used = min(candidates, key=lambda c: c[:2])
+        return mu, ell, used
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
         by_key = {(int(s.kind), s.index): s.payload for s in streams}
-        norm, adjustments, left_pass = self._read_meta(by_key, bits)
+        norm, adjustments, left_pass, refinements = self._read_meta(by_key, bits)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
             raise CorruptStreamError(f"{self.name} frame: subimage A stream is missing")
@@ -205,6 +219,11 @@ class FastMethod(Method):
                 else:
                     mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
                     mu, ell = mu[pixels], ell[pixels]
+                refinement = refinements[index // 2]
+                if refinement is not None:
+                    ring = refine.NeighbourRing(target, subs, pixels, grid if step else None)
+                    mu, ell = refine.apply(mu, ell, ring, refinement)
+                    del ring
                 d_ell, d_mu = adjustments[index // 2]
                 params = rm.pixel_params(mu + d_mu, ell + d_ell)
                 del mu, ell
@@ -228,22 +247,40 @@ class FastMethod(Method):
             raise CorruptStreamError(f"{self.name} frame: residual stream {index} is missing")
         return payload
 
-    def _read_meta(self, by_key: dict, bits: int) -> tuple[sp.Normalisation, list[tuple[int, int]], list[bool]]:
-        """The plane's normalisation, the (scale, mean) adjustment of each coded pixel set and, in the
-        slow path, per subimage whether its odd columns used the LC-L pass."""
+    def _read_meta(self, by_key: dict, bits: int):
+        """The plane's normalisation and, per coded pixel set, its (scale, mean) adjustment and
+        refinement (or None); in the slow path, per subimage whether its odd columns used the LC-L pass."""
         sets = len(sp.PREDICTED) * len(self.column_sets)
         try:
             meta = json.loads(by_key[(int(SectionKind.PLANE_META), 0)])
+            if not isinstance(meta, dict):
+                raise TypeError("plane side information is not a JSON object")
+            unknown = set(meta.get("requires", [])) - KNOWN_FEATURES
+            if unknown:
+                raise UnsupportedVersionError(
+                    f"{self.name} frame needs {', '.join(sorted(unknown))}, which this medcodec does not know: "
+                    "it was written by a newer medcodec — upgrade medcodec to decode it")
             lo, shift = int(meta["lo"]), int(meta["shift"])
             adjustments = [(int(d), int(m)) for d, m in zip(meta["scale_adjust"], meta["mean_adjust"], strict=True)]
             left_pass = [bool(int(u)) for u in meta.get("left_pass", [])]
+            refinements = [
+                None if r is None else refine.Refinement.from_json(r, self._ring_size(number))
+                for number, r in enumerate(meta.get("refine", [None] * sets))
+            ]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
-        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets
+        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets == len(refinements)
                 and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)
                 and len(left_pass) == (len(sp.PREDICTED) if len(self.column_sets) == 2 else 0)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift), adjustments, left_pass
+        return sp.Normalisation(lo, shift), adjustments, left_pass, refinements
+
+    def _ring_size(self, coded_set: int) -> int:
+        """Neighbours of a coded set's refinement: the ring of its subimage, plus the target's own
+        row neighbours for the later column sets of the slow path."""
+        target = sp.PREDICTED[coded_set // len(self.column_sets)]
+        own = len(refine.OWN_ROW) if coded_set % len(self.column_sets) else 0
+        return len(refine.RING[target]) + own
 
 
 class SlowMethod(FastMethod):

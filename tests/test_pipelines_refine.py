@@ -1,0 +1,110 @@
+"""The encoder-fitted refinement of the subimage paths: integer-exact application, validated side
+information, chosen where it pays (fine 16-bit texture), and bit-exact under other configurations."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+from medcodec.pipelines import refine
+from medcodec.pipelines import split as sp
+from medcodec.pipelines.base import Stream
+from medcodec.pipelines.subimage import FastMethod, SlowMethod
+
+from planes import fine_texture, smooth
+from torch_configs import under_two_configurations
+
+
+@pytest.fixture(scope="module", params=[FastMethod, SlowMethod], ids=["fast", "slow"])
+def method(request):
+    return request.param(device="cpu")
+
+
+def _ring(plane, target="B", own=None):
+    subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=int(plane.min()))
+    pixels = sp.valid_mask(*plane.shape, target).numpy()
+    return refine.NeighbourRing(target, subs, pixels, own), subs, pixels
+
+
+def test_apply_is_the_documented_integer_formula():
+    plane = smooth((30, 26), 16, seed=3).astype(np.int64)
+    ring, _, pixels = _ring(plane)
+    rng = np.random.default_rng(0)
+    mu = rng.integers(0, 16 << 16, pixels.sum())
+    ell = rng.integers(0, 160, pixels.sum())
+    weights = tuple(int(w) for w in rng.integers(-600, 600, len(ring)))
+    bins = tuple((int(e), int(m)) for e, m in rng.integers(-9, 9, (refine.ACTIVITY_BINS, 2)))
+    got_mu, got_ell = refine.apply(mu, ell, ring, refine.Refinement(weights, bins))
+    neighbours = np.stack([ring.values(k) for k in range(len(ring))], axis=1)
+    near = neighbours[:, :4]
+    spread = np.abs(4 * near - near.sum(1, keepdims=True)).sum(1)
+    activity = np.minimum([int(s).bit_length() for s in spread], refine.ACTIVITY_BINS - 1)
+    correction = [sum(w * (16 * int(n) - int(m)) for w, n in zip(weights, row)) // 256
+                  for row, m in zip(neighbours, mu)]
+    assert np.array_equal(got_mu, mu + np.array(correction) + np.array([bins[a][1] for a in activity]))
+    assert np.array_equal(got_ell, ell + np.array([bins[a][0] for a in activity]))
+
+
+def test_own_row_neighbours_only_in_later_column_sets():
+    plane = smooth((20, 24), 12)
+    assert len(_ring(plane, "C")[0]) == len(refine.RING["C"])
+    assert len(_ring(plane, "C", own=torch.zeros(10, 12, dtype=torch.int64))[0]) == len(refine.RING["C"]) + 2
+
+
+@pytest.mark.parametrize("bad", [
+    {"w": [1] * 7, "bins": [[0, 0]] * refine.ACTIVITY_BINS},  # one weight short
+    {"w": [refine.MAX_WEIGHT + 1] + [0] * 7, "bins": [[0, 0]] * refine.ACTIVITY_BINS},
+    {"w": [0] * 8, "bins": [[0, 0]] * (refine.ACTIVITY_BINS - 1)},
+    {"w": [0] * 8, "bins": [[0, 999]] * refine.ACTIVITY_BINS},
+    {"w": [0] * 8},
+])
+def test_side_information_is_validated(bad):
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        refine.Refinement.from_json(bad, 8)
+
+
+def test_fine_16_bit_texture_is_refined_and_exact(method):
+    plane = fine_texture((72, 90))
+    streams = method.encode(plane, 16)
+    meta = json.loads(streams[0].payload)
+    assert meta["requires"] == ["refine"] and all(r is not None for r in meta["refine"])
+    assert np.array_equal(method.decode(streams, plane.shape, 16), plane)
+    # and it pays: without the refinement the same plane costs more
+    total = sum(len(s.payload) for s in streams)
+    original = refine.choose
+    try:
+        refine.choose = lambda values, mu, ell, ring: (refine.rm.best_adjustment(values, mu, ell), None)
+        unrefined = sum(len(s.payload) for s in method.encode(plane, 16))
+    finally:
+        refine.choose = original
+    assert total < 0.97 * unrefined
+
+
+def test_refined_streams_are_the_same_under_other_configurations(method):
+    plane = fine_texture((64, 70), seed=2)
+    one_way, other_way = under_two_configurations(lambda: method.encode(plane, 16))
+    assert one_way == other_way
+    decoded = under_two_configurations(lambda: method.decode(one_way, plane.shape, 16))
+    assert all(np.array_equal(d, plane) for d in decoded)
+
+
+def _with_meta(streams, change):
+    meta = json.loads(streams[0].payload)
+    change(meta)
+    return [Stream(streams[0].kind, 0, json.dumps(meta).encode())] + streams[1:]
+
+
+def test_unknown_required_feature_says_upgrade(method):
+    plane = fine_texture((72, 90))
+    streams = _with_meta(method.encode(plane, 16), lambda m: m.update(requires=["refine", "from-the-future"]))
+    with pytest.raises(UnsupportedVersionError, match="upgrade"):
+        method.decode(streams, plane.shape, 16)
+
+
+def test_out_of_range_refinement_is_corrupt(method):
+    plane = fine_texture((72, 90))
+    streams = _with_meta(method.encode(plane, 16), lambda m: m["refine"][0].update(w=[10**6] * len(m["refine"][0]["w"])))
+    with pytest.raises(CorruptStreamError):
+        method.decode(streams, plane.shape, 16)
