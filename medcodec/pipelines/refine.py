@@ -31,7 +31,7 @@ from . import split as sp
 WEIGHT_ONE = 256  # weights are sent in 1/256
 MAX_WEIGHT = 16 * WEIGHT_ONE
 ACTIVITY_BINS = 16
-FIT_SAMPLE = 1 << 18  # pixels the encoder fits on (an even stride through the set)
+FIT_SAMPLE = 1 << 15  # pixels the encoder fits on (an even stride through the set); judged on rm.SEARCH_SAMPLE
 FIT_ROUNDS = 4
 
 # The nearest coded neighbours of each predicted subimage, (subimage, drow, dcol) on the subimage grid;
@@ -43,6 +43,7 @@ RING = {
 }
 # Slow path, later column sets: the already-coded pixels of the target itself, same row.
 OWN_ROW = ((0, -1), (0, 1))
+PAD = 2  # the farthest offset above
 
 
 @dataclass(frozen=True)
@@ -72,17 +73,21 @@ class NeighbourRing:
     array of the set's size per neighbour in use, never the whole [pixels, neighbours] matrix)."""
 
     def __init__(self, target: str, grids: dict[str, torch.Tensor], pixels: np.ndarray, own: torch.Tensor | None):
-        self.offsets = [(grids[name], dr, dc) for name, dr, dc in RING[target]]
+        # each grid edge-padded once; a neighbour is then a view of it (x[i + dr, j + dc], edges replicated)
+        padded = {name: np.pad(grids[name].numpy(), PAD, mode="edge") for name in {n for n, _, _ in RING[target]}}
+        self.offsets = [(padded[name], dr, dc) for name, dr, dc in RING[target]]
         if own is not None:
-            self.offsets += [(own, dr, dc) for dr, dc in OWN_ROW]
+            own_padded = np.pad(own.numpy(), PAD, mode="edge")
+            self.offsets += [(own_padded, dr, dc) for dr, dc in OWN_ROW]
         self.pixels = pixels
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def values(self, k: int, index: np.ndarray | None = None) -> np.ndarray:
-        grid, dr, dc = self.offsets[k]
-        v = sp._shifted(grid, dr, dc).numpy()[self.pixels]
+        padded, dr, dc = self.offsets[k]
+        h, w = self.pixels.shape
+        v = padded[PAD + dr : PAD + dr + h, PAD + dc : PAD + dc + w][self.pixels]
         return v if index is None else v[index]
 
     def activity(self, index: np.ndarray | None = None) -> np.ndarray:
@@ -113,19 +118,23 @@ def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourR
     plain = rm.best_adjustment(values, mu, ell)
     if values.size < 64:
         return plain, None
-    index = np.arange(0, values.size, max(1, values.size // FIT_SAMPLE))
+    refinement = _fit(values, mu, ell, ring, _stride(values.size, FIT_SAMPLE))
+    index = _stride(values.size, rm.SEARCH_SAMPLE)
     v, m, e = values[index], mu[index], ell[index]
     plain_bits = rm.ideal_cost_bits(v, rm.pixel_params(m + plain[1], e + plain[0]))
-    refinement = _fit(v, m, e, ring, index)
-    rm_mu, rm_ell = apply(m, e, ring, refinement, index)
-    refined_bits = rm.ideal_cost_bits(v, rm.pixel_params(rm_mu, rm_ell))
+    refined_bits = rm.ideal_cost_bits(v, rm.pixel_params(*apply(m, e, ring, refinement, index)))
     side_bits = 8 * len(json.dumps(refinement.to_json(), separators=(",", ":")))
     if refined_bits + side_bits * index.size / values.size < plain_bits:
         return (0, 0), refinement
     return plain, None
 
 
+def _stride(n: int, budget: int) -> np.ndarray:
+    return np.arange(0, n, max(1, n // budget))
+
+
 def _fit(values, mu, ell, ring: NeighbourRing, index) -> Refinement:
+    values, mu, ell = values[index], mu[index], ell[index]
     design = np.stack([rm.MEAN_ONE * ring.values(k, index) - mu for k in range(len(ring))], axis=1).astype(np.float64)
     target = (rm.MEAN_ONE * values + rm.MEAN_ONE // 2 - mu).astype(np.float64)
     # the predicted scale (in 1/16 sample) floors the reweighting, so pixels the network is sure of
