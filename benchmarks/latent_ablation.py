@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from medcodec.io.source import load  # noqa: E402
 from medcodec.pipelines.classical import ClassicalMethod  # noqa: E402
 from medcodec.pipelines.latent import LatentMethod, LatentPredictor  # noqa: E402
-from medcodec.train.latent_trainer import load_checkpoint  # noqa: E402
+from medcodec.train.latent import load_checkpoint  # noqa: E402
 from method_runs import round_trip  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/test")
@@ -52,7 +52,7 @@ def pick_images(per_group: int, max_pixels: int) -> list[tuple[str, Path]]:
 def latent_method(checkpoint: Path) -> tuple[LatentMethod, dict]:
     net, ckpt = load_checkpoint(checkpoint)
     info = {"checkpoint": str(checkpoint), "config": net.config(), "steps": int(ckpt["step"]),
-            "train_seconds": round(float(ckpt["seconds"]), 1)}
+            "train_seconds": round(float(ckpt.get("elapsed", ckpt.get("seconds", 0.0))), 1)}
     return LatentMethod(predictor=LatentPredictor(net, net.export_integer(), "cpu")), info
 
 

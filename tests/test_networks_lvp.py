@@ -5,7 +5,7 @@ import torch
 
 from medcodec.networks.lvp import COMP_MAX, Z_MAX, Z_MIN, LVPNet
 from medcodec.networks.quant import requant_dtype
-from medcodec.train.latent_trainer import batch_bits
+from medcodec.train.latent import batch_bits
 
 from torch_configs import under_two_configurations
 

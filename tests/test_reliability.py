@@ -360,6 +360,18 @@ def test_weights_load_through_safetensors_without_pickle(monkeypatch, fresh_mode
                for layers in model.params.values() for tensors in layers.values() for t in tensors.values())
 
 
+def test_published_warm_starts_match_their_manifest_hashes():
+    """Training continues on a fresh machine from models/<id>.warm-start.pt (python -m medcodec.train
+    --init): each shipped model names its warm start, which is there, intact and pickle-free."""
+    import torch
+
+    for model_id, entry in medcodec.models.manifest()["models"].items():
+        path = medcodec.models.models_dir() / entry["warm_start"]["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["warm_start"]["sha256"], model_id
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        assert state["step"] == entry["checkpoint_step"] and state["nets"]
+
+
 # ------------------------------------------------------------------------------- temporaries
 
 

@@ -1,6 +1,8 @@
-"""Turn a training checkpoint into committed integer weights plus their manifest entry.
+"""Turn a training checkpoint (any method) into committed integer weights plus their manifest entry.
 
     python -m medcodec.train.export runs/gpu1/checkpoint.pt --id lch-v2 --crops-manifest ... --command "..."
+
+(``python -m medcodec.train ... --export ID`` does the same at the end of a run.)
 """
 
 from __future__ import annotations
@@ -9,35 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from ..entropy.residual_model import tables_sha256
-from ..pipelines import split as sp
-from .publish import git_commit, publish_model
-from .trainer import DEFAULT_WIDTHS, build_networks
-
-ARCHITECTURE = "lch-se-unet-int8/v1"
-
-
-def export(checkpoint: Path, model_id: str, extra: dict) -> dict:
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    first = ckpt["nets"][sp.PREDICTED[0]]
-    widths = tuple(int(first[f"layers.enc{i}a.conv.weight"].shape[0]) for i in range(len(DEFAULT_WIDTHS))
-                   if f"layers.enc{i}a.conv.weight" in first)
-    nets = build_networks(widths)
-    params = {}
-    for target, net in nets.items():
-        net.load_state_dict(ckpt["nets"][target])
-        if not bool((net.layers["enc0a"].act_range > 0).item()):
-            raise SystemExit("checkpoint has no calibrated activation ranges: train into the QAT phase first")
-        params[target] = net.export_integer()
-    metadata = {
-        "architecture": ARCHITECTURE,
-        "networks": {t: n.config() for t, n in nets.items()},
-        "residual_tables_sha256": tables_sha256(),
-        "checkpoint_step": int(ckpt["step"]),
-    }
-    return publish_model(model_id, params, metadata, extra)
+from .publish import git_commit
+from .trainer import export
 
 
 def main(argv=None) -> None:
@@ -49,8 +24,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     extra = {"training_command": args.command, "code_commit": git_commit()}
     if args.crops_manifest:
-        data = json.loads(args.crops_manifest.read_text())
-        extra["data_manifest"] = data
+        extra["data_manifest"] = json.loads(args.crops_manifest.read_text())
     entry = export(args.checkpoint, args.id, extra)
     print(f"{args.id}: {entry['file']} sha256 {entry['sha256']}")
 

@@ -3,8 +3,11 @@ architecture (subimage and latent exports both end here, so the manifest has one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+
+import torch
 
 from ..models import models_dir, save_model
 
@@ -27,3 +30,16 @@ def git_commit() -> str:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def publish_warm_start(model_id: str, checkpoint: dict, method: str) -> dict:
+    """models/<id>.warm-start.pt: the run's float training state (networks, config, step; no optimiser),
+    so training can continue on a fresh machine with ``python -m medcodec.train --init <file>``.
+    Replaced, never accumulated: one per published model. Loads with weights_only=True."""
+    path = models_dir() / f"{model_id}.warm-start.pt"
+    state = {"method": method, "config": checkpoint.get("config", {}), "step": int(checkpoint["step"]),
+             "nets": checkpoint["nets"] if "nets" in checkpoint else {"latent": checkpoint["state"]}}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
