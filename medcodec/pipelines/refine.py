@@ -92,9 +92,11 @@ class NeighbourRing:
 
     def activity(self, index: np.ndarray | None = None) -> np.ndarray:
         """Activity bin per pixel: bit length of sum_i |4 n_i - sum n| over the four nearest neighbours."""
-        near = [self.values(k, index) for k in range(4)]
-        total = near[0] + near[1] + near[2] + near[3]
-        spread = sum(np.abs(4 * n - total) for n in near)
+        # one neighbour at a time (each is read twice), so only three set-sized arrays are alive
+        total = self.values(0, index) + self.values(1, index) + self.values(2, index) + self.values(3, index)
+        spread = np.zeros_like(total)
+        for k in range(4):
+            spread += np.abs(4 * self.values(k, index) - total)
         # frexp's exponent of an integer-valued float64 (< 2**53) is its bit length, exactly
         return np.minimum(np.frexp(spread.astype(np.float64))[1], ACTIVITY_BINS - 1).astype(np.int64)
 
