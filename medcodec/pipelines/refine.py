@@ -113,11 +113,12 @@ def apply(mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing, refinement: Refi
     return mu + offsets[:, 1], ell + offsets[:, 0]
 
 
-def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing
-           ) -> tuple[tuple[int, int], Refinement | None]:
+def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing,
+           plain: tuple[int, int] | None = None) -> tuple[tuple[int, int], Refinement | None]:
     """The set's calibration: ((scale, mean) offset, refinement or None), whichever codes it in fewer
-    bits (judged on a strided sample of the set; the refinement's side information counted)."""
-    plain = rm.best_adjustment(values, mu, ell)
+    bits (judged on a strided sample of the set; the refinement's side information counted).
+    plain: ``residual_model.best_adjustment`` of the set, when the caller has it already."""
+    plain = rm.best_adjustment(values, mu, ell) if plain is None else plain
     if values.size < 64:
         return plain, None
     refinement = _fit(values, mu, ell, ring, _stride(values.size, FIT_SAMPLE))

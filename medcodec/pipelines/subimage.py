@@ -115,11 +115,15 @@ class FastMethod(Method):
     name = "fast"
     column_sets: tuple[str, ...] = ("all",)
 
-    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = 7):
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = 7,
+                 use_refinement: bool = True):
+        """use_refinement=False: the encoder never tries ``refine`` (faster encoding, for ablations);
+        the decoder reads either kind of stream."""
         self.predictor = SubimagePredictor(model_id, device)
         self.model_id = model_id
         self.model_sha256 = self.predictor.model.sha256
         self.subimage_a = ClassicalMethod(effort=effort)
+        self.use_refinement = use_refinement
 
     def _column_masks(self, valid: np.ndarray) -> list[np.ndarray]:
         """The pixel sets coded one after the other, in order (fast: all valid pixels at once)."""
@@ -153,10 +157,12 @@ class FastMethod(Method):
                     mu, ell, used = self._second_pass(target, normalised, norm, truth, pixels, first)
                     left_pass.append(used)
                 values, mu, ell = truth[pixels], mu[pixels], ell[pixels]
-                ring = refine.NeighbourRing(target, subs, pixels, coded if step else None)
-                delta, refinement = refine.choose(values, mu, ell, ring)
-                if refinement is not None:
-                    mu, ell = refine.apply(mu, ell, ring, refinement)
+                delta, refinement = rm.best_adjustment(values, mu, ell), None
+                if self.use_refinement:
+                    ring = refine.NeighbourRing(target, subs, pixels, coded if step else None)
+                    delta, refinement = refine.choose(values, mu, ell, ring, plain=delta)
+                    if refinement is not None:
+                        mu, ell = refine.apply(mu, ell, ring, refinement)
                 adjustments.append(delta)
                 refinements.append(refinement)
                 params = rm.pixel_params(mu + delta[1], ell + delta[0])
@@ -290,7 +296,8 @@ class SlowMethod(FastMethod):
     column_sets = ("even", "odd")
 
     # the slow path also spends more JPEG-XL effort on subimage A: 7 and 9, the smaller kept
-    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9)):
-        super().__init__(device, model_id, effort)
+    def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9),
+                 use_refinement: bool = True):
+        super().__init__(device, model_id, effort, use_refinement)
         if not self.predictor.supports_left:
             raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")
