@@ -104,3 +104,19 @@ def test_out_of_range_refinement_is_corrupt(method):
     streams = _with_meta(method.encode(plane, 16), lambda m: m["refine"][0].update(w=[10**6] * len(m["refine"][0]["w"])))
     with pytest.raises(CorruptStreamError):
         method.decode(streams, plane.shape, 16)
+
+
+def test_neighbours_are_the_shifted_grids_with_replicated_edges():
+    """ring.values(k) is x[i + dr, j + dc] of the k-th ring entry at every pixel of the set, edges
+    replicated (split._shifted), in raster order, for any set of pixels."""
+    rng = np.random.default_rng(0)
+    plane = rng.integers(0, 4096, (37, 51))
+    subs = sp.split(torch.from_numpy(plane), fill=0)
+    for target in sp.PREDICTED:
+        pixels = sp.valid_mask(37, 51, target).numpy() & (rng.random((19, 26)) < 0.7)
+        own = subs[target].clone()
+        ring = refine.NeighbourRing(target, subs, pixels, own)
+        entries = [(subs[name], dr, dc) for name, dr, dc in refine.RING[target]]
+        entries += [(own, dr, dc) for dr, dc in refine.OWN_ROW]
+        for k, (grid, dr, dc) in enumerate(entries):
+            assert np.array_equal(ring.values(k), sp._shifted(grid, dr, dc).numpy()[pixels])

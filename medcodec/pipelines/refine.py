@@ -73,22 +73,24 @@ class NeighbourRing:
     array of the set's size per neighbour in use, never the whole [pixels, neighbours] matrix)."""
 
     def __init__(self, target: str, grids: dict[str, torch.Tensor], pixels: np.ndarray, own: torch.Tensor | None):
-        # each grid edge-padded once; a neighbour is then a view of it (x[i + dr, j + dc], edges replicated)
+        # each grid edge-padded once, then a neighbour is a gather from it at the set's flat positions
+        # shifted by (dr, dc): x[i + dr, j + dc] with edges replicated, no per-neighbour grid copies
         padded = {name: np.pad(grids[name].numpy(), PAD, mode="edge") for name in {n for n, _, _ in RING[target]}}
-        self.offsets = [(padded[name], dr, dc) for name, dr, dc in RING[target]]
+        self.offsets = [(padded[name].ravel(), dr, dc) for name, dr, dc in RING[target]]
         if own is not None:
-            own_padded = np.pad(own.numpy(), PAD, mode="edge")
+            own_padded = np.pad(own.numpy(), PAD, mode="edge").ravel()
             self.offsets += [(own_padded, dr, dc) for dr, dc in OWN_ROW]
-        self.pixels = pixels
+        self.row_length = pixels.shape[1] + 2 * PAD
+        rows, cols = np.nonzero(pixels)
+        self.positions = (rows + PAD) * self.row_length + (cols + PAD)
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def values(self, k: int, index: np.ndarray | None = None) -> np.ndarray:
-        padded, dr, dc = self.offsets[k]
-        h, w = self.pixels.shape
-        v = padded[PAD + dr : PAD + dr + h, PAD + dc : PAD + dc + w][self.pixels]
-        return v if index is None else v[index]
+        flat, dr, dc = self.offsets[k]
+        positions = self.positions if index is None else self.positions[index]
+        return flat[positions + (dr * self.row_length + dc)]
 
     def activity(self, index: np.ndarray | None = None) -> np.ndarray:
         """Activity bin per pixel: bit length of sum_i |4 n_i - sum n| over the four nearest neighbours."""
