@@ -10,7 +10,9 @@ of the latent mode). Phases: float training, activation-range calibration, then 
 training on the integer grid the decoder uses, so the exported integer network is the one that was
 trained. Progress goes to <out>/log.jsonl. Resumable: run the same command again and it continues
 from <out>/checkpoint.pt (tensors and plain values only, loaded with weights_only=True), schedule
-included; --restart ignores it. --export ID publishes the result under models/ with its manifest.
+included; --restart ignores it. --export ID publishes the result under models/ with its manifest and
+a warm start (models/<id>.warm-start.pt): a new run continues a shipped model on a fresh machine with
+``--init models/lch-v2.warm-start.pt``.
 """
 
 from __future__ import annotations
