@@ -99,9 +99,16 @@ def test_unknown_required_feature_says_upgrade(method):
         method.decode(streams, plane.shape, 16)
 
 
-def test_out_of_range_refinement_is_corrupt(method):
+@pytest.mark.parametrize("damage", [
+    lambda m: m["refine"][0].update(w=[10**6] * len(m["refine"][0]["w"])),  # weight out of range
+    lambda m: m["refine"].extend([m["refine"][0]] * 4),  # more entries than coded sets
+    lambda m: m["refine"].pop(),  # fewer
+    lambda m: m.update(refine={"w": [1]}),  # not a list
+    lambda m: m.update(requires=[["refine"]]),  # unhashable feature name
+], ids=["weight", "extra-sets", "missing-set", "not-a-list", "bad-requires"])
+def test_damaged_refinement_is_corrupt(method, damage):
     plane = fine_texture((72, 90))
-    streams = _with_meta(method.encode(plane, 16), lambda m: m["refine"][0].update(w=[10**6] * len(m["refine"][0]["w"])))
+    streams = _with_meta(method.encode(plane, 16), damage)
     with pytest.raises(CorruptStreamError):
         method.decode(streams, plane.shape, 16)
 

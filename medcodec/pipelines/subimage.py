@@ -269,13 +269,16 @@ class FastMethod(Method):
             lo, shift = int(meta["lo"]), int(meta["shift"])
             adjustments = [(int(d), int(m)) for d, m in zip(meta["scale_adjust"], meta["mean_adjust"], strict=True)]
             left_pass = [bool(int(u)) for u in meta.get("left_pass", [])]
+            listed = meta.get("refine", [None] * sets)
+            if not isinstance(listed, list) or len(listed) != sets:
+                raise ValueError("one refinement entry per coded pixel set")
             refinements = [
                 None if r is None else refine.Refinement.from_json(r, self._ring_size(number))
-                for number, r in enumerate(meta.get("refine", [None] * sets))
+                for number, r in enumerate(listed)
             ]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
-        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets == len(refinements)
+        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets
                 and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)
                 and len(left_pass) == (len(sp.PREDICTED) if len(self.column_sets) == 2 else 0)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
