@@ -106,13 +106,17 @@ class NeighbourRing:
 def apply(mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing, refinement: Refinement,
           index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(mu', ell') of the set (or of its ``index`` subset), in int64."""
+    offsets = np.array(refinement.bins, dtype=np.int64)[ring.activity(index)]
+    return _weighted_mean(mu, ring, refinement.weights, index) + offsets[:, 1], ell + offsets[:, 0]
+
+
+def _weighted_mean(mu: np.ndarray, ring: NeighbourRing, weights: tuple[int, ...], index) -> np.ndarray:
+    """mu + floor(sum_k w_k * (16 * n_k - mu) / 256), before the activity bins' offsets."""
     acc = np.zeros(mu.shape, dtype=np.int64)
-    for k, weight in enumerate(refinement.weights):
+    for k, weight in enumerate(weights):
         if weight:
             acc += weight * (rm.MEAN_ONE * ring.values(k, index) - mu)
-    mu = mu + np.floor_divide(acc, WEIGHT_ONE)
-    offsets = np.array(refinement.bins, dtype=np.int64)[ring.activity(index)]
-    return mu + offsets[:, 1], ell + offsets[:, 0]
+    return mu + np.floor_divide(acc, WEIGHT_ONE)
 
 
 def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing,
@@ -150,8 +154,7 @@ def _fit(values, mu, ell, ring: NeighbourRing, index) -> Refinement:
         root = np.sqrt(1.0 / np.maximum(np.abs(target - design @ w), floor))
         w = np.linalg.lstsq(design * root[:, None], target * root, rcond=None)[0]
     weights = tuple(int(x) for x in np.clip(np.round(w * WEIGHT_ONE), -MAX_WEIGHT, MAX_WEIGHT))
-    unbinned = Refinement(weights, ((0, 0),) * ACTIVITY_BINS)
-    refined_mu, _ = apply(mu, ell, ring, unbinned, index)
+    refined_mu = _weighted_mean(mu, ring, weights, index)
     bins = ring.activity(index)
     offsets = []
     for b in range(ACTIVITY_BINS):

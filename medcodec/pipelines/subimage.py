@@ -153,11 +153,14 @@ class FastMethod(Method):
             for step, pixels in enumerate(self._column_masks(valid)):
                 if step == 0:
                     mu, ell = first = self.predictor.predict(target, normalised, norm)
+                    delta = None
                 else:
-                    mu, ell, used = self._second_pass(target, normalised, norm, truth, pixels, first)
+                    mu, ell, delta, used = self._second_pass(target, normalised, norm, truth, pixels, first)
                     left_pass.append(used)
                 values, mu, ell = truth[pixels], mu[pixels], ell[pixels]
-                delta, refinement = rm.best_adjustment(values, mu, ell), None
+                if delta is None:
+                    delta = rm.best_adjustment(values, mu, ell)
+                refinement = None
                 if self.use_refinement:
                     ring = refine.NeighbourRing(target, subs, pixels, coded if step else None)
                     delta, refinement = refine.choose(values, mu, ell, ring, plain=delta)
@@ -190,9 +193,9 @@ class FastMethod(Method):
                                 (0, first)):
             delta = rm.best_adjustment(values, mu[pixels], ell[pixels])
             cost = rm.ideal_cost_bits(values, rm.pixel_params(mu[pixels] + delta[1], ell[pixels] + delta[0]))
-            candidates.append((cost, -used, mu, ell, used))
-        _, _, mu, ell, used = min(candidates, key=lambda c: c[:2])
-        return mu, ell, used
+            candidates.append((cost, -used, mu, ell, delta, used))
+        _, _, mu, ell, delta, used = min(candidates, key=lambda c: c[:2])
+        return mu, ell, delta, used
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
