@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from .publish import git_commit
+from .publish import provenance
 from .trainer import export
 
 
@@ -22,10 +21,7 @@ def main(argv=None) -> None:
     p.add_argument("--crops-manifest", type=Path, help="data manifest written by medcodec.train.crops")
     p.add_argument("--command", default="", help="the training command, recorded in the manifest")
     args = p.parse_args(argv)
-    extra = {"training_command": args.command, "code_commit": git_commit()}
-    if args.crops_manifest:
-        extra["data_manifest"] = json.loads(args.crops_manifest.read_text())
-    entry = export(args.checkpoint, args.id, extra)
+    entry = export(args.checkpoint, args.id, provenance(args.command, args.crops_manifest))
     print(f"{args.id}: {entry['file']} sha256 {entry['sha256']}")
 
 

@@ -74,8 +74,7 @@ class LatentTask:
     @staticmethod
     def initialise(nets, checkpoint: Path) -> None:
         """Warm start from an earlier run or a published models/<id>.warm-start.pt (same architecture)."""
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        nets["latent"].load_state_dict(ckpt["nets"]["latent"] if "nets" in ckpt else ckpt["state"])
+        nets["latent"].load_state_dict(_state_of(torch.load(checkpoint, map_location="cpu", weights_only=True)))
 
     @staticmethod
     def export(ckpt: dict, model_id: str, extra: dict) -> dict:
@@ -87,10 +86,14 @@ class LatentTask:
         return publish_model(model_id, params, metadata, extra)
 
 
+def _state_of(ckpt: dict) -> dict:
+    # runs written before the trainers were merged kept the state under "state"
+    return ckpt["nets"]["latent"] if "nets" in ckpt else ckpt["state"]
+
+
 def _net_of(ckpt: dict) -> LVPNet:
     net = LatentTask.build(ckpt["config"])["latent"]
-    # runs written before the trainers were merged kept the state under "state"
-    net.load_state_dict(ckpt["nets"]["latent"] if "nets" in ckpt else ckpt["state"])
+    net.load_state_dict(_state_of(ckpt))
     net.set_mode(quantised=True)
     return net
 

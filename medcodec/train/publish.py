@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 
 import torch
 
@@ -22,6 +23,14 @@ def publish_model(model_id: str, params: dict, metadata: dict, extra: dict) -> d
     manifest["models"][model_id] = entry
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return entry
+
+
+def provenance(command: str, crops_manifest: Path | None) -> dict:
+    """The manifest fields saying how weights were made: training command, code commit, data manifest."""
+    extra = {"training_command": command, "code_commit": git_commit()}
+    if crops_manifest:
+        extra["data_manifest"] = json.loads(Path(crops_manifest).read_text())
+    return extra
 
 
 def git_commit() -> str:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .latent import LatentTask
-from .publish import git_commit, publish_warm_start
+from .publish import provenance, publish_warm_start
 from .subimage import SubimageTask
 
 TASKS = {task.name: task for task in (SubimageTask, LatentTask)}
@@ -202,8 +202,6 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     checkpoint = train(args)
     if args.export:
-        extra = {"training_command": "python -m medcodec.train " + " ".join(argv), "code_commit": git_commit()}
-        if args.crops_manifest:
-            extra["data_manifest"] = json.loads(args.crops_manifest.read_text())
+        extra = provenance("python -m medcodec.train " + " ".join(argv), args.crops_manifest)
         entry = export(checkpoint, args.export, extra)
         print(f"{args.export}: {entry['file']} sha256 {entry['sha256']}")
