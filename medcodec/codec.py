@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import json
 import lzma
 import os
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError
 from medcodec.io import source as io_source
 from medcodec.pipelines import get_method
-from medcodec.pipelines.base import Method, Stream
+from medcodec.pipelines.base import Method, Stream, unpack_side_info
 
 _log = logging.getLogger("medcodec")
 SLOW_EFFORT = (7, 9)  # slow mode tries both and keeps the smaller (7 wins on some images)
@@ -369,13 +368,12 @@ def info(data: bytes) -> dict[str, Any]:
 
 
 def _side_info(payload: bytes) -> dict[str, Any] | None:
-    """A method's per-plane JSON side information (normalisation, calibration, latent z and residual
-    bits), for reporting only; None when it is not a JSON object (info must not fail on it)."""
+    """A method's per-plane side information (normalisation, calibration, latent z and residual bits),
+    for reporting only; None when it cannot be read (info must not fail on it)."""
     try:
-        value = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+        return unpack_side_info(payload)
+    except (UnicodeDecodeError, ValueError, TypeError):
         return None
-    return value if isinstance(value, dict) else None
 
 
 def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, device: str = "auto",

@@ -9,7 +9,7 @@ import pytest
 import medcodec.pipelines.latent as latent_module
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError, ModelMismatchError
-from medcodec.pipelines.base import Stream
+from medcodec.pipelines.base import Stream, unpack_side_info
 from medcodec.pipelines.latent import LatentMethod, LatentPredictor
 
 from planes import EDGE_CASES, smooth
@@ -35,7 +35,7 @@ def test_roundtrip_is_exact(method, case):
 def test_meta_reports_the_bits_of_z_and_residuals(method):
     plane, bits = EDGE_CASES["odd"]
     streams = method.encode(plane, bits)
-    meta = json.loads(streams[0].payload)
+    meta = unpack_side_info(streams[0].payload)
     assert meta["latent"] == [4, 5, 7]
     assert meta["z_bits"] == 8 * len(streams[1].payload)
     assert meta["residual_bits"] == 8 * (len(streams[2].payload) + len(streams[3].payload))
@@ -113,7 +113,7 @@ def test_damaged_raw_bits_never_pass_as_the_original(method):
 def test_damaged_side_information_is_refused(method, change):
     plane, bits = EDGE_CASES["odd"]
     streams = method.encode(plane, bits)
-    meta = {**json.loads(streams[0].payload), **change}
+    meta = {**unpack_side_info(streams[0].payload), **change}
     with pytest.raises(CorruptStreamError):
         method.decode(_replace(streams, SectionKind.PLANE_META, 0, json.dumps(meta).encode()), plane.shape, bits)
 

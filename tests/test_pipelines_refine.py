@@ -10,7 +10,7 @@ import torch
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 from medcodec.pipelines import refine
 from medcodec.pipelines import split as sp
-from medcodec.pipelines.base import Stream
+from medcodec.pipelines.base import Stream, unpack_side_info
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import fine_texture, smooth
@@ -68,13 +68,13 @@ def test_side_information_is_validated(bad):
 def test_fine_16_bit_texture_is_refined_and_exact(method):
     plane = fine_texture((72, 90))
     streams = method.encode(plane, 16)
-    meta = json.loads(streams[0].payload)
+    meta = unpack_side_info(streams[0].payload)
     assert meta["requires"] == ["refine"] and all(r is not None for r in meta["refine"])
     assert np.array_equal(method.decode(streams, plane.shape, 16), plane)
     # and it pays: without the refinement the same plane costs more
     plain = type(method)(device="cpu", use_refinement=False)
     unrefined = plain.encode(plane, 16)
-    assert "refine" not in json.loads(unrefined[0].payload)
+    assert "refine" not in unpack_side_info(unrefined[0].payload)
     assert sum(len(s.payload) for s in streams) < 0.97 * sum(len(s.payload) for s in unrefined)
 
 
@@ -87,7 +87,7 @@ def test_refined_streams_are_the_same_under_other_configurations(method):
 
 
 def _with_meta(streams, change):
-    meta = json.loads(streams[0].payload)
+    meta = unpack_side_info(streams[0].payload)
     change(meta)
     return [Stream(streams[0].kind, 0, json.dumps(meta).encode())] + streams[1:]
 

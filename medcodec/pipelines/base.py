@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple, Sequence
+import json
+import zlib
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -57,3 +59,32 @@ def check_decoded(plane: np.ndarray, shape: tuple[int, int], bits: int, what: st
     if plane.size and int(plane.max()) >= (1 << bits):
         raise CorruptStreamError(f"{what}: decoded value exceeds {bits} bits")
     return plane.astype(np.uint16, copy=False)
+
+
+MAX_SIDE_INFO = 1 << 20  # bytes a PLANE_META may inflate to: far above any real one, a bound for damaged ones
+
+
+def pack_side_info(meta: dict[str, Any]) -> bytes:
+    """A method's per-plane side information as a PLANE_META payload: compact JSON, or (format 1.2) its
+    zlib stream when that is shorter - the refinement's weights and bin offsets are repetitive text,
+    and on a small plane they are a visible share of the file."""
+    text = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
+    packed = zlib.compress(text, 9)
+    return packed if len(packed) < len(text) else text
+
+
+def unpack_side_info(payload: bytes) -> dict[str, Any]:
+    """The JSON object of a PLANE_META payload, plain (starts with "{") or zlib-packed.
+    Raises ValueError (or TypeError) when it is neither, or not a JSON object."""
+    if payload[:1] != b"{":
+        inflater = zlib.decompressobj()
+        try:
+            payload = inflater.decompress(payload, MAX_SIDE_INFO)
+        except zlib.error as exc:
+            raise ValueError(f"side information is neither JSON nor zlib: {exc}") from exc
+        if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
+            raise ValueError("side information: damaged or oversized zlib stream")
+    meta = json.loads(payload)
+    if not isinstance(meta, dict):
+        raise TypeError("plane side information is not a JSON object")
+    return meta

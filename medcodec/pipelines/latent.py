@@ -20,7 +20,6 @@ Streams of a plane:
 from __future__ import annotations
 
 import copy
-import json
 from typing import Sequence
 
 import numpy as np
@@ -34,7 +33,7 @@ from ..errors import CorruptStreamError, ModelMismatchError
 from ..models import load_model
 from ..networks.lvp import MEAN_LIMIT, Z_MAX, Z_MIN, LVPNet
 from . import split as sp
-from .base import Method, Stream, check_decoded, check_plane
+from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from .subimage import resolve_device
 
 DEFAULT_MODEL = "latent-v1"
@@ -116,7 +115,7 @@ class LatentMethod(Method):
         residual = [rans.encode_segments(main), rans.encode_segments(extra)]
         meta = {"lo": norm.lo, "shift": norm.shift, "latent": list(z.shape), "scale_adjust": delta,
                 "z_bits": 8 * len(z_stream), "residual_bits": 8 * sum(map(len, residual))}
-        return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta, sort_keys=True).encode()),
+        return [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta)),
                 Stream(SectionKind.LATENT_Z, 0, z_stream),
                 Stream(SectionKind.RESIDUAL, 0, residual[0]),
                 Stream(SectionKind.RESIDUAL, 1, residual[1])]
@@ -147,7 +146,7 @@ class LatentMethod(Method):
 
     def _read_meta(self, by_key: dict, shape: tuple[int, int], bits: int):
         try:
-            meta = json.loads(self._payload(by_key, SectionKind.PLANE_META, 0))
+            meta = unpack_side_info(self._payload(by_key, SectionKind.PLANE_META, 0))
             lo, shift, delta = int(meta["lo"]), int(meta["shift"]), int(meta["scale_adjust"])
             latent_shape = tuple(int(n) for n in meta["latent"])
         except (KeyError, ValueError, TypeError) as exc:

@@ -20,6 +20,7 @@ CT D/B/C), about 1 % on the 8-bit groups (``benchmarks/results/subimage_ablation
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,23 +120,33 @@ def _weighted_mean(mu: np.ndarray, ring: NeighbourRing, weights: tuple[int, ...]
     return mu + np.floor_divide(acc, WEIGHT_ONE)
 
 
-def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing,
-           plain: tuple[int, int] | None = None) -> tuple[tuple[int, int], Refinement | None]:
-    """The set's calibration: ((scale, mean) offset, refinement or None), whichever codes it in fewer
-    bits (judged on a strided sample of the set; the refinement's side information counted).
-    plain: ``residual_model.best_adjustment`` of the set, when the caller has it already."""
+@dataclass(frozen=True)
+class Calibration:
+    """What the encoder sends for a coded pixel set, and the code length it expects from it."""
+
+    delta: tuple[int, int]  # (scale index, mean in 1/16 sample) offset added to every pixel
+    refinement: Refinement | None
+    bits: float  # estimated from a strided sample, side information included (only to choose)
+
+
+def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing | None,
+           plain: tuple[int, int] | None = None) -> Calibration:
+    """The set's calibration: the plain (scale, mean) offset or a refinement (ring None: plain only),
+    whichever codes it in fewer bits (judged on a strided sample of the set; the refinement's side
+    information counted). plain: ``residual_model.best_adjustment`` of the set, when the caller has it."""
     plain = rm.best_adjustment(values, mu, ell) if plain is None else plain
-    if values.size < 64:
-        return plain, None
-    refinement = _fit(values, mu, ell, ring, _stride(values.size, FIT_SAMPLE))
     index = _stride(values.size, rm.SEARCH_SAMPLE)
     v, m, e = values[index], mu[index], ell[index]
-    plain_bits = rm.ideal_cost_bits(v, rm.pixel_params(m + plain[1], e + plain[0]))
-    refined_bits = rm.ideal_cost_bits(v, rm.pixel_params(*apply(m, e, ring, refinement, index)))
-    side_bits = 8 * len(json.dumps(refinement.to_json(), separators=(",", ":")))
-    if refined_bits + side_bits * index.size / values.size < plain_bits:
-        return (0, 0), refinement
-    return plain, None
+    per_pixel = values.size / max(1, index.size)
+    plain_bits = rm.ideal_cost_bits(v, rm.pixel_params(m + plain[1], e + plain[0])) * per_pixel
+    if ring is None or values.size < 64:
+        return Calibration(plain, None, plain_bits)
+    refinement = _fit(values, mu, ell, ring, _stride(values.size, FIT_SAMPLE))
+    side_bits = 8 * len(zlib.compress(json.dumps(refinement.to_json(), separators=(",", ":")).encode(), 9))
+    refined_bits = rm.ideal_cost_bits(v, rm.pixel_params(*apply(m, e, ring, refinement, index))) * per_pixel + side_bits
+    if refined_bits < plain_bits:
+        return Calibration((0, 0), refinement, refined_bits)
+    return Calibration(plain, None, plain_bits)
 
 
 def _stride(n: int, budget: int) -> np.ndarray:

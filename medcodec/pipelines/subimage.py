@@ -8,7 +8,7 @@ the LC-H pass, then its odd columns with a second pass of the same network that 
 columns (same rows: this is what removes row-correlated noise, e.g. of CR readers).
 
 Streams of a plane:
-* PLANE_META 0: JSON {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1, ...]
+* PLANE_META 0: JSON (``base.pack_side_info``) {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1, ...]
   (slow only: per subimage, whether its odd columns used the LC-L pass or the first pass)} - the plane's
   normalisation (see ``split``) and, per coded pixel set, the offsets the encoder added to every scale
   index and mean ("mean_adjust", 1/16 sample; ``residual_model.best_adjustment``: a per-plane
@@ -20,7 +20,6 @@ Streams of a plane:
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import numpy as np
@@ -35,7 +34,7 @@ from ..models import load_model
 from ..networks.lch import LCHNet
 from . import refine
 from . import split as sp
-from .base import Method, Stream, check_decoded, check_plane
+from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
@@ -148,33 +147,36 @@ class FastMethod(Method):
         for target in sp.PREDICTED:
             truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
-            first = None
             coded = torch.full_like(subs[target], norm.lo)  # the target's pixels as the decoder has them so far
             for step, pixels in enumerate(self._column_masks(valid)):
+                values = truth[pixels]
                 if step == 0:
-                    mu, ell = first = self.predictor.predict(target, normalised, norm)
-                    delta = None
+                    first = self.predictor.predict(target, normalised, norm)
+                    candidates = [(None, first)]
                 else:
-                    mu, ell, delta, used = self._second_pass(target, normalised, norm, truth, pixels, first)
+                    # odd columns: the LC-L pass (even columns known) or, when it codes them in fewer
+                    # bits after calibration and refinement, the first pass again; the choice is sent,
+                    # so slow never loses to fast on a set
+                    candidates = [(1, self.predictor.predict(target, normalised, norm, normalised[target])), (0, first)]
+                ring = refine.NeighbourRing(target, subs, pixels, coded if step else None) if self.use_refinement else None
+                choices = [(refine.choose(values, mu[pixels], ell[pixels], ring), used, mu[pixels], ell[pixels])
+                           for used, (mu, ell) in candidates]
+                calibration, used, mu, ell = min(choices, key=lambda c: (c[0].bits, -(c[1] or 0)))
+                if used is not None:
                     left_pass.append(used)
-                values, mu, ell = truth[pixels], mu[pixels], ell[pixels]
-                if delta is None:
-                    delta = rm.best_adjustment(values, mu, ell)
-                refinement = None
-                if self.use_refinement:
-                    ring = refine.NeighbourRing(target, subs, pixels, coded if step else None)
-                    delta, refinement = refine.choose(values, mu, ell, ring, plain=delta)
-                    if refinement is not None:
-                        mu, ell = refine.apply(mu, ell, ring, refinement)
+                if calibration.refinement is not None:
+                    mu, ell = refine.apply(mu, ell, ring, calibration.refinement)
+                delta = calibration.delta
                 adjustments.append(delta)
-                refinements.append(refinement)
+                refinements.append(calibration.refinement)
                 params = rm.pixel_params(mu + delta[1], ell + delta[0])
                 main, extra = rm.encode_segments(values, params)
                 streams.append(Stream(SectionKind.RESIDUAL, index, rans.encode_segments(main)))
                 streams.append(Stream(SectionKind.RESIDUAL, index + 1, rans.encode_segments(extra)))
                 index += 2
-                mask = torch.from_numpy(pixels)
-                coded[mask] = subs[target][mask]
+                if len(self.column_sets) > 1:
+                    mask = torch.from_numpy(pixels)
+                    coded[mask] = subs[target][mask]
         meta = {"lo": norm.lo, "shift": norm.shift, "scale_adjust": [d[0] for d in adjustments],
                 "mean_adjust": [d[1] for d in adjustments]}
         if left_pass:
@@ -182,20 +184,7 @@ class FastMethod(Method):
         if any(r is not None for r in refinements):
             meta["refine"] = [None if r is None else r.to_json() for r in refinements]
             meta["requires"] = ["refine"]
-        return [Stream(SectionKind.PLANE_META, 0, json.dumps(meta, separators=(",", ":")).encode())] + streams
-
-    def _second_pass(self, target, normalised, norm, truth, pixels, first):
-        """Odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits, the
-        first pass's prediction again; the choice is sent, so slow never loses to fast on a set."""
-        values = truth[pixels]
-        candidates = []
-        for used, (mu, ell) in ((1, self.predictor.predict(target, normalised, norm, normalised[target])),
-                                (0, first)):
-            delta = rm.best_adjustment(values, mu[pixels], ell[pixels])
-            cost = rm.ideal_cost_bits(values, rm.pixel_params(mu[pixels] + delta[1], ell[pixels] + delta[0]))
-            candidates.append((cost, -used, mu, ell, delta, used))
-        _, _, mu, ell, delta, used = min(candidates, key=lambda c: c[:2])
-        return mu, ell, delta, used
+        return [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta))] + streams
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
@@ -261,9 +250,7 @@ class FastMethod(Method):
         refinement (or None); in the slow path, per subimage whether its odd columns used the LC-L pass."""
         sets = len(sp.PREDICTED) * len(self.column_sets)
         try:
-            meta = json.loads(by_key[(int(SectionKind.PLANE_META), 0)])
-            if not isinstance(meta, dict):
-                raise TypeError("plane side information is not a JSON object")
+            meta = unpack_side_info(by_key[(int(SectionKind.PLANE_META), 0)])
             unknown = set(meta.get("requires", [])) - KNOWN_FEATURES
             if unknown:
                 raise UnsupportedVersionError(
