@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from medcodec.io.source import load  # noqa: E402
 from medcodec.pipelines.classical import ClassicalMethod  # noqa: E402
 from medcodec.pipelines.latent import LatentMethod, LatentPredictor  # noqa: E402
+from medcodec.pipelines.base import unpack_side_info  # noqa: E402
 from medcodec.train.latent import load_checkpoint  # noqa: E402
 from method_runs import round_trip  # noqa: E402
 
@@ -60,7 +61,7 @@ def code_latent(method: LatentMethod, plane: np.ndarray, bits: int) -> dict:
     streams, decoded, encode_s, decode_s = round_trip(method, plane, bits)
     if not np.array_equal(decoded, plane):
         raise SystemExit("latent round trip failed")
-    meta = json.loads(streams[0].payload)
+    meta = unpack_side_info(streams[0].payload)
     n = plane.size
     total = 8 * sum(len(s.payload) for s in streams)
     return {"z_bpp": meta["z_bits"] / n, "residual_bpp": meta["residual_bits"] / n, "total_bpp": total / n,

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod, SlowMethod  # noqa: E402
+from medcodec.pipelines.base import unpack_side_info  # noqa: E402
 from method_runs import first_planes, round_trip  # noqa: E402
 
 VARIANTS = {"fast": (FastMethod, False), "fast+refine": (FastMethod, True),
@@ -64,7 +65,7 @@ def main() -> None:
                 raise SystemExit(f"{name} round trip failed on {path}")
             row[name] = {"bpp": 8 * sum(len(s.payload) for s in streams) / plane.size,
                          "encode_s": round(encode_s, 3), "decode_s": round(decode_s, 3),
-                         "refined_sets": sum(r is not None for r in json.loads(streams[0].payload).get("refine", []))}
+                         "refined_sets": sum(r is not None for r in unpack_side_info(streams[0].payload).get("refine", []))}
         print(row["file"], " ".join(f"{n} {row[n]['bpp']:.4f}" for n in VARIANTS), flush=True)
         images.append(row)
     summary = []
