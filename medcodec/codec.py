@@ -372,7 +372,7 @@ def _side_info(payload: bytes) -> dict[str, Any] | None:
     for reporting only; None when it cannot be read (info must not fail on it)."""
     try:
         return unpack_side_info(payload)
-    except (UnicodeDecodeError, ValueError, TypeError):
+    except (ValueError, TypeError):  # UnicodeDecodeError is a ValueError
         return None
 
 

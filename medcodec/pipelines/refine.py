@@ -19,8 +19,6 @@ CT D/B/C), about 1 % on the 8-bit groups (``benchmarks/results/subimage_ablation
 
 from __future__ import annotations
 
-import json
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +26,7 @@ import torch
 
 from ..entropy import residual_model as rm
 from . import split as sp
+from .base import pack_side_info
 
 WEIGHT_ONE = 256  # weights are sent in 1/256
 MAX_WEIGHT = 16 * WEIGHT_ONE
@@ -129,12 +128,11 @@ class Calibration:
     bits: float  # estimated from a strided sample, side information included (only to choose)
 
 
-def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing | None,
-           plain: tuple[int, int] | None = None) -> Calibration:
+def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourRing | None) -> Calibration:
     """The set's calibration: the plain (scale, mean) offset or a refinement (ring None: plain only),
     whichever codes it in fewer bits (judged on a strided sample of the set; the refinement's side
-    information counted). plain: ``residual_model.best_adjustment`` of the set, when the caller has it."""
-    plain = rm.best_adjustment(values, mu, ell) if plain is None else plain
+    information counted as the plane's side information packs it)."""
+    plain = rm.best_adjustment(values, mu, ell)
     index = _stride(values.size, rm.SEARCH_SAMPLE)
     v, m, e = values[index], mu[index], ell[index]
     per_pixel = values.size / max(1, index.size)
@@ -142,7 +140,7 @@ def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourR
     if ring is None or values.size < 64:
         return Calibration(plain, None, plain_bits)
     refinement = _fit(values, mu, ell, ring, _stride(values.size, FIT_SAMPLE))
-    side_bits = 8 * len(zlib.compress(json.dumps(refinement.to_json(), separators=(",", ":")).encode(), 9))
+    side_bits = 8 * len(pack_side_info(refinement.to_json()))
     refined_bits = rm.ideal_cost_bits(v, rm.pixel_params(*apply(m, e, ring, refinement, index))) * per_pixel + side_bits
     if refined_bits < plain_bits:
         return Calibration((0, 0), refinement, refined_bits)
