@@ -6,7 +6,10 @@ directly (pipelines.get_method, no classical fallback), each stream set is decod
 the plane before its size counts, and the stream bytes are attributed to the subimage they code:
 
 * A: the JXL_SUBIMAGE stream; D, B, C: their residual stream pairs (fast: 2 per subimage, slow: 4,
-  even and odd columns); the small PLANE_META side information is reported on its own.
+  even and odd columns, or 2 where the slow encoder found coding the subimage whole, as fast does,
+  cheaper); the small PLANE_META side information is reported on its own.
+* slow_choice: how many of the slow path's subimages coded their odd columns with the LC-L pass, with
+  the first pass again, or were coded whole (PLANE_META "left_pass" 1, 0, 2).
 
 bpp of a subimage = its bits / its pixels (about a quarter of the plane's). Sizes are stream payloads
 (no container or DICOM envelope, for both modes alike). Groups: each top-level folder, and by bit depth.
@@ -31,9 +34,12 @@ from tqdm import tqdm
 from medcodec.container.format import SectionKind
 from medcodec.pipelines import get_method
 from medcodec.pipelines import split as sp
+from medcodec.pipelines.base import unpack_side_info
+from medcodec.pipelines.subimage import WHOLE_SET
 from method_runs import first_planes, round_trip
 
 SUBIMAGES = ("A",) + tuple(sp.PREDICTED)  # A, then the predicted ones in coding order
+LEFT_PASS = {"first_pass": 0, "lc_l": 1, "whole": WHOLE_SET}  # the slow path's per-subimage choice
 
 
 def subimage_pixels(shape: tuple[int, int]) -> dict[str, int]:
@@ -64,7 +70,9 @@ def measure(method, plane: np.ndarray, bits: int) -> dict:
     streams, decoded, enc_s, dec_s = round_trip(method, plane, bits)
     if not np.array_equal(decoded, plane):
         raise AssertionError(f"{method.name} did not round-trip")
-    return {"bytes": attribute(streams, method.name), "enc_s": enc_s, "dec_s": dec_s}
+    meta = unpack_side_info(next(s.payload for s in streams if s.kind == SectionKind.PLANE_META))
+    return {"bytes": attribute(streams, method.name), "enc_s": enc_s, "dec_s": dec_s,
+            **({"left_pass": meta["left_pass"]} if "left_pass" in meta else {})}
 
 
 def planes_of(corpus: Path, limit: int | None):
@@ -91,6 +99,8 @@ def summarise(records: list[dict]) -> list[dict]:
             row[mode]["bpp_total"] = 8 * sum(by.values()) / sum(r["pixels"] for r in rs)
             row[mode]["enc_mps"] = row["megapixels"] / sum(r[mode]["enc_s"] for r in rs)
             row[mode]["dec_mps"] = row["megapixels"] / sum(r[mode]["dec_s"] for r in rs)
+        choices = [u for r in rs for u in r["slow"].get("left_pass", [])]
+        row["slow_choice"] = {name: choices.count(value) for name, value in LEFT_PASS.items()}
         row["slow_vs_fast"] = {k: row["slow"][k] / row["fast"][k] for k in row["fast"]
                                if k.startswith("bpp") and row["fast"][k]}
         out.append(row)
@@ -99,7 +109,7 @@ def summarise(records: list[dict]) -> list[dict]:
 
 def render(rows: list[dict]) -> str:
     head = f"{'group':<26}{'MP':>6}  " + "".join(f"{'fast ' + k:>11}{'slow ' + k:>11}{'ratio':>7}" for k in
-                                                   SUBIMAGES + ("total",))
+                                                   SUBIMAGES + ("total",)) + "  slow LC-L/first/whole"
     lines = [head]
     for row in rows:
         cells = ""
@@ -107,6 +117,8 @@ def render(rows: list[dict]) -> str:
             key = f"bpp_{k}"
             cells += (f"{row['fast'].get(key, 0):11.3f}{row['slow'].get(key, 0):11.3f}"
                       f"{row['slow_vs_fast'].get(key, 0):7.3f}")
+        choice = row.get("slow_choice", {})
+        cells += "  " + "/".join(str(choice.get(k, 0)) for k in ("lc_l", "first_pass", "whole"))
         lines.append(f"{row['group']:<26}{row['megapixels']:6.1f}  " + cells)
     return "\n".join(lines)
 

@@ -69,7 +69,7 @@ def test_fine_16_bit_texture_is_refined_and_exact(method):
     plane = fine_texture((72, 90))
     streams = method.encode(plane, 16)
     meta = unpack_side_info(streams[0].payload)
-    assert meta["requires"] == ["refine"] and all(r is not None for r in meta["refine"])
+    assert "refine" in meta["requires"] and all(r is not None for r in meta["refine"])
     assert np.array_equal(method.decode(streams, plane.shape, 16), plane)
     # and it pays: without the refinement the same plane costs more
     plain = type(method)(device="cpu", use_refinement=False)

@@ -75,3 +75,50 @@ def test_tiled_prediction_roundtrip_and_bounded_windows(method, monkeypatch):
     streams = method.encode(plane, bits)
     assert np.array_equal(method.decode(streams, plane.shape, bits), plane)
     assert max(h * w for h, w in seen) <= (24 + 16) ** 2
+
+
+@pytest.mark.parametrize("choice", ["split", "whole"])
+def test_slow_round_trips_either_way_of_coding_a_subimage(choice, monkeypatch):
+    from medcodec.pipelines.base import unpack_side_info
+    from medcodec.pipelines.subimage import WHOLE_SET
+
+    slow = SlowMethod(device="cpu")
+    monkeypatch.setattr(slow, "set_choice", choice)
+    plane, bits = EDGE_CASES["odd"]
+    streams = slow.encode(plane, bits)
+    meta = unpack_side_info(next(s.payload for s in streams if s.kind == 6))
+    residual_indices = sorted(s.index for s in streams if s.kind == 4)
+    if choice == "whole":
+        assert meta["left_pass"] == [WHOLE_SET] * 3 and "whole_set" in meta["requires"]
+        assert residual_indices == [0, 1, 4, 5, 8, 9]  # each subimage's odd-column pair is absent
+    else:
+        assert WHOLE_SET not in meta["left_pass"] and residual_indices == list(range(12))
+    assert np.array_equal(slow.decode(streams, plane.shape, bits), plane)
+
+
+def test_slow_costs_no_more_than_fast():
+    """Each subimage of the slow path may be coded whole, exactly as the fast path codes it; only the
+    per-subimage choice in the side information is extra."""
+    from medcodec.container import SECTION_OVERHEAD
+
+    fast, slow = FastMethod(device="cpu"), SlowMethod(device="cpu")
+    for plane, bits in (EDGE_CASES["odd"], (smooth((96, 120), 12, seed=3), 12)):
+        (fast_streams, fast_meta), (slow_streams, slow_meta) = [
+            (sum(len(s.payload) + SECTION_OVERHEAD for s in streams if s.kind != 6),
+             sum(len(s.payload) for s in streams if s.kind == 6))
+            for streams in (m.encode(plane, bits) for m in (fast, slow))]
+        assert slow_streams <= fast_streams
+        assert slow_meta <= fast_meta + len('"left_pass":[2,2,2],"requires":["whole_set"],')
+
+
+def test_unknown_left_pass_value_is_a_clear_error():
+    from medcodec.pipelines.base import pack_side_info, unpack_side_info
+
+    slow = SlowMethod(device="cpu")
+    plane, bits = EDGE_CASES["odd"]
+    streams = slow.encode(plane, bits)
+    meta = unpack_side_info(next(s.payload for s in streams if s.kind == 6))
+    meta["left_pass"][0] = 3
+    damaged = [Stream(s.kind, s.index, pack_side_info(meta)) if s.kind == 6 else s for s in streams]
+    with pytest.raises(CorruptStreamError):
+        slow.decode(damaged, plane.shape, bits)

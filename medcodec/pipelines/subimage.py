@@ -8,25 +8,28 @@ the LC-H pass, then its odd columns with a second pass of the same network that 
 columns (same rows: this is what removes row-correlated noise, e.g. of CR readers).
 
 Streams of a plane:
-* PLANE_META 0: JSON (``base.pack_side_info``) {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1, ...]
-  (slow only: per subimage, whether its odd columns used the LC-L pass or the first pass)} - the plane's
-  normalisation (see ``split``) and, per coded pixel set, the offsets the encoder added to every scale
+* PLANE_META 0: JSON (``base.pack_side_info``) {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1|2, ...]
+  (slow only: per subimage, whether its odd columns used the first pass (0) or the LC-L pass (1), or
+  whether it was coded whole, as in the fast path (2; the plane then "requires" "whole_set"))} - the plane's
+  normalisation (see ``split``) and, per coded pixel set in coding order, the offsets the encoder added to every scale
   index and mean ("mean_adjust", 1/16 sample; ``residual_model.best_adjustment``: a per-plane
   calibration of the network's confidence and bias),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
 * RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
-  (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11).
+  (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11; a subimage coded
+  whole uses its even set's pair for all its pixels).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..container.format import SectionKind
+from ..container.format import SECTION_OVERHEAD, SectionKind
 from ..entropy import rans
 from ..entropy import residual_model as rm
 from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
@@ -38,7 +41,8 @@ from .base import Method, Stream, check_decoded, check_plane, pack_side_info, un
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
-KNOWN_FEATURES = {"refine"}  # PLANE_META "requires" names this decoder implements
+KNOWN_FEATURES = {"refine", "whole_set"}  # PLANE_META "requires" names this decoder implements
+WHOLE_SET = 2  # slow path's left_pass value: the subimage is coded as one set (its odd-column set is empty)
 TILE = 512  # subimage pixels per tile side: bounds decoder memory on large radiographs
 HALO = 32  # context pixels each tile sees beyond its edges
 
@@ -110,6 +114,21 @@ class SubimagePredictor:
         return delta[0, :h, :w].cpu(), ell[0, :h, :w].cpu()
 
 
+@dataclass(frozen=True)
+class _CodedSet:
+    """A pixel set as the encoder coded it: calibration, the candidate pass used, the two streams."""
+
+    calibration: refine.Calibration
+    used: int | None
+    payloads: tuple[bytes, bytes]
+
+    @property
+    def cost(self) -> int:
+        """Bytes it adds to the file: streams, their section entries, its refinement's side information."""
+        side = 0 if self.calibration.refinement is None else len(pack_side_info(self.calibration.refinement.to_json()))
+        return sum(map(len, self.payloads)) + 2 * SECTION_OVERHEAD + side
+
+
 class FastMethod(Method):
     name = "fast"
     column_sets: tuple[str, ...] = ("all",)
@@ -137,59 +156,77 @@ class FastMethod(Method):
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=norm.lo)
         streams = []
-        adjustments = []
         a_stream = self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits)[0]
         streams.append(Stream(SectionKind.JXL_SUBIMAGE, 0, a_stream.payload))
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
-        index = 0
+        coded_sets: list[tuple[int, _CodedSet]] = []  # (first residual stream index, set), in coding order
         left_pass = []
-        refinements = []
-        for target in sp.PREDICTED:
+        for number, target in enumerate(sp.PREDICTED):
             truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
-            coded = torch.full_like(subs[target], norm.lo)  # the target's pixels as the decoder has them so far
-            for step, pixels in enumerate(self._column_masks(valid)):
-                values = truth[pixels]
-                if step == 0:
-                    first = self.predictor.predict(target, normalised, norm)
-                    candidates = [(None, first)]
-                else:
-                    # odd columns: the LC-L pass (even columns known) or, when it codes them in fewer
-                    # bits after calibration and refinement, the first pass again; the choice is sent,
-                    # so slow never loses to fast on a set
-                    candidates = [(1, self.predictor.predict(target, normalised, norm, normalised[target])), (0, first)]
-                ring = refine.NeighbourRing(target, subs, pixels, coded if step else None) if self.use_refinement else None
-                choices = [(refine.choose(values, mu[pixels], ell[pixels], ring), used, mu[pixels], ell[pixels])
-                           for used, (mu, ell) in candidates]
-                calibration, used, mu, ell = min(choices, key=lambda c: (c[0].bits, -(c[1] or 0)))
-                if used is not None:
-                    left_pass.append(used)
-                if calibration.refinement is not None:
-                    mu, ell = refine.apply(mu, ell, ring, calibration.refinement)
-                delta = calibration.delta
-                adjustments.append(delta)
-                refinements.append(calibration.refinement)
-                params = rm.pixel_params(mu + delta[1], ell + delta[0])
-                main, extra = rm.encode_segments(values, params)
-                streams.append(Stream(SectionKind.RESIDUAL, index, rans.encode_segments(main)))
-                streams.append(Stream(SectionKind.RESIDUAL, index + 1, rans.encode_segments(extra)))
-                index += 2
-                if len(self.column_sets) > 1:
-                    mask = torch.from_numpy(pixels)
-                    coded[mask] = subs[target][mask]
-        meta = {"lo": norm.lo, "shift": norm.shift, "scale_adjust": [d[0] for d in adjustments],
-                "mean_adjust": [d[1] for d in adjustments]}
+            first = self.predictor.predict(target, normalised, norm)
+            whole = self._code_set(target, subs, truth, valid, [(None, first)], None)
+            index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
+            if len(self.column_sets) == 1:
+                coded_sets.append((index, whole))
+                continue
+            even, odd = self._column_masks(valid)
+            split = [self._code_set(target, subs, truth, even, [(None, first)], None)]
+            # the target's pixels as the decoder has them after its even columns
+            known = torch.full_like(subs[target], norm.lo)
+            known[torch.from_numpy(even)] = subs[target][torch.from_numpy(even)]
+            # odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits
+            # after calibration and refinement, the first pass again
+            lc_l = self.predictor.predict(target, normalised, norm, normalised[target])
+            split.append(self._code_set(target, subs, truth, odd, [(1, lc_l), (0, first)], known))
+            # or the whole subimage as one set, as the fast path codes it: where LC-L does not help,
+            # the split only adds a second calibration and two sections. The choice is sent, so slow
+            # never loses to fast on a subimage.
+            if self.set_choice == "whole" or (self.set_choice == "cheaper" and whole.cost < sum(c.cost for c in split)):
+                coded_sets.append((index, whole))
+                left_pass.append(WHOLE_SET)
+            else:
+                coded_sets += [(index, split[0]), (index + 2, split[1])]
+                left_pass.append(split[1].used)
+        meta = {"lo": norm.lo, "shift": norm.shift,
+                "scale_adjust": [c.calibration.delta[0] for _, c in coded_sets],
+                "mean_adjust": [c.calibration.delta[1] for _, c in coded_sets]}
+        requires = []
         if left_pass:
             meta["left_pass"] = left_pass
+            if WHOLE_SET in left_pass:
+                requires.append("whole_set")
+        refinements = [c.calibration.refinement for _, c in coded_sets]
         if any(r is not None for r in refinements):
             meta["refine"] = [None if r is None else r.to_json() for r in refinements]
-            meta["requires"] = ["refine"]
+            requires.append("refine")
+        if requires:
+            meta["requires"] = sorted(requires)
+        for index, coded in coded_sets:
+            streams += [Stream(SectionKind.RESIDUAL, index + k, payload) for k, payload in enumerate(coded.payloads)]
         return [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta))] + streams
+
+    def _code_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
+                  candidates: list, known: torch.Tensor | None) -> "_CodedSet":
+        """One pixel set coded with the cheapest of the candidate passes [(left_pass value, (mu, ell))]
+        after calibration and refinement (known: the target's grid as decoded so far, for the later
+        column sets' own-row neighbours)."""
+        values = truth[pixels]
+        ring = refine.NeighbourRing(target, subs, pixels, known) if self.use_refinement else None
+        choices = [(refine.choose(values, mu[pixels], ell[pixels], ring), used, mu[pixels], ell[pixels])
+                   for used, (mu, ell) in candidates]
+        calibration, used, mu, ell = min(choices, key=lambda c: (c[0].bits, -(c[1] or 0)))
+        if calibration.refinement is not None:
+            mu, ell = refine.apply(mu, ell, ring, calibration.refinement)
+        params = rm.pixel_params(mu + calibration.delta[1], ell + calibration.delta[0])
+        main, extra = rm.encode_segments(values, params)
+        return _CodedSet(calibration, used, (rans.encode_segments(main), rans.encode_segments(extra)))
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
         by_key = {(int(s.kind), s.index): s.payload for s in streams}
-        norm, adjustments, left_pass, refinements = self._read_meta(by_key, bits)
+        norm, left_pass, calibrations = self._read_meta(by_key, bits)
+        calibrations = iter(calibrations)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
             raise CorruptStreamError(f"{self.name} frame: subimage A stream is missing")
@@ -197,12 +234,13 @@ class FastMethod(Method):
         a = self.subimage_a.decode([Stream(SectionKind.PLANE_CLASSICAL, 0, a_payload)], a_shape, bits)
         subs = {"A": torch.from_numpy(a.astype(np.int64))}
         normalised = {"A": sp.normalise(subs["A"], norm.lo, norm.shift)}
-        index = 0
         for number, target in enumerate(sp.PREDICTED):
+            index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
             valid = sp.valid_mask(height, width, target).numpy()
             grid = torch.full(a_shape, norm.lo, dtype=torch.int64)
-            masks = self._column_masks(valid)
-            reuse_first = len(masks) > 1 and not left_pass[number]
+            whole = len(self.column_sets) == 1 or left_pass[number] == WHOLE_SET
+            masks = [valid] if whole else self._column_masks(valid)
+            reuse_first = not whole and left_pass[number] == 0
             for step, pixels in enumerate(masks):
                 # Only the coded pixels' (mu, ell) are kept, and full grids are dropped as soon as
                 # possible: the decoder's peak memory is one network pass plus the planes.
@@ -217,12 +255,11 @@ class FastMethod(Method):
                 else:
                     mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
                     mu, ell = mu[pixels], ell[pixels]
-                refinement = refinements[index // 2]
+                (d_ell, d_mu), refinement = next(calibrations)
                 if refinement is not None:
                     ring = refine.NeighbourRing(target, subs, pixels, grid if step else None)
                     mu, ell = refine.apply(mu, ell, ring, refinement)
                     del ring
-                d_ell, d_mu = adjustments[index // 2]
                 params = rm.pixel_params(mu + d_mu, ell + d_ell)
                 del mu, ell
                 tables, order = rm.decode_main_tables(params)
@@ -246,9 +283,8 @@ class FastMethod(Method):
         return payload
 
     def _read_meta(self, by_key: dict, bits: int):
-        """The plane's normalisation and, per coded pixel set, its (scale, mean) adjustment and
-        refinement (or None); in the slow path, per subimage whether its odd columns used the LC-L pass."""
-        sets = len(sp.PREDICTED) * len(self.column_sets)
+        """The plane's normalisation; in the slow path, per subimage its left_pass value; and per coded
+        pixel set, in coding order, its (scale, mean) adjustment and refinement (or None)."""
         try:
             meta = unpack_side_info(by_key[(int(SectionKind.PLANE_META), 0)])
             unknown = set(meta.get("requires", [])) - KNOWN_FEATURES
@@ -257,29 +293,26 @@ class FastMethod(Method):
                     f"{self.name} frame needs {', '.join(sorted(unknown))}, which this medcodec does not know: "
                     "it was written by a newer medcodec — upgrade medcodec to decode it")
             lo, shift = int(meta["lo"]), int(meta["shift"])
+            left_pass = [int(u) for u in meta.get("left_pass", [])]
+            if len(left_pass) != (len(sp.PREDICTED) if len(self.column_sets) == 2 else 0) or not all(
+                    u in (0, 1, WHOLE_SET) for u in left_pass):
+                raise ValueError("one left_pass value (0, 1 or 2) per subimage in the slow path, none in the fast")
+            # the ring size of each coded set: its subimage's ring, plus the target's own row
+            # neighbours for the odd columns of a split subimage
+            sets = [len(refine.RING[t]) + (len(refine.OWN_ROW) if step else 0)
+                    for number, t in enumerate(sp.PREDICTED)
+                    for step in range(1 if not left_pass or left_pass[number] == WHOLE_SET else 2)]
             adjustments = [(int(d), int(m)) for d, m in zip(meta["scale_adjust"], meta["mean_adjust"], strict=True)]
-            left_pass = [bool(int(u)) for u in meta.get("left_pass", [])]
-            listed = meta.get("refine", [None] * sets)
-            if not isinstance(listed, list) or len(listed) != sets:
-                raise ValueError("one refinement entry per coded pixel set")
-            refinements = [
-                None if r is None else refine.Refinement.from_json(r, self._ring_size(number))
-                for number, r in enumerate(listed)
-            ]
+            listed = meta.get("refine", [None] * len(sets))
+            if not isinstance(listed, list) or len(listed) != len(sets) or len(adjustments) != len(sets):
+                raise ValueError("one adjustment and refinement entry per coded pixel set")
+            refinements = [None if r is None else refine.Refinement.from_json(r, ring) for r, ring in zip(listed, sets)]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
-        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8 and len(adjustments) == sets
-                and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)
-                and len(left_pass) == (len(sp.PREDICTED) if len(self.column_sets) == 2 else 0)):
+        if not (0 <= lo < (1 << bits) and 0 <= shift <= 8
+                and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift), adjustments, left_pass, refinements
-
-    def _ring_size(self, coded_set: int) -> int:
-        """Neighbours of a coded set's refinement: the ring of its subimage, plus the target's own
-        row neighbours for the later column sets of the slow path."""
-        target = sp.PREDICTED[coded_set // len(self.column_sets)]
-        own = len(refine.OWN_ROW) if coded_set % len(self.column_sets) else 0
-        return len(refine.RING[target]) + own
+        return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements))
 
 
 class SlowMethod(FastMethod):
@@ -287,6 +320,8 @@ class SlowMethod(FastMethod):
 
     name = "slow"
     column_sets = ("even", "odd")
+    set_choice = "cheaper"  # per subimage: two column sets or the whole set, whichever is cheaper
+    # ("split" / "whole" force one, for tests and ablations)
 
     # the slow path also spends more JPEG-XL effort on subimage A: 7 and 9, the smaller kept
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9),
