@@ -122,10 +122,12 @@ def _stream_cost(streams: list[Stream]) -> int:
     return sum(len(s.payload) for s in streams) + container.SECTION_OVERHEAD * len(streams)
 
 
-def _choose(base: list[Stream], learned: list[Stream] | None, name: str) -> tuple[list[Stream], dict]:
-    """A frame's learned streams, or its classical ones when those are smaller (noted in the meta)."""
-    if learned is None:
+def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None) -> tuple[list[Stream], dict]:
+    """A frame's smallest learned streams (of the method's alternatives, each decodable by the method it
+    names), or its classical ones when those are smaller (noted in the meta)."""
+    if not alternatives:
         return base, {"method": "classical"}
+    name, learned = min(alternatives, key=lambda a: _stream_cost(a[1]))
     excess = _stream_cost(learned) - _stream_cost(base)
     if excess > 0:
         return base, {"method": "classical", "fallback": f"{name} was {excess} bytes larger"}
@@ -143,7 +145,7 @@ def _pack_file(src: io_source.ImageSource, envelope: bytes, method: Method,
         if plane.shape != shape:  # rare (TIFF pages of different sizes); the header holds the first shape
             frame_meta = {**frame_meta, "shape": list(plane.shape)}
         frames.append(frame_meta)
-    learned_used = method.name != "classical" and any(f["method"] == method.name for f in frames)
+    learned_used = any(f["method"] != "classical" for f in frames)
     header = Header(
         source_kind=src.kind, height=shape[0], width=shape[1], frames=len(src.planes),
         bits_stored=src.bits if src.planes else 0, signed=src.signed, photometric=src.photometric,
@@ -202,10 +204,10 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = _pack_envelope(src.envelope)
     base = [classical.encode(plane, src.bits) for plane in src.planes]
-    plain = _pack_file(src, envelope, classical, [_choose(b, None, "classical") for b in base])
+    plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
     if method is classical:
         return plain
-    mixed = _pack_file(src, envelope, method, [_choose(b, method.encode(plane, src.bits), method.name)
+    mixed = _pack_file(src, envelope, method, [_choose(b, method.encode_alternatives(plane, src.bits))
                                                for b, plane in zip(base, src.planes)])
     if len(mixed) > len(plain):
         # No note in the file: any note would make it larger than classical. Say it to the logger.

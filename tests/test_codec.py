@@ -206,6 +206,36 @@ def test_learned_frames_used_when_smaller_and_weights_checked(fake_registry):
         codec.decode(data)
 
 
+class _TwoLayoutMethod(_BetterMethod):
+    """A 'slow' method whose own streams are padded but which also offers them in the fast layout."""
+
+    name = "slow"
+
+    def encode_alternatives(self, plane, bits):
+        streams = super().encode(plane, bits)
+        return [("slow", streams + [Stream(SectionKind.METHOD_STREAM, 0, bytes(100))]), ("fast", streams)]
+
+
+def test_the_smallest_alternative_is_kept_and_decoded_by_the_method_it_names(fake_registry):
+    fake_registry["slow"] = _TwoLayoutMethod()
+    fake_registry["fast"] = _BetterMethod()  # same weights (model id and sha256) as the slow method
+    array = _smooth((96, 96), 16, seed=3)
+    data = codec.encode(array, mode="slow")
+    header, _ = container.unpack(data)
+    assert header.method == "slow" and header.meta["frames"] == [{"method": "fast"}]
+    assert header.model_id == "better-test"
+    np.testing.assert_array_equal(codec.decode(data).planes[0], array)
+
+
+def test_real_slow_mode_is_never_larger_than_fast_mode():
+    array = np.stack([_smooth((70, 90), 12, seed=4), _smooth((70, 90), 12, seed=8)])
+    try:
+        sizes = {mode: len(codec.encode(array, mode=mode, device="cpu")) for mode in ("fast", "slow")}
+    except ModelMismatchError:
+        pytest.skip("the shipped subimage model is not installed")
+    assert sizes["slow"] <= sizes["fast"]
+
+
 def test_real_fast_mode_works_or_fails_clearly():
     array = _smooth((64, 64), 12)
     try:

@@ -228,7 +228,8 @@ def run_medcodec(
 def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, Any]:
     """Where the .mlc's bytes went, from codec.info: overhead_bytes (envelope and container, which
     classical codecs do not pay), section_bytes per kind (latent z vs residuals, JPEG-XL subimage...)
-    and learned_pixels, the pixels of frames the mode kept rather than storing them classically.
+    and learned_pixels, the pixels of frames the mode kept rather than storing them classically (a slow
+    file may keep a frame in the fast layout of its own coding: learned too).
 
     Empty when the codec cannot say (info is a convenience here: a verified result stands without it).
     """
@@ -236,7 +237,7 @@ def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, An
         summary = codec_module.info(blob)
         sections = {str(k): int(v) for k, v in summary["section_bytes"].items()}
         learned = sum(int(f["shape"][0]) * int(f["shape"][1]) for f in summary["frames"]
-                      if f.get("method") == mode)
+                      if f.get("method") == mode or (mode != "classical" and f.get("method") != "classical"))
     except Exception:
         return {}
     pixel_bytes = sum(v for k, v in sections.items() if k != "envelope")

@@ -38,6 +38,12 @@ class Method(abc.ABC):
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         """Rebuild the plane (uint16, given shape) from the streams encode returned."""
 
+    def encode_alternatives(self, plane: np.ndarray, bits: int) -> list[tuple[str, list[Stream]]]:
+        """[(method name, streams)]: ways of coding the plane that this method's work yields, for the
+        caller to keep the smallest; each decodes with the named method (same weights as this one).
+        By default only this method's own streams."""
+        return [(self.name, self.encode(plane, bits))]
+
 
 def check_plane(plane: np.ndarray, bits: int) -> np.ndarray:
     """Validate the plane contract (2-D, unsigned, values < 2**bits) and return it as uint16."""

@@ -129,6 +129,29 @@ class _CodedSet:
         return sum(map(len, self.payloads)) + 2 * SECTION_OVERHEAD + side
 
 
+def _pack(norm: sp.Normalisation, a_payload: bytes, coded_sets: list[tuple[int, _CodedSet]],
+          left_pass: list[int]) -> list[Stream]:
+    """A plane's streams: side information, subimage A, each coded set's residual pair at its index."""
+    meta = {"lo": norm.lo, "shift": norm.shift,
+            "scale_adjust": [c.calibration.delta[0] for _, c in coded_sets],
+            "mean_adjust": [c.calibration.delta[1] for _, c in coded_sets]}
+    requires = []
+    if left_pass:
+        meta["left_pass"] = left_pass
+        if WHOLE_SET in left_pass:
+            requires.append("whole_set")
+    refinements = [c.calibration.refinement for _, c in coded_sets]
+    if any(r is not None for r in refinements):
+        meta["refine"] = [None if r is None else r.to_json() for r in refinements]
+        requires.append("refine")
+    if requires:
+        meta["requires"] = sorted(requires)
+    streams = [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta)), Stream(SectionKind.JXL_SUBIMAGE, 0, a_payload)]
+    for index, coded in coded_sets:
+        streams += [Stream(SectionKind.RESIDUAL, index + k, payload) for k, payload in enumerate(coded.payloads)]
+    return streams
+
+
 class FastMethod(Method):
     name = "fast"
     column_sets: tuple[str, ...] = ("all",)
@@ -151,15 +174,20 @@ class FastMethod(Method):
         return [valid & even, valid & ~even]
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
+        return self.encode_alternatives(plane, bits)[0][1]
+
+    def encode_alternatives(self, plane: np.ndarray, bits: int) -> list[tuple[str, list[Stream]]]:
+        """This path's streams; the slow path adds the fast path's layout of the same coding (every
+        subimage whole, and subimage A as the slow path coded it), which is what a slow plane falls
+        back to where LC-L helps nowhere: no per-subimage choices to send."""
         plane = check_plane(plane, bits)
         height, width = plane.shape
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=norm.lo)
-        streams = []
-        a_stream = self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits)[0]
-        streams.append(Stream(SectionKind.JXL_SUBIMAGE, 0, a_stream.payload))
+        a_payload = self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits)[0].payload
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
         coded_sets: list[tuple[int, _CodedSet]] = []  # (first residual stream index, set), in coding order
+        wholes: list[tuple[int, _CodedSet]] = []  # the same, every subimage whole, in the fast layout
         left_pass = []
         for number, target in enumerate(sp.PREDICTED):
             truth = subs[target].numpy()
@@ -167,6 +195,7 @@ class FastMethod(Method):
             first = self.predictor.predict(target, normalised, norm)
             whole = self._code_set(target, subs, truth, valid, [(None, first)], None)
             index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
+            wholes.append((2 * number, whole))
             if len(self.column_sets) == 1:
                 coded_sets.append((index, whole))
                 continue
@@ -188,23 +217,10 @@ class FastMethod(Method):
             else:
                 coded_sets += [(index, split[0]), (index + 2, split[1])]
                 left_pass.append(split[1].used)
-        meta = {"lo": norm.lo, "shift": norm.shift,
-                "scale_adjust": [c.calibration.delta[0] for _, c in coded_sets],
-                "mean_adjust": [c.calibration.delta[1] for _, c in coded_sets]}
-        requires = []
+        alternatives = [(self.name, _pack(norm, a_payload, coded_sets, left_pass))]
         if left_pass:
-            meta["left_pass"] = left_pass
-            if WHOLE_SET in left_pass:
-                requires.append("whole_set")
-        refinements = [c.calibration.refinement for _, c in coded_sets]
-        if any(r is not None for r in refinements):
-            meta["refine"] = [None if r is None else r.to_json() for r in refinements]
-            requires.append("refine")
-        if requires:
-            meta["requires"] = sorted(requires)
-        for index, coded in coded_sets:
-            streams += [Stream(SectionKind.RESIDUAL, index + k, payload) for k, payload in enumerate(coded.payloads)]
-        return [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta))] + streams
+            alternatives.append((FastMethod.name, _pack(norm, a_payload, wholes, [])))
+        return alternatives
 
     def _code_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
                   candidates: list, known: torch.Tensor | None) -> "_CodedSet":
