@@ -30,29 +30,44 @@ def _image() -> np.ndarray:
     return (2000 + 300 * np.sin(x / 5) + 200 * np.cos(y / 4) + rng.normal(0, 20, x.shape)).astype(np.uint16)
 
 
-def _own_streams_file(original: np.ndarray, mode: str) -> bytes:
+def _own_streams_file(original: np.ndarray, mode: str, method=None) -> bytes:
     """A file holding the mode's own streams even where encode would store the plane classically
-    (the latent mode loses to JPEG-XL on this image): the fuzz is about the method's decoder."""
+    (the latent mode loses to JPEG-XL on this image) or in another layout (a slow plane whose
+    subimages are all coded whole is kept in the fast layout): the fuzz is about the method's decoder."""
     from medcodec.io import source as io_source
     from medcodec.pipelines import get_method
 
     src = io_source.load(original)
-    method = get_method(mode, "cpu")
+    method = method or get_method(mode, "cpu")
     streams = method.encode(src.planes[0], src.bits)
     return codec._pack_file(src, codec._pack_envelope(src.envelope), method, [(streams, {"method": mode})])
 
 
-@pytest.fixture(scope="module", params=["classical", "fast", "slow", "latent"])
+def _slow_split_file(original: np.ndarray) -> bytes:
+    """The slow path with every subimage in two column sets (LC-L or first pass on the odd columns):
+    on this image the encoder codes all three whole, so that decoding path needs a file of its own."""
+    from medcodec.pipelines.subimage import SlowMethod
+
+    method = SlowMethod(device="cpu")
+    method.set_choice = "split"
+    return _own_streams_file(original, "slow", method)
+
+
+@pytest.fixture(scope="module", params=["classical", "fast", "slow", "slow-split", "latent"])
 def encoded(request):
     original = _image()
+    mode = request.param.split("-")[0]
     try:
-        blob = codec.encode(original, mode=request.param, device="cpu")
-        if codec.info(blob)["frames"][0]["method"] != request.param:
-            blob = _own_streams_file(original, request.param)
+        if request.param == "slow-split":
+            blob = _slow_split_file(original)
+        else:
+            blob = codec.encode(original, mode=mode, device="cpu")
+            if codec.info(blob)["frames"][0]["method"] != mode:
+                blob = _own_streams_file(original, mode)
     except MedcodecError as exc:
-        pytest.skip(f"mode {request.param} unavailable: {exc}")
+        pytest.skip(f"mode {mode} unavailable: {exc}")
     frames = codec.info(blob)["frames"]
-    assert [f["method"] for f in frames] == [request.param], "fuzz the method itself, not its fallback"
+    assert [f["method"] for f in frames] == [mode], "fuzz the method itself, not its fallback"
     assert np.array_equal(codec.decode(blob, device="cpu").planes[0], original)
     return original, blob
 
