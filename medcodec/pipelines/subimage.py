@@ -5,7 +5,9 @@ giving, per pixel, a mean and a scale index; ``medcodec.entropy.residual_model``
 integer tables and symbols, coded by rANS.
 Slow (LC-H-Extend + LC-L): each predicted subimage is coded in two column sets: its even columns with
 the LC-H pass, then its odd columns with a second pass of the same network that also sees the even
-columns (same rows: this is what removes row-correlated noise, e.g. of CR readers).
+columns (same rows: this is what removes row-correlated noise, e.g. of CR readers) - or, where that
+costs more, whole as in the fast path; and a slow plane is also offered in the fast layout
+(``encode_alternatives``), for the codec to keep the smaller.
 
 Streams of a plane:
 * PLANE_META 0: JSON (``base.pack_side_info``) {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1|2, ...]
@@ -315,14 +317,14 @@ class FastMethod(Method):
                 raise ValueError("one left_pass value (0, 1 or 2) per subimage in the slow path, none in the fast")
             # the ring size of each coded set: its subimage's ring, plus the target's own row
             # neighbours for the odd columns of a split subimage
-            sets = [len(refine.RING[t]) + (len(refine.OWN_ROW) if step else 0)
-                    for number, t in enumerate(sp.PREDICTED)
-                    for step in range(1 if not left_pass or left_pass[number] == WHOLE_SET else 2)]
+            ring_sizes = [len(refine.RING[t]) + (len(refine.OWN_ROW) if step else 0)
+                          for number, t in enumerate(sp.PREDICTED)
+                          for step in range(1 if not left_pass or left_pass[number] == WHOLE_SET else 2)]
             adjustments = [(int(d), int(m)) for d, m in zip(meta["scale_adjust"], meta["mean_adjust"], strict=True)]
-            listed = meta.get("refine", [None] * len(sets))
-            if not isinstance(listed, list) or len(listed) != len(sets) or len(adjustments) != len(sets):
+            listed = meta.get("refine", [None] * len(ring_sizes))
+            if not isinstance(listed, list) or len(listed) != len(ring_sizes) or len(adjustments) != len(ring_sizes):
                 raise ValueError("one adjustment and refinement entry per coded pixel set")
-            refinements = [None if r is None else refine.Refinement.from_json(r, ring) for r, ring in zip(listed, sets)]
+            refinements = [None if r is None else refine.Refinement.from_json(r, n) for r, n in zip(listed, ring_sizes)]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8
