@@ -28,13 +28,13 @@ from medcodec.pipelines.base import unpack_side_info  # noqa: E402
 from medcodec.train.latent import load_checkpoint  # noqa: E402
 from method_runs import round_trip  # noqa: E402
 
-CORPUS = Path("/work/shared/corpus/test")
+CORPUS = ROOT.parent / "shared" / "corpus" / "test"  # default: ../shared beside the checkout
 
 
-def pick_images(per_group: int, max_pixels: int) -> list[tuple[str, Path]]:
+def pick_images(per_group: int, max_pixels: int, corpus: Path = CORPUS) -> list[tuple[str, Path]]:
     """Evenly spaced files of each top-level group that the codec reads into planes (first plane only)."""
     chosen = []
-    for group in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
+    for group in sorted(p for p in corpus.iterdir() if p.is_dir()):
         files = sorted(f for f in group.rglob("*") if f.is_file())
         usable = []
         for f in files:
@@ -75,9 +75,10 @@ def main() -> None:
     p.add_argument("--max-pixels", type=int, default=1 << 20)
     p.add_argument("--fast", action="store_true", help="also code with the shipped fast-path model")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--corpus", type=Path, default=CORPUS)
     args = p.parse_args()
-    if not CORPUS.exists():
-        raise SystemExit(f"{CORPUS} not found")
+    if not args.corpus.exists():
+        raise SystemExit(f"{args.corpus} not found")
     variants = {}
     for spec in args.variant:
         name, path = spec.split("=", 1)
@@ -89,10 +90,10 @@ def main() -> None:
 
         fast = FastMethod(device="cpu")
     rows = []
-    for group, path in pick_images(args.per_group, args.max_pixels):
+    for group, path in pick_images(args.per_group, args.max_pixels, args.corpus):
         src = load(path)
         plane, bits = src.planes[0], src.bits
-        row = {"group": group, "file": str(path.relative_to(CORPUS)), "shape": list(plane.shape), "bits": bits,
+        row = {"group": group, "file": str(path.relative_to(args.corpus)), "shape": list(plane.shape), "bits": bits,
                "jpegxl_e9_bpp": 8 * sum(len(s.payload) for s in jxl.encode(plane, bits)) / plane.size}
         if fast is not None:
             row["fast_bpp"] = 8 * sum(len(s.payload) for s in fast.encode(plane, bits)) / plane.size

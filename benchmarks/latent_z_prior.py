@@ -15,7 +15,7 @@ latent model, this prints per image and per folder:
   codes, no cost for its parameters),
 * residual: the residual streams' bits; every share is of the plane's latent-mode bits (z + residual).
 
-    python benchmarks/latent_z_prior.py [--per-group 3] [--out benchmarks/results/latent_z_prior.json]
+    python benchmarks/latent_z_prior.py [--corpus ../shared/corpus/test] [--per-group 3] [--out JSON]
 """
 
 from __future__ import annotations
@@ -72,20 +72,21 @@ def main() -> None:
     p.add_argument("--per-group", type=int, default=3)
     p.add_argument("--max-pixels", type=int, default=1 << 20)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/latent_z_prior.json"))
+    p.add_argument("--corpus", type=Path, default=CORPUS)
     args = p.parse_args()
-    if not CORPUS.exists():
-        raise SystemExit(f"{CORPUS} not found")
+    if not args.corpus.exists():
+        raise SystemExit(f"{args.corpus} not found")
     torch.set_num_threads(1)
     method = LatentMethod(device="cpu")
     rows = []
-    for group, path in pick_images(args.per_group, args.max_pixels):
+    for group, path in pick_images(args.per_group, args.max_pixels, args.corpus):
         src = load(path)
         plane, bits = src.planes[0], src.bits
         streams = method.encode(plane, bits)
         # the z the encoder sent, recomputed as LatentMethod.encode computes it
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         z = method.predictor.latent(sp.normalise(torch.from_numpy(plane.astype(np.int64)), norm.lo, norm.shift))
-        row = {"group": group, "file": str(path.relative_to(CORPUS)), "pixels": int(plane.size), "z_values": int(z.size),
+        row = {"group": group, "file": str(path.relative_to(args.corpus)), "pixels": int(plane.size), "z_values": int(z.size),
                "huffman": 8 * sum(len(s.payload) for s in streams if s.kind == SectionKind.LATENT_Z),
                "residual": 8 * sum(len(s.payload) for s in streams if s.kind == SectionKind.RESIDUAL),
                **z_bounds(z)}
