@@ -231,8 +231,10 @@ class FastMethod(Method):
         column sets' own-row neighbours)."""
         values = truth[pixels]
         ring = refine.NeighbourRing(target, subs, pixels, known) if self.use_refinement else None
-        choices = [(refine.choose(values, mu[pixels], ell[pixels], ring), used, mu[pixels], ell[pixels])
-                   for used, (mu, ell) in candidates]
+        choices = []
+        for used, (mu, ell) in candidates:
+            mu, ell = mu[pixels], ell[pixels]  # gathered once per candidate
+            choices.append((refine.choose(values, mu, ell, ring), used, mu, ell))
         calibration, used, mu, ell = min(choices, key=lambda c: (c[0].bits, -(c[1] or 0)))
         if calibration.refinement is not None:
             mu, ell = refine.apply(mu, ell, ring, calibration.refinement)
