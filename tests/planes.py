@@ -1,7 +1,10 @@
 """Test planes shared by the method tests: a smooth noisy image and the edge cases every method must
 round-trip (1x1, one row, one column, odd sizes, flat, noise, extreme values, 1-bit)."""
 
+import io
+
 import numpy as np
+from PIL import Image
 
 
 def smooth(shape, bits, seed=0):
@@ -20,6 +23,17 @@ def fine_texture(shape, seed=0):
     base = x * (60000 / shape[1]) + 2000
     texture = 40 * np.sin(x / 2.3 + y / 3.1) + rng.normal(0, 3, shape)
     return np.clip(base + texture, 0, 65535).astype(np.uint16)
+
+
+def jpeg_blocked(shape, seed=0, quality=50):
+    """An 8-bit image as archives hold many: a smooth noisy image JPEG-compressed once, then decoded
+    (what the block-phase offsets are for: the residual depends on the place in the 8x8 grid)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = 100 + 60 * np.sin(x / 9.0) * np.cos(y / 13.0) + rng.normal(0, 6, shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue()))).astype(np.uint16)
 
 
 EDGE_CASES = {

@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 
 from medcodec import codec
 from medcodec.container import format as container
+from medcodec.container.format import SectionKind
 from medcodec.errors import MedcodecError
+from medcodec.pipelines.base import unpack_side_info
+
+from planes import jpeg_blocked
 
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -53,9 +57,10 @@ def _slow_split_file(original: np.ndarray) -> bytes:
     return _own_streams_file(original, "slow", method)
 
 
-@pytest.fixture(scope="module", params=["classical", "fast", "slow", "slow-split", "latent"])
+@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "latent"])
 def encoded(request):
-    original = _image()
+    # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets
+    original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
     mode = request.param.split("-")[0]
     try:
         if request.param == "slow-split":
@@ -68,6 +73,9 @@ def encoded(request):
         pytest.skip(f"mode {mode} unavailable: {exc}")
     frames = codec.info(blob)["frames"]
     assert [f["method"] for f in frames] == [mode], "fuzz the method itself, not its fallback"
+    if request.param == "fast-phase":
+        metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
+        assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"
     assert np.array_equal(codec.decode(blob, device="cpu").planes[0], original)
     return original, blob
 

@@ -15,7 +15,9 @@ Streams of a plane:
   whether it was coded whole, as in the fast path (2; the plane then "requires" "whole_set"))} - the plane's
   normalisation (see ``split``) and, per coded pixel set in coding order, the offsets the encoder added to every scale
   index and mean ("mean_adjust", 1/16 sample; ``residual_model.best_adjustment``: a per-plane
-  calibration of the network's confidence and bias),
+  calibration of the network's confidence and bias); optionally, per coded set, "refine" (``refine``:
+  neighbour weights and activity-bin offsets; "requires" "refine") and "phase" (``block_phase``: 16
+  offsets by place in an earlier JPEG's 8x8 grid, or null; "requires" "phase"),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
 * RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
   (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11; a subimage coded
@@ -37,13 +39,13 @@ from ..entropy import residual_model as rm
 from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from ..models import load_model
 from ..networks.lch import LCHNet
-from . import refine
+from . import block_phase, refine
 from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
-KNOWN_FEATURES = {"refine", "whole_set"}  # PLANE_META "requires" names this decoder implements
+KNOWN_FEATURES = {"phase", "refine", "whole_set"}  # PLANE_META "requires" names this decoder implements
 WHOLE_SET = 2  # slow path's left_pass value: the subimage is coded as one set (its odd-column set is empty)
 TILE = 512  # subimage pixels per tile side: bounds decoder memory on large radiographs
 HALO = 32  # context pixels each tile sees beyond its edges
@@ -123,11 +125,15 @@ class _CodedSet:
     calibration: refine.Calibration
     used: int | None
     payloads: tuple[bytes, bytes]
+    phase: block_phase.Offsets | None = None
 
     @property
     def cost(self) -> int:
-        """Bytes it adds to the file: streams, their section entries, its refinement's side information."""
+        """Bytes it adds to the file: streams, their section entries, its refinement's and block-phase
+        offsets' side information."""
         side = 0 if self.calibration.refinement is None else len(pack_side_info(self.calibration.refinement.to_json()))
+        if self.phase is not None:
+            side += block_phase.side_bytes(self.phase)
         return sum(map(len, self.payloads)) + 2 * SECTION_OVERHEAD + side
 
 
@@ -146,6 +152,9 @@ def _pack(norm: sp.Normalisation, a_payload: bytes, coded_sets: list[tuple[int, 
     if any(r is not None for r in refinements):
         meta["refine"] = [None if r is None else r.to_json() for r in refinements]
         requires.append("refine")
+    if any(c.phase is not None for _, c in coded_sets):
+        meta["phase"] = [None if c.phase is None else block_phase.to_json(c.phase) for _, c in coded_sets]
+        requires.append("phase")
     if requires:
         meta["requires"] = sorted(requires)
     streams = [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta)), Stream(SectionKind.JXL_SUBIMAGE, 0, a_payload)]
@@ -159,14 +168,15 @@ class FastMethod(Method):
     column_sets: tuple[str, ...] = ("all",)
 
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = 7,
-                 use_refinement: bool = True):
-        """use_refinement=False: the encoder never tries ``refine`` (faster encoding, for ablations);
-        the decoder reads either kind of stream."""
+                 use_refinement: bool = True, use_block_phase: bool = True):
+        """use_refinement / use_block_phase=False: the encoder never tries ``refine`` / ``block_phase``
+        (for ablations); the decoder reads every kind of stream."""
         self.predictor = SubimagePredictor(model_id, device)
         self.model_id = model_id
         self.model_sha256 = self.predictor.model.sha256
         self.subimage_a = ClassicalMethod(effort=effort)
         self.use_refinement = use_refinement
+        self.use_block_phase = use_block_phase
 
     def _column_masks(self, valid: np.ndarray) -> list[np.ndarray]:
         """The pixel sets coded one after the other, in order (fast: all valid pixels at once)."""
@@ -238,9 +248,15 @@ class FastMethod(Method):
         calibration, used, mu, ell = min(choices, key=lambda c: (c[0].bits, -(c[1] or 0)))
         if calibration.refinement is not None:
             mu, ell = refine.apply(mu, ell, ring, calibration.refinement)
-        params = rm.pixel_params(mu + calibration.delta[1], ell + calibration.delta[0])
-        main, extra = rm.encode_segments(values, params)
-        return _CodedSet(calibration, used, (rans.encode_segments(main), rans.encode_segments(extra)))
+        mu, ell = mu + calibration.delta[1], ell + calibration.delta[0]
+        phase = None
+        if self.use_block_phase:
+            pixel_classes = block_phase.classes(pixels)
+            phase = block_phase.fit(values, mu, ell, pixel_classes)
+            if phase is not None:
+                mu, ell = block_phase.apply(mu, ell, pixel_classes, phase)
+        main, extra = rm.encode_segments(values, rm.pixel_params(mu, ell))
+        return _CodedSet(calibration, used, (rans.encode_segments(main), rans.encode_segments(extra)), phase)
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
@@ -275,11 +291,13 @@ class FastMethod(Method):
                 else:
                     mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
                     mu, ell = mu[pixels], ell[pixels]
-                (d_ell, d_mu), refinement = next(calibrations)
+                (d_ell, d_mu), refinement, phase = next(calibrations)
                 if refinement is not None:
                     ring = refine.NeighbourRing(target, subs, pixels, grid if step else None)
                     mu, ell = refine.apply(mu, ell, ring, refinement)
                     del ring
+                if phase is not None:
+                    mu, ell = block_phase.apply(mu, ell, block_phase.classes(pixels), phase)
                 params = rm.pixel_params(mu + d_mu, ell + d_ell)
                 del mu, ell
                 tables, order = rm.decode_main_tables(params)
@@ -327,12 +345,16 @@ class FastMethod(Method):
             if not isinstance(listed, list) or len(listed) != len(ring_sizes) or len(adjustments) != len(ring_sizes):
                 raise ValueError("one adjustment and refinement entry per coded pixel set")
             refinements = [None if r is None else refine.Refinement.from_json(r, n) for r, n in zip(listed, ring_sizes)]
+            listed = meta.get("phase", [None] * len(ring_sizes))
+            if not isinstance(listed, list) or len(listed) != len(ring_sizes):
+                raise ValueError("one block-phase entry per coded pixel set")
+            phases = [None if p is None else block_phase.from_json(p) for p in listed]
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8
                 and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements))
+        return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements, phases))
 
 
 class SlowMethod(FastMethod):
@@ -345,7 +367,7 @@ class SlowMethod(FastMethod):
 
     # the slow path also spends more JPEG-XL effort on subimage A: 7 and 9, the smaller kept
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9),
-                 use_refinement: bool = True):
-        super().__init__(device, model_id, effort, use_refinement)
+                 use_refinement: bool = True, use_block_phase: bool = True):
+        super().__init__(device, model_id, effort, use_refinement, use_block_phase)
         if not self.predictor.supports_left:
             raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")

@@ -1,0 +1,88 @@
+"""Per-set (scale, mean) offsets by a pixel's place in the 8x8 block grid of an earlier JPEG compression.
+
+Why: many archived 8-bit images were JPEG-compressed once before they were saved losslessly. On the
+train split's brain MRI and breast ultrasound, horizontal and vertical gradients across every 8th
+column and row are 30-40 % larger than inside the blocks. The residual of a pixel at a block edge is
+wider (and differently biased) than inside one, and a translation-equivariant network cannot see
+where the edges are. On a subimage grid, 8 full-image pixels are 4 subimage pixels, so the class of
+a pixel is (row mod 4, column mod 4) of its subimage position: 16 classes, whatever the grid's offset.
+
+The encoder fits one offset per class on top of the set's calibration (``residual_model.best_adjustment``
+per class, on a strided sample) and keeps them when the bits they save exceed their side
+information; the decoder adds them in int64, exact on every machine. Measured on train-split
+samples, stream-only, after the neighbour refinement: 4-6 % fewer residual bits on brain MRI and
+breast ultrasound, nothing on chest X-rays (whose sets then carry no offsets).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..entropy import residual_model as rm
+from .base import pack_side_info
+
+PERIOD = 4  # subimage pixels per 8 image pixels
+CLASSES = PERIOD * PERIOD
+CLASS_SAMPLE = 1 << 12  # pixels per class the encoder fits on
+SCALE_LIMIT = 8  # largest scale-index offset searched (one octave)
+
+Offsets = tuple[tuple[int, int], ...]  # (scale index, mean in 1/16 sample) per class
+
+
+def classes(pixels: np.ndarray) -> np.ndarray:
+    """Class of each pixel of a set (boolean mask on the subimage grid), in the set's (row-major) order."""
+    rows, cols = np.nonzero(pixels)
+    return (rows % PERIOD) * PERIOD + cols % PERIOD
+
+
+def apply(mu: np.ndarray, ell: np.ndarray, pixel_classes: np.ndarray, offsets: Offsets) -> tuple[np.ndarray, np.ndarray]:
+    table = np.asarray(offsets, dtype=np.int64).reshape(CLASSES, 2)[pixel_classes]
+    return mu + table[:, 1], ell + table[:, 0]
+
+
+def fit(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, pixel_classes: np.ndarray) -> Offsets | None:
+    """The per-class offsets for a set coded with (mu, ell), or None when they do not pay for themselves.
+
+    Each class is sampled on its own (a stride through the whole set could alias with the period)."""
+    offsets, saved = [], 0.0
+    for k in range(CLASSES):
+        index = np.flatnonzero(pixel_classes == k)
+        if index.size == 0:
+            offsets.append((0, 0))
+            continue
+        sample = index[:: max(1, index.size // CLASS_SAMPLE)]
+        v, m, e = values[sample], mu[sample], ell[sample]
+        d_ell, d_mu = rm.best_adjustment(v, m, e, limit=SCALE_LIMIT)
+        if (d_ell, d_mu) != (0, 0):
+            before = rm.ideal_cost_bits(v, rm.pixel_params(m, e))
+            after = rm.ideal_cost_bits(v, rm.pixel_params(m + d_mu, e + d_ell))
+            saved += (before - after) * index.size / sample.size
+        offsets.append((int(d_ell), int(d_mu)))
+    result = tuple(offsets)
+    if saved <= 8 * side_bytes(result):
+        return None
+    return result
+
+
+def side_bytes(offsets: Offsets) -> int:
+    """What the offsets add to the plane's side information (packed alone: an upper bound)."""
+    return len(pack_side_info({"phase": to_json(offsets)}))
+
+
+def to_json(offsets: Offsets) -> list[list[int]]:
+    return [list(pair) for pair in offsets]
+
+
+def from_json(data) -> Offsets:
+    """Validated offsets (ValueError/TypeError on anything malformed or out of range)."""
+    if not isinstance(data, list) or len(data) != CLASSES:
+        raise ValueError(f"block-phase offsets: {CLASSES} pairs expected")
+    pairs = []
+    for pair in data:
+        if not isinstance(pair, list) or len(pair) != 2 or not all(type(x) is int for x in pair):
+            raise ValueError("block-phase offsets: each entry is [scale, mean]")
+        d_ell, d_mu = pair
+        if abs(d_ell) > rm.MAX_ELL or abs(d_mu) > rm.MEAN_ONE:
+            raise ValueError("block-phase offsets out of range")
+        pairs.append((d_ell, d_mu))
+    return tuple(pairs)
