@@ -1,18 +1,17 @@
 """Block-phase offsets: the documented integer rule, the encoder's keep-or-drop decision, validation of
 the side information, and exact round trips of planes that use them."""
 
-import json
-
 import numpy as np
 import pytest
 
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError
 from medcodec.pipelines import block_phase
-from medcodec.pipelines.base import Stream, unpack_side_info
+from medcodec.pipelines.base import unpack_side_info
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import jpeg_blocked, smooth
+from side_info import with_meta
 from torch_configs import under_two_configurations
 
 
@@ -94,12 +93,6 @@ def test_same_bytes_under_other_configurations(method):
     assert all(np.array_equal(d, plane) for d in decoded)
 
 
-def _with_meta(streams, change):
-    meta = unpack_side_info(streams[0].payload)
-    change(meta)
-    return [Stream(streams[0].kind, 0, json.dumps(meta).encode())] + streams[1:]
-
-
 @pytest.mark.parametrize("damage", [
     lambda m: m["phase"].append(None),  # more entries than coded sets
     lambda m: m["phase"].pop(),  # fewer
@@ -108,6 +101,6 @@ def _with_meta(streams, change):
 ], ids=["extra-sets", "missing-set", "range", "not-a-list"])
 def test_damaged_offsets_are_corrupt(method, damage):
     plane = jpeg_blocked((96, 120))
-    streams = _with_meta(method.encode(plane, 8), damage)
+    streams = with_meta(method.encode(plane, 8), damage)
     with pytest.raises(CorruptStreamError):
         method.decode(streams, plane.shape, 8)

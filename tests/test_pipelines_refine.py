@@ -1,8 +1,6 @@
 """The encoder-fitted refinement of the subimage paths: integer-exact application, validated side
 information, chosen where it pays (fine 16-bit texture), and bit-exact under other configurations."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -10,10 +8,11 @@ import torch
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 from medcodec.pipelines import refine
 from medcodec.pipelines import split as sp
-from medcodec.pipelines.base import Stream, unpack_side_info
+from medcodec.pipelines.base import unpack_side_info
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import fine_texture, smooth
+from side_info import with_meta
 from torch_configs import under_two_configurations
 
 
@@ -86,15 +85,9 @@ def test_refined_streams_are_the_same_under_other_configurations(method):
     assert all(np.array_equal(d, plane) for d in decoded)
 
 
-def _with_meta(streams, change):
-    meta = unpack_side_info(streams[0].payload)
-    change(meta)
-    return [Stream(streams[0].kind, 0, json.dumps(meta).encode())] + streams[1:]
-
-
 def test_unknown_required_feature_says_upgrade(method):
     plane = fine_texture((72, 90))
-    streams = _with_meta(method.encode(plane, 16), lambda m: m.update(requires=["refine", "from-the-future"]))
+    streams = with_meta(method.encode(plane, 16), lambda m: m.update(requires=["refine", "from-the-future"]))
     with pytest.raises(UnsupportedVersionError, match="upgrade"):
         method.decode(streams, plane.shape, 16)
 
@@ -108,7 +101,7 @@ def test_unknown_required_feature_says_upgrade(method):
 ], ids=["weight", "extra-sets", "missing-set", "not-a-list", "bad-requires"])
 def test_damaged_refinement_is_corrupt(method, damage):
     plane = fine_texture((72, 90))
-    streams = _with_meta(method.encode(plane, 16), damage)
+    streams = with_meta(method.encode(plane, 16), damage)
     with pytest.raises(CorruptStreamError):
         method.decode(streams, plane.shape, 16)
 
