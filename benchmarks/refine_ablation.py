@@ -1,6 +1,8 @@
-"""What the neighbour refinement (medcodec/pipelines/refine.py) saves: fast and slow paths with and without
-it, on the same planes of the test split, stream bytes only (no container; methods driven directly, so no
-classical fallback hides a learned stream), each coding verified by decoding it.
+"""What the encoder-fitted corrections save: the neighbour refinement (medcodec/pipelines/refine.py) and, on
+top of it, the block-phase offsets (medcodec/pipelines/block_phase.py). Fast and slow paths without either,
+with the refinement, and with both, on the same planes of the test split, stream bytes only (no container;
+methods driven directly, so no classical fallback hides a learned stream), each coding verified by
+decoding it.
 
     python benchmarks/refine_ablation.py [--corpus ../shared/corpus/test] [--per-group 4]
         [--out benchmarks/results/refine_ablation.json]
@@ -28,8 +30,11 @@ from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod, SlowMethod  #
 from medcodec.pipelines.base import unpack_side_info  # noqa: E402
 from method_runs import first_planes, round_trip  # noqa: E402
 
-VARIANTS = {"fast": (FastMethod, False), "fast+refine": (FastMethod, True),
-            "slow": (SlowMethod, False), "slow+refine": (SlowMethod, True)}
+# name -> (method, neighbour refinement, block-phase offsets)
+VARIANTS = {"fast": (FastMethod, False, False), "fast+refine": (FastMethod, True, False),
+            "fast+refine+phase": (FastMethod, True, True),
+            "slow": (SlowMethod, False, False), "slow+refine": (SlowMethod, True, False),
+            "slow+refine+phase": (SlowMethod, True, True)}
 
 
 def pick(corpus: Path, per_group: int, max_pixels: int):
@@ -53,7 +58,8 @@ def main() -> None:
     if not args.corpus.exists():
         raise SystemExit(f"{args.corpus} not found")
     torch.set_num_threads(1)
-    methods = {name: cls(device="cpu", use_refinement=refined) for name, (cls, refined) in VARIANTS.items()}
+    methods = {name: cls(device="cpu", use_refinement=refined, use_block_phase=phase)
+               for name, (cls, refined, phase) in VARIANTS.items()}
     start = time.perf_counter()
     images = []
     for path, plane, bits in pick(args.corpus, args.per_group, args.max_pixels):
@@ -63,9 +69,11 @@ def main() -> None:
             streams, decoded, encode_s, decode_s = round_trip(method, plane, bits)
             if not np.array_equal(decoded, plane):
                 raise SystemExit(f"{name} round trip failed on {path}")
+            meta = unpack_side_info(streams[0].payload)
             row[name] = {"bpp": 8 * sum(len(s.payload) for s in streams) / plane.size,
                          "encode_s": round(encode_s, 3), "decode_s": round(decode_s, 3),
-                         "refined_sets": sum(r is not None for r in unpack_side_info(streams[0].payload).get("refine", []))}
+                         "refined_sets": sum(r is not None for r in meta.get("refine", [])),
+                         "phase_sets": sum(o is not None for o in meta.get("phase", []))}
         print(row["file"], " ".join(f"{n} {row[n]['bpp']:.4f}" for n in VARIANTS), flush=True)
         images.append(row)
     summary = []
@@ -78,14 +86,16 @@ def main() -> None:
             summary.append({"by": key or "overall", "name": name, "images": len(chosen), "pixels": pixels,
                             "bpp": {v: round(b, 4) for v, b in bpp.items()},
                             "refine_ratio": {m: round(bpp[f"{m}+refine"] / bpp[m], 4) for m in ("fast", "slow")},
+                            "phase_ratio": {m: round(bpp[f"{m}+refine+phase"] / bpp[f"{m}+refine"], 4)
+                                            for m in ("fast", "slow")},
                             "seconds": seconds})
     out = {"command": " ".join(["python"] + sys.argv), "model": DEFAULT_MODEL, "seconds": round(time.perf_counter() - start, 1),
            "summary": summary, "images": images}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     for s in summary:
-        print(f"{s['by']:8s} {s['name']:28s} fast {s['bpp']['fast']:.4f} -> {s['bpp']['fast+refine']:.4f} "
-              f"({s['refine_ratio']['fast']:.4f})  slow {s['bpp']['slow']:.4f} -> {s['bpp']['slow+refine']:.4f} "
-              f"({s['refine_ratio']['slow']:.4f})")
+        print(f"{s['by']:8s} {s['name']:28s}" + "".join(
+            f"  {m} {s['bpp'][m]:.4f} -> refine {s['bpp'][m + '+refine']:.4f} ({s['refine_ratio'][m]:.4f})"
+            f" -> phase {s['bpp'][m + '+refine+phase']:.4f} ({s['phase_ratio'][m]:.4f})" for m in ("fast", "slow")))
     print(f"wrote {args.out}")
 
 
