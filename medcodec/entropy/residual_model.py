@@ -39,6 +39,12 @@ MEAN_ONE = 16  # mu is in 1/16 sample units
 RAW_BITS = 8  # escaped values are coded as bytes
 
 
+def offset_in_range(d_ell: int, d_mu: int) -> bool:
+    """Whether a (scale index, mean in 1/16 sample) offset read from side information is one an
+    encoder can send: the bound every decoder applies to calibration, refinement and block-phase offsets."""
+    return abs(d_ell) <= MAX_ELL and abs(d_mu) <= MEAN_ONE
+
+
 def scale_of(ell: float) -> float:
     return 2.0 ** (ell / STEPS_PER_OCTAVE + LOG2_MIN_SCALE)
 

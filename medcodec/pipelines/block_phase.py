@@ -84,7 +84,7 @@ def from_json(data) -> Offsets:
         if not isinstance(pair, list) or len(pair) != 2 or not all(type(x) is int for x in pair):
             raise ValueError("block-phase offsets: each entry is [scale, mean]")
         d_ell, d_mu = pair
-        if abs(d_ell) > rm.MAX_ELL or abs(d_mu) > rm.MEAN_ONE:
+        if not rm.offset_in_range(d_ell, d_mu):
             raise ValueError("block-phase offsets out of range")
         pairs.append((d_ell, d_mu))
     return tuple(pairs)

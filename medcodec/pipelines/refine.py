@@ -61,9 +61,7 @@ class Refinement:
         bins = tuple((int(e), int(m)) for e, m in data["bins"])
         if len(weights) != neighbours or len(bins) != ACTIVITY_BINS:
             raise ValueError("refinement has the wrong number of weights or bins")
-        if any(abs(w) > MAX_WEIGHT for w in weights) or any(
-            abs(e) > rm.MAX_ELL or abs(m) > rm.MEAN_ONE for e, m in bins
-        ):
+        if any(abs(w) > MAX_WEIGHT for w in weights) or not all(rm.offset_in_range(e, m) for e, m in bins):
             raise ValueError("refinement value out of range")
         return cls(weights, bins)
 

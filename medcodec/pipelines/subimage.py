@@ -352,7 +352,7 @@ class FastMethod(Method):
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8
-                and all(abs(d) <= rm.MAX_ELL and abs(m) <= rm.MEAN_ONE for d, m in adjustments)):
+                and all(rm.offset_in_range(d, m) for d, m in adjustments)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
         return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements, phases))
 
