@@ -13,7 +13,7 @@ from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import fine_texture, smooth
 from side_info import with_meta
-from torch_configs import under_two_configurations
+from torch_configs import assert_coding_is_configuration_independent
 
 
 @pytest.fixture(scope="module", params=[FastMethod, SlowMethod], ids=["fast", "slow"])
@@ -78,11 +78,7 @@ def test_fine_16_bit_texture_is_refined_and_exact(method):
 
 
 def test_refined_streams_are_the_same_under_other_configurations(method):
-    plane = fine_texture((64, 70), seed=2)
-    one_way, other_way = under_two_configurations(lambda: method.encode(plane, 16))
-    assert one_way == other_way
-    decoded = under_two_configurations(lambda: method.decode(one_way, plane.shape, 16))
-    assert all(np.array_equal(d, plane) for d in decoded)
+    assert_coding_is_configuration_independent(method, fine_texture((64, 70), seed=2), 16)
 
 
 def test_unknown_required_feature_says_upgrade(method):

@@ -9,7 +9,7 @@ from medcodec.pipelines.base import Stream
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import EDGE_CASES, smooth
-from torch_configs import under_two_configurations
+from torch_configs import assert_coding_is_configuration_independent
 
 
 @pytest.fixture(scope="module", params=[FastMethod, SlowMethod], ids=["fast", "slow"])
@@ -34,13 +34,7 @@ def test_flat_plane_costs_almost_nothing_beyond_subimage_a(method):
 
 
 def test_same_bytes_under_other_threads_and_onednn(method):
-    plane, bits = smooth((72, 90), 16, seed=5), 16
-    one_way, other_way = under_two_configurations(lambda: method.encode(plane, bits))
-    assert one_way == other_way
-    # and each configuration decodes what the other encoded
-    decoded = under_two_configurations(lambda: (method.decode(other_way, plane.shape, bits),
-                                                method.decode(one_way, plane.shape, bits)))
-    assert all(np.array_equal(d, plane) for pair in decoded for d in pair)
+    assert_coding_is_configuration_independent(method, smooth((72, 90), 16, seed=5), 16)
 
 
 def test_missing_stream_is_a_clear_error(method):
