@@ -66,3 +66,56 @@ def test_extremes_of_16_bits():
 def test_empty_input():
     out, _ = _roundtrip(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert out.size == 0
+
+
+def _reference_params(mu: np.ndarray, ell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pixel_params spelled out with floor division (its definition), to pin the shift-based version."""
+    ell = np.clip(ell, 0, rm.MAX_ELL - 1)
+    low_bits = np.where(ell < rm.SPLIT_ELL, 0, (ell - rm.SPLIT_ELL) // rm.STEPS_PER_OCTAVE + 1)
+    unit = np.left_shift(np.int64(rm.MEAN_ONE), low_bits)
+    base = np.floor_divide(mu, unit)
+    frac = np.floor_divide((mu - base * unit) * rm.FRACTIONS, unit)
+    return (ell - low_bits * rm.STEPS_PER_OCTAVE) * rm.FRACTIONS + frac, low_bits, base
+
+
+def _reference_cost(values: np.ndarray, mu: np.ndarray, ell: np.ndarray) -> float:
+    table, low_bits, base = _reference_params(mu, ell)
+    symbols = np.right_shift(values, low_bits) - base + rm.SUPPORT
+    escaped = (symbols < 0) | (symbols >= 2 * rm.SUPPORT + 1)
+    symbols = np.where(escaped, rm.ESCAPE, symbols)
+    costs = np.log2(rm.TOTAL) - np.log2(rm.tables().astype(np.float64))
+    return float(costs[table, symbols].sum()) + 2 * rm.RAW_BITS * int(escaped.sum()) + float(low_bits[~escaped].sum())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_parameter_and_cost_routes_equal_their_definition(seed):
+    # the encoder's choices (calibration, refinement, block phase) compare these floats: a route that
+    # summed other elements, or in another order, could flip a near-tie and change the file
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 5000))
+    low, span = int(rng.integers(-30, 150)), int(rng.integers(1, 120))
+    ell = rng.integers(low, low + span, n)
+    mu = rng.integers(-(1 << 21), 1 << 21, n) if seed % 2 else rng.integers(0, 4096, n)
+    values = np.clip((mu >> 4) + rng.integers(-200, 200, n), 0, (1 << 16) - 1)
+    params = rm.pixel_params(mu, ell)
+    for got, want in zip((params.table, params.low_bits, params.base), _reference_params(mu, ell)):
+        np.testing.assert_array_equal(got, want)
+    assert rm.ideal_cost_bits(values, params) == _reference_cost(values, mu, ell)
+    found = rm.search_adjustment(values, mu, ell)
+    d_ell, d_mu = found.offsets
+    assert found.bits == _reference_cost(values, mu + d_mu, ell + d_ell)
+    assert found.bits_unadjusted == _reference_cost(values, mu, ell)
+    assert rm.best_adjustment(values, mu, ell) == found.offsets
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_search_costs_every_offset_as_the_definition_does(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 3000))
+    ell = rng.integers(20, 80, n) if seed % 3 else rng.integers(-10, 200, n)  # around SPLIT_ELL: mixed routes
+    mu = rng.integers(-(1 << 18), 1 << 18, n)
+    values = np.clip((mu >> 4) + rng.integers(-300, 300, n), 0, (1 << 16) - 1)
+    cost = rm._SampleCost(values, mu, ell)
+    for d_ell in range(-24, 25, 5):
+        for d_mu in (-8, -2, 0, 6):
+            assert cost(d_ell, d_mu) == _reference_cost(values, mu + d_mu, ell + d_ell)

@@ -109,15 +109,23 @@ class PixelParams:
 
 
 def pixel_params(mu: np.ndarray, ell: np.ndarray) -> PixelParams:
-    """mu in 1/16 samples, ell scale index (any int64) -> table row, low-bit count and base, exactly."""
-    ell = np.clip(ell.astype(np.int64), 0, MAX_ELL - 1)
-    low_bits = np.where(ell < SPLIT_ELL, 0, (ell - SPLIT_ELL) // STEPS_PER_OCTAVE + 1)
-    ell_coded = ell - low_bits * STEPS_PER_OCTAVE
-    unit = np.left_shift(np.int64(MEAN_ONE), low_bits)
-    mu = mu.astype(np.int64)
-    base = np.floor_divide(mu, unit)
-    frac = np.floor_divide((mu - base * unit) * FRACTIONS, unit)
-    return PixelParams(table=ell_coded * FRACTIONS + frac, low_bits=low_bits, base=base)
+    """mu in 1/16 samples, ell scale index (any int64) -> table row, low-bit count and base, exactly.
+
+    low_bits b = 0 below SPLIT_ELL, else (ell - SPLIT_ELL) // STEPS_PER_OCTAVE + 1; the mean unit
+    16 << b is a power of two, so floor division is an arithmetic right shift (exact for negative mu
+    too) and the mean-fraction bucket is the remainder's top three bits. The encoder's searches call
+    this thousands of times per plane: the 8-bit case (no low bits) takes the shortest route.
+    """
+    ell = np.clip(ell.astype(np.int64, copy=False), 0, MAX_ELL - 1)
+    mu = mu.astype(np.int64, copy=False)
+    if ell.size == 0 or int(ell.max()) < SPLIT_ELL:
+        return PixelParams(table=ell * FRACTIONS + ((mu & (MEAN_ONE - 1)) >> 1),
+                           low_bits=np.zeros(ell.shape, np.int64), base=mu >> 4)
+    low_bits = np.maximum(ell - (SPLIT_ELL - STEPS_PER_OCTAVE), 0) // STEPS_PER_OCTAVE
+    shift = low_bits + 4  # log2 of the mean unit MEAN_ONE << b
+    base = mu >> shift
+    frac = (mu - (base << shift)) >> (shift - 3)  # * FRACTIONS // unit
+    return PixelParams(table=(ell - low_bits * STEPS_PER_OCTAVE) * FRACTIONS + frac, low_bits=low_bits, base=base)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,13 +134,29 @@ def _table_costs() -> np.ndarray:
     return np.log2(TOTAL) - np.log2(tables().astype(np.float64))
 
 
+@functools.lru_cache(maxsize=1)
+def _flat_table_costs() -> np.ndarray:
+    return np.ascontiguousarray(_table_costs()).ravel()
+
+
 def ideal_cost_bits(values: np.ndarray, params: PixelParams) -> float:
-    """Code length these parameters would give, without coding: for encoder-side choices."""
-    symbols = np.right_shift(values, params.low_bits) - params.base + SUPPORT
-    escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
-    symbols = np.where(escaped, ESCAPE, symbols)
-    main = float(_table_costs()[params.table, symbols].sum())
-    return main + 2 * RAW_BITS * int(escaped.sum()) + float(params.low_bits[~escaped].sum())
+    """Code length these parameters would give, without coding: for encoder-side choices.
+
+    One flat gather and one sum (same elements in the same order whichever branch, so the same float:
+    the encoder's choices do not depend on the route)."""
+    if params.low_bits.any():
+        symbols = np.right_shift(values, params.low_bits) - params.base + SUPPORT
+        escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
+        symbols = np.where(escaped, ESCAPE, symbols)
+        main = float(np.take(_flat_table_costs(), params.table * ALPHABET + symbols).sum())
+        return main + 2 * RAW_BITS * int(escaped.sum()) + float(params.low_bits[~escaped].sum())
+    offsets = values - params.base
+    escaped = np.abs(offsets) > SUPPORT
+    index = params.table * ALPHABET + (offsets + SUPPORT)
+    n_escaped = int(np.count_nonzero(escaped))
+    if n_escaped:
+        index[escaped] = params.table[escaped] * ALPHABET + ESCAPE
+    return float(np.take(_flat_table_costs(), index).sum()) + 2 * RAW_BITS * n_escaped
 
 
 SEARCH_SAMPLE = 1 << 16  # pixels the encoder-side searches look at (an even stride through the set)
@@ -151,14 +175,27 @@ def best_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: 
     slightly biased, on data unlike its training set (flat backgrounds, unusual detectors). Searched
     on a strided sample: the scale coarsely in steps of 4, refined by 1, then the mean within +-1/2.
     """
+    return search_adjustment(values, mu, ell, limit, search_mean).offsets
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """The result of ``search_adjustment``: the offsets, and the sample's code length (bits) with them
+    and with none - so callers weighing the offsets against their side information need not re-cost."""
+
+    offsets: tuple[int, int]
+    bits: float
+    bits_unadjusted: float
+
+
+def search_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: int = 24,
+                      search_mean: bool = True) -> Adjustment:
+    """``best_adjustment`` with the sample's code lengths (the sample: an even stride of at most
+    about SEARCH_SAMPLE pixels, as ``best_adjustment`` searches). limit: a multiple of 4."""
     if values.size == 0:
-        return 0, 0
+        return Adjustment((0, 0), 0.0, 0.0)
     stride = max(1, values.size // SEARCH_SAMPLE)
-    values, mu, ell = values[::stride], mu[::stride], ell[::stride]
-
-    def cost(d_ell: int, d_mu: int) -> float:
-        return ideal_cost_bits(values, pixel_params(mu + d_mu, ell + d_ell))
-
+    cost = _SampleCost(values[::stride], mu[::stride], ell[::stride])
     costs = {d: cost(d, 0) for d in range(-limit, limit + 1, 4)}
     centre = min(costs, key=lambda d: (costs[d], abs(d)))
     for d in range(max(-limit, centre - 3), min(limit, centre + 3) + 1):
@@ -166,10 +203,52 @@ def best_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit: 
             costs[d] = cost(d, 0)
     d_ell = min(costs, key=lambda d: (costs[d], abs(d)))
     if not search_mean:
-        return d_ell, 0
+        return Adjustment((d_ell, 0), costs[d_ell], costs[0])
     mean_costs = {m: (costs[d_ell] if m == 0 else cost(d_ell, m)) for m in range(-MEAN_ONE // 2, MEAN_ONE // 2 + 1, 2)}
     d_mu = min(mean_costs, key=lambda m: (mean_costs[m], abs(m)))
-    return d_ell, d_mu
+    return Adjustment((d_ell, d_mu), mean_costs[d_mu], costs[0])
+
+
+class _SampleCost:
+    """cost(d_ell, d_mu) == ideal_cost_bits(values, pixel_params(mu + d_mu, ell + d_ell)), the same
+    float. The symbol column of a pixel that sheds no low bits depends on the mean offset only, so it is
+    kept per mean offset; a scale offset then costs one gather, plus the full rule for the pixels that
+    do shed low bits. The gathered costs are the elements ideal_cost_bits sums, in the same order, so
+    the sum is the same float and the searches choose exactly what they chose without this shortcut."""
+
+    def __init__(self, values: np.ndarray, mu: np.ndarray, ell: np.ndarray):
+        self.values = values.astype(np.int64, copy=False)
+        self.mu = mu.astype(np.int64, copy=False)
+        self.ell = ell.astype(np.int64, copy=False)
+        self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, d_ell: int, d_mu: int) -> float:
+        if d_mu not in self.columns:
+            mu = self.mu + d_mu
+            offsets = self.values - (mu >> 4)
+            escaped = np.abs(offsets) > SUPPORT
+            column = ((mu & (MEAN_ONE - 1)) >> 1) * ALPHABET + np.where(escaped, ESCAPE, offsets + SUPPORT)
+            self.columns[d_mu] = (column, escaped)
+        column, escaped = self.columns[d_mu]
+        ell = np.clip(self.ell + d_ell, 0, MAX_ELL - 1)
+        index = ell * (FRACTIONS * ALPHABET) + column
+        shedding = np.flatnonzero(ell >= SPLIT_ELL)
+        if shedding.size == 0:
+            return float(np.take(_flat_table_costs(), index).sum()) + 2 * RAW_BITS * int(np.count_nonzero(escaped))
+        # the pixels with low bits: pixel_params and ideal_cost_bits' rule on them alone
+        ell_s = ell[shedding]
+        low_bits = (ell_s - (SPLIT_ELL - STEPS_PER_OCTAVE)) // STEPS_PER_OCTAVE
+        shift = low_bits + 4
+        mu = self.mu[shedding] + d_mu
+        base = mu >> shift
+        frac = (mu - (base << shift)) >> (shift - 3)
+        offsets = np.right_shift(self.values[shedding], low_bits) - base
+        escaped_s = np.abs(offsets) > SUPPORT
+        table = (ell_s - low_bits * STEPS_PER_OCTAVE) * FRACTIONS + frac
+        index[shedding] = table * ALPHABET + np.where(escaped_s, ESCAPE, offsets + SUPPORT)
+        n_escaped = int(np.count_nonzero(escaped)) - int(np.count_nonzero(escaped[shedding])) + int(escaped_s.sum())
+        main = float(np.take(_flat_table_costs(), index).sum())
+        return main + 2 * RAW_BITS * n_escaped + float(low_bits[~escaped_s].sum())
 
 
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:

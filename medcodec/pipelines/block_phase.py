@@ -54,11 +54,10 @@ def fit(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, pixel_classes: np.n
             continue
         sample = index[:: max(1, index.size // CLASS_SAMPLE)]
         v, m, e = values[sample], mu[sample], ell[sample]
-        d_ell, d_mu = rm.best_adjustment(v, m, e, limit=SCALE_LIMIT)
+        adjustment = rm.search_adjustment(v, m, e, limit=SCALE_LIMIT)  # its sample is all of v
+        d_ell, d_mu = adjustment.offsets
         if (d_ell, d_mu) != (0, 0):
-            before = rm.ideal_cost_bits(v, rm.pixel_params(m, e))
-            after = rm.ideal_cost_bits(v, rm.pixel_params(m + d_mu, e + d_ell))
-            saved += (before - after) * index.size / sample.size
+            saved += (adjustment.bits_unadjusted - adjustment.bits) * index.size / sample.size
         offsets.append((int(d_ell), int(d_mu)))
     result = tuple(offsets)
     if saved <= 8 * side_bytes(result):

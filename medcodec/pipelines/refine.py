@@ -130,11 +130,12 @@ def choose(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, ring: NeighbourR
     """The set's calibration: the plain (scale, mean) offset or a refinement (ring None: plain only),
     whichever codes it in fewer bits (judged on a strided sample of the set; the refinement's side
     information counted as the plane's side information packs it)."""
-    plain = rm.best_adjustment(values, mu, ell)
-    index = _stride(values.size, rm.SEARCH_SAMPLE)
+    adjustment = rm.search_adjustment(values, mu, ell)
+    plain = adjustment.offsets
+    index = _stride(values.size, rm.SEARCH_SAMPLE)  # the sample the search costed
     v, m, e = values[index], mu[index], ell[index]
     per_pixel = values.size / max(1, index.size)
-    plain_bits = rm.ideal_cost_bits(v, rm.pixel_params(m + plain[1], e + plain[0])) * per_pixel
+    plain_bits = adjustment.bits * per_pixel
     if ring is None or values.size < 64:
         return Calibration(plain, None, plain_bits)
     refinement = _fit(values, mu, ell, ring, _stride(values.size, FIT_SAMPLE))
