@@ -12,6 +12,7 @@ import hashlib
 import logging
 import lzma
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,12 +204,23 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     classical = get_method("classical", effort=effort)
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = _pack_envelope(src.envelope)
-    base = [classical.encode(plane, src.bits) for plane in src.planes]
-    plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
     if method is classical:
-        return plain
-    mixed = _pack_file(src, envelope, method, [_choose(b, method.encode_alternatives(plane, src.bits))
-                                               for b, plane in zip(base, src.planes)])
+        return _pack_file(src, envelope, classical, [_choose(classical.encode(plane, src.bits), None)
+                                                     for plane in src.planes])
+    # The classical coding (the size bound) runs in a second thread while the learned method works:
+    # JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy. Both results
+    # are deterministic, so the file is the same as coding one after the other.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-classical") as pool:
+        pending = [pool.submit(classical.encode, plane, src.bits) for plane in src.planes]
+        try:
+            learned = [method.encode_alternatives(plane, src.bits) for plane in src.planes]
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        base = [future.result() for future in pending]
+    plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
+    mixed = _pack_file(src, envelope, method, [_choose(b, alternatives) for b, alternatives in zip(base, learned)])
     if len(mixed) > len(plain):
         # No note in the file: any note would make it larger than classical. Say it to the logger.
         _log.info("%s stream %d bytes larger than classical (%d): wrote the classical file",

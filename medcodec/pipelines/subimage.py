@@ -26,6 +26,7 @@ Streams of a plane:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -196,7 +197,18 @@ class FastMethod(Method):
         height, width = plane.shape
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=norm.lo)
-        a_payload = self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits)[0].payload
+        # subimage A's JPEG-XL coding runs beside the predictions (they need A's values, not its bytes)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-subimage-a") as pool:
+            a_future = pool.submit(self.subimage_a.encode, subs["A"].numpy().astype(np.uint16), bits)
+            coded_sets, wholes, left_pass = self._code_predicted(subs, norm, height, width)
+            a_payload = a_future.result()[0].payload
+        alternatives = [(self.name, _pack(norm, a_payload, coded_sets, left_pass))]
+        if left_pass:
+            alternatives.append((FastMethod.name, _pack(norm, a_payload, wholes, [])))
+        return alternatives
+
+    def _code_predicted(self, subs: dict[str, torch.Tensor], norm: sp.Normalisation, height: int, width: int):
+        """D, B, C coded in turn: (coded sets, the same every subimage whole, left_pass values)."""
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
         coded_sets: list[tuple[int, _CodedSet]] = []  # (first residual stream index, set), in coding order
         wholes: list[tuple[int, _CodedSet]] = []  # the same, every subimage whole, in the fast layout
@@ -229,10 +241,7 @@ class FastMethod(Method):
             else:
                 coded_sets += [(index, split[0]), (index + 2, split[1])]
                 left_pass.append(split[1].used)
-        alternatives = [(self.name, _pack(norm, a_payload, coded_sets, left_pass))]
-        if left_pass:
-            alternatives.append((FastMethod.name, _pack(norm, a_payload, wholes, [])))
-        return alternatives
+        return coded_sets, wholes, left_pass
 
     def _code_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
                   candidates: list, known: torch.Tensor | None) -> "_CodedSet":
