@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import ACT_MAX, QConv2d, exact_conv, floor_ste, requantise
+from .quant import ACT_MAX, QConv2d, exact_conv, fast_layout, floor_ste, requantise
 
 INPUT_MAX = 1023  # network inputs are 10-bit (8 bits of range + 2 fraction bits, see pipelines.split)
 MEAN_FRACTION = 16  # the mean correction is predicted in 1/16 input units
@@ -64,7 +64,7 @@ class LCHNet(nn.Module):
 
         Activations travel as float32 tensors holding exact integers (see ``quant``)."""
         ops = _IntegerOps(params)
-        out, _ = self._run(v.to(torch.float32), None, ops)
+        out, _ = self._run(fast_layout(v.to(torch.float32)), None, ops)
         out = out.to(torch.int64)
         return out[:, 0], out[:, 1]
 

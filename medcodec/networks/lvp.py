@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import ACT_MAX, QConv2d, exact_conv, floor_ste, requantise, round_ste
+from .quant import ACT_MAX, QConv2d, exact_conv, fast_layout, floor_ste, requantise, round_ste
 
 Z_MIN, Z_MAX = -128, 127  # z is int8; its integer is the decoder's first input, in units of q_step
 COMP_BITS = 4  # K: the compensation is in units of q_step / 16
@@ -130,7 +130,7 @@ class LVPNet(nn.Module):
 
     def forward_integer(self, z: torch.Tensor, params: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Integer-exact: z int [N, C, h, w] in [Z_MIN, Z_MAX] -> int64 (mean in 1/16 units, scale index)."""
-        out, _ = self._run_decoder(z.to(torch.float32), _IntegerOps(params))
+        out, _ = self._run_decoder(fast_layout(z.to(torch.float32)), _IntegerOps(params))
         out = out.to(torch.int64)
         return out[:, 0], out[:, 1]
 

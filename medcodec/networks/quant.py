@@ -126,6 +126,18 @@ class QConv2d(nn.Module):
         }
 
 
+def fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W] in the memory layout the integer networks run fastest in on this device.
+
+    On the CPU, channels-last: oneDNN's direct convolution over it took the LC-H network 23 ms instead
+    of 48 ms on a 5 x 256 x 320 input (2 threads). The layout changes only the order in which exact
+    integer partial sums are added (``exact_conv``), so the outputs are the same integers.
+    """
+    if x.device.type == "cpu" and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def exact_conv(x: torch.Tensor, layer: dict, padding: int) -> torch.Tensor:
     """``(conv(x, W) + bias + 2**(S-1)) * 2**-S`` per output channel, computed exactly.
 
