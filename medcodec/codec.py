@@ -12,7 +12,6 @@ import hashlib
 import logging
 import lzma
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from medcodec.container import format as container
 from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError
 from medcodec.io import source as io_source
+from medcodec.parallel import beside
 from medcodec.pipelines import get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
 
@@ -207,18 +207,10 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     if method is classical:
         return _pack_file(src, envelope, classical, [_choose(classical.encode(plane, src.bits), None)
                                                      for plane in src.planes])
-    # The classical coding (the size bound) runs in a second thread while the learned method works:
-    # JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy. Both results
-    # are deterministic, so the file is the same as coding one after the other.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-classical") as pool:
-        pending = [pool.submit(classical.encode, plane, src.bits) for plane in src.planes]
-        try:
-            learned = [method.encode_alternatives(plane, src.bits) for plane in src.planes]
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-        base = [future.result() for future in pending]
+    # The classical coding (the size bound) runs beside the learned work when the thread budget
+    # allows: JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy.
+    base, learned = beside(lambda: [classical.encode(plane, src.bits) for plane in src.planes],
+                           lambda: [method.encode_alternatives(plane, src.bits) for plane in src.planes])
     plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
     mixed = _pack_file(src, envelope, method, [_choose(b, alternatives) for b, alternatives in zip(base, learned)])
     if len(mixed) > len(plain):

@@ -9,6 +9,7 @@ import numpy as np
 
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError
+from medcodec.parallel import thread_budget
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
 
 DEFAULT_EFFORT = 7  # libjxl's own default: ~1 s per megapixel here; 9 gains ~3 % for 3x the time
@@ -32,7 +33,7 @@ def jpegxl_encode_plane(plane: np.ndarray, bits: int, effort: int = DEFAULT_EFFO
 
 def jpegxl_decode_plane(payload: bytes) -> np.ndarray:
     try:
-        plane = imagecodecs.jpegxl_decode(payload)
+        plane = imagecodecs.jpegxl_decode(payload, numthreads=thread_budget())
     except Exception as exc:  # imagecodecs raises its own JpegxlError, or ValueError on garbage
         raise CorruptStreamError(f"JPEG-XL stream cannot be decoded ({exc})") from exc
     if plane.ndim != 2:

@@ -26,7 +26,6 @@ Streams of a plane:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -40,6 +39,7 @@ from ..entropy import residual_model as rm
 from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from ..models import load_model
 from ..networks.lch import LCHNet
+from ..parallel import beside
 from . import block_phase, refine
 from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
@@ -198,10 +198,10 @@ class FastMethod(Method):
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=norm.lo)
         # subimage A's JPEG-XL coding runs beside the predictions (they need A's values, not its bytes)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-subimage-a") as pool:
-            a_future = pool.submit(self.subimage_a.encode, subs["A"].numpy().astype(np.uint16), bits)
-            coded_sets, wholes, left_pass = self._code_predicted(subs, norm, height, width)
-            a_payload = a_future.result()[0].payload
+        a_streams, (coded_sets, wholes, left_pass) = beside(
+            lambda: self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits),
+            lambda: self._code_predicted(subs, norm, height, width))
+        a_payload = a_streams[0].payload
         alternatives = [(self.name, _pack(norm, a_payload, coded_sets, left_pass))]
         if left_pass:
             alternatives.append((FastMethod.name, _pack(norm, a_payload, wholes, [])))
