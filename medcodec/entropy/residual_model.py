@@ -266,8 +266,7 @@ def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segme
 
 def decode_main_tables(params: PixelParams) -> tuple[list[tuple[np.ndarray, int]], np.ndarray]:
     """The (table, count) list the main stream was coded with, and the pixel order it follows."""
-    order = np.argsort(params.table, kind="stable")
-    rows, counts = np.unique(params.table[order], return_counts=True)
+    order, rows, counts = _by_table(params.table)
     table = tables()
     return [(table[r], int(n)) for r, n in zip(rows, counts)], order
 
@@ -292,12 +291,23 @@ def decode_values(
 
 
 # -- grouping helpers ---------------------------------------------------------------------------
+def _by_table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the stable order that groups pixels by table row, the rows in use ascending, their counts).
+
+    Table rows are below SPLIT_ELL * FRACTIONS (448), so the keys are sorted as uint16, for which
+    numpy's stable sort is a radix sort (7x faster than on int64; a stable order is unique, so the
+    same permutation), and counted with bincount instead of np.unique."""
+    order = np.argsort(keys.astype(np.uint16), kind="stable")
+    counts = np.bincount(keys, minlength=SPLIT_ELL * FRACTIONS)
+    rows = np.flatnonzero(counts)
+    return order, rows, counts[rows]
+
+
 def _grouped(symbols: np.ndarray, keys: np.ndarray, table: np.ndarray) -> list[Segment]:
-    order = np.argsort(keys, kind="stable")
-    rows, starts = np.unique(keys[order], return_index=True)
-    bounds = list(starts[1:]) + [order.size]
+    order, rows, counts = _by_table(keys)
+    bounds = np.cumsum(counts)
     sorted_symbols = symbols[order]
-    return [Segment(table[r], sorted_symbols[s:e]) for r, s, e in zip(rows, starts, bounds)]
+    return [Segment(table[r], sorted_symbols[e - n:e]) for r, n, e in zip(rows, counts, bounds)]
 
 
 def _raw_byte_tables(count: int) -> list[tuple[np.ndarray, int]]:
