@@ -204,12 +204,15 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     classical = get_method("classical", effort=effort)
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = _pack_envelope(src.envelope)
+
+    def code_classically() -> list[list[Stream]]:
+        return [classical.encode(plane, src.bits) for plane in src.planes]
+
     if method is classical:
-        return _pack_file(src, envelope, classical, [_choose(classical.encode(plane, src.bits), None)
-                                                     for plane in src.planes])
+        return _pack_file(src, envelope, classical, [_choose(b, None) for b in code_classically()])
     # The classical coding (the size bound) runs beside the learned work when the thread budget
     # allows: JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy.
-    base, learned = beside(lambda: [classical.encode(plane, src.bits) for plane in src.planes],
+    base, learned = beside(code_classically,
                            lambda: [method.encode_alternatives(plane, src.bits) for plane in src.planes])
     plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
     mixed = _pack_file(src, envelope, method, [_choose(b, alternatives) for b, alternatives in zip(base, learned)])

@@ -236,19 +236,13 @@ class _SampleCost:
         if shedding.size == 0:
             return float(np.take(_flat_table_costs(), index).sum()) + 2 * RAW_BITS * int(np.count_nonzero(escaped))
         # the pixels with low bits: pixel_params and ideal_cost_bits' rule on them alone
-        ell_s = ell[shedding]
-        low_bits = (ell_s - (SPLIT_ELL - STEPS_PER_OCTAVE)) // STEPS_PER_OCTAVE
-        shift = low_bits + 4
-        mu = self.mu[shedding] + d_mu
-        base = mu >> shift
-        frac = (mu - (base << shift)) >> (shift - 3)
-        offsets = np.right_shift(self.values[shedding], low_bits) - base
+        params = pixel_params(self.mu[shedding] + d_mu, ell[shedding])
+        offsets = np.right_shift(self.values[shedding], params.low_bits) - params.base
         escaped_s = np.abs(offsets) > SUPPORT
-        table = (ell_s - low_bits * STEPS_PER_OCTAVE) * FRACTIONS + frac
-        index[shedding] = table * ALPHABET + np.where(escaped_s, ESCAPE, offsets + SUPPORT)
+        index[shedding] = params.table * ALPHABET + np.where(escaped_s, ESCAPE, offsets + SUPPORT)
         n_escaped = int(np.count_nonzero(escaped)) - int(np.count_nonzero(escaped[shedding])) + int(escaped_s.sum())
         main = float(np.take(_flat_table_costs(), index).sum())
-        return main + 2 * RAW_BITS * n_escaped + float(low_bits[~escaped_s].sum())
+        return main + 2 * RAW_BITS * n_escaped + float(params.low_bits[~escaped_s].sum())
 
 
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:
