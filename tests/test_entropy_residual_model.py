@@ -119,3 +119,28 @@ def test_search_costs_every_offset_as_the_definition_does(seed):
     for d_ell in range(-24, 25, 5):
         for d_mu in (-8, -2, 0, 6):
             assert cost(d_ell, d_mu) == _reference_cost(values, mu + d_mu, ell + d_ell)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_class_search_chooses_what_each_class_alone_would(seed):
+    # the refinement's activity bins and the block-phase classes are searched at once; each class must
+    # get the offsets (and, up to summation order, the code lengths) of a search on its pixels alone
+    rng = np.random.default_rng(200 + seed)
+    n_classes = 16
+    n = int(rng.integers(200, 6000))
+    classes = rng.integers(0, n_classes - 2, n)  # the last two classes stay empty
+    ell = rng.integers(20, 90, n) + 3 * classes  # classes differ in calibration
+    mu = rng.integers(0, 1 << 18, n)
+    noise = rng.laplace(0, 1 + classes, n).astype(np.int64) + (classes % 3) - 1
+    values = np.clip((mu >> 4) + noise, 0, (1 << 16) - 1)
+    found = rm.search_class_adjustments(values, mu, ell, classes, n_classes, limit=8)
+    assert len(found) == n_classes
+    for k in range(n_classes):
+        chosen = classes == k
+        if not chosen.any():
+            assert found[k] == rm.Adjustment((0, 0), 0.0, 0.0)
+            continue
+        alone = rm.search_adjustment(values[chosen], mu[chosen], ell[chosen], limit=8)
+        assert found[k].offsets == alone.offsets
+        assert found[k].bits == pytest.approx(alone.bits, rel=1e-12)
+        assert found[k].bits_unadjusted == pytest.approx(alone.bits_unadjusted, rel=1e-12)

@@ -116,7 +116,7 @@ def pixel_params(mu: np.ndarray, ell: np.ndarray) -> PixelParams:
     too) and the mean-fraction bucket is the remainder's top three bits. The encoder's searches call
     this thousands of times per plane: the 8-bit case (no low bits) takes the shortest route.
     """
-    ell = np.clip(ell.astype(np.int64, copy=False), 0, MAX_ELL - 1)
+    ell = _clamp_ell(ell.astype(np.int64, copy=False))
     mu = mu.astype(np.int64, copy=False)
     if ell.size == 0 or int(ell.max()) < SPLIT_ELL:
         return PixelParams(table=ell * FRACTIONS + ((mu & (MEAN_ONE - 1)) >> 1),
@@ -196,17 +196,55 @@ def search_adjustment(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, limit
         return Adjustment((0, 0), 0.0, 0.0)
     stride = max(1, values.size // SEARCH_SAMPLE)
     cost = _SampleCost(values[::stride], mu[::stride], ell[::stride])
-    costs = {d: cost(d, 0) for d in range(-limit, limit + 1, 4)}
-    centre = min(costs, key=lambda d: (costs[d], abs(d)))
-    for d in range(max(-limit, centre - 3), min(limit, centre + 3) + 1):
-        if d not in costs:
-            costs[d] = cost(d, 0)
-    d_ell = min(costs, key=lambda d: (costs[d], abs(d)))
+    return _search(lambda d_ell, d_mu: np.array([cost(int(d_ell[0]), d_mu)]), 1, limit, search_mean)[0]
+
+
+def search_class_adjustments(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, classes: np.ndarray,
+                             n_classes: int, limit: int = 24) -> list[Adjustment]:
+    """``search_adjustment`` for each class of pixels at once (classes: int64 in [0, n_classes), one per
+    pixel; all pixels are looked at, no stride). Each class gets the offsets that search would choose
+    on its pixels alone, up to the order in which its pixels' costs are added (here: bincount's).
+
+    Why at once: the refinement's activity bins and the block-phase classes are 16 small searches of
+    ~27 costings each; one costing of all pixels, summed per class, replaces 16 small ones."""
+    if values.size == 0:
+        return [Adjustment((0, 0), 0.0, 0.0)] * n_classes
+    cost = _SampleCost(values, mu, ell)
+    present = np.bincount(classes, minlength=n_classes) > 0
+
+    def class_costs(d_ell: np.ndarray, d_mu: int) -> np.ndarray:
+        shift = int(d_ell[0]) if (d_ell == d_ell[0]).all() else d_ell[classes]
+        return np.bincount(classes, weights=cost.pixel_costs(shift, d_mu), minlength=n_classes)
+
+    found = _search(class_costs, n_classes, limit, True)
+    return [a if present[k] else Adjustment((0, 0), 0.0, 0.0) for k, a in enumerate(found)]
+
+
+def _search(costs_at, n: int, limit: int, search_mean: bool) -> list[Adjustment]:
+    """The calibration search for n pixel classes: costs_at(d_ell [n] int64, d_mu) -> code length of
+    each class with its scale offset and the mean offset. The scale coarsely in steps of 4, refined by
+    1 around the best, then the mean within +-1/2 sample; ties go to the smaller offset."""
+    coarse = list(range(-limit, limit + 1, 4))
+    costs = {d: costs_at(np.full(n, d), 0) for d in coarse}
+    best = lambda table, k: min(table, key=lambda d: (table[d][k], abs(d)))  # noqa: E731
+    centres = [best(costs, k) for k in range(n)]
+    windows = [coarse + [d for d in range(max(-limit, c - 3), min(limit, c + 3) + 1) if d not in coarse]
+               for c in centres]
+    for d in sorted({d for window in windows for d in window} - costs.keys()):
+        costs[d] = costs_at(np.full(n, d), 0)
+    d_ell = np.array([best({d: costs[d] for d in window}, k) for k, window in enumerate(windows)])
+    chosen = np.array([costs[d][k] for k, d in enumerate(d_ell)])
+    unadjusted = costs[0]
     if not search_mean:
-        return Adjustment((d_ell, 0), costs[d_ell], costs[0])
-    mean_costs = {m: (costs[d_ell] if m == 0 else cost(d_ell, m)) for m in range(-MEAN_ONE // 2, MEAN_ONE // 2 + 1, 2)}
-    d_mu = min(mean_costs, key=lambda m: (mean_costs[m], abs(m)))
-    return Adjustment((d_ell, d_mu), mean_costs[d_mu], costs[0])
+        return [Adjustment((int(d_ell[k]), 0), float(chosen[k]), float(unadjusted[k])) for k in range(n)]
+    means = {m: (chosen if m == 0 else costs_at(d_ell, m)) for m in range(-MEAN_ONE // 2, MEAN_ONE // 2 + 1, 2)}
+    d_mu = [best(means, k) for k in range(n)]
+    return [Adjustment((int(d_ell[k]), d_mu[k]), float(means[d_mu[k]][k]), float(unadjusted[k])) for k in range(n)]
+
+
+def _clamp_ell(ell: np.ndarray) -> np.ndarray:
+    # np.clip's Python-level checks cost more than the clamp on these small arrays
+    return np.minimum(np.maximum(ell, 0), MAX_ELL - 1)
 
 
 class _SampleCost:
@@ -214,7 +252,8 @@ class _SampleCost:
     float. The symbol column of a pixel that sheds no low bits depends on the mean offset only, so it is
     kept per mean offset; a scale offset then costs one gather, plus the full rule for the pixels that
     do shed low bits. The gathered costs are the elements ideal_cost_bits sums, in the same order, so
-    the sum is the same float and the searches choose exactly what they chose without this shortcut."""
+    the sum is the same float and the searches choose exactly what they chose without this shortcut.
+    ``pixel_costs`` gives the same terms per pixel (d_ell may then be one offset per pixel)."""
 
     def __init__(self, values: np.ndarray, mu: np.ndarray, ell: np.ndarray):
         self.values = values.astype(np.int64, copy=False)
@@ -222,7 +261,8 @@ class _SampleCost:
         self.ell = ell.astype(np.int64, copy=False)
         self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, d_ell: int, d_mu: int) -> float:
+    def _terms(self, d_ell, d_mu: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(flat table index, escaped, raw low bits sent or None when no pixel sheds any), per pixel."""
         if d_mu not in self.columns:
             mu = self.mu + d_mu
             offsets = self.values - (mu >> 4)
@@ -230,19 +270,33 @@ class _SampleCost:
             column = ((mu & (MEAN_ONE - 1)) >> 1) * ALPHABET + np.where(escaped, ESCAPE, offsets + SUPPORT)
             self.columns[d_mu] = (column, escaped)
         column, escaped = self.columns[d_mu]
-        ell = np.clip(self.ell + d_ell, 0, MAX_ELL - 1)
+        ell = _clamp_ell(self.ell + d_ell)
         index = ell * (FRACTIONS * ALPHABET) + column
         shedding = np.flatnonzero(ell >= SPLIT_ELL)
         if shedding.size == 0:
-            return float(np.take(_flat_table_costs(), index).sum()) + 2 * RAW_BITS * int(np.count_nonzero(escaped))
+            return index, escaped, None
         # the pixels with low bits: pixel_params and ideal_cost_bits' rule on them alone
         params = pixel_params(self.mu[shedding] + d_mu, ell[shedding])
         offsets = np.right_shift(self.values[shedding], params.low_bits) - params.base
         escaped_s = np.abs(offsets) > SUPPORT
         index[shedding] = params.table * ALPHABET + np.where(escaped_s, ESCAPE, offsets + SUPPORT)
-        n_escaped = int(np.count_nonzero(escaped)) - int(np.count_nonzero(escaped[shedding])) + int(escaped_s.sum())
+        escaped = escaped.copy()
+        escaped[shedding] = escaped_s
+        low = np.zeros(index.size, np.int64)
+        low[shedding] = np.where(escaped_s, 0, params.low_bits)
+        return index, escaped, low
+
+    def __call__(self, d_ell: int, d_mu: int) -> float:
+        index, escaped, low = self._terms(d_ell, d_mu)
         main = float(np.take(_flat_table_costs(), index).sum())
-        return main + 2 * RAW_BITS * n_escaped + float(params.low_bits[~escaped_s].sum())
+        extra = 2 * RAW_BITS * int(np.count_nonzero(escaped))
+        return main + extra if low is None else main + extra + float(low.sum())
+
+    def pixel_costs(self, d_ell, d_mu: int) -> np.ndarray:
+        index, escaped, low = self._terms(d_ell, d_mu)
+        costs = np.take(_flat_table_costs(), index)
+        costs += (2 * RAW_BITS) * escaped
+        return costs if low is None else costs + low
 
 
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:
@@ -327,10 +381,10 @@ def _join_raw_bytes(parts: list[np.ndarray], count: int) -> np.ndarray:
 def _low_bit_plan(low_bits: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
     """For each distinct b > 0: (b, which 8-bit chunk width list) - returns (b, chunk_bits, index) triples."""
     plan = []
-    for b in np.unique(low_bits):
+    # the widths in use (> 0), ascending, by bincount: they are small (< 16), and np.unique's hashing
+    # took 15 % of a fast decode
+    for b in np.flatnonzero(np.bincount(low_bits)[1:]) + 1 if low_bits.any() else ():
         b = int(b)
-        if b == 0:
-            continue
         index = np.flatnonzero(low_bits == b)
         done = 0
         while done < b:

@@ -46,19 +46,18 @@ def fit(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, pixel_classes: np.n
     """The per-class offsets for a set coded with (mu, ell), or None when they do not pay for themselves.
 
     Each class is sampled on its own (a stride through the whole set could alias with the period)."""
-    offsets, saved = [], 0.0
+    samples, sizes = [], np.bincount(pixel_classes, minlength=CLASSES)
     for k in range(CLASSES):
         index = np.flatnonzero(pixel_classes == k)
-        if index.size == 0:
-            offsets.append((0, 0))
-            continue
-        sample = index[:: max(1, index.size // CLASS_SAMPLE)]
-        v, m, e = values[sample], mu[sample], ell[sample]
-        adjustment = rm.search_adjustment(v, m, e, limit=SCALE_LIMIT)  # its sample is all of v
-        d_ell, d_mu = adjustment.offsets
-        if (d_ell, d_mu) != (0, 0):
-            saved += (adjustment.bits_unadjusted - adjustment.bits) * index.size / sample.size
-        offsets.append((int(d_ell), int(d_mu)))
+        samples.append(index[:: max(1, index.size // CLASS_SAMPLE)])
+    sample = np.concatenate(samples)
+    found = rm.search_class_adjustments(values[sample], mu[sample], ell[sample], pixel_classes[sample], CLASSES,
+                                        limit=SCALE_LIMIT)
+    offsets, saved = [], 0.0
+    for k, adjustment in enumerate(found):
+        if adjustment.offsets != (0, 0):
+            saved += (adjustment.bits_unadjusted - adjustment.bits) * sizes[k] / samples[k].size
+        offsets.append(adjustment.offsets)
     result = tuple(offsets)
     if saved <= 8 * side_bytes(result):
         return None
