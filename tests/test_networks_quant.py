@@ -45,6 +45,37 @@ def test_exact_conv_equals_int64_reference():
     assert torch.equal(torch.floor(got).to(torch.int64), expected)
 
 
+def test_exact_conv_over_channel_groups_equals_the_concatenation():
+    # the U-Net's skip concatenations are never copied: each group meets its slice of the weights
+    layer = _random_layer()
+    x = torch.randint(0, 256, (1, 24, 33, 29)).float()
+    whole = exact_conv(x, layer, padding=1)
+    assert torch.equal(exact_conv([x[:, :10], x[:, 10:]], layer, padding=1), whole)
+    assert torch.equal(exact_conv([x[:, :3], x[:, 3:17], x[:, 17:]], layer, padding=1), whole)
+    with pytest.raises(ValueError, match="input channels"):
+        exact_conv([x[:, :10]], layer, padding=1)
+
+
+@pytest.mark.parametrize("width", [37, 4000, 70000])
+def test_squeeze_excite_mean_is_exact_for_any_row_length(width):
+    # its channel sums run in float32 over bands of rows short enough to stay exact (16 rows per band
+    # at 4000 wide; in float64 when one row is too long): each must equal the int64 sum
+    from medcodec.networks.lch import _IntegerOps
+
+    torch.manual_seed(width)
+    x = torch.randint(200, 256, (1, 4, 5 if width > 10000 else 40, width)).float()
+    seen = {}
+
+    class Probe(_IntegerOps):
+        def conv(self, name, inputs, _s):
+            seen.setdefault(name, inputs)
+            return torch.zeros(1, 4, 1, 1), None
+
+    Probe({}).squeeze_excite("se0", x, None)
+    expected = torch.div(x.to(torch.int64).sum(dim=(2, 3), keepdim=True), x.shape[2] * width, rounding_mode="floor")
+    assert torch.equal(seen["se0a"], expected.float())
+
+
 def test_requant_dtype_follows_the_bound():
     layer = _random_layer()
     assert requant_dtype(layer) == torch.float32

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import ACT_MAX, QConv2d, exact_conv, fast_layout, floor_ste, requantise
+from .quant import ACT_MAX, EXACT_F32, QConv2d, exact_conv, fast_layout, floor_ste, requantise
 
 INPUT_MAX = 1023  # network inputs are 10-bit (8 bits of range + 2 fraction bits, see pipelines.split)
 MEAN_FRACTION = 16  # the mean correction is predicted in 1/16 input units
@@ -163,14 +163,23 @@ class _IntegerOps:
 
     @staticmethod
     def cat(xa, _sa, xb, _sb):
-        return torch.cat([xa, xb], 1), None
+        # not copied into one tensor: the next convolution takes the channel groups one by one
+        return [xa, xb], None
 
     def squeeze_excite(self, prefix, x, s):
         area = x.shape[2] * x.shape[3]
-        # a float64 sum of integers below 2**53 is exact in any order; the division is done on int64
-        total = x.to(torch.float64).sum(dim=(2, 3), keepdim=True).to(torch.int64)
+        # A sum of integers is exact in any order while every partial sum stays below 2**24 (float32):
+        # bands of rows that small are summed in float32 (fast in the channels-last layout), the band
+        # sums in float64 (exact below 2**53); the division is done on int64
+        band = (EXACT_F32 - 1) // (x.shape[3] * ACT_MAX)
+        if band:
+            total = sum(part.sum(dim=(2, 3), keepdim=True).to(torch.float64) for part in torch.split(x, band, dim=2))
+        else:  # rows too long for float32: all in float64
+            total = x.to(torch.float64).sum(dim=(2, 3), keepdim=True)
+        total = total.to(torch.int64)
         z = torch.div(total, area, rounding_mode="floor").to(torch.float32)
         h, _ = self.conv(prefix + "a", z, None)
         gate, _ = self.conv(prefix + "b", h, None)
-        # x * gate + 128 < 2**17 and dividing by 256 is exact in float32
-        return torch.floor((x * gate + 128) / 256), s
+        # x * gate + 128 < 2**17, and scaling by 2**-8 is exact in float32
+        y = x * gate
+        return y.add_(128).mul_(1.0 / 256).floor_(), s

@@ -138,21 +138,37 @@ def fast_layout(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def exact_conv(x: torch.Tensor, layer: dict, padding: int) -> torch.Tensor:
+def exact_conv(x: torch.Tensor | list[torch.Tensor], layer: dict, padding: int) -> torch.Tensor:
     """``(conv(x, W) + bias + 2**(S-1)) * 2**-S`` per output channel, computed exactly.
 
     The power-of-two factor is folded into the weights and bias: scaling by 2**-S changes only
     exponents, so every partial sum is an integer (< 2**24 for float32, < 2**53 for float64, see
     ``requant_dtype``) times 2**-S and is exactly representable, in any summation order. What remains
     of requantisation is a floor (and a clamp), both exact.
+
+    x may be a list of channel groups (a concatenation not yet made): each group is convolved with its
+    slice of the weights and the results added - one more summation order, so the same integers, and
+    no copy of the concatenated input.
     """
+    groups = x if isinstance(x, list) else [x]
+    device = groups[0].device
     dtype = requant_dtype(layer)
-    shift = layer["shift"].to(device=x.device, dtype=dtype)
+    shift = layer["shift"].to(device=device, dtype=dtype)
     scale = torch.exp2(-shift)
     half = torch.where(shift > 0, torch.exp2(shift - 1), torch.zeros_like(shift))
-    w = layer["weight"].to(device=x.device, dtype=dtype) * scale.view(-1, 1, 1, 1)
-    b = (layer["bias"].to(device=x.device, dtype=dtype) + half) * scale
-    return _conv_no_fast_algorithms(x.to(dtype), w, b, padding)
+    w = layer["weight"].to(device=device, dtype=dtype) * scale.view(-1, 1, 1, 1)
+    b = (layer["bias"].to(device=device, dtype=dtype) + half) * scale
+    acc, first = None, 0
+    for group in groups:
+        part = w[:, first:first + group.shape[1]].contiguous()
+        first += group.shape[1]
+        if acc is None:
+            acc = _conv_no_fast_algorithms(group.to(dtype), part, b, padding)
+        else:
+            acc += _conv_no_fast_algorithms(group.to(dtype), part, None, padding)
+    if first != w.shape[1]:
+        raise ValueError(f"convolution over {first} input channels, its weights take {w.shape[1]}")
+    return acc
 
 
 def _conv_no_fast_algorithms(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
