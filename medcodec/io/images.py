@@ -124,10 +124,12 @@ def write_png(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarray]
 
     _check_planes(planes, meta["shapes"])
     image = _from_planes(planes, meta["depth"], False)[0]
-    # zlib's default level: the pixels are what is restored exactly (the original IDAT's deflate
-    # stream is not reproducible in general); level 9 took a third of a PNG's decode time for 1-2 %
-    # smaller output (train chest X-ray / brain MRI, 0.26-0.38 MP: 21-107 ms at level 9, 17-60 ms at 6)
-    encoded, _ = _png_chunks(imagecodecs.png_encode(image, level=6))
+    # The pixels are what is restored exactly (the original IDAT's deflate stream is not reproducible
+    # in general), so the deflate settings are ours to choose: zlib level 1 with its run-length strategy
+    # (libpng's adaptive row filters kept) wrote every 3rd train PNG (93 files, 22 MP) 4.9x faster than
+    # level 6 and 6.5 % smaller (0.46 s vs 2.24 s; 16-bit DICOM planes 5.5x faster, 0.4 % smaller):
+    # medical images are mostly runs of background and of small filtered differences
+    encoded, _ = _png_chunks(imagecodecs.png_encode(image, level=1, strategy=imagecodecs.PNG.STRATEGY.RLE))
     before, after, trailer = blobs
     header = b"".join(raw for kind, raw in encoded if kind == b"IHDR")
     idat = b"".join(raw for kind, raw in encoded if kind == b"IDAT")
