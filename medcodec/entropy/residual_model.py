@@ -139,6 +139,15 @@ def _flat_table_costs() -> np.ndarray:
     return np.ascontiguousarray(_table_costs()).ravel()
 
 
+@functools.lru_cache(maxsize=1)
+def _flat_costs_with_raw_bytes() -> np.ndarray:
+    """_flat_table_costs with the escape's two raw bytes added to every ESCAPE entry (the same float
+    per pixel as adding them after the gather)."""
+    costs = _table_costs().copy()
+    costs[:, ESCAPE] += 2 * RAW_BITS
+    return costs.ravel()
+
+
 def ideal_cost_bits(values: np.ndarray, params: PixelParams) -> float:
     """Code length these parameters would give, without coding: for encoder-side choices.
 
@@ -259,6 +268,7 @@ class _SampleCost:
         self.values = values.astype(np.int64, copy=False)
         self.mu = mu.astype(np.int64, copy=False)
         self.ell = ell.astype(np.int64, copy=False)
+        self.ell_range = (int(self.ell.min()), int(self.ell.max())) if self.ell.size else (0, 0)
         self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _terms(self, d_ell, d_mu: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -270,10 +280,16 @@ class _SampleCost:
             column = ((mu & (MEAN_ONE - 1)) >> 1) * ALPHABET + np.where(escaped, ESCAPE, offsets + SUPPORT)
             self.columns[d_mu] = (column, escaped)
         column, escaped = self.columns[d_mu]
-        ell = _clamp_ell(self.ell + d_ell)
-        index = ell * (FRACTIONS * ALPHABET) + column
-        shedding = np.flatnonzero(ell >= SPLIT_ELL)
-        if shedding.size == 0:
+        # one offset for all (the scale search): its range says whether to clamp or look for shedding
+        low_end, high_end = (self.ell_range[0] + d_ell, self.ell_range[1] + d_ell) if np.isscalar(d_ell) \
+            else (0, MAX_ELL)
+        ell = self.ell + d_ell
+        if low_end < 0 or high_end > MAX_ELL - 1:
+            ell = _clamp_ell(ell)
+        index = ell * (FRACTIONS * ALPHABET)
+        index += column
+        shedding = np.flatnonzero(ell >= SPLIT_ELL) if high_end >= SPLIT_ELL else ()
+        if len(shedding) == 0:
             return index, escaped, None
         # the pixels with low bits: pixel_params and ideal_cost_bits' rule on them alone
         params = pixel_params(self.mu[shedding] + d_mu, ell[shedding])
@@ -293,9 +309,8 @@ class _SampleCost:
         return main + extra if low is None else main + extra + float(low.sum())
 
     def pixel_costs(self, d_ell, d_mu: int) -> np.ndarray:
-        index, escaped, low = self._terms(d_ell, d_mu)
-        costs = np.take(_flat_table_costs(), index)
-        costs += (2 * RAW_BITS) * escaped
+        index, _, low = self._terms(d_ell, d_mu)
+        costs = np.take(_flat_costs_with_raw_bytes(), index)
         return costs if low is None else costs + low
 
 
