@@ -138,6 +138,19 @@ class _CodedSet:
         return sum(map(len, self.payloads)) + 2 * SECTION_OVERHEAD + side
 
 
+@dataclass
+class SetModel:
+    """A pixel set as the encoder models it: its values (int64, the set's row-major order), the final
+    per-pixel mean (1/16 sample) and scale index it is coded with, and the choices sent for them."""
+
+    values: np.ndarray
+    mu: np.ndarray
+    ell: np.ndarray
+    calibration: refine.Calibration
+    used: int | None
+    phase: block_phase.Offsets | None
+
+
 def _pack(norm: sp.Normalisation, a_payload: bytes, coded_sets: list[tuple[int, _CodedSet]],
           left_pass: list[int]) -> list[Stream]:
     """A plane's streams: side information, subimage A, each coded set's residual pair at its index."""
@@ -248,6 +261,15 @@ class FastMethod(Method):
         """One pixel set coded with the cheapest of the candidate passes [(left_pass value, (mu, ell))]
         after calibration and refinement (known: the target's grid as decoded so far, for the later
         column sets' own-row neighbours)."""
+        model = self.model_set(target, subs, truth, pixels, candidates, known)
+        main, extra = rm.encode_segments(model.values, rm.pixel_params(model.mu, model.ell))
+        return _CodedSet(model.calibration, model.used, (rans.encode_segments(main), rans.encode_segments(extra)),
+                         model.phase)
+
+    def model_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
+                  candidates: list, known: torch.Tensor | None) -> "SetModel":
+        """What ``_code_set`` codes a set with: its values and final per-pixel (mu, ell), and the
+        choices sent for them (also for analyses that try other corrections on top)."""
         values = truth[pixels]
         ring = refine.NeighbourRing(target, subs, pixels, known) if self.use_refinement else None
         choices = []
@@ -264,8 +286,7 @@ class FastMethod(Method):
             phase = block_phase.fit(values, mu, ell, pixel_classes)
             if phase is not None:
                 mu, ell = block_phase.apply(mu, ell, pixel_classes, phase)
-        main, extra = rm.encode_segments(values, rm.pixel_params(mu, ell))
-        return _CodedSet(calibration, used, (rans.encode_segments(main), rans.encode_segments(extra)), phase)
+        return SetModel(values, mu, ell, calibration, used, phase)
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
