@@ -31,9 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medcodec.pipelines import split as sp  # noqa: E402
-from medcodec.train.loss import code_length_bits, quantised_outputs  # noqa: E402
-from medcodec.train.subimage import SubimageTask, build_networks  # noqa: E402
+from medcodec.train.subimage import SubimageTask, build_networks, subimage_bit_maps  # noqa: E402
 from medcodec.train.trainer import augment, load_crops  # noqa: E402
 
 CLASSES = 511  # signed residual -255..255 in normalised units, as LFC-UNet's softmax
@@ -41,19 +39,12 @@ HELD_OUT = 256  # crops drawn at random (fixed seed), never trained on here
 
 
 def bits_and_classes(nets, crops, lo, shift):
-    """Per target and pass ('fast', 'right': LC-L on the odd columns): (bits per pixel, residual class)."""
-    subs = sp.split(crops, fill=0)
-    norm = {k: sp.normalise(v, lo.view(-1, 1, 1), shift.view(-1, 1, 1)) for k, v in subs.items()}
-    scale = (2.0 ** (-shift.float())).view(-1, 1, 1)
+    """Per target and pass ('fast', 'right': LC-L on the odd columns), as the training loss counts
+    them: (bits per pixel, residual class)."""
     out = {}
-    for target in sp.PREDICTED:
-        base = sp.base_prediction(target, norm).float()
-        x_n = (subs[target].float() - lo.view(-1, 1, 1).float()) * scale
-        for name, left in (("fast", None), ("right", norm[target])):
-            delta, ell = nets[target](sp.network_input(target, norm, left=left).float())
-            mu, ell_q = quantised_outputs(base, delta, ell, shift)
-            bits = code_length_bits(subs[target], lo, shift, mu, ell_q)
-            classes = (torch.round(x_n - mu.detach() / 16).clamp(-255, 255) + 255).long()
+    for target, maps in subimage_bit_maps(nets, crops, lo, shift).items():
+        for name, (bits, residual) in maps.items():
+            classes = (torch.round(residual).clamp(-255, 255) + 255).long()
             if name == "right":
                 bits, classes = bits[..., 1::2], classes[..., 1::2]
             out[f"{name}_{target}"] = (bits, classes)

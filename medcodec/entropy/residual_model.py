@@ -280,9 +280,9 @@ class _SampleCost:
             column = ((mu & (MEAN_ONE - 1)) >> 1) * ALPHABET + np.where(escaped, ESCAPE, offsets + SUPPORT)
             self.columns[d_mu] = (column, escaped)
         column, escaped = self.columns[d_mu]
-        # one offset for all (the scale search): its range says whether to clamp or look for shedding
-        low_end, high_end = (self.ell_range[0] + d_ell, self.ell_range[1] + d_ell) if np.isscalar(d_ell) \
-            else (0, MAX_ELL)
+        # the offsets' range bounds the scales: whether to clamp, whether to look for shedding pixels
+        d_low, d_high = (d_ell, d_ell) if np.isscalar(d_ell) else (int(d_ell.min()), int(d_ell.max()))
+        low_end, high_end = self.ell_range[0] + d_low, self.ell_range[1] + d_high
         ell = self.ell + d_ell
         if low_end < 0 or high_end > MAX_ELL - 1:
             ell = _clamp_ell(ell)
@@ -343,13 +343,15 @@ def decode_values(
     escaped = symbols == ESCAPE
     keep = ~escaped
     n_esc = int(escaped.sum())
-    extra_tables = _raw_byte_tables(n_esc) + _low_bit_tables(params.low_bits[keep])
-    extra = decode_extra(extra_tables)
+    low_bits = params.low_bits[keep]
+    plan = _low_bit_plan(low_bits)  # once: the tables and the joining follow the same plan
+    raw_tables = _raw_byte_tables(n_esc)
+    extra = decode_extra(raw_tables + _low_bit_tables(plan))
     values = np.empty(order.size, dtype=np.int64)
-    values[escaped] = _join_raw_bytes(extra[: len(_raw_byte_tables(n_esc))], n_esc)
-    lows = _join_low_bits(extra[len(_raw_byte_tables(n_esc)) :], params.low_bits[keep])
+    values[escaped] = _join_raw_bytes(extra[: len(raw_tables)], n_esc)
+    lows = _join_low_bits(extra[len(raw_tables):], plan, low_bits.size)
     high = symbols[keep] - SUPPORT + params.base[keep]
-    values[keep] = np.left_shift(high, params.low_bits[keep]) + lows
+    values[keep] = np.left_shift(high, low_bits) + lows
     return values
 
 
@@ -416,12 +418,12 @@ def _low_bit_segments(values: np.ndarray, low_bits: np.ndarray) -> list[Segment]
     ]
 
 
-def _low_bit_tables(low_bits: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    return [(np.ones(1 << width, dtype=np.int64), index.size) for _, width, index in _low_bit_plan(low_bits)]
+def _low_bit_tables(plan: list[tuple[int, int, np.ndarray]]) -> list[tuple[np.ndarray, int]]:
+    return [(np.ones(1 << width, dtype=np.int64), index.size) for _, width, index in plan]
 
 
-def _join_low_bits(parts: list[np.ndarray], low_bits: np.ndarray) -> np.ndarray:
-    lows = np.zeros(low_bits.size, dtype=np.int64)
-    for (shift, _, index), part in zip(_low_bit_plan(low_bits), parts):
+def _join_low_bits(parts: list[np.ndarray], plan: list[tuple[int, int, np.ndarray]], size: int) -> np.ndarray:
+    lows = np.zeros(size, dtype=np.int64)
+    for (shift, _, index), part in zip(plan, parts):
         lows[index] |= part.astype(np.int64) << shift
     return lows

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..entropy.residual_model import tables_sha256
+from ..entropy.residual_model import MEAN_ONE, tables_sha256
 from ..networks.lch import LCHNet
 from ..pipelines import split as sp
 from .loss import code_length_bits, quantised_outputs
@@ -29,24 +29,33 @@ def subimage_bits(nets: dict[str, LCHNet], crops: torch.Tensor, lo: torch.Tensor
     Per target: 'fast' (every pixel by the LC-H pass, left unknown) and 'right' (the odd columns by
     the LC-L pass, the even columns known). The slow path costs (even columns of fast + right) / 2.
     """
-    subs = sp.split(crops, fill=0)
-    norm = {k: sp.normalise(v, lo.view(-1, 1, 1), shift.view(-1, 1, 1)) for k, v in subs.items()}
     out = {}
-    for target in sp.PREDICTED:
-        base = sp.base_prediction(target, norm).float()
-        fast = _bits_map(nets[target], sp.network_input(target, norm), base, subs[target], lo, shift)
-        right = _bits_map(nets[target], sp.network_input(target, norm, left=norm[target]), base, subs[target], lo,
-                          shift)
+    for target, maps in subimage_bit_maps(nets, crops, lo, shift).items():
+        fast, right = maps["fast"][0], maps["right"][0]
         out[f"fast_{target}"] = fast.mean()
         out[f"right_{target}"] = right[..., 1::2].mean()
         out[f"slow_{target}"] = 0.5 * (fast[..., 0::2].mean() + right[..., 1::2].mean())
     return out
 
 
-def _bits_map(net, inputs, base, target, lo, shift):
-    delta, ell = net(inputs.float())
-    mu, ell_q = quantised_outputs(base, delta, ell, shift)
-    return code_length_bits(target, lo, shift, mu, ell_q)
+def subimage_bit_maps(nets: dict[str, LCHNet], crops: torch.Tensor, lo: torch.Tensor, shift: torch.Tensor) -> dict:
+    """{target: {'fast' | 'right': (bits [N, h, w], residual [N, h, w])}} for every pixel of each target
+    subimage, by the LC-H pass and by the LC-L pass (even columns known); the residual is the target
+    minus the predicted mean in the crop's normalised units (for analyses of the loss)."""
+    subs = sp.split(crops, fill=0)
+    norm = {k: sp.normalise(v, lo.view(-1, 1, 1), shift.view(-1, 1, 1)) for k, v in subs.items()}
+    scale = (2.0 ** (-shift.float())).view(-1, 1, 1)
+    out = {}
+    for target in sp.PREDICTED:
+        base = sp.base_prediction(target, norm).float()
+        target_n = (subs[target].float() - lo.view(-1, 1, 1).float()) * scale
+        out[target] = {}
+        for name, left in (("fast", None), ("right", norm[target])):
+            delta, ell = nets[target](sp.network_input(target, norm, left=left).float())
+            mu, ell_q = quantised_outputs(base, delta, ell, shift)
+            bits = code_length_bits(subs[target], lo, shift, mu, ell_q)
+            out[target][name] = (bits, target_n - mu.detach() / MEAN_ONE)
+    return out
 
 
 class SubimageTask:
