@@ -20,10 +20,11 @@ import numpy as np
 import medcodec
 from medcodec.container import format as container
 from medcodec.container.format import Header, Section, SectionKind
-from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError
+from medcodec.errors import (CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError,
+                             UnsupportedVersionError)
 from medcodec.io import source as io_source
 from medcodec.parallel import beside
-from medcodec.pipelines import get_method
+from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
 
 _log = logging.getLogger("medcodec")
@@ -124,8 +125,9 @@ def _stream_cost(streams: list[Stream]) -> int:
 
 
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None) -> tuple[list[Stream], dict]:
-    """A frame's smallest learned streams (of the method's alternatives, each decodable by the method it
-    names), or its classical ones when those are smaller (noted in the meta)."""
+    """A frame's smallest alternative (the learned method's streams, or the recovered JPEG history of a
+    once-JPEG plane; each decodable by the method it names), or its classical streams when those are
+    smaller (noted in the meta)."""
     if not alternatives:
         return base, {"method": "classical"}
     name, learned = min(alternatives, key=lambda a: _stream_cost(a[1]))
@@ -146,7 +148,7 @@ def _pack_file(src: io_source.ImageSource, envelope: bytes, method: Method,
         if plane.shape != shape:  # rare (TIFF pages of different sizes); the header holds the first shape
             frame_meta = {**frame_meta, "shape": list(plane.shape)}
         frames.append(frame_meta)
-    learned_used = any(f["method"] != "classical" for f in frames)
+    learned_used = any(f["method"] not in MODEL_FREE for f in frames)
     header = Header(
         source_kind=src.kind, height=shape[0], width=shape[1], frames=len(src.planes),
         bits_stored=src.bits if src.planes else 0, signed=src.signed, photometric=src.photometric,
@@ -212,8 +214,15 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         return _pack_file(src, envelope, classical, [_choose(b, None) for b in code_classically()])
     # The classical coding (the size bound) runs beside the learned work when the thread budget
     # allows: JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy.
-    base, learned = beside(code_classically,
-                           lambda: [method.encode_alternatives(plane, src.bits) for plane in src.planes])
+    # A plane that was once a JPEG is also offered as the coefficients of that JPEG (jpeg_history):
+    # on such planes far smaller than any predictor's coding of their pixels.
+    history = get_method("jpeg")
+
+    def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
+        return [method.encode_alternatives(plane, src.bits) + history.encode_alternatives(plane, src.bits)
+                for plane in src.planes]
+
+    base, learned = beside(code_classically, code_alternatives)
     plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
     mixed = _pack_file(src, envelope, method, [_choose(b, alternatives) for b, alternatives in zip(base, learned)])
     if len(mixed) > len(plain):
@@ -251,8 +260,11 @@ def _frames(header: Header, max_pixels: int | None = None) -> list[dict[str, Any
 
 def _method_for(name: str, header: Header, device: str) -> Method:
     """The method a frame names, checked against the weights the stream was written with."""
-    if name == "classical":
-        return get_method("classical")
+    if name in MODEL_FREE:
+        return get_method(name)
+    if name not in METHOD_NAMES:
+        raise UnsupportedVersionError(f"frame method {name!r} is unknown to this medcodec: the file was written "
+                                      "by a newer medcodec — upgrade medcodec to decode it")
     method = get_method(name, device)
     if method.model_id != header.model_id or method.model_sha256 != header.model_sha256:
         raise ModelMismatchError(

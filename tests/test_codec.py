@@ -11,9 +11,10 @@ import medcodec
 from medcodec import codec
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
-from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError
+from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, UnsupportedVersionError
 from medcodec.pipelines import Stream, get_method
 from medcodec.pipelines.classical import ClassicalMethod
+from medcodec.pipelines.jpeg_history import JpegHistoryMethod
 
 RNG = np.random.default_rng(7)
 CT_SMALL = get_testdata_file("CT_small.dcm")
@@ -142,7 +143,7 @@ class _BetterMethod(ClassicalMethod):
 
 @pytest.fixture
 def fake_registry(monkeypatch):
-    methods = {"classical": ClassicalMethod(effort=1)}
+    methods = {"classical": ClassicalMethod(effort=1), "jpeg": JpegHistoryMethod()}
 
     def fake_get_method(name, device="auto", effort=None):
         if name not in methods:
@@ -204,6 +205,45 @@ def test_learned_frames_used_when_smaller_and_weights_checked(fake_registry):
     del fake_registry["fast"]
     with pytest.raises(ModelMismatchError):
         codec.decode(data)
+
+
+def _once_jpeg(height, width, quality, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    scene = np.clip(120 + 60 * np.sin(x / 7.0) * np.cos(y / 11.0) + rng.normal(0, 5, (height, width)), 0, 255)
+    return imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(scene.astype(np.uint8), level=quality))
+
+
+def test_once_jpeg_frames_are_coded_as_their_jpeg_and_need_no_weights(fake_registry):
+    fake_registry["fast"] = _BetterMethod()
+    array = np.stack([_once_jpeg(96, 96, 80), _smooth((96, 96), 8, seed=3).astype(np.uint8)])  # 8-bit planes
+    data = codec.encode(array, mode="fast")
+    header, _ = container.unpack(data)
+    assert header.meta["frames"] == [{"method": "jpeg"}, {"method": "fast"}]
+    assert header.model_id == "better-test"  # the fast frame needs the weights
+    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)
+
+    only_jpeg = codec.encode(array[:1], mode="fast")
+    header, _ = container.unpack(only_jpeg)
+    assert header.meta["frames"] == [{"method": "jpeg"}] and header.model_id == "" and header.method == "fast"
+    assert len(only_jpeg) < 0.8 * len(codec.encode(array[:1], mode="classical"))
+    del fake_registry["fast"]  # decodes without any learned method installed
+    np.testing.assert_array_equal(codec.decode(only_jpeg).planes[0], array[0])
+    info = codec.info(only_jpeg)
+    assert info["frames"][0]["method"] == "jpeg" and info["section_bytes"]["method_stream"] > 0
+
+
+def test_classical_mode_stays_jpeg_xl_only():
+    data = codec.encode(_once_jpeg(64, 64, 80), mode="classical")
+    assert container.unpack(data)[0].meta["frames"] == [{"method": "classical"}]
+
+
+def test_frame_method_from_a_newer_medcodec_is_refused_as_such():
+    data = codec.encode(_smooth((32, 32), 8), mode="classical")
+    header, _ = container.unpack(data)
+    newer = _repack(data, header_changes={"meta": {**header.meta, "frames": [{"method": "future-method"}]}})
+    with pytest.raises(UnsupportedVersionError, match="newer medcodec"):
+        codec.decode(newer)
 
 
 class _TwoLayoutMethod(_BetterMethod):

@@ -23,6 +23,7 @@ import numpy as np
 from medcodec.bench.codecs import CODECS, REFERENCE, ClassicalCodec
 from medcodec.errors import ModelMismatchError
 from medcodec.io.source import is_candidate_file
+from medcodec.pipelines import MODEL_FREE
 
 LEARNED_MODES = ("fast", "slow", "latent")
 MODE_CHOICES = ("fast", "slow", "latent", "classical", "all", "none")
@@ -228,20 +229,26 @@ def run_medcodec(
 def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, Any]:
     """Where the .mlc's bytes went, from codec.info: overhead_bytes (envelope and container, which
     classical codecs do not pay), section_bytes per kind (latent z vs residuals, JPEG-XL subimage...)
-    and learned_pixels, the pixels of frames the mode kept rather than storing them classically (a slow
-    file may keep a frame in the fast layout of its own coding: learned too).
+    learned_pixels, the pixels of frames the mode coded itself rather than storing them classically (a
+    slow file may keep a frame in the fast layout of its own coding: learned too; the classical mode's
+    frames are all its own), and jpeg_pixels, those of frames coded as their recovered JPEG history
+    (``pipelines.jpeg_history``).
 
     Empty when the codec cannot say (info is a convenience here: a verified result stands without it).
     """
     try:
         summary = codec_module.info(blob)
         sections = {str(k): int(v) for k, v in summary["section_bytes"].items()}
-        learned = sum(int(f["shape"][0]) * int(f["shape"][1]) for f in summary["frames"]
-                      if f.get("method") == mode or (mode != "classical" and f.get("method") != "classical"))
+        pixels = {}
+        for f in summary["frames"]:
+            method = f.get("method")
+            kind = "learned" if method == mode or method not in MODEL_FREE else method
+            pixels[kind] = pixels.get(kind, 0) + int(f["shape"][0]) * int(f["shape"][1])
     except Exception:
         return {}
     pixel_bytes = sum(v for k, v in sections.items() if k != "envelope")
-    return {"overhead_bytes": len(blob) - pixel_bytes, "section_bytes": sections, "learned_pixels": learned}
+    return {"overhead_bytes": len(blob) - pixel_bytes, "section_bytes": sections,
+            "learned_pixels": pixels.get("learned", 0), "jpeg_pixels": pixels.get("jpeg", 0)}
 
 
 def _warm_up(codec_module: Any, mode: str, device: str) -> None:

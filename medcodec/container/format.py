@@ -18,7 +18,7 @@ from typing import Any
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 # PNG-style: the high-bit first byte catches 7-bit transports, CR LF catches newline conversion,
 # ^Z stops DOS `type`, the final LF catches LF -> CR LF conversion.
 MAGIC = b"\x89MLC\r\n\x1a\n"

@@ -9,7 +9,7 @@ import importlib
 from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError
 from medcodec.pipelines.base import Method, Stream
 
-__all__ = ["Method", "Stream", "METHOD_NAMES", "get_method"]
+__all__ = ["Method", "Stream", "METHOD_NAMES", "MODEL_FREE", "get_method"]
 
 # name -> (module, class). Learned methods take device=...; classical takes effort=...
 _LEARNED: dict[str, tuple[str, str]] = {
@@ -18,6 +18,9 @@ _LEARNED: dict[str, tuple[str, str]] = {
     "latent": ("medcodec.pipelines.latent", "LatentMethod"),
 }
 METHOD_NAMES: tuple[str, ...] = ("classical", *_LEARNED)
+# methods a frame may name that need no weights: the classical fallback, and the recovered JPEG
+# history of a once-JPEG 8-bit plane, which the learned modes offer beside their own streams
+MODEL_FREE: tuple[str, ...] = ("classical", "jpeg")
 
 
 @functools.lru_cache(maxsize=16)
@@ -30,6 +33,10 @@ def get_method(name: str, device: str = "auto", effort: int | None = None) -> Me
         from medcodec.pipelines.classical import ClassicalMethod
 
         return ClassicalMethod(effort=effort)
+    if name == "jpeg":
+        from medcodec.pipelines.jpeg_history import JpegHistoryMethod
+
+        return JpegHistoryMethod()
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]

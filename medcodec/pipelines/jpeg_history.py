@@ -1,0 +1,222 @@
+"""JPEG history: an 8-bit plane that is a decoded JPEG, coded as that JPEG's coefficients.
+
+Why: many archived 8-bit images were JPEG files once (a modality or a PACS stored lossy JPEG, a
+migration decompressed it, the archive keeps the pixels losslessly; two of the corpus's five 8-bit
+folders went through JPEG upstream). Such a plane is, block by block, the inverse DCT of a few
+quantised coefficients - far less information than its pixels suggest. Predictors, JPEG-XL included,
+see only the pixels and code them at their full apparent entropy; the coefficients are what to code.
+
+How, on the encoder's side (``recover``):
+* the 8x8 blocks' DCT (orthonormal, as JPEG's) on the grid starting at (0, 0), edge blocks padded by
+  replicating the last row and column, as a JPEG encoder pads;
+* the quantisation table: of the IJG tables (the standard's luminance table scaled by quality 1..95,
+  what libjpeg, libjpeg-turbo, Pillow and most software write), the one under which most sampled
+  blocks' coefficients lie on the quantisation grid; none fitting well enough means no JPEG history;
+* the coefficients, rounded, written as a baseline JPEG (``entropy.jpeg_baseline``), decoded by
+  libjpeg-turbo (its integer IDCT, identical on every platform), and the pixels it gets wrong kept as
+  a correction plane (usually a few hundred of them: clamped or edge blocks).
+
+Streams: METHOD_STREAM 0, the JPEG losslessly recompressed by JPEG-XL (its JPEG transcoding: the
+decoder gets the exact JPEG file back); METHOD_STREAM 1 (only when some pixel differs), the correction
+plane ``pixel - decoded + 256`` (9 bits) in the classical method's PLANE layout. The codec keeps this
+coding only where it is smaller than the others, and the decoder's result is checked against the
+plane's checksum like every other method's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import imagecodecs
+import numpy as np
+
+from medcodec.container.format import SectionKind
+from medcodec.entropy import jpeg_baseline
+from medcodec.errors import CorruptStreamError
+from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
+from medcodec.pipelines.classical import ClassicalMethod
+
+# ITU T.81 Annex K.1 luminance table, natural order; IJG scales it by quality
+STANDARD_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+])
+QUALITIES = range(1, 96)  # above 95 the table is mostly ones: any image fits it, nothing to gain
+SAMPLE_BLOCKS = 2048  # blocks the table is chosen on (an even stride through the plane)
+GRID_TOLERANCE = 1.25  # |coefficient - nearest multiple of q| of a block on the grid (IDCT rounding noise)
+MIN_ON_GRID = 0.25  # share of sampled blocks on the chosen table's grid, below which: no JPEG history
+CORRECTION_OFFSET = 256  # the correction plane stores pixel - decoded + 256, 9 bits
+MIN_SIDE = 16
+
+
+def ijg_table(quality: int) -> np.ndarray:
+    """libjpeg's jpeg_set_quality table (baseline: entries clamped to 1..255), natural order."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((STANDARD_LUMINANCE * scale + 50) // 100, 1, 255)
+
+
+def _dct_matrix() -> np.ndarray:
+    k = np.arange(8)
+    m = np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / 16) * np.sqrt(2 / 8)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+_DCT = _dct_matrix()
+
+
+def _blocks(plane: np.ndarray) -> np.ndarray:
+    """[blocks, 64] of the plane in raster order of 8x8 blocks, edge blocks padded by replication."""
+    height, width = plane.shape
+    rows, cols = -(-height // 8), -(-width // 8)
+    padded = np.pad(plane.astype(np.float64), ((0, rows * 8 - height), (0, cols * 8 - width)), mode="edge")
+    return padded.reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3).reshape(rows * cols, 64)
+
+
+def block_dct(plane: np.ndarray) -> np.ndarray:
+    """[block rows, block columns, 64] orthonormal DCT of (plane - 128), edge blocks padded by replication."""
+    rows, cols = -(-plane.shape[0] // 8), -(-plane.shape[1] // 8)
+    blocks = (_blocks(plane) - 128).reshape(-1, 8, 8)
+    return (_DCT @ blocks @ _DCT.T).reshape(rows, cols, 64)
+
+
+def _inverse_dct(coefficients: np.ndarray) -> np.ndarray:
+    """[blocks, 64] -> [blocks, 64]: the float inverse of ``block_dct``'s transform (before the +128)."""
+    return (_DCT.T @ coefficients.reshape(-1, 8, 8) @ _DCT).reshape(-1, 64)
+
+
+def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(quantisation table, share of sampled blocks on its grid) of the IJG quality that explains the
+    plane in the fewest bits, or None when no table puts enough blocks with some detail on its grid.
+
+    A table finer than the true one (entries dividing it) also puts every block on its grid, and a
+    slightly coarser one most: so the choice is by description length on a sample of blocks, an
+    estimate of the coefficients' bits (log2(1 + 2|c|) each) plus 8 bits per pixel their float inverse
+    DCT gets wrong, among the tables with at least half as many blocks on their grid as the best.
+    """
+    flat = dct.reshape(-1, 64)
+    # flat blocks lie on every grid: only blocks with some detail are evidence
+    detailed = np.flatnonzero(np.abs(flat[:, 1:]).max(axis=1) > 2 * GRID_TOLERANCE)
+    if detailed.size == 0:
+        return None
+    index = detailed[np.linspace(0, detailed.size - 1, min(SAMPLE_BLOCKS, detailed.size)).astype(np.int64)]
+    sample = flat[index]
+    pixels = _blocks(plane)[index]
+    shares = []
+    for quality in QUALITIES:
+        table = ijg_table(quality)
+        off_grid = np.abs(sample - table * np.round(sample / table))
+        shares.append(float(np.mean(np.all(off_grid <= GRID_TOLERANCE, axis=1))))
+    if max(shares) < MIN_ON_GRID:
+        return None
+    best = None
+    for quality, share in zip(QUALITIES, shares):
+        if share < max(shares) / 2:
+            continue
+        table = ijg_table(quality)
+        quantised = np.round(sample / table)
+        decoded = np.clip(np.round(_inverse_dct(quantised * table) + 128), 0, 255)
+        bits = float(np.log2(1 + 2 * np.abs(quantised)).sum()) + 8.0 * np.count_nonzero(decoded != pixels)
+        if best is None or bits < best[0]:
+            best = (bits, table, share)
+    return best[1], best[2]
+
+
+def decode_jpeg(jpeg: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """libjpeg-turbo's decoding of a grey baseline JPEG, after checking its declared size (a hostile
+    stream must not make the decoder allocate more than the frame it claims to be)."""
+    if _jpeg_shape(jpeg) != tuple(shape):
+        raise CorruptStreamError(f"jpeg frame: the JPEG is not the frame's {shape[0]}x{shape[1]} grey image")
+    try:
+        plane = imagecodecs.jpeg8_decode(jpeg)
+    except Exception as exc:  # imagecodecs raises its own Jpeg8Error on garbage
+        raise CorruptStreamError(f"jpeg frame: JPEG stream cannot be decoded ({exc})") from exc
+    if plane.shape != tuple(shape):
+        raise CorruptStreamError("jpeg frame: the JPEG decodes to another size than it declares")
+    return plane
+
+
+def _jpeg_shape(jpeg: bytes) -> tuple[int, int] | None:
+    """(height, width) of a one-component JPEG's frame header, or None when there is none."""
+    pos = 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker, length = jpeg[pos + 1], int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if pos + 10 > len(jpeg) or jpeg[pos + 9] != 1:
+                return None
+            return int.from_bytes(jpeg[pos + 5:pos + 7], "big"), int.from_bytes(jpeg[pos + 7:pos + 9], "big")
+        pos += 2 + length
+    return None
+
+
+@dataclass(frozen=True)
+class Recovery:
+    jpeg: bytes  # the baseline JPEG of the recovered coefficients
+    decoded: np.ndarray  # what libjpeg-turbo decodes it to
+    on_grid: float  # share of the sampled blocks on the table's grid
+
+
+def recover(plane: np.ndarray, bits: int) -> Recovery | None:
+    """The plane's JPEG history, when it has one (8-bit planes of at least 16 x 16 only)."""
+    if bits != 8 or min(plane.shape) < MIN_SIDE:
+        return None
+    dct = block_dct(plane)
+    chosen = choose_table(dct, plane)
+    if chosen is None:
+        return None
+    table, on_grid = chosen
+    coefficients = np.round(dct / table).astype(np.int64)
+    try:
+        jpeg = jpeg_baseline.write(coefficients, table, *plane.shape)
+    except ValueError:  # a coefficient outside baseline JPEG's range: not a JPEG's
+        return None
+    return Recovery(jpeg, decode_jpeg(jpeg, plane.shape), on_grid)
+
+
+class JpegHistoryMethod(Method):
+    """An 8-bit plane as the coefficients of the JPEG it was decoded from, plus a correction plane."""
+
+    name = "jpeg"
+
+    def __init__(self) -> None:
+        self.correction = ClassicalMethod()
+
+    def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
+        """The plane's streams; InvalidInputError-free, but ValueError when it has no JPEG history
+        (``encode_alternatives`` offers nothing then)."""
+        alternatives = self.encode_alternatives(plane, bits)
+        if not alternatives:
+            raise ValueError("the plane shows no JPEG history")
+        return alternatives[0][1]
+
+    def encode_alternatives(self, plane: np.ndarray, bits: int) -> list[tuple[str, list[Stream]]]:
+        plane = check_plane(plane, bits)
+        recovery = recover(plane, bits)
+        if recovery is None:
+            return []
+        streams = [Stream(SectionKind.METHOD_STREAM, 0, imagecodecs.jpegxl_encode_jpeg(recovery.jpeg))]
+        difference = plane.astype(np.int16) - recovery.decoded.astype(np.int16)
+        if difference.any():
+            correction = (difference + CORRECTION_OFFSET).astype(np.uint16)
+            payload = self.correction.encode(correction, 9)[0].payload
+            streams.append(Stream(SectionKind.METHOD_STREAM, 1, payload))
+        return [(self.name, streams)]
+
+    def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
+        payloads = {s.index: s.payload for s in streams if s.kind == SectionKind.METHOD_STREAM}
+        if bits != 8 or 0 not in payloads or set(payloads) - {0, 1} or len(payloads) != len(streams):
+            raise CorruptStreamError("jpeg frame: expected an 8-bit plane's JPEG stream and at most a correction")
+        try:
+            jpeg = imagecodecs.jpegxl_decode_jpeg(payloads[0])
+        except Exception as exc:  # imagecodecs raises JpegxlError on garbage
+            raise CorruptStreamError(f"jpeg frame: JPEG-XL stream cannot be decoded ({exc})") from exc
+        plane = decode_jpeg(bytes(jpeg), shape).astype(np.int32)
+        if 1 in payloads:
+            correction = self.correction.decode([Stream(SectionKind.PLANE_CLASSICAL, 0, payloads[1])], shape, 9)
+            plane += correction.astype(np.int32) - CORRECTION_OFFSET
+            if plane.min() < 0 or plane.max() > 255:
+                raise CorruptStreamError("jpeg frame: corrected pixels fall outside 8 bits")
+        return check_decoded(plane.astype(np.uint16), shape, bits, self.name)

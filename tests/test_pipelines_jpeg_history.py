@@ -1,0 +1,92 @@
+"""JPEG history: a plane decoded from a JPEG is recovered as that JPEG's coefficients, decodes exactly
+(with a correction where pixels were changed after decoding), and other planes are left alone."""
+
+import imagecodecs
+import numpy as np
+import pytest
+
+from medcodec.container.format import SectionKind
+from medcodec.errors import CorruptStreamError
+from medcodec.pipelines import get_method
+from medcodec.pipelines.base import Stream
+from medcodec.pipelines.classical import ClassicalMethod
+from medcodec.pipelines.jpeg_history import JpegHistoryMethod, block_dct, choose_table, ijg_table, recover
+
+RNG = np.random.default_rng(11)
+
+
+def _scene(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    image = 110 + 70 * np.sin(x / 9.0) * np.cos(y / 13.0) + RNG.normal(0, 6, (height, width))
+    image[: height // 4] = 0  # a black border: decoded ringing is clamped there
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _once_jpeg(height: int, width: int, quality: int) -> np.ndarray:
+    return imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(_scene(height, width), level=quality)).astype(np.uint16)
+
+
+def _bytes(streams) -> int:
+    return sum(len(s.payload) for s in streams)
+
+
+@pytest.mark.parametrize("height,width,quality", [(64, 64, 75), (77, 101, 50), (130, 96, 92), (16, 200, 30)])
+def test_once_jpeg_plane_is_recovered_exactly_and_small(height, width, quality):
+    plane = _once_jpeg(height, width, quality)
+    method = JpegHistoryMethod()
+    (name, streams), = method.encode_alternatives(plane, 8)
+    assert name == "jpeg" and all(s.kind == SectionKind.METHOD_STREAM for s in streams)
+    np.testing.assert_array_equal(method.decode(streams, plane.shape, 8), plane)
+    assert _bytes(streams) < 0.8 * _bytes(ClassicalMethod(effort=7).encode(plane, 8))
+
+
+def test_the_quantisation_table_is_found():
+    plane = _once_jpeg(96, 128, 75)
+    table, on_grid = choose_table(block_dct(plane), plane)
+    np.testing.assert_array_equal(table, ijg_table(75))
+    assert on_grid > 0.9
+
+
+def test_pixels_changed_after_decoding_go_in_the_correction():
+    plane = _once_jpeg(80, 88, 85)
+    plane[40, 10:20] = 255 - plane[40, 10:20]  # e.g. a burned-in annotation
+    method = JpegHistoryMethod()
+    streams = method.encode(plane, 8)
+    assert [s.index for s in streams] == [0, 1]
+    np.testing.assert_array_equal(method.decode(streams, plane.shape, 8), plane)
+
+
+@pytest.mark.parametrize("plane,bits", [
+    (RNG.integers(0, 256, (64, 64)).astype(np.uint16), 8),  # noise
+    (_scene(64, 64).astype(np.uint16), 8),  # the same scene, never JPEG-coded
+    (_once_jpeg(64, 64, 75) * 16, 12),  # not 8-bit
+    (_once_jpeg(8, 64, 75), 8),  # too small to tell
+])
+def test_other_planes_have_no_history(plane, bits):
+    method = JpegHistoryMethod()
+    assert recover(plane, bits) is None and method.encode_alternatives(plane, bits) == []
+    with pytest.raises(ValueError, match="no JPEG history"):
+        method.encode(plane, bits)
+
+
+def test_damaged_or_foreign_streams_are_refused():
+    plane = _once_jpeg(48, 40, 75)
+    method = JpegHistoryMethod()
+    streams = method.encode(plane, 8)
+    other = method.encode(_once_jpeg(48, 48, 75), 8)
+    bad = [
+        ([Stream(SectionKind.METHOD_STREAM, 0, b"not a JPEG-XL stream")], plane.shape, 8),
+        (other, plane.shape, 8),  # a JPEG of another size
+        (streams, plane.shape, 12),
+        ([], plane.shape, 8),
+        (streams + [Stream(SectionKind.METHOD_STREAM, 2, b"x")], plane.shape, 8),
+        (streams + [Stream(SectionKind.METHOD_STREAM, 1, b"\x01garbage")], plane.shape, 8),
+    ]
+    for case_streams, shape, bits in bad:
+        with pytest.raises(CorruptStreamError):
+            method.decode(case_streams, shape, bits)
+
+
+def test_registered_without_weights():
+    method = get_method("jpeg")
+    assert isinstance(method, JpegHistoryMethod) and method.model_id == ""
