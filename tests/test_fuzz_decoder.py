@@ -57,16 +57,27 @@ def _slow_split_file(original: np.ndarray) -> bytes:
     return _own_streams_file(original, "slow", method)
 
 
-@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "latent"])
+def _once_jpeg_annotated() -> np.ndarray:
+    """A once-JPEG image with a line drawn on it after decoding: its jpeg frame carries a correction."""
+    image = jpeg_blocked((128, 150)).astype(np.uint8)
+    image[60, 20:90] = 255
+    return image
+
+
+@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "latent", "jpeg"])
 def encoded(request):
-    # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets
-    original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
+    # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
+    # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
+    if request.param == "jpeg":
+        original = _once_jpeg_annotated()
+    else:
+        original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
     mode = request.param.split("-")[0]
     try:
         if request.param == "slow-split":
             blob = _slow_split_file(original)
         else:
-            blob = codec.encode(original, mode=mode, device="cpu")
+            blob = codec.encode(original, mode="fast" if mode == "jpeg" else mode, device="cpu")
             if codec.info(blob)["frames"][0]["method"] != mode:
                 blob = _own_streams_file(original, mode)
     except MedcodecError as exc:
@@ -76,6 +87,9 @@ def encoded(request):
     if request.param == "fast-phase":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"
+    if request.param == "jpeg":
+        indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
+        assert indices == [0, 1], "fuzz the correction plane too"
     assert np.array_equal(codec.decode(blob, device="cpu").planes[0], original)
     return original, blob
 
