@@ -1,16 +1,20 @@
 """JPEG history: a plane decoded from a JPEG is recovered as that JPEG's coefficients, decodes exactly
 (with a correction where pixels were changed after decoding), and other planes are left alone."""
 
+import io
+
 import imagecodecs
 import numpy as np
 import pytest
+from PIL import Image
 
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError
 from medcodec.pipelines import get_method
 from medcodec.pipelines.base import Stream
 from medcodec.pipelines.classical import ClassicalMethod
-from medcodec.pipelines.jpeg_history import JpegHistoryMethod, block_dct, choose_table, ijg_table, recover
+from medcodec.pipelines.jpeg_history import (JpegHistoryMethod, block_dct, choose_table, estimate_table, ijg_table,
+                                             recover)
 
 RNG = np.random.default_rng(11)
 
@@ -45,6 +49,21 @@ def test_the_quantisation_table_is_found():
     table, on_grid = choose_table(block_dct(plane), plane)
     np.testing.assert_array_equal(table, ijg_table(75))
     assert on_grid > 0.9
+
+
+def test_a_non_ijg_table_is_estimated_from_the_coefficients():
+    """Encoders with their own tables (here Pillow given one) are recovered too."""
+    table = (np.arange(64) % 13 + 3).astype(np.int64)  # natural order, nothing like IJG's
+    buffer = io.BytesIO()
+    Image.fromarray(_scene(120, 136)).save(buffer, "JPEG", qtables=[table.tolist()])
+    plane = np.asarray(Image.open(io.BytesIO(buffer.getvalue()))).astype(np.uint16)
+    dct = block_dct(plane)
+    np.testing.assert_array_equal(choose_table(dct, plane)[0], table)
+    method = JpegHistoryMethod()
+    streams = method.encode(plane, 8)
+    np.testing.assert_array_equal(method.decode(streams, plane.shape, 8), plane)
+    assert _bytes(streams) < 0.8 * _bytes(ClassicalMethod(effort=7).encode(plane, 8))
+    assert estimate_table(block_dct(RNG.integers(0, 256, (64, 64))).reshape(-1, 64)) is None
 
 
 def test_pixels_changed_after_decoding_go_in_the_correction():

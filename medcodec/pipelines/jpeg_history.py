@@ -10,8 +10,9 @@ How, on the encoder's side (``recover``):
 * the 8x8 blocks' DCT (orthonormal, as JPEG's) on the grid starting at (0, 0), edge blocks padded by
   replicating the last row and column, as a JPEG encoder pads;
 * the quantisation table: of the IJG tables (the standard's luminance table scaled by quality 1..95,
-  what libjpeg, libjpeg-turbo, Pillow and most software write), the one under which most sampled
-  blocks' coefficients lie on the quantisation grid; none fitting well enough means no JPEG history;
+  what libjpeg, libjpeg-turbo, Pillow and most software write) and one estimated coefficient by
+  coefficient (for other encoders' tables), the one that explains a sample of the blocks in the fewest
+  bits; no table putting enough blocks on its grid means no JPEG history;
 * the coefficients, rounded, written as a baseline JPEG (``entropy.jpeg_baseline``), decoded by
   libjpeg-turbo (its integer IDCT, identical on every platform), and the pixels it gets wrong kept as
   a correction plane (usually a few hundred of them: clamped or edge blocks).
@@ -50,6 +51,10 @@ GRID_TOLERANCE = 1.25  # |coefficient - nearest multiple of q| of a block on the
 MIN_ON_GRID = 0.25  # share of sampled blocks on the chosen table's grid, below which: no JPEG history
 CORRECTION_OFFSET = 256  # the correction plane stores pixel - decoded + 256, 9 bits
 MIN_SIDE = 16
+STEPS = np.arange(2, 256)  # quantisation steps an estimated table may have (baseline: 1..255)
+STEP_TOLERANCE = 0.6  # per coefficient: |value - nearest multiple of the step| of a value on its grid
+EVIDENCE = 16  # clearly non-zero values a coefficient's step is read from
+AGREEMENT = 0.8  # share of them on the step's grid
 
 
 def ijg_table(quality: int) -> np.ndarray:
@@ -88,9 +93,39 @@ def _inverse_dct(coefficients: np.ndarray) -> np.ndarray:
     return (_DCT.T @ coefficients.reshape(-1, 8, 8) @ _DCT).reshape(-1, 64)
 
 
+def estimate_table(sample: np.ndarray) -> np.ndarray | None:
+    """A quantisation table read off the coefficients themselves, for JPEGs not written with IJG tables:
+    per coefficient, the coarsest step on whose grid nearly all of its clearly non-zero values lie
+    (within STEP_TOLERANCE, tighter than the per-block test: a step one off the true one would pass
+    that); where too few values are non-zero to tell, the nearest estimated entry in zigzag order.
+    None when the two lowest frequencies show no step above 1 (no JPEG history of this kind)."""
+    steps = np.zeros(64, np.int64)
+    for k in [1, 8] + [k for k in range(64) if k not in (1, 8)]:
+        values = np.abs(sample[:, k])
+        values = values[values >= 1.0]
+        candidates = STEPS[STEPS <= 2 * values.max(initial=0.0)]
+        if values.size >= EVIDENCE and candidates.size:
+            q = candidates[:, None]
+            clear = values[None, :] >= q / 2
+            on_grid = clear & (np.abs(values[None, :] - q * np.round(values[None, :] / q)) <= STEP_TOLERANCE)
+            fits = (clear.sum(axis=1) >= EVIDENCE) & (on_grid.sum(axis=1) >= AGREEMENT * clear.sum(axis=1))
+            steps[k] = candidates[fits].max() if fits.any() else 1
+        if k == 8 and steps[1] <= 1 and steps[8] <= 1:
+            return None
+    known = [i for i in range(64) if steps[jpeg_baseline.ZIGZAG[i]] > 0]
+    for i in range(64):
+        k = jpeg_baseline.ZIGZAG[i]
+        if steps[k] == 0:
+            steps[k] = steps[jpeg_baseline.ZIGZAG[min(known, key=lambda j: abs(j - i))]]
+    steps[0] = max(steps[0], 1)
+    return steps
+
+
 def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """(quantisation table, share of sampled blocks on its grid) of the IJG quality that explains the
-    plane in the fewest bits, or None when no table puts enough blocks with some detail on its grid.
+    """(quantisation table, share of sampled blocks on its grid) that explains the plane in the fewest
+    bits, or None when no table puts enough blocks with some detail on its grid. Candidates: the IJG
+    tables (the standard's luminance table scaled by quality, what libjpeg, libjpeg-turbo, Pillow and
+    most software write) and a table estimated coefficient by coefficient (``estimate_table``).
 
     A table finer than the true one (entries dividing it) also puts every block on its grid, and a
     slightly coarser one most: so the choice is by description length on a sample of blocks, an
@@ -105,24 +140,23 @@ def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float]
     index = detailed[np.linspace(0, detailed.size - 1, min(SAMPLE_BLOCKS, detailed.size)).astype(np.int64)]
     sample = flat[index]
     pixels = _blocks(plane)[index]
-    shares = []
-    for quality in QUALITIES:
-        table = ijg_table(quality)
-        off_grid = np.abs(sample - table * np.round(sample / table))
-        shares.append(float(np.mean(np.all(off_grid <= GRID_TOLERANCE, axis=1))))
+    tables = [ijg_table(quality) for quality in QUALITIES]
+    estimated = estimate_table(sample)
+    if estimated is not None:
+        tables.append(estimated)
+    shares = [float(np.mean(np.all(np.abs(sample - t * np.round(sample / t)) <= GRID_TOLERANCE, axis=1)))
+              for t in tables]
     if max(shares) < MIN_ON_GRID:
         return None
-    best = None
-    for quality, share in zip(QUALITIES, shares):
-        if share < max(shares) / 2:
-            continue
-        table = ijg_table(quality)
+
+    def description_bits(table: np.ndarray) -> float:
         quantised = np.round(sample / table)
         decoded = np.clip(np.round(_inverse_dct(quantised * table) + 128), 0, 255)
-        bits = float(np.log2(1 + 2 * np.abs(quantised)).sum()) + 8.0 * np.count_nonzero(decoded != pixels)
-        if best is None or bits < best[0]:
-            best = (bits, table, share)
-    return best[1], best[2]
+        return float(np.log2(1 + 2 * np.abs(quantised)).sum()) + 8.0 * np.count_nonzero(decoded != pixels)
+
+    table, share = min(((t, s) for t, s in zip(tables, shares) if s >= max(shares) / 2),
+                       key=lambda candidate: description_bits(candidate[0]))
+    return table, share
 
 
 def decode_jpeg(jpeg: bytes, shape: tuple[int, int]) -> np.ndarray:
