@@ -216,7 +216,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     # allows: JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy.
     # A plane that was once a JPEG is also offered as the coefficients of that JPEG (jpeg_history):
     # on such planes far smaller than any predictor's coding of their pixels.
-    history = get_method("jpeg")
+    history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         return [method.encode_alternatives(plane, src.bits) + history.encode_alternatives(plane, src.bits)

@@ -11,7 +11,7 @@ from medcodec.pipelines.base import Method, Stream
 
 __all__ = ["Method", "Stream", "METHOD_NAMES", "MODEL_FREE", "get_method"]
 
-# name -> (module, class). Learned methods take device=...; classical takes effort=...
+# name -> (module, class). Learned methods take device=...; classical and jpeg take effort=...
 _LEARNED: dict[str, tuple[str, str]] = {
     "fast": ("medcodec.pipelines.subimage", "FastMethod"),
     "slow": ("medcodec.pipelines.subimage", "SlowMethod"),
@@ -36,7 +36,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None) -> Me
     if name == "jpeg":
         from medcodec.pipelines.jpeg_history import JpegHistoryMethod
 
-        return JpegHistoryMethod()
+        return JpegHistoryMethod(effort=effort)
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]

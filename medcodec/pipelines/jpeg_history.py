@@ -215,12 +215,13 @@ class JpegHistoryMethod(Method):
 
     name = "jpeg"
 
-    def __init__(self) -> None:
-        self.correction = ClassicalMethod()
+    def __init__(self, effort: int | Sequence[int] | None = None) -> None:
+        """effort: the JPEG-XL effort(s) of the correction plane (the JPEG's transcoding has none)."""
+        self.correction = ClassicalMethod(effort=effort)
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
-        """The plane's streams; InvalidInputError-free, but ValueError when it has no JPEG history
-        (``encode_alternatives`` offers nothing then)."""
+        """The plane's streams; ValueError when it shows no JPEG history (``encode_alternatives``, what
+        the codec calls, offers nothing then)."""
         alternatives = self.encode_alternatives(plane, bits)
         if not alternatives:
             raise ValueError("the plane shows no JPEG history")
