@@ -122,6 +122,6 @@ def test_shipped_model_round_trip():
     try:
         method = LatentMethod(device="cpu")
     except ModelMismatchError as exc:
-        pytest.skip(f"latent-v1 is not installed: {exc}")
+        pytest.skip(f"latent-v2 is not installed: {exc}")
     plane, bits = smooth((96, 104), 12, seed=7), 12
     assert np.array_equal(method.decode(method.encode(plane, bits), plane.shape, bits), plane)

@@ -36,7 +36,7 @@ from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from .subimage import resolve_device
 
-DEFAULT_MODEL = "latent-v1"
+DEFAULT_MODEL = "latent-v2"
 ARCHITECTURE = "lvpnet-gmsm-qcm-int8/v1"
 BAND_ROWS = 32  # latent rows per integer pass: bounds memory on large planes
 
