@@ -233,6 +233,22 @@ def test_once_jpeg_frames_are_coded_as_their_jpeg_and_need_no_weights(fake_regis
     assert info["frames"][0]["method"] == "jpeg" and info["section_bytes"]["method_stream"] > 0
 
 
+def test_learned_coding_is_not_run_where_the_jpeg_history_wins_by_far(fake_registry):
+    calls = []
+
+    class Counting(_BetterMethod):
+        def encode(self, plane, bits):
+            calls.append(plane.shape)
+            return super().encode(plane, bits)
+
+    fake_registry["fast"] = Counting()
+    array = np.stack([_once_jpeg(96, 96, 50), _smooth((96, 96), 8, seed=3).astype(np.uint8)])
+    data = codec.encode(array, mode="fast")
+    assert [f["method"] for f in container.unpack(data)[0].meta["frames"]] == ["jpeg", "fast"]
+    assert calls == [(96, 96)]  # only the second frame was coded by the learned method
+    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)
+
+
 def test_classical_mode_stays_jpeg_xl_only():
     data = codec.encode(_once_jpeg(64, 64, 80), mode="classical")
     assert container.unpack(data)[0].meta["frames"] == [{"method": "classical"}]
