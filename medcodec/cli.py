@@ -161,7 +161,8 @@ def _with_common(fn: Callable) -> Callable:
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
 @_with_common
 @click.option("-m", "--mode", type=click.Choice(MODES), default="fast", show_default=True,
-              help="Coding method; files are never larger than with 'classical'.")
+              help="Coding method; files are never larger than with 'classical' (JPEG-XL only). The other "
+                   "modes also recover 8-bit images that were JPEGs once as that JPEG, where smaller.")
 @click.option("--effort", type=click.IntRange(1, 10), default=None,
               help="JPEG-XL effort for classical parts (default 7; slow mode tries 7 and 9 and keeps the smaller; "
                    "9 is ~1% smaller, ~3x slower).")
@@ -325,6 +326,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         split = f.get("section_bytes", {})
         if split.get("latent_z"):  # what the latent costs against what it saves (issue: latent mode)
             note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
+        if f.get("method") == "jpeg":
+            note += " (the JPEG it was decoded from, recovered)"
         lines.append(f"    #{f.get('frame')}: {shape} {f.get('bits')}-bit, {f.get('method')}, {size}{note}")
     if len(frames) > 32:
         lines.append(f"    ... {len(frames) - 32} more (use --json)")
