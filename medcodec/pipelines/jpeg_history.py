@@ -14,8 +14,9 @@ How, on the encoder's side (``recover``):
   coefficient (for other encoders' tables), the one that explains a sample of the blocks in the fewest
   bits; no table putting enough blocks on its grid means no JPEG history;
 * the coefficients, rounded, written as a baseline JPEG (``entropy.jpeg_baseline``), decoded by
-  libjpeg-turbo (its integer IDCT, identical on every platform), and the pixels it gets wrong kept as
-  a correction plane (usually a few hundred of them: clamped or edge blocks).
+  libjpeg-turbo (its integer "islow" IDCT, the same in C and SIMD; checked against medcodec's own
+  statement of that arithmetic, ``entropy.jpeg_idct``, before a file depends on it), and the pixels it
+  gets wrong kept as a correction plane (usually a few hundred of them: clamped or edge blocks).
 
 Streams: METHOD_STREAM 0, the JPEG losslessly recompressed by JPEG-XL (its JPEG transcoding: the
 decoder gets the exact JPEG file back); METHOD_STREAM 1 (only when some pixel differs), the correction
@@ -26,6 +27,7 @@ plane's checksum like every other method's.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,10 +35,12 @@ import imagecodecs
 import numpy as np
 
 from medcodec.container.format import SectionKind
-from medcodec.entropy import jpeg_baseline
+from medcodec.entropy import jpeg_baseline, jpeg_idct
 from medcodec.errors import CorruptStreamError
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
 from medcodec.pipelines.classical import ClassicalMethod
+
+_log = logging.getLogger(__name__)
 
 # ITU T.81 Annex K.1 luminance table, natural order; IJG scales it by quality
 STANDARD_LUMINANCE = np.array([
@@ -203,11 +207,23 @@ def recover(plane: np.ndarray, bits: int) -> Recovery | None:
         return None
     table, on_grid = chosen
     coefficients = np.round(dct / table).astype(np.int64)
+    low, high = jpeg_idct.sample_range(coefficients, table)
+    if low < -512 or high > 511:  # where libjpeg-turbo's C and SIMD range limiting disagree: not a JPEG's
+        return None
     try:
         jpeg = jpeg_baseline.write(coefficients, table, *plane.shape)
     except ValueError:  # a coefficient outside baseline JPEG's range: not a JPEG's
         return None
-    return Recovery(jpeg, decode_jpeg(jpeg, plane.shape), on_grid)
+    decoded = decode_jpeg(jpeg, plane.shape)
+    # The file will depend on the decoder's IDCT: only write it when the installed one is libjpeg's
+    # islow to the bit (jpeg_idct), the arithmetic docs/FORMAT.md names.
+    reference = jpeg_idct.inverse_dct(coefficients, table)
+    rows, cols = coefficients.shape[:2]
+    reference = reference.reshape(rows, cols, 8, 8).transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)
+    if not np.array_equal(decoded, reference[:plane.shape[0], :plane.shape[1]]):
+        _log.warning("the installed JPEG decoder's IDCT differs from libjpeg's islow: JPEG history not used")
+        return None
+    return Recovery(jpeg, decoded, on_grid)
 
 
 class JpegHistoryMethod(Method):
