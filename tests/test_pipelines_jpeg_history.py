@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from medcodec.container.format import SectionKind
-from medcodec.errors import CorruptStreamError
+from medcodec.errors import CorruptStreamError, ModelMismatchError
+from medcodec.pipelines import jpeg_history
 from medcodec.pipelines import get_method
 from medcodec.pipelines.base import Stream
 from medcodec.pipelines.classical import ClassicalMethod
@@ -109,3 +110,26 @@ def test_damaged_or_foreign_streams_are_refused():
 def test_registered_without_weights():
     method = get_method("jpeg")
     assert isinstance(method, JpegHistoryMethod) and method.model_id == ""
+
+
+def test_a_decoder_that_is_not_islow_is_never_relied_on(monkeypatch):
+    """An IDCT that rounds otherwise: the encoder offers no jpeg frame, the decoder refuses to decode one."""
+    plane = _once_jpeg(64, 72, 75)
+    streams = JpegHistoryMethod().encode(plane, 8)
+    real = imagecodecs.jpeg8_decode
+
+    def off_by_one(data, *args, **kwargs):
+        out = real(data, *args, **kwargs).astype(np.int16)
+        out[0, 0] = (out[0, 0] + 1) % 256
+        return out.astype(np.uint8)
+
+    monkeypatch.setattr(jpeg_history.imagecodecs, "jpeg8_decode", off_by_one)
+    jpeg_history.installed_decoder_is_islow.cache_clear()
+    try:
+        assert recover(plane, 8) is None
+        with pytest.raises(ModelMismatchError, match="islow"):
+            JpegHistoryMethod().decode(streams, plane.shape, 8)
+    finally:
+        monkeypatch.undo()
+        jpeg_history.installed_decoder_is_islow.cache_clear()
+    np.testing.assert_array_equal(JpegHistoryMethod().decode(streams, plane.shape, 8), plane)

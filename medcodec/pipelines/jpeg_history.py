@@ -27,6 +27,7 @@ plane's checksum like every other method's.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Sequence
@@ -36,7 +37,7 @@ import numpy as np
 
 from medcodec.container.format import SectionKind
 from medcodec.entropy import jpeg_baseline, jpeg_idct
-from medcodec.errors import CorruptStreamError
+from medcodec.errors import CorruptStreamError, ModelMismatchError
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
 from medcodec.pipelines.classical import ClassicalMethod
 
@@ -163,6 +164,23 @@ def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float]
     return table, share
 
 
+@functools.lru_cache(maxsize=1)
+def installed_decoder_is_islow() -> bool:
+    """Whether the installed JPEG decoder gives ``jpeg_idct``'s samples on a fixed set of blocks (smooth,
+    textured and clamped ones): checked once per process before any jpeg frame is decoded."""
+    rng = np.random.default_rng(20261201)
+    table = ijg_table(60)
+    coefficients = np.round(rng.laplace(0, 2, (4, 4, 64))).astype(np.int64)  # samples -440..306: clamped both ways
+    coefficients[rng.random((4, 4, 64)) < 0.6] = 0
+    coefficients[..., 0] = rng.integers(-60, 60, (4, 4))
+    reference = jpeg_idct.inverse_dct(coefficients, table).reshape(4, 4, 8, 8).transpose(0, 2, 1, 3)
+    try:
+        decoded = imagecodecs.jpeg8_decode(jpeg_baseline.write(coefficients, table, 32, 32))
+    except Exception:  # noqa: BLE001 - no usable decoder is a decoder that is not islow
+        return False
+    return bool(np.array_equal(decoded, reference.reshape(32, 32)))
+
+
 def decode_jpeg(jpeg: bytes, shape: tuple[int, int]) -> np.ndarray:
     """libjpeg-turbo's decoding of a grey baseline JPEG, after checking its declared size (a hostile
     stream must not make the decoder allocate more than the frame it claims to be)."""
@@ -260,6 +278,10 @@ class JpegHistoryMethod(Method):
         payloads = {s.index: s.payload for s in streams if s.kind == SectionKind.METHOD_STREAM}
         if bits != 8 or 0 not in payloads or set(payloads) - {0, 1} or len(payloads) != len(streams):
             raise CorruptStreamError("jpeg frame: expected an 8-bit plane's JPEG stream and at most a correction")
+        if not installed_decoder_is_islow():
+            raise ModelMismatchError("this frame is a recovered JPEG, and the installed JPEG decoder's IDCT is not "
+                                     "libjpeg's islow (medcodec/entropy/jpeg_idct.py): install imagecodecs with "
+                                     "libjpeg-turbo to decode it")
         try:
             jpeg = imagecodecs.jpegxl_decode_jpeg(payloads[0])
         except Exception as exc:  # imagecodecs raises JpegxlError on garbage
