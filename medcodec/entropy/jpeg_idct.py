@@ -60,22 +60,25 @@ def _butterfly(v: list[np.ndarray]) -> list[np.ndarray]:
             tmp13 - tmp0, tmp12 - tmp1, tmp11 - tmp2, tmp10 - tmp3]
 
 
-def _range_limit(x: np.ndarray) -> np.ndarray:
+def range_limit(x: np.ndarray) -> np.ndarray:
     """libjpeg's post-IDCT range-limit table, indexed by ``x & RANGE_MASK``: x + 128 clamped to 0..255
     for x in -512..511. Beyond that the C table wraps and the SIMD code saturates: they disagree,
-    which is why ``sample_range`` lets the encoder refuse blocks that would get there."""
+    which is why the encoder refuses blocks outside ``AGREED`` (``agreed``)."""
     m = x & RANGE_MASK
     return np.where(m < 128, m + 128, np.where(m < 512, 255, np.where(m < 896, 0, m - 896)))
 
 
-def sample_range(coefficients: np.ndarray, quant: np.ndarray) -> tuple[int, int]:
-    """(min, max) of the inverse DCT's descaled values before range limiting (x, where the sample is
-    x + 128 clamped); libjpeg-turbo's C and SIMD decoders agree on every block within -512..511."""
-    out = _descaled(coefficients, quant)
-    return int(out.min()), int(out.max())
+AGREED = (-512, 511)  # descaled values on which libjpeg-turbo's C table and SIMD saturation agree
 
 
-def _descaled(coefficients: np.ndarray, quant: np.ndarray) -> np.ndarray:
+def agreed(values: np.ndarray) -> bool:
+    """Whether every descaled value lies in ``AGREED``, so every libjpeg-turbo build gives the same samples."""
+    return values.size == 0 or (int(values.min()) >= AGREED[0] and int(values.max()) <= AGREED[1])
+
+
+def descaled(coefficients: np.ndarray, quant: np.ndarray) -> np.ndarray:
+    """The inverse DCT's values [..., 64] before range limiting (x, where the sample is x + 128 clamped),
+    of quantised coefficients [..., 64] (natural order) and a table [64]."""
     d = np.asarray(coefficients, dtype=np.int64) * np.asarray(quant, dtype=np.int64)
     blocks = d.reshape(d.shape[:-1] + (8, 8))
     # pass 1: columns, results scaled up by 2**PASS1_BITS
@@ -83,10 +86,15 @@ def _descaled(coefficients: np.ndarray, quant: np.ndarray) -> np.ndarray:
     work = np.stack([_descale(c, CONST_BITS - PASS1_BITS) for c in columns], axis=-2)
     # pass 2: rows, descaled by the constants, the pass-1 scale and the 8 of the 2-D DCT's norm
     rows = _butterfly([work[..., :, u] for u in range(8)])
-    return np.stack([_descale(r, CONST_BITS + PASS1_BITS + 3) for r in rows], axis=-1)
+    return np.stack([_descale(r, CONST_BITS + PASS1_BITS + 3) for r in rows], axis=-1).reshape(d.shape)
 
 
 def inverse_dct(coefficients: np.ndarray, quant: np.ndarray) -> np.ndarray:
     """8-bit samples [..., 64] of quantised coefficients [..., 64] (natural order) and a table [64]."""
-    coefficients = np.asarray(coefficients)
-    return _range_limit(_descaled(coefficients, quant)).reshape(coefficients.shape).astype(np.uint8)
+    return range_limit(descaled(coefficients, quant)).astype(np.uint8)
+
+
+def raster(blocks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Blocks [block rows, block columns, 64] as the [height, width] image they tile (edge blocks cropped)."""
+    rows, cols = blocks.shape[:2]
+    return blocks.reshape(rows, cols, 8, 8).transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)[:height, :width]

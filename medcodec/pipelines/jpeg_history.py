@@ -173,12 +173,12 @@ def installed_decoder_is_islow() -> bool:
     coefficients = np.round(rng.laplace(0, 2, (4, 4, 64))).astype(np.int64)  # samples -440..306: clamped both ways
     coefficients[rng.random((4, 4, 64)) < 0.6] = 0
     coefficients[..., 0] = rng.integers(-60, 60, (4, 4))
-    reference = jpeg_idct.inverse_dct(coefficients, table).reshape(4, 4, 8, 8).transpose(0, 2, 1, 3)
+    reference = jpeg_idct.raster(jpeg_idct.inverse_dct(coefficients, table), 32, 32)
     try:
         decoded = imagecodecs.jpeg8_decode(jpeg_baseline.write(coefficients, table, 32, 32))
     except Exception:  # noqa: BLE001 - no usable decoder is a decoder that is not islow
         return False
-    return bool(np.array_equal(decoded, reference.reshape(32, 32)))
+    return bool(np.array_equal(decoded, reference))
 
 
 def decode_jpeg(jpeg: bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -225,8 +225,8 @@ def recover(plane: np.ndarray, bits: int) -> Recovery | None:
         return None
     table, on_grid = chosen
     coefficients = np.round(dct / table).astype(np.int64)
-    low, high = jpeg_idct.sample_range(coefficients, table)
-    if low < -512 or high > 511:  # where libjpeg-turbo's C and SIMD range limiting disagree: not a JPEG's
+    values = jpeg_idct.descaled(coefficients, table)  # the IDCT once: for the range and the reference
+    if not jpeg_idct.agreed(values):  # where libjpeg-turbo's C and SIMD range limiting disagree: not a JPEG's
         return None
     try:
         jpeg = jpeg_baseline.write(coefficients, table, *plane.shape)
@@ -235,10 +235,8 @@ def recover(plane: np.ndarray, bits: int) -> Recovery | None:
     decoded = decode_jpeg(jpeg, plane.shape)
     # The file will depend on the decoder's IDCT: only write it when the installed one is libjpeg's
     # islow to the bit (jpeg_idct), the arithmetic docs/FORMAT.md names.
-    reference = jpeg_idct.inverse_dct(coefficients, table)
-    rows, cols = coefficients.shape[:2]
-    reference = reference.reshape(rows, cols, 8, 8).transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)
-    if not np.array_equal(decoded, reference[:plane.shape[0], :plane.shape[1]]):
+    reference = jpeg_idct.raster(jpeg_idct.range_limit(values), *plane.shape)
+    if not np.array_equal(decoded, reference):
         _log.warning("the installed JPEG decoder's IDCT differs from libjpeg's islow: JPEG history not used")
         return None
     return Recovery(jpeg, decoded, on_grid)
