@@ -7,7 +7,8 @@ Slow (LC-H-Extend + LC-L): each predicted subimage is coded in two column sets: 
 the LC-H pass, then its odd columns with a second pass of the same network that also sees the even
 columns (same rows: this is what removes row-correlated noise, e.g. of CR readers) - or, where that
 costs more, whole as in the fast path; and a slow plane is also offered in the fast layout
-(``encode_alternatives``), for the codec to keep the smaller.
+(``encode_alternatives``), for the codec to keep the smaller. The slow path also codes each subimage
+with its passes as test-time ensembles (``ensemble``) and keeps them where they save bits.
 
 Streams of a plane:
 * PLANE_META 0: JSON (``base.pack_side_info``) {"lo": int, "shift": int, "scale_adjust": [int, ...], "left_pass": [0|1|2, ...]
@@ -17,7 +18,8 @@ Streams of a plane:
   index and mean ("mean_adjust", 1/16 sample; ``residual_model.best_adjustment``: a per-plane
   calibration of the network's confidence and bias); optionally, per coded set, "refine" (``refine``:
   neighbour weights and activity-bin offsets; "requires" "refine") and "phase" (``block_phase``: 16
-  offsets by place in an earlier JPEG's 8x8 grid, or null; "requires" "phase"),
+  offsets by place in an earlier JPEG's 8x8 grid, or null; "requires" "phase"); optionally, per
+  subimage D, B, C, "ensemble": [first-pass size, LC-L pass size] ("requires" "ensemble"; absent: all 1),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
 * RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
   (indices 0..5). Slow: D-even, D-odd, B-even, B-odd, C-even, C-odd (indices 0..11; a subimage coded
@@ -40,13 +42,17 @@ from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionE
 from ..models import load_model
 from ..networks.lch import LCHNet
 from ..parallel import beside
-from . import block_phase, refine
+from . import block_phase, ensemble, refine
 from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
-KNOWN_FEATURES = {"phase", "refine", "whole_set"}  # PLANE_META "requires" names this decoder implements
+KNOWN_FEATURES = {"ensemble", "phase", "refine", "whole_set"}  # PLANE_META "requires" names this decoder implements
+NO_ENSEMBLE = (1, 1)  # (first-pass, LC-L pass) ensemble sizes: the network alone
+# an ensemble is kept for a subimage only where it saves this share of its bytes: less is not worth the
+# decoder's extra network passes
+ENSEMBLE_MIN_GAIN = 0.001
 WHOLE_SET = 2  # slow path's left_pass value: the subimage is coded as one set (its odd-column set is empty)
 TILE = 512  # subimage pixels per tile side: bounds decoder memory on large radiographs
 HALO = 32  # context pixels each tile sees beyond its edges
@@ -80,32 +86,64 @@ class SubimagePredictor:
 
     @torch.no_grad()
     def predict(self, target: str, normalised: dict[str, torch.Tensor], norm: sp.Normalisation,
-                left: torch.Tensor | None = None):
+                left: torch.Tensor | None = None, variants: int = 1):
         """Integer (mu, ell) in raw sample units for every pixel of the target subimage grid.
 
         left: the target's normalised grid whose even columns are known (slow path's second pass).
+        variants: passes of a test-time ensemble (``ensemble``; 1: the network alone).
         Large grids are predicted tile by tile (TILE x TILE, each seen with a HALO of context), which
         bounds memory; the tiling is part of the method, so encoder and decoder always agree.
         """
+        return self._predict(target, normalised, norm, left, variants, (variants,))[variants]
+
+    @torch.no_grad()
+    def predict_both(self, target: str, normalised: dict[str, torch.Tensor], norm: sp.Normalisation,
+                     left: torch.Tensor | None = None, variants: int = 1):
+        """{1: the network alone, variants: the ensemble}, as ``predict`` gives them, for an encoder that
+        chooses: the ensemble's first pass is the network alone, so this costs no more than the ensemble."""
+        return self._predict(target, normalised, norm, left, variants, (1, variants))
+
+    def _predict(self, target: str, normalised: dict[str, torch.Tensor], norm: sp.Normalisation,
+                 left: torch.Tensor | None, variants: int, keep: tuple[int, ...]) -> dict:
+        """{count: (mu, ell)} for each count in keep: 1 (the first pass alone) or variants (the ensemble)."""
+        chosen = ensemble.transforms(target, variants, left is not None)
+        keep = tuple(dict.fromkeys(keep))  # (1, 1) when there is no ensemble
         net = self.nets[target]
         if self.supports_left:
             x = sp.network_input(target, normalised, left)  # [C, h, w]
+            names = sp.CONTEXT[target] + (target, target)  # the known-left plane and its mask
         else:
             x = torch.stack([normalised[n] for n in sp.CONTEXT[target]])
+            names = sp.CONTEXT[target]
         h, w = x.shape[-2:]
-        delta = torch.empty((h, w), dtype=torch.int64)
-        ell = torch.empty((h, w), dtype=torch.int64)
+        sums = {count: (torch.empty((h, w), dtype=torch.int64), torch.empty((h, w), dtype=torch.int64))
+                for count in keep}
         for r0 in range(0, h, TILE):
             for c0 in range(0, w, TILE):
                 r1, c1 = min(h, r0 + TILE), min(w, c0 + TILE)
                 wr0, wc0 = max(0, r0 - HALO), max(0, c0 - HALO)
                 window = x[:, wr0 : min(h, r1 + HALO), wc0 : min(w, c1 + HALO)]
-                d, e = self._run_window(net, target, window)
-                delta[r0:r1, c0:c1] = d[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
-                ell[r0:r1, c0:c1] = e[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
-        mu_norm = sp.base_prediction(target, normalised) + delta
-        mu = rm.MEAN_ONE * norm.lo + torch.bitwise_left_shift(mu_norm, norm.shift)
-        return mu.numpy(), (ell + rm.STEPS_PER_OCTAVE * norm.shift).numpy()
+                first, total = ensemble.summed_passes(target, names, window, chosen,
+                                                      lambda win: self._run_window(net, target, win))
+                for count, (d, e) in ((1, first), (variants, total)):
+                    if count not in sums:
+                        continue
+                    sums[count][0][r0:r1, c0:c1] = d[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
+                    sums[count][1][r0:r1, c0:c1] = e[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
+        del x
+        base = sp.base_prediction(target, normalised)
+        out = {}
+        for size in keep:
+            delta_sum, ell_sum = sums.pop(size)
+            n = 1 if size == 1 else len(chosen)  # passes summed (B and C have no transposes: 4 of size 8)
+            # mu = lo + ((base + mean delta) << shift), the floor taken after the shift so the mean
+            # keeps its fraction where the shift has room for it; exact integers throughout
+            scaled = torch.bitwise_left_shift(base * n + delta_sum, norm.shift)
+            mu = rm.MEAN_ONE * norm.lo + torch.div(scaled, n, rounding_mode="floor")
+            ell = torch.div(ell_sum, n, rounding_mode="floor") + rm.STEPS_PER_OCTAVE * norm.shift
+            out[size] = (mu.numpy(), ell.numpy())
+            del scaled, delta_sum, ell_sum, mu, ell
+        return out
 
     def _run_window(self, net: LCHNet, target: str, window: torch.Tensor):
         """One integer network pass over a [C, h, w] window, padded to the U-Net's multiple."""
@@ -151,13 +189,27 @@ class SetModel:
     phase: block_phase.Offsets | None
 
 
+def _cheaper(costs: list[int]) -> int:
+    """Index of the coding to keep: 0 (the network alone) unless a later one (an ensemble) saves at
+    least ENSEMBLE_MIN_GAIN of it."""
+    best = min(range(len(costs)), key=lambda i: (costs[i], i))
+    return best if costs[0] - costs[best] >= costs[0] * ENSEMBLE_MIN_GAIN and best else 0
+
+
+def _stream_bytes(streams: list[Stream]) -> int:
+    return sum(len(s.payload) + SECTION_OVERHEAD for s in streams)
+
+
 def _pack(norm: sp.Normalisation, a_payload: bytes, coded_sets: list[tuple[int, _CodedSet]],
-          left_pass: list[int]) -> list[Stream]:
+          left_pass: list[int], ensemble_sizes: list[tuple[int, int]]) -> list[Stream]:
     """A plane's streams: side information, subimage A, each coded set's residual pair at its index."""
     meta = {"lo": norm.lo, "shift": norm.shift,
             "scale_adjust": [c.calibration.delta[0] for _, c in coded_sets],
             "mean_adjust": [c.calibration.delta[1] for _, c in coded_sets]}
     requires = []
+    if any(tuple(e) != NO_ENSEMBLE for e in ensemble_sizes):
+        meta["ensemble"] = [list(e) for e in ensemble_sizes]
+        requires.append("ensemble")
     if left_pass:
         meta["left_pass"] = left_pass
         if WHOLE_SET in left_pass:
@@ -180,11 +232,20 @@ def _pack(norm: sp.Normalisation, a_payload: bytes, coded_sets: list[tuple[int, 
 class FastMethod(Method):
     name = "fast"
     column_sets: tuple[str, ...] = ("all",)
+    # (first pass, LC-L pass) sizes of the test-time ensemble the encoder uses (``ensemble``); the
+    # fast path keeps one network pass per subimage: its decoder's speed is the point of it
+    ensemble_sizes: tuple[int, int] = NO_ENSEMBLE
+    ensemble_choice = "cheaper"  # or "always": every subimage as an ensemble (tests, worst-case measurements)
 
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = 7,
-                 use_refinement: bool = True, use_block_phase: bool = True):
+                 use_refinement: bool = True, use_block_phase: bool = True,
+                 ensemble_sizes: tuple[int, int] | None = None):
         """use_refinement / use_block_phase=False: the encoder never tries ``refine`` / ``block_phase``
-        (for ablations); the decoder reads every kind of stream."""
+        (for ablations); ensemble_sizes overrides the class's (for ablations); the decoder reads every
+        kind of stream."""
+        if ensemble_sizes is not None:
+            ensemble.transforms("D", ensemble_sizes[0], False), ensemble.transforms("D", ensemble_sizes[1], True)
+            self.ensemble_sizes = tuple(ensemble_sizes)
         self.predictor = SubimagePredictor(model_id, device)
         self.model_id = model_id
         self.model_sha256 = self.predictor.model.sha256
@@ -211,50 +272,86 @@ class FastMethod(Method):
         norm = sp.Normalisation.of(int(plane.min()), int(plane.max()))
         subs = sp.split(torch.from_numpy(plane.astype(np.int64)), fill=norm.lo)
         # subimage A's JPEG-XL coding runs beside the predictions (they need A's values, not its bytes)
-        a_streams, (coded_sets, wholes, left_pass) = beside(
+        a_streams, layouts = beside(
             lambda: self.subimage_a.encode(subs["A"].numpy().astype(np.uint16), bits),
             lambda: self._code_predicted(subs, norm, height, width))
         a_payload = a_streams[0].payload
-        alternatives = [(self.name, _pack(norm, a_payload, coded_sets, left_pass))]
-        if left_pass:
-            alternatives.append((FastMethod.name, _pack(norm, a_payload, wholes, [])))
+        alternatives = []
+        for name, versions in layouts:
+            # each layout with its subimages' ensemble choices and with none: the choices' side
+            # information is counted only here, so the smaller file is kept (the single passes on a tie)
+            packed = [_pack(norm, a_payload, sets, left_pass, sizes) for sets, left_pass, sizes in versions]
+            if self.ensemble_choice == "always":
+                packed = packed[:1]
+            alternatives.append((name, min(reversed(packed), key=_stream_bytes)))
         return alternatives
 
     def _code_predicted(self, subs: dict[str, torch.Tensor], norm: sp.Normalisation, height: int, width: int):
-        """D, B, C coded in turn: (coded sets, the same every subimage whole, left_pass values)."""
+        """D, B, C coded in turn: [(layout name, [(coded sets, left_pass values, per subimage the
+        ensemble sizes)] with the ensembles chosen, and with the network alone)] for this path's layout
+        and, in the slow path, the fast layout (every subimage whole).
+
+        Where the method has an ensemble, each subimage is coded with the network alone and with the
+        ensemble, and the cheaper kept (the ensemble only where it saves ENSEMBLE_MIN_GAIN). The
+        choices are independent: later subimages see a subimage's pixels, not its predictions."""
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
-        coded_sets: list[tuple[int, _CodedSet]] = []  # (first residual stream index, set), in coding order
-        wholes: list[tuple[int, _CodedSet]] = []  # the same, every subimage whole, in the fast layout
-        left_pass = []
+        first_size, left_size = self.ensemble_sizes
+        options = [NO_ENSEMBLE] if self.ensemble_sizes == NO_ENSEMBLE else [NO_ENSEMBLE, self.ensemble_sizes]
+        # per layout and version: ([(first residual stream index, set)] in coding order, left_pass, sizes)
+        split_layout = len(self.column_sets) == 2
+        own = [([], [], []) for _ in options[:2]]
+        whole = [([], [], []) for _ in options[:2]]
         for number, target in enumerate(sp.PREDICTED):
             truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
-            first = self.predictor.predict(target, normalised, norm)
-            whole = self._code_set(target, subs, truth, valid, [(None, first)], None)
+            firsts = self.predictor.predict_both(target, normalised, norm, variants=first_size)
+            lc_ls = None
+            if split_layout:
+                lc_ls = self.predictor.predict_both(target, normalised, norm, normalised[target], left_size)
+            codings = [self._code_subimage(target, subs, truth, valid, norm, firsts[f], lc_ls and lc_ls[lf])
+                       for f, lf in options]
+            del firsts, lc_ls
             index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
-            wholes.append((2 * number, whole))
-            if len(self.column_sets) == 1:
-                coded_sets.append((index, whole))
-                continue
-            even, odd = self._column_masks(valid)
-            split = [self._code_set(target, subs, truth, even, [(None, first)], None)]
-            # the target's pixels as the decoder has them after its even columns
-            known = torch.full_like(subs[target], norm.lo)
-            known[torch.from_numpy(even)] = subs[target][torch.from_numpy(even)]
-            # odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits
-            # after calibration and refinement, the first pass again
-            lc_l = self.predictor.predict(target, normalised, norm, normalised[target])
-            split.append(self._code_set(target, subs, truth, odd, [(1, lc_l), (0, first)], known))
-            # or the whole subimage as one set, as the fast path codes it: where LC-L does not help,
-            # the split only adds a second calibration and two sections. The choice is sent, so slow
-            # never loses to fast on a subimage.
-            if self.set_choice == "whole" or (self.set_choice == "cheaper" and whole.cost < sum(c.cost for c in split)):
-                coded_sets.append((index, whole))
-                left_pass.append(WHOLE_SET)
-            else:
-                coded_sets += [(index, split[0]), (index + 2, split[1])]
-                left_pass.append(split[1].used)
-        return coded_sets, wholes, left_pass
+            for version, chosen in enumerate([self._pick([sum(s.cost for s in sets) for _, sets, _ in codings]), 0]
+                                             [:len(own)]):
+                _, sets, used = codings[chosen]
+                own[version][0].extend((index + 2 * k, coded) for k, coded in enumerate(sets))
+                if used is not None:
+                    own[version][1].append(used)
+                own[version][2].append((options[chosen][0], options[chosen][1] if used == 1 else 1))
+            for version, chosen in enumerate([self._pick([w.cost for w, _, _ in codings]), 0][:len(whole)]):
+                whole[version][0].append((2 * number, codings[chosen][0]))
+                whole[version][2].append((options[chosen][0], 1))  # no LC-L pass in the fast layout
+        layouts = [(self.name, own)]
+        if split_layout:
+            layouts.append((FastMethod.name, whole))
+        return layouts
+
+    def _pick(self, costs: list[int]) -> int:
+        """Which of a subimage's codings (the network alone, then the ensemble) to keep."""
+        return len(costs) - 1 if self.ensemble_choice == "always" else _cheaper(costs)
+
+    def _code_subimage(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, valid: np.ndarray,
+                       norm: sp.Normalisation, first, lc_l):
+        """One subimage coded from its first pass (and, in the slow path, its LC-L pass):
+        (the subimage as one set, the sets this path codes it as, the slow path's left_pass value)."""
+        whole = self._code_set(target, subs, truth, valid, [(None, first)], None)
+        if len(self.column_sets) == 1:
+            return whole, [whole], None
+        even, odd = self._column_masks(valid)
+        split = [self._code_set(target, subs, truth, even, [(None, first)], None)]
+        # the target's pixels as the decoder has them after its even columns
+        known = torch.full_like(subs[target], norm.lo)
+        known[torch.from_numpy(even)] = subs[target][torch.from_numpy(even)]
+        # odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits
+        # after calibration and refinement, the first pass again
+        split.append(self._code_set(target, subs, truth, odd, [(1, lc_l), (0, first)], known))
+        # or the whole subimage as one set, as the fast path codes it: where LC-L does not help,
+        # the split only adds a second calibration and two sections. The choice is sent, so slow
+        # never loses to fast on a subimage.
+        if self.set_choice == "whole" or (self.set_choice == "cheaper" and whole.cost < sum(c.cost for c in split)):
+            return whole, [whole], WHOLE_SET
+        return whole, split, split[1].used
 
     def _code_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
                   candidates: list, known: torch.Tensor | None) -> "_CodedSet":
@@ -291,7 +388,7 @@ class FastMethod(Method):
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
         by_key = {(int(s.kind), s.index): s.payload for s in streams}
-        norm, left_pass, calibrations = self._read_meta(by_key, bits)
+        norm, left_pass, calibrations, ensemble_sizes = self._read_meta(by_key, bits)
         calibrations = iter(calibrations)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
@@ -307,11 +404,12 @@ class FastMethod(Method):
             whole = len(self.column_sets) == 1 or left_pass[number] == WHOLE_SET
             masks = [valid] if whole else self._column_masks(valid)
             reuse_first = not whole and left_pass[number] == 0
+            first_variants, left_variants = ensemble_sizes[number]
             for step, pixels in enumerate(masks):
                 # Only the coded pixels' (mu, ell) are kept, and full grids are dropped as soon as
                 # possible: the decoder's peak memory is one network pass plus the planes.
                 if step == 0:
-                    mu, ell = self.predictor.predict(target, normalised, norm)
+                    mu, ell = self.predictor.predict(target, normalised, norm, variants=first_variants)
                     if reuse_first:  # the odd columns are coded with this first pass too
                         later = (mu[masks[1]], ell[masks[1]])
                     mu, ell = mu[pixels], ell[pixels]
@@ -319,7 +417,8 @@ class FastMethod(Method):
                     mu, ell = later
                     del later
                 else:
-                    mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift))
+                    mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift),
+                                                     left_variants)
                     mu, ell = mu[pixels], ell[pixels]
                 (d_ell, d_mu), refinement, phase = next(calibrations)
                 if refinement is not None:
@@ -351,8 +450,9 @@ class FastMethod(Method):
         return payload
 
     def _read_meta(self, by_key: dict, bits: int):
-        """The plane's normalisation; in the slow path, per subimage its left_pass value; and per coded
-        pixel set, in coding order, its (scale, mean) adjustment and refinement (or None)."""
+        """The plane's normalisation; in the slow path, per subimage its left_pass value; per coded
+        pixel set, in coding order, its (scale, mean) adjustment and refinement (or None); and the
+        (first pass, LC-L pass) ensemble sizes."""
         try:
             meta = unpack_side_info(by_key[(int(SectionKind.PLANE_META), 0)])
             unknown = set(meta.get("requires", [])) - KNOWN_FEATURES
@@ -379,12 +479,19 @@ class FastMethod(Method):
             if not isinstance(listed, list) or len(listed) != len(ring_sizes):
                 raise ValueError("one block-phase entry per coded pixel set")
             phases = [None if p is None else block_phase.from_json(p) for p in listed]
+            listed = meta.get("ensemble", [list(NO_ENSEMBLE)] * len(sp.PREDICTED))
+            if not isinstance(listed, list) or len(listed) != len(sp.PREDICTED):
+                raise ValueError("one pair of ensemble sizes per subimage")
+            sizes = []
+            for first, left in listed:
+                ensemble.transforms("D", int(first), False), ensemble.transforms("D", int(left), True)  # known sizes
+                sizes.append((int(first), int(left)))
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8
                 and all(rm.offset_in_range(d, m) for d, m in adjustments)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements, phases))
+        return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements, phases)), sizes
 
 
 class SlowMethod(FastMethod):
@@ -394,10 +501,15 @@ class SlowMethod(FastMethod):
     column_sets = ("even", "odd")
     set_choice = "cheaper"  # per subimage: two column sets or the whole set, whichever is cheaper
     # ("split" / "whole" force one, for tests and ablations)
+    # each subimage offered as an ensemble too (kept where it saves ENSEMBLE_MIN_GAIN): the first pass
+    # over the four flips (D also over their transposes), LC-L over the up-down flip; the decoder then
+    # runs the network 8 + 2 times for D, 4 + 2 for B and C, instead of 1 + 1
+    ensemble_sizes = (8, 2)
 
     # the slow path also spends more JPEG-XL effort on subimage A: 7 and 9, the smaller kept
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9),
-                 use_refinement: bool = True, use_block_phase: bool = True):
-        super().__init__(device, model_id, effort, use_refinement, use_block_phase)
+                 use_refinement: bool = True, use_block_phase: bool = True,
+                 ensemble_sizes: tuple[int, int] | None = None):
+        super().__init__(device, model_id, effort, use_refinement, use_block_phase, ensemble_sizes)
         if not self.predictor.supports_left:
             raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")
