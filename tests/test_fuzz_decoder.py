@@ -57,6 +57,15 @@ def _slow_split_file(original: np.ndarray) -> bytes:
     return _own_streams_file(original, "slow", method)
 
 
+def _slow_ensemble_file(original: np.ndarray) -> bytes:
+    """The slow path with every subimage in two column sets and every pass a test-time ensemble
+    (first pass and LC-L pass), so those decoding paths are attacked too."""
+    from medcodec.pipelines.subimage import SlowMethod
+    method = SlowMethod(device="cpu")
+    method.set_choice, method.ensemble_choice = "split", "always"
+    return _own_streams_file(original, "slow", method)
+
+
 def _once_jpeg_annotated() -> np.ndarray:
     """A once-JPEG image with a line drawn on it after decoding: its jpeg frame carries a correction."""
     image = jpeg_blocked((128, 150)).astype(np.uint8)
@@ -64,7 +73,8 @@ def _once_jpeg_annotated() -> np.ndarray:
     return image
 
 
-@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "latent", "jpeg"])
+@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
+                                                  "latent", "jpeg"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -76,6 +86,8 @@ def encoded(request):
     try:
         if request.param == "slow-split":
             blob = _slow_split_file(original)
+        elif request.param == "slow-ensemble":
+            blob = _slow_ensemble_file(original)
         else:
             blob = codec.encode(original, mode="fast" if mode == "jpeg" else mode, device="cpu")
             if codec.info(blob)["frames"][0]["method"] != mode:
@@ -87,6 +99,10 @@ def encoded(request):
     if request.param == "fast-phase":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"
+    if request.param == "slow-ensemble":
+        metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
+        meta = unpack_side_info(metas[0])
+        assert "ensemble" in meta["requires"] and [8, 2] in meta["ensemble"], "fuzz both ensemble passes"
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"
