@@ -273,3 +273,16 @@ def test_encode_says_when_the_learned_mode_was_not_smaller(tmp_path):
     assert result.exit_code == 0 and "classical: fast was not smaller" in result.output
     result = run("encode", "--mode", "classical", src, "-o", tmp_path / "plain.mlc")
     assert result.exit_code == 0 and "not smaller" not in result.output
+
+
+def test_info_names_the_frames_that_use_ensembles():
+    """The slow mode's test-time ensembles cost decode time, so `info` says where a frame has them."""
+    from medcodec.cli import format_info
+
+    summary = {"format_major": 1, "kind": "dicom", "integrity": "ok", "stream_size": 100, "frames": [
+        {"frame": 0, "shape": [64, 64], "bits": 12, "method": "slow", "bytes": 90,
+         "side_info": {"ensemble": [[8, 2], [1, 1], [8, 1]]}},
+        {"frame": 1, "shape": [64, 64], "bits": 12, "method": "fast", "bytes": 90, "side_info": {"lo": 0}}]}
+    lines = format_info("x.mlc", summary).splitlines()
+    assert lines[-2].endswith("slow, 90 bytes (ensembles on D, C)")
+    assert lines[-1].endswith("fast, 90 bytes")

@@ -109,8 +109,10 @@ def test_ensemble_same_bytes_under_other_threads_and_onednn(always_ensemble):
 
 
 def test_a_subimage_keeps_its_ensemble_only_where_it_pays():
-    assert subimage._cheaper([100_000, 99_950]) == 0  # 0.05 %: not worth the decoder's passes
+    assert subimage.ENSEMBLE_MIN_GAIN == 0.01
+    assert subimage._cheaper([100_000, 99_500]) == 0  # 0.5 %: not worth the decoder's passes
     assert subimage._cheaper([100_000, 99_000]) == 1
+    assert subimage._cheaper([100_000, 99_950], min_gain=0.0001) == 1
     assert subimage._cheaper([100_000, 101_000]) == 0
     assert subimage._cheaper([100_000]) == 0
 
