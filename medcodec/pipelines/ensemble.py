@@ -46,6 +46,13 @@ def transforms(target: str, variants: int, left_pass: bool) -> tuple[Transform, 
     return FLIPS[:min(variants, 4)] + (TRANSPOSED if target == "D" and variants == 8 else ())
 
 
+def check_sizes(first: int, left: int) -> None:
+    """ValueError unless (first, left) are ensemble sizes of a first pass and an LC-L pass."""
+    if first not in FIRST_PASS_SIZES or left not in LEFT_PASS_SIZES:
+        raise ValueError(f"ensemble sizes ({first}, {left}): a first pass has {FIRST_PASS_SIZES}, "
+                         f"an LC-L pass {LEFT_PASS_SIZES}")
+
+
 def _even(name: str) -> tuple[bool, bool]:
     """Whether subimage ``name`` sits on even full-resolution (rows, columns)."""
     row, column = sp.PHASE[name]

@@ -246,7 +246,7 @@ class FastMethod(Method):
         (for ablations); ensemble_sizes overrides the class's (for ablations); the decoder reads every
         kind of stream."""
         if ensemble_sizes is not None:
-            ensemble.transforms("D", ensemble_sizes[0], False), ensemble.transforms("D", ensemble_sizes[1], True)
+            ensemble.check_sizes(*ensemble_sizes)
             self.ensemble_sizes = tuple(ensemble_sizes)
         self.predictor = SubimagePredictor(model_id, device)
         self.model_id = model_id
@@ -301,8 +301,8 @@ class FastMethod(Method):
         options = [NO_ENSEMBLE] if self.ensemble_sizes == NO_ENSEMBLE else [NO_ENSEMBLE, self.ensemble_sizes]
         # per layout and version: ([(first residual stream index, set)] in coding order, left_pass, sizes)
         split_layout = len(self.column_sets) == 2
-        own = [([], [], []) for _ in options[:2]]
-        whole = [([], [], []) for _ in options[:2]]
+        own = [([], [], []) for _ in options]
+        whole = [([], [], []) for _ in options]
         for number, target in enumerate(sp.PREDICTED):
             truth = subs[target].numpy()
             valid = sp.valid_mask(height, width, target).numpy()
@@ -310,7 +310,8 @@ class FastMethod(Method):
             lc_ls = None
             if split_layout:
                 lc_ls = self.predictor.predict_both(target, normalised, norm, normalised[target], left_size)
-            codings = [self._code_subimage(target, subs, truth, valid, norm, firsts[f], lc_ls and lc_ls[lf])
+            codings = [self._code_subimage(target, subs, truth, valid, norm, firsts[f],
+                                           None if lc_ls is None else lc_ls[lf])
                        for f, lf in options]
             del firsts, lc_ls
             index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
@@ -486,7 +487,7 @@ class FastMethod(Method):
                 raise ValueError("one pair of ensemble sizes per subimage")
             sizes = []
             for first, left in listed:
-                ensemble.transforms("D", int(first), False), ensemble.transforms("D", int(left), True)  # known sizes
+                ensemble.check_sizes(int(first), int(left))
                 sizes.append((int(first), int(left)))
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptStreamError(f"{self.name} frame: plane side information is missing or damaged") from exc
