@@ -90,11 +90,12 @@ def main() -> None:
                 totals[group]["pixels"] += plane.size if name == args.variants[0] else 0
         images.append(row)
         print(row["file"], " ".join(f"{n} {r['bytes']}" for n, r in row["results"].items()), flush=True)
+    single = {n: "fast 1" if n.startswith("fast") else "slow 1x1" for n in args.variants}  # each one's plain pass
     summary = {}
     for group, t in sorted(totals.items()):
         summary[group] = {"pixels": t["pixels"], "bpp": {n: round(8 * t[f"{n} bytes"] / t["pixels"], 4) for n in args.variants},
-                          "ratio": {n: round(t[f"{n} bytes"] / t[f"{n.split()[0]} {'1' if n.startswith('fast') else '1x1'} bytes"], 4)
-                                    for n in args.variants if f"{n.split()[0]} {'1' if n.startswith('fast') else '1x1'} bytes" in t},
+                          "ratio": {n: round(t[f"{n} bytes"] / t[f"{single[n]} bytes"], 4)
+                                    for n in args.variants if single[n] in args.variants},
                           "decode_mp_s": {n: round(t["pixels"] / 1e6 / max(t[f"{n} decode_s"], 1e-9), 3) for n in args.variants},
                           "encode_mp_s": {n: round(t["pixels"] / 1e6 / max(t[f"{n} encode_s"], 1e-9), 3) for n in args.variants}}
     out = {"command": " ".join(["python"] + sys.argv), "corpus": str(args.corpus), "model": DEFAULT_MODEL,

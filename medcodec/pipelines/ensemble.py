@@ -114,7 +114,11 @@ def summed_passes(target: str, names: tuple[str, ...], window: torch.Tensor, cho
     integer (delta, ell) of the target, [h, w]) on each transform of the window, transformed back.
 
     The ensemble is taken window by window, inside the predictor's tiling, so it needs no more memory
-    than one tile's pass; the caller divides (exact integers throughout)."""
+    than one tile's pass; the caller divides (exact integers throughout). A single pass is its own
+    sum (no copy: the fast path's hot loop)."""
+    if len(chosen) == 1 and chosen[0] == FLIPS[0]:
+        first = run(window)
+        return first, first
     first = delta_sum = ell_sum = None
     for t in chosen:
         delta, ell = run(apply_channels(names, window, t))

@@ -126,7 +126,7 @@ class SubimagePredictor:
                 window = x[:, wr0 : min(h, r1 + HALO), wc0 : min(w, c1 + HALO)]
                 first, total = ensemble.summed_passes(target, names, window, chosen,
                                                       lambda win: self._run_window(net, target, win))
-                for count, (d, e) in ((1, first), (variants, total)):
+                for count, (d, e) in {variants: total, 1: first}.items():  # one entry when variants == 1
                     if count not in sums:
                         continue
                     sums[count][0][r0:r1, c0:c1] = d[r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
