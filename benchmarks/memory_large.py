@@ -11,7 +11,8 @@ noise), 12 bits used of 16.
         [--out benchmarks/results/memory_large.json]
 
 Mode slow-ensemble is the slow path with its test-time ensemble (pipelines/ensemble.py) kept for every
-subimage, whatever it saves: the slow decoder's worst case for memory and time.
+subimage, whatever it saves, and surprise offsets (pipelines/surprise.py) on every set, for which its
+decoder also keeps each subimage's first single pass: the slow decoder's worst case for memory and time.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ for top in range(0, size, 128):  # in bands, so making the test image does not r
     band = 1500 + 900 * np.sin(6 * x) * np.cos(4 * y) + rng.normal(0, 12, (y.shape[0], size))
     plane[top:top + y.shape[0]] = band.clip(0, 4095)
 method = get_method(mode.split("-")[0], "cpu")  # the weights are loaded before the clock and the baseline
-if mode == "slow-ensemble":  # the slow path with its ensemble kept for every subimage: its worst case
-    method.ensemble_choice = "always"
+if mode == "slow-ensemble":  # the slow path with its ensemble and surprise offsets on every subimage: its
+    method.ensemble_choice = method.surprise_choice = "always"  # worst case (the first pass kept beside)
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 if step == "encode":

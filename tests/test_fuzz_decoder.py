@@ -58,11 +58,11 @@ def _slow_split_file(original: np.ndarray) -> bytes:
 
 
 def _slow_ensemble_file(original: np.ndarray) -> bytes:
-    """The slow path with every subimage in two column sets and every pass a test-time ensemble
-    (first pass and LC-L pass), so those decoding paths are attacked too."""
+    """The slow path with every subimage in two column sets, every pass a test-time ensemble (first pass
+    and LC-L pass) and surprise offsets on every set, so those decoding paths are attacked too."""
     from medcodec.pipelines.subimage import SlowMethod
     method = SlowMethod(device="cpu")
-    method.set_choice, method.ensemble_choice = "split", "always"
+    method.set_choice, method.ensemble_choice, method.surprise_choice = "split", "always", "always"
     return _own_streams_file(original, "slow", method)
 
 
@@ -103,6 +103,7 @@ def encoded(request):
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         meta = unpack_side_info(metas[0])
         assert "ensemble" in meta["requires"] and [8, 2] in meta["ensemble"], "fuzz both ensemble passes"
+        assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"

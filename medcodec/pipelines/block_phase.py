@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..entropy import residual_model as rm
-from .base import pack_side_info
+from . import class_offsets
+from .class_offsets import Offsets
 
 PERIOD = 4  # subimage pixels per 8 image pixels
 CLASSES = PERIOD * PERIOD
 CLASS_SAMPLE = 1 << 12  # pixels per class the encoder fits on
 SCALE_LIMIT = 8  # largest scale-index offset searched (one octave)
+KEY = "phase"  # the plane's side information lists them under this name
 
-Offsets = tuple[tuple[int, int], ...]  # (scale index, mean in 1/16 sample) per class
+__all__ = ["CLASSES", "Offsets", "apply", "classes", "fit", "from_json", "side_bytes", "to_json"]
+
+apply = class_offsets.apply
+to_json = class_offsets.to_json
 
 
 def classes(pixels: np.ndarray) -> np.ndarray:
@@ -37,52 +41,20 @@ def classes(pixels: np.ndarray) -> np.ndarray:
     return (rows % PERIOD) * PERIOD + cols % PERIOD
 
 
-def apply(mu: np.ndarray, ell: np.ndarray, pixel_classes: np.ndarray, offsets: Offsets) -> tuple[np.ndarray, np.ndarray]:
-    table = np.asarray(offsets, dtype=np.int64).reshape(CLASSES, 2)[pixel_classes]
-    return mu + table[:, 1], ell + table[:, 0]
-
-
 def fit(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, pixel_classes: np.ndarray) -> Offsets | None:
     """The per-class offsets for a set coded with (mu, ell), or None when they do not pay for themselves.
 
     Each class is sampled on its own (a stride through the whole set could alias with the period)."""
-    samples, sizes = [], np.bincount(pixel_classes, minlength=CLASSES)
+    samples = []
     for k in range(CLASSES):
         index = np.flatnonzero(pixel_classes == k)
         samples.append(index[:: max(1, index.size // CLASS_SAMPLE)])
-    sample = np.concatenate(samples)
-    found = rm.search_class_adjustments(values[sample], mu[sample], ell[sample], pixel_classes[sample], CLASSES,
-                                        limit=SCALE_LIMIT)
-    offsets, saved = [], 0.0
-    for k, adjustment in enumerate(found):
-        if adjustment.offsets != (0, 0):
-            saved += (adjustment.bits_unadjusted - adjustment.bits) * sizes[k] / samples[k].size
-        offsets.append(adjustment.offsets)
-    result = tuple(offsets)
-    if saved <= 8 * side_bytes(result):
-        return None
-    return result
+    return class_offsets.fit(values, mu, ell, pixel_classes, CLASSES, np.concatenate(samples), KEY, SCALE_LIMIT)
 
 
 def side_bytes(offsets: Offsets) -> int:
-    """What the offsets add to the plane's side information (packed alone: an upper bound)."""
-    return len(pack_side_info({"phase": to_json(offsets)}))
-
-
-def to_json(offsets: Offsets) -> list[list[int]]:
-    return [list(pair) for pair in offsets]
+    return class_offsets.side_bytes(KEY, offsets)
 
 
 def from_json(data) -> Offsets:
-    """Validated offsets (ValueError/TypeError on anything malformed or out of range)."""
-    if not isinstance(data, list) or len(data) != CLASSES:
-        raise ValueError(f"block-phase offsets: {CLASSES} pairs expected")
-    pairs = []
-    for pair in data:
-        if not isinstance(pair, list) or len(pair) != 2 or not all(type(x) is int for x in pair):
-            raise ValueError("block-phase offsets: each entry is [scale, mean]")
-        d_ell, d_mu = pair
-        if not rm.offset_in_range(d_ell, d_mu):
-            raise ValueError("block-phase offsets out of range")
-        pairs.append((d_ell, d_mu))
-    return tuple(pairs)
+    return class_offsets.from_json(data, CLASSES, "block-phase")

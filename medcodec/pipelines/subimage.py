@@ -18,7 +18,9 @@ Streams of a plane:
   index and mean ("mean_adjust", 1/16 sample; ``residual_model.best_adjustment``: a per-plane
   calibration of the network's confidence and bias); optionally, per coded set, "refine" (``refine``:
   neighbour weights and activity-bin offsets; "requires" "refine") and "phase" (``block_phase``: 16
-  offsets by place in an earlier JPEG's 8x8 grid, or null; "requires" "phase"); optionally, per
+  offsets by place in an earlier JPEG's 8x8 grid, or null; "requires" "phase") and "surprise" (``surprise``:
+  16 offsets by how wrong the network's first pass was at the pixel's coded neighbours, or null; "requires"
+  "surprise"); optionally, per
   subimage D, B, C, "ensemble": [first-pass size, LC-L pass size] ("requires" "ensemble"; absent: all 1),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
 * RESIDUAL: per coded pixel set, a pair (main symbols; escapes and raw low bits). Fast: sets D, B, C
@@ -42,13 +44,13 @@ from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionE
 from ..models import load_model
 from ..networks.lch import LCHNet
 from ..parallel import beside
-from . import block_phase, ensemble, refine
+from . import block_phase, ensemble, refine, surprise
 from . import split as sp
 from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
-KNOWN_FEATURES = {"ensemble", "phase", "refine", "whole_set"}  # PLANE_META "requires" names this decoder implements
+KNOWN_FEATURES = {"ensemble", "phase", "refine", "surprise", "whole_set"}  # PLANE_META "requires" names this decoder implements
 NO_ENSEMBLE = (1, 1)  # (first-pass, LC-L pass) ensemble sizes: the network alone
 # an ensemble is kept for a subimage only where it saves this share of its bytes: less is not worth the
 # decoder's extra network passes (train split, benchmarks/ensemble_ablation.py: at 1 % the slow path
@@ -166,14 +168,17 @@ class _CodedSet:
     used: int | None
     payloads: tuple[bytes, bytes]
     phase: block_phase.Offsets | None = None
+    surprise_offsets: surprise.Offsets | None = None
 
     @property
     def cost(self) -> int:
-        """Bytes it adds to the file: streams, their section entries, its refinement's and block-phase
-        offsets' side information."""
+        """Bytes it adds to the file: streams, their section entries, its refinement's, block-phase and
+        surprise offsets' side information."""
         side = 0 if self.calibration.refinement is None else len(pack_side_info(self.calibration.refinement.to_json()))
         if self.phase is not None:
             side += block_phase.side_bytes(self.phase)
+        if self.surprise_offsets is not None:
+            side += surprise.side_bytes(self.surprise_offsets)
         return sum(map(len, self.payloads)) + 2 * SECTION_OVERHEAD + side
 
 
@@ -188,6 +193,7 @@ class SetModel:
     calibration: refine.Calibration
     used: int | None
     phase: block_phase.Offsets | None
+    surprise_offsets: surprise.Offsets | None = None
 
 
 def _cheaper(costs: list[int], min_gain: float = ENSEMBLE_MIN_GAIN) -> int:
@@ -222,6 +228,10 @@ def _pack(norm: sp.Normalisation, a_payload: bytes, coded_sets: list[tuple[int, 
     if any(c.phase is not None for _, c in coded_sets):
         meta["phase"] = [None if c.phase is None else block_phase.to_json(c.phase) for _, c in coded_sets]
         requires.append("phase")
+    if any(c.surprise_offsets is not None for _, c in coded_sets):
+        meta["surprise"] = [None if c.surprise_offsets is None else surprise.to_json(c.surprise_offsets)
+                            for _, c in coded_sets]
+        requires.append("surprise")
     if requires:
         meta["requires"] = sorted(requires)
     streams = [Stream(SectionKind.PLANE_META, 0, pack_side_info(meta)), Stream(SectionKind.JXL_SUBIMAGE, 0, a_payload)]
@@ -238,13 +248,14 @@ class FastMethod(Method):
     ensemble_sizes: tuple[int, int] = NO_ENSEMBLE
     ensemble_choice = "cheaper"  # or "always": every subimage as an ensemble (tests, worst-case measurements)
     ensemble_min_gain = ENSEMBLE_MIN_GAIN  # for ablations
+    surprise_choice = "cheaper"  # or "always": surprise offsets on every set (tests, worst cases)
 
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = 7,
                  use_refinement: bool = True, use_block_phase: bool = True,
-                 ensemble_sizes: tuple[int, int] | None = None):
-        """use_refinement / use_block_phase=False: the encoder never tries ``refine`` / ``block_phase``
-        (for ablations); ensemble_sizes overrides the class's (for ablations); the decoder reads every
-        kind of stream."""
+                 ensemble_sizes: tuple[int, int] | None = None, use_surprise: bool = True):
+        """use_refinement / use_block_phase / use_surprise=False: the encoder never tries ``refine`` /
+        ``block_phase`` / ``surprise`` (for ablations); ensemble_sizes overrides the class's (for
+        ablations); the decoder reads every kind of stream."""
         if ensemble_sizes is not None:
             ensemble.check_sizes(*ensemble_sizes)
             self.ensemble_sizes = tuple(ensemble_sizes)
@@ -254,6 +265,7 @@ class FastMethod(Method):
         self.subimage_a = ClassicalMethod(effort=effort)
         self.use_refinement = use_refinement
         self.use_block_phase = use_block_phase
+        self.use_surprise = use_surprise
 
     def _column_masks(self, valid: np.ndarray) -> list[np.ndarray]:
         """The pixel sets coded one after the other, in order (fast: all valid pixels at once)."""
@@ -297,6 +309,9 @@ class FastMethod(Method):
         ensemble, and the cheaper kept (the ensemble only where it saves ENSEMBLE_MIN_GAIN). The
         choices are independent: later subimages see a subimage's pixels, not its predictions."""
         normalised = {k: sp.normalise(v, norm.lo, norm.shift) for k, v in subs.items()}
+        # the surprise classes' error grids, from each subimage's first single pass (the same whichever
+        # of its codings is kept, so later subimages' codings do not depend on that choice)
+        error_grids = {"A": surprise.a_errors(subs["A"].numpy())} if self.use_surprise else None
         first_size, left_size = self.ensemble_sizes
         options = [NO_ENSEMBLE] if self.ensemble_sizes == NO_ENSEMBLE else [NO_ENSEMBLE, self.ensemble_sizes]
         # per layout and version: ([(first residual stream index, set)] in coding order, left_pass, sizes)
@@ -311,8 +326,10 @@ class FastMethod(Method):
             if split_layout:
                 lc_ls = self.predictor.predict_both(target, normalised, norm, normalised[target], left_size)
             codings = [self._code_subimage(target, subs, truth, valid, norm, firsts[f],
-                                           None if lc_ls is None else lc_ls[lf])
+                                           None if lc_ls is None else lc_ls[lf], error_grids)
                        for f, lf in options]
+            if error_grids is not None:
+                error_grids[target] = surprise.errors(truth.shape, valid, truth[valid], firsts[1][0][valid])
             del firsts, lc_ls
             index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
             for version, chosen in enumerate([self._pick([sum(s.cost for s in sets) for _, sets, _ in codings]), 0]
@@ -335,20 +352,20 @@ class FastMethod(Method):
         return len(costs) - 1 if self.ensemble_choice == "always" else _cheaper(costs, self.ensemble_min_gain)
 
     def _code_subimage(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, valid: np.ndarray,
-                       norm: sp.Normalisation, first, lc_l):
+                       norm: sp.Normalisation, first, lc_l, error_grids: dict | None):
         """One subimage coded from its first pass (and, in the slow path, its LC-L pass):
         (the subimage as one set, the sets this path codes it as, the slow path's left_pass value)."""
-        whole = self._code_set(target, subs, truth, valid, [(None, first)], None)
+        whole = self._code_set(target, subs, truth, valid, [(None, first)], None, error_grids)
         if len(self.column_sets) == 1:
             return whole, [whole], None
         even, odd = self._column_masks(valid)
-        split = [self._code_set(target, subs, truth, even, [(None, first)], None)]
+        split = [self._code_set(target, subs, truth, even, [(None, first)], None, error_grids)]
         # the target's pixels as the decoder has them after its even columns
         known = torch.full_like(subs[target], norm.lo)
         known[torch.from_numpy(even)] = subs[target][torch.from_numpy(even)]
         # odd columns: the LC-L pass (even columns known) or, when it codes them in fewer bits
         # after calibration and refinement, the first pass again
-        split.append(self._code_set(target, subs, truth, odd, [(1, lc_l), (0, first)], known))
+        split.append(self._code_set(target, subs, truth, odd, [(1, lc_l), (0, first)], known, error_grids))
         # or the whole subimage as one set, as the fast path codes it: where LC-L does not help,
         # the split only adds a second calibration and two sections. The choice is sent, so slow
         # never loses to fast on a subimage.
@@ -357,19 +374,20 @@ class FastMethod(Method):
         return whole, split, split[1].used
 
     def _code_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
-                  candidates: list, known: torch.Tensor | None) -> "_CodedSet":
+                  candidates: list, known: torch.Tensor | None, error_grids: dict | None) -> "_CodedSet":
         """One pixel set coded with the cheapest of the candidate passes [(left_pass value, (mu, ell))]
         after calibration and refinement (known: the target's grid as decoded so far, for the later
-        column sets' own-row neighbours)."""
-        model = self.model_set(target, subs, truth, pixels, candidates, known)
+        column sets' own-row neighbours; error_grids: the earlier subimages', for the surprise classes)."""
+        model = self.model_set(target, subs, truth, pixels, candidates, known, error_grids)
         main, extra = rm.encode_segments(model.values, rm.pixel_params(model.mu, model.ell))
         return _CodedSet(model.calibration, model.used, (rans.encode_segments(main), rans.encode_segments(extra)),
-                         model.phase)
+                         model.phase, model.surprise_offsets)
 
     def model_set(self, target: str, subs: dict[str, torch.Tensor], truth: np.ndarray, pixels: np.ndarray,
-                  candidates: list, known: torch.Tensor | None) -> "SetModel":
+                  candidates: list, known: torch.Tensor | None, error_grids: dict | None = None) -> "SetModel":
         """What ``_code_set`` codes a set with: its values and final per-pixel (mu, ell), and the
-        choices sent for them (also for analyses that try other corrections on top)."""
+        choices sent for them (also for analyses that try other corrections on top). Surprise offsets
+        are fitted only when error_grids (the earlier subimages' and A's, ``surprise``) are given."""
         values = truth[pixels]
         ring = refine.NeighbourRing(target, subs, pixels, known) if self.use_refinement else None
         choices = []
@@ -386,12 +404,19 @@ class FastMethod(Method):
             phase = block_phase.fit(values, mu, ell, pixel_classes)
             if phase is not None:
                 mu, ell = block_phase.apply(mu, ell, pixel_classes, phase)
-        return SetModel(values, mu, ell, calibration, used, phase)
+        offsets = None
+        if error_grids is not None and values.size:
+            pixel_classes = surprise.classes(target, error_grids, pixels, ell)
+            offsets = surprise.fit(values, mu, ell, pixel_classes, always=self.surprise_choice == "always")
+            if offsets is not None:
+                mu, ell = surprise.apply(mu, ell, pixel_classes, offsets)
+        return SetModel(values, mu, ell, calibration, used, phase, offsets)
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         height, width = shape
         by_key = {(int(s.kind), s.index): s.payload for s in streams}
         norm, left_pass, calibrations, ensemble_sizes = self._read_meta(by_key, bits)
+        uses_surprise = any(offsets is not None for *_, offsets in calibrations)
         calibrations = iter(calibrations)
         a_payload = by_key.get((int(SectionKind.JXL_SUBIMAGE), 0))
         if a_payload is None:
@@ -400,6 +425,7 @@ class FastMethod(Method):
         a = self.subimage_a.decode([Stream(SectionKind.PLANE_CLASSICAL, 0, a_payload)], a_shape, bits)
         subs = {"A": torch.from_numpy(a.astype(np.int64))}
         normalised = {"A": sp.normalise(subs["A"], norm.lo, norm.shift)}
+        error_grids = {"A": surprise.a_errors(a)} if uses_surprise else None
         for number, target in enumerate(sp.PREDICTED):
             index = 2 * len(self.column_sets) * number  # the subimage's first residual stream
             valid = sp.valid_mask(height, width, target).numpy()
@@ -412,7 +438,13 @@ class FastMethod(Method):
                 # Only the coded pixels' (mu, ell) are kept, and full grids are dropped as soon as
                 # possible: the decoder's peak memory is one network pass plus the planes.
                 if step == 0:
-                    mu, ell = self.predictor.predict(target, normalised, norm, variants=first_variants)
+                    if uses_surprise:  # the surprise error grids need the first single pass's mean
+                        passes = self.predictor.predict_both(target, normalised, norm, variants=first_variants)
+                        mu, ell = passes[first_variants]
+                        first_mu = passes[1][0][valid]
+                        del passes
+                    else:
+                        mu, ell = self.predictor.predict(target, normalised, norm, variants=first_variants)
                     if reuse_first:  # the odd columns are coded with this first pass too
                         later = (mu[masks[1]], ell[masks[1]])
                     mu, ell = mu[pixels], ell[pixels]
@@ -423,14 +455,17 @@ class FastMethod(Method):
                     mu, ell = self.predictor.predict(target, normalised, norm, sp.normalise(grid, norm.lo, norm.shift),
                                                      left_variants)
                     mu, ell = mu[pixels], ell[pixels]
-                (d_ell, d_mu), refinement, phase = next(calibrations)
+                (d_ell, d_mu), refinement, phase, offsets = next(calibrations)
                 if refinement is not None:
                     ring = refine.NeighbourRing(target, subs, pixels, grid if step else None)
                     mu, ell = refine.apply(mu, ell, ring, refinement)
                     del ring
+                mu, ell = mu + d_mu, ell + d_ell  # in the encoder's order: the surprise classes read ell
                 if phase is not None:
                     mu, ell = block_phase.apply(mu, ell, block_phase.classes(pixels), phase)
-                params = rm.pixel_params(mu + d_mu, ell + d_ell)
+                if offsets is not None:
+                    mu, ell = surprise.apply(mu, ell, surprise.classes(target, error_grids, pixels, ell), offsets)
+                params = rm.pixel_params(mu, ell)
                 del mu, ell
                 tables, order = rm.decode_main_tables(params)
                 main = rans.decode_segments(self._payload(by_key, index), tables)
@@ -443,6 +478,9 @@ class FastMethod(Method):
                 del params, tables, order, main, values
             subs[target] = grid
             normalised[target] = sp.normalise(grid, norm.lo, norm.shift)
+            if uses_surprise:
+                error_grids[target] = surprise.errors(a_shape, valid, grid.numpy()[valid], first_mu)
+                del first_mu
         plane = sp.merge(subs, height, width).numpy()
         return check_decoded(plane, shape, bits, self.name)
 
@@ -482,6 +520,10 @@ class FastMethod(Method):
             if not isinstance(listed, list) or len(listed) != len(ring_sizes):
                 raise ValueError("one block-phase entry per coded pixel set")
             phases = [None if p is None else block_phase.from_json(p) for p in listed]
+            listed = meta.get("surprise", [None] * len(ring_sizes))
+            if not isinstance(listed, list) or len(listed) != len(ring_sizes):
+                raise ValueError("one surprise entry per coded pixel set")
+            surprises = [None if p is None else surprise.from_json(p) for p in listed]
             listed = meta.get("ensemble", [list(NO_ENSEMBLE)] * len(sp.PREDICTED))
             if not isinstance(listed, list) or len(listed) != len(sp.PREDICTED):
                 raise ValueError("one pair of ensemble sizes per subimage")
@@ -494,7 +536,8 @@ class FastMethod(Method):
         if not (0 <= lo < (1 << bits) and 0 <= shift <= 8
                 and all(rm.offset_in_range(d, m) for d, m in adjustments)):
             raise CorruptStreamError(f"{self.name} frame: plane side information is out of range")
-        return sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements, phases)), sizes
+        return (sp.Normalisation(lo, shift), left_pass, list(zip(adjustments, refinements, phases, surprises)),
+                sizes)
 
 
 class SlowMethod(FastMethod):
@@ -512,7 +555,7 @@ class SlowMethod(FastMethod):
     # the slow path also spends more JPEG-XL effort on subimage A: 7 and 9, the smaller kept
     def __init__(self, device: str = "auto", model_id: str = DEFAULT_MODEL, effort: int | tuple[int, ...] = (7, 9),
                  use_refinement: bool = True, use_block_phase: bool = True,
-                 ensemble_sizes: tuple[int, int] | None = None):
-        super().__init__(device, model_id, effort, use_refinement, use_block_phase, ensemble_sizes)
+                 ensemble_sizes: tuple[int, int] | None = None, use_surprise: bool = True):
+        super().__init__(device, model_id, effort, use_refinement, use_block_phase, ensemble_sizes, use_surprise)
         if not self.predictor.supports_left:
             raise ModelMismatchError(f"model {model_id!r} has no LC-L inputs; the slow path needs a newer model")

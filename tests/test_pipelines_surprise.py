@@ -1,0 +1,191 @@
+"""Surprise offsets: the documented integer rule, the encoder's keep-or-drop decision, validation of the
+side information, exact round trips (with ensembles too), configuration independence, older readers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from medcodec.entropy import residual_model as rm
+from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+from medcodec.pipelines import subimage, surprise
+from medcodec.pipelines.base import unpack_side_info
+from medcodec.pipelines.subimage import FastMethod, SlowMethod
+
+from planes import EDGE_CASES, smooth
+from side_info import with_meta
+from torch_configs import assert_coding_is_configuration_independent
+
+
+def varying_noise(shape, bits, seed=0):
+    """A smooth image whose heavy-tailed noise is 50x stronger on the dark squares of a 16-pixel
+    checkerboard (CT streaks, a detector's regions): the network, which sees values and not where it
+    was wrong, under- and over-rates it square by square; the surprise classes see its errors."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    top = (1 << bits) - 1
+    base = (np.sin(x / 9.0) + np.cos(y / 13.0) + 2) / 4 * top
+    sigma = np.where(((y // 16) + (x // 16)) % 2 == 0, top / 3000, top / 150)
+    return np.clip(base + rng.laplace(0, 1, shape) * sigma, 0, top).astype(np.uint16)
+
+
+def _forced(cls, **kwargs):
+    method = cls(device="cpu", **kwargs)
+    method.surprise_choice = "always"
+    return method
+
+
+@pytest.fixture(scope="module", params=[FastMethod, SlowMethod], ids=["fast", "slow"])
+def method(request):
+    return request.param(device="cpu")
+
+
+@pytest.mark.parametrize("x", [0, 1, 2, 3, 4, 5, 7, 8, 11, 12, 181, 182, 2**20 - 1, 2**20, 1448, 1449, 2**31 - 1])
+def test_half_log2_is_floor_of_twice_log2(x):
+    expected = 0 if x <= 1 else math.floor(2 * math.log2(x) + 1e-12)
+    # the float reference is exact away from the half-octave boundaries; check those with integers
+    if x > 1:
+        expected = max(k for k in range(64) if 2**k <= x * x)
+    assert surprise.half_log2(np.array([x]))[0] == expected
+
+
+def test_half_log2_matches_integer_definition_on_a_range():
+    x = np.arange(1, 200_000, dtype=np.int64)
+    got = surprise.half_log2(x)
+    # floor(2 log2 x) = floor(log2 x^2) = bit length of x^2, minus one
+    expected = np.array([int(v * v).bit_length() - 1 for v in x])
+    assert np.array_equal(got, expected)
+
+
+def test_a_errors_are_four_times_the_laplacian_with_edges_replicated():
+    a = np.array([[10, 10, 10], [10, 30, 10], [10, 10, 10]])
+    got = surprise.a_errors(a)
+    assert got[1, 1] == 4 * abs(4 * 30 - 40)
+    assert got[0, 0] == 4 * abs(4 * 10 - (10 + 10 + 10 + 10))  # replicated edges: itself twice, 10, 10
+    assert got[0, 1] == 4 * abs(4 * 10 - (10 + 30 + 10 + 10))
+
+
+def test_error_grid_holds_the_first_pass_error_at_coded_pixels_only():
+    pixels = np.array([[True, False], [True, True]])
+    values = np.array([5, 7, 9])
+    first_mu = np.array([5 * 16, 7 * 16 + 40, 9 * 16 - 100])
+    grid = surprise.errors((2, 2), pixels, values, first_mu)
+    assert grid.tolist() == [[8, 0], [abs(8 - 40), 108]]
+
+
+def test_class_is_the_ratio_of_neighbour_errors_to_the_own_scale_in_half_octaves():
+    shape = (4, 5)
+    grids = {"A": np.full(shape, 64, np.int64)}
+    pixels = np.zeros(shape, bool)
+    pixels[1, 2] = pixels[2, 3] = True
+    ell = np.array([40, 0])
+    got = surprise.classes("D", grids, pixels, ell)
+    total = 4 * 64  # four A neighbours
+    expected = [min(15, max(0, int(2 * math.log2(total)) - e // 4 + surprise.CENTRE["D"])) for e in ell]
+    assert got.tolist() == expected
+    # B reads six D neighbours, C two D and four B
+    grids.update(D=np.arange(20, dtype=np.int64).reshape(shape) * 100, B=np.full(shape, 7, np.int64))
+    b = surprise.classes("B", grids, pixels, np.array([0, 0]))
+    d = grids["D"]
+    total_b = d[0, 2] + d[1, 2] + d[0, 1] + d[1, 1] + d[0, 3] + d[1, 3]
+    assert b[0] == min(15, int(surprise.half_log2(np.array([total_b]))[0]) + surprise.CENTRE["B"])
+    c = surprise.classes("C", grids, pixels, np.array([0, 0]))
+    total_c = d[1, 1] + d[1, 2] + 4 * 7
+    assert c[0] == min(15, int(surprise.half_log2(np.array([total_c]))[0]) + surprise.CENTRE["C"])
+
+
+def test_centre_puts_errors_as_large_as_the_scale_mid_range():
+    assert surprise.CENTRE == {"D": 3, "B": 2, "C": 2}
+
+
+def _synthetic(wide_class=None):
+    rng = np.random.default_rng(0)
+    pixel_classes = np.tile(np.arange(surprise.CLASSES), 4000)
+    mu = np.full(pixel_classes.size, 100 * rm.MEAN_ONE + rm.MEAN_ONE // 2)
+    noise = rng.logistic(0, 2.0, pixel_classes.size)
+    if wide_class is not None:
+        noise[pixel_classes == wide_class] *= 4
+    values = 100 + np.round(noise).astype(np.int64)
+    ell = np.full(pixel_classes.size, 40)  # scale 2 samples, as drawn
+    return values, mu, ell, pixel_classes
+
+
+def test_fit_drops_offsets_that_do_not_pay():
+    assert surprise.fit(*_synthetic()) is None
+    assert surprise.fit(*_synthetic(), always=True) is not None
+
+
+def test_fit_widens_a_class_the_network_underrates():
+    offsets = surprise.fit(*_synthetic(wide_class=11))
+    assert offsets is not None
+    assert offsets[11][0] >= 12 and all(abs(e) <= 2 for k, (e, _) in enumerate(offsets) if k != 11)
+
+
+@pytest.mark.parametrize("bad", [
+    [[0, 0]] * 15, [[0, 0, 0]] * 16, [[0, False]] * 16, [[0, 999]] * 16, [[10**6, 0]] * 16, {"0": [0, 0]},
+])
+def test_side_information_is_validated(bad):
+    with pytest.raises((ValueError, TypeError)):
+        surprise.from_json(bad)
+
+
+def test_varying_noise_uses_offsets_that_pay_and_is_exact(method):
+    plane = varying_noise((96, 128), 12)
+    streams = method.encode(plane, 12)
+    meta = unpack_side_info(streams[0].payload)
+    assert "surprise" in meta["requires"] and any(s is not None for s in meta["surprise"])
+    assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
+    plain = type(method)(device="cpu", use_surprise=False).encode(plane, 12)
+    assert "surprise" not in unpack_side_info(plain[0].payload)
+    assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in plain)
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_forced_offsets_round_trip_the_edge_cases(case):
+    plane, bits = EDGE_CASES[case]
+    for cls in (FastMethod, SlowMethod):
+        method = _forced(cls)
+        streams = method.encode(plane, bits)
+        assert np.array_equal(method.decode(streams, plane.shape, bits), plane)
+
+
+def test_forced_offsets_with_ensembles_round_trip():
+    """An ensemble subimage's decoder needs the first single pass too (its errors feed the later classes)."""
+    method = _forced(SlowMethod)
+    method.ensemble_choice = "always"
+    plane = varying_noise((72, 90), 16, seed=2)
+    streams = method.encode(plane, 16)
+    meta = unpack_side_info(streams[0].payload)
+    assert {"ensemble", "surprise"} <= set(meta["requires"])
+    assert np.array_equal(method.decode(streams, plane.shape, 16), plane)
+
+
+def test_same_bytes_under_other_configurations(method):
+    assert_coding_is_configuration_independent(method, varying_noise((64, 72), 16, seed=3), 16)
+
+
+def test_a_plane_where_nothing_varies_carries_no_offsets():
+    streams = FastMethod(device="cpu").encode(*EDGE_CASES["flat"])
+    assert "surprise" not in unpack_side_info(streams[0].payload)
+
+
+def test_a_reader_without_surprise_refuses_the_plane_as_newer(monkeypatch):
+    method = _forced(FastMethod)
+    plane = smooth((40, 48), 12)
+    streams = method.encode(plane, 12)
+    monkeypatch.setattr(subimage, "KNOWN_FEATURES", subimage.KNOWN_FEATURES - {"surprise"})
+    with pytest.raises(UnsupportedVersionError, match="surprise.*newer medcodec"):
+        method.decode(streams, plane.shape, 12)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda m: m["surprise"].append(None),
+    lambda m: m["surprise"].pop(),
+    lambda m: m.update(surprise=[[[0, 99]] * 16] * len(m["surprise"])),
+    lambda m: m.update(surprise="none"),
+], ids=["extra-sets", "missing-set", "range", "not-a-list"])
+def test_damaged_offsets_are_corrupt(method, damage):
+    plane = varying_noise((64, 80), 12)
+    streams = with_meta(_forced(type(method)).encode(plane, 12), damage)
+    with pytest.raises(CorruptStreamError):
+        method.decode(streams, plane.shape, 12)
