@@ -40,21 +40,21 @@ def method(request):
     return request.param(device="cpu")
 
 
-@pytest.mark.parametrize("x", [0, 1, 2, 3, 4, 5, 7, 8, 11, 12, 181, 182, 2**20 - 1, 2**20, 1448, 1449, 2**31 - 1])
-def test_half_log2_is_floor_of_twice_log2(x):
-    expected = 0 if x <= 1 else math.floor(2 * math.log2(x) + 1e-12)
-    # the float reference is exact away from the half-octave boundaries; check those with integers
-    if x > 1:
-        expected = max(k for k in range(64) if 2**k <= x * x)
-    assert surprise.half_log2(np.array([x]))[0] == expected
+@pytest.mark.parametrize("x", [0, 1, 2, 3, 4, 5, 6, 7, 8, 181, 182, 1448, 1449, 2**20 - 1, 2**20, 2**30, 2**31 - 1])
+def test_log8_is_floor_of_eight_log2(x):
+    # floor(8 log2 x) = floor(log2 x**8) = bit length of x**8, minus one (Python integers: exact)
+    assert surprise.log8(np.array([x]))[0] == (max(x, 1) ** 8).bit_length() - 1
 
 
-def test_half_log2_matches_integer_definition_on_a_range():
-    x = np.arange(1, 200_000, dtype=np.int64)
-    got = surprise.half_log2(x)
-    # floor(2 log2 x) = floor(log2 x^2) = bit length of x^2, minus one
-    expected = np.array([int(v * v).bit_length() - 1 for v in x])
-    assert np.array_equal(got, expected)
+def test_log8_matches_the_integer_definition_on_many_values():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.arange(1, 20_000), rng.integers(1, 2**31, 20_000), 2 ** np.arange(31) - 1])
+    expected = np.array([(max(int(v), 1) ** 8).bit_length() - 1 for v in x])
+    assert np.array_equal(surprise.log8(x), expected)
+
+
+def test_eighth_octave_thresholds_are_the_documented_constants():
+    assert surprise.EIGHTHS.tolist() == [math.ceil(2 ** (30 + i / 8)) for i in range(1, 8)]
 
 
 def test_a_errors_are_four_times_the_laplacian_with_edges_replicated():
@@ -73,34 +73,37 @@ def test_error_grid_holds_the_first_pass_error_at_coded_pixels_only():
     assert grid.tolist() == [[8, 0], [abs(8 - 40), 108]]
 
 
+def _expected_class(total, ell, neighbours):
+    log8 = lambda v: (max(int(v), 1) ** 8).bit_length() - 1  # noqa: E731
+    return min(23, max(0, (log8(total) - ell - log8(neighbours)) // 4 + 12))
+
+
 def test_class_is_the_ratio_of_neighbour_errors_to_the_own_scale_in_half_octaves():
     shape = (4, 5)
     grids = {"A": np.full(shape, 64, np.int64)}
     pixels = np.zeros(shape, bool)
     pixels[1, 2] = pixels[2, 3] = True
     ell = np.array([40, 0])
-    got = surprise.classes("D", grids, pixels, ell)
-    total = 4 * 64  # four A neighbours
-    expected = [min(15, max(0, int(2 * math.log2(total)) - e // 4 + surprise.CENTRE["D"])) for e in ell]
-    assert got.tolist() == expected
+    assert surprise.classes("D", grids, pixels, ell).tolist() == [_expected_class(4 * 64, e, 4) for e in ell]
     # B reads six D neighbours, C two D and four B
     grids.update(D=np.arange(20, dtype=np.int64).reshape(shape) * 100, B=np.full(shape, 7, np.int64))
-    b = surprise.classes("B", grids, pixels, np.array([0, 0]))
     d = grids["D"]
     total_b = d[0, 2] + d[1, 2] + d[0, 1] + d[1, 1] + d[0, 3] + d[1, 3]
-    assert b[0] == min(15, int(surprise.half_log2(np.array([total_b]))[0]) + surprise.CENTRE["B"])
-    c = surprise.classes("C", grids, pixels, np.array([0, 0]))
+    assert surprise.classes("B", grids, pixels, np.array([30, 30]))[0] == _expected_class(total_b, 30, 6)
     total_c = d[1, 1] + d[1, 2] + 4 * 7
-    assert c[0] == min(15, int(surprise.half_log2(np.array([total_c]))[0]) + surprise.CENTRE["C"])
+    assert surprise.classes("C", grids, pixels, np.array([-5, -5]))[0] == _expected_class(total_c, -5, 6)
 
 
-def test_centre_puts_errors_as_large_as_the_scale_mid_range():
-    assert surprise.CENTRE == {"D": 3, "B": 2, "C": 2}
+def test_errors_as_large_as_the_scale_sit_mid_range():
+    pixels = np.ones((1, 1), bool)
+    for ell in (0, 40, 100):  # mean error 2**(ell / 8) in 1/16 sample at each of B's six neighbours
+        grids = {"D": np.full((1, 1), round(2 ** (ell / 8)), np.int64)}
+        assert surprise.classes("B", grids, pixels, np.array([ell]))[0] in (11, 12)
 
 
 def _synthetic(wide_class=None):
     rng = np.random.default_rng(0)
-    pixel_classes = np.tile(np.arange(surprise.CLASSES), 4000)
+    pixel_classes = np.tile(np.arange(surprise.CLASSES), 3000)
     mu = np.full(pixel_classes.size, 100 * rm.MEAN_ONE + rm.MEAN_ONE // 2)
     noise = rng.logistic(0, 2.0, pixel_classes.size)
     if wide_class is not None:
@@ -122,7 +125,7 @@ def test_fit_widens_a_class_the_network_underrates():
 
 
 @pytest.mark.parametrize("bad", [
-    [[0, 0]] * 15, [[0, 0, 0]] * 16, [[0, False]] * 16, [[0, 999]] * 16, [[10**6, 0]] * 16, {"0": [0, 0]},
+    [[0, 0]] * 23, [[0, 0, 0]] * 24, [[0, False]] * 24, [[0, 999]] * 24, [[10**6, 0]] * 24, {"0": [0, 0]},
 ])
 def test_side_information_is_validated(bad):
     with pytest.raises((ValueError, TypeError)):
@@ -181,7 +184,7 @@ def test_a_reader_without_surprise_refuses_the_plane_as_newer(monkeypatch):
 @pytest.mark.parametrize("damage", [
     lambda m: m["surprise"].append(None),
     lambda m: m["surprise"].pop(),
-    lambda m: m.update(surprise=[[[0, 99]] * 16] * len(m["surprise"])),
+    lambda m: m.update(surprise=[[[0, 99]] * 24] * len(m["surprise"])),
     lambda m: m.update(surprise="none"),
 ], ids=["extra-sets", "missing-set", "range", "not-a-list"])
 def test_damaged_offsets_are_corrupt(method, damage):
