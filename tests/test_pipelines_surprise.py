@@ -103,7 +103,7 @@ def test_errors_as_large_as_the_scale_sit_mid_range():
 
 def _synthetic(wide_class=None):
     rng = np.random.default_rng(0)
-    pixel_classes = np.tile(np.arange(surprise.CLASSES), 3000)
+    pixel_classes = rng.permutation(np.tile(np.arange(surprise.CLASSES), 3000))  # the fit samples a stride
     mu = np.full(pixel_classes.size, 100 * rm.MEAN_ONE + rm.MEAN_ONE // 2)
     noise = rng.logistic(0, 2.0, pixel_classes.size)
     if wide_class is not None:
