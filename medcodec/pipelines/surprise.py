@@ -51,7 +51,7 @@ NEIGHBOURS = {
     "C": (("D", 0, -1), ("D", 0, 0), ("B", 0, -1), ("B", 0, 0), ("B", 1, -1), ("B", 1, 0)),
 }
 PAD = 1  # the farthest offset above
-ERROR_LIMIT = (1 << 31) - 1  # errors are clamped here before summing (squares below stay inside int64)
+ERROR_LIMIT = (1 << 31) - 1  # errors are clamped here (int32 grids), and so are their sums
 
 
 
@@ -76,7 +76,10 @@ def log8(x: np.ndarray) -> np.ndarray:
     x = np.maximum(np.asarray(x), 1).astype(np.int64)
     bit_length = np.frexp(x.astype(np.float64))[1].astype(np.int64)  # exact for integers below 2**53
     mantissa = np.left_shift(x, 31 - bit_length)
-    return 8 * (bit_length - 1) + (mantissa[..., None] >= EIGHTHS).sum(axis=-1)
+    out = 8 * (bit_length - 1)
+    for threshold in EIGHTHS:  # one pass each: no [pixels, 7] array on large sets
+        out += mantissa >= threshold
+    return out
 
 
 def a_errors(a: np.ndarray) -> np.ndarray:
@@ -85,13 +88,13 @@ def a_errors(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.int64)
     p = np.pad(a, 1, mode="edge")
     lap = 4 * a - p[:-2, 1:-1] - p[2:, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:]
-    return np.minimum(4 * np.abs(lap), ERROR_LIMIT)
+    return np.minimum(4 * np.abs(lap), ERROR_LIMIT).astype(np.int32)
 
 
 def errors(shape: tuple[int, int], pixels: np.ndarray, values: np.ndarray, first_mu: np.ndarray) -> np.ndarray:
     """A subimage's error grid: |16 v + 8 - mu| at its coded pixels (first_mu: the first pass's mean at
-    those pixels, in the same row-major order as values), 0 elsewhere."""
-    grid = np.zeros(shape, dtype=np.int64)
+    those pixels, in the same row-major order as values), 0 elsewhere; int32 (the errors are clamped)."""
+    grid = np.zeros(shape, dtype=np.int32)
     grid[pixels] = np.minimum(np.abs(rm.MEAN_ONE * np.asarray(values, np.int64) + rm.MEAN_ONE // 2 - first_mu),
                               ERROR_LIMIT)
     return grid
