@@ -19,7 +19,7 @@ Streams of a plane:
   calibration of the network's confidence and bias); optionally, per coded set, "refine" (``refine``:
   neighbour weights and activity-bin offsets; "requires" "refine") and "phase" (``block_phase``: 16
   offsets by place in an earlier JPEG's 8x8 grid, or null; "requires" "phase") and "surprise" (``surprise``:
-  16 offsets by how wrong the network's first pass was at the pixel's coded neighbours, or null; "requires"
+  24 offsets by how wrong the network's first pass was at the pixel's coded neighbours, or null; "requires"
   "surprise"); optionally, per
   subimage D, B, C, "ensemble": [first-pass size, LC-L pass size] ("requires" "ensemble"; absent: all 1),
 * JXL_SUBIMAGE 0: subimage A, coded by the classical method (JPEG-XL, or raw when smaller),
