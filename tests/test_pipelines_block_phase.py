@@ -11,7 +11,7 @@ from medcodec.pipelines.base import unpack_side_info
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import jpeg_blocked, smooth
-from side_info import with_meta
+from side_info import assert_feature_used_exact_and_paying, with_meta
 from torch_configs import assert_coding_is_configuration_independent
 
 
@@ -69,15 +69,8 @@ def test_side_information_is_validated(bad):
 
 
 def test_jpeg_blocked_plane_uses_offsets_and_is_exact(method):
-    plane = jpeg_blocked((96, 120))
-    streams = method.encode(plane, 8)
-    meta = unpack_side_info(streams[0].payload)
-    assert "phase" in meta["requires"] and any(p is not None for p in meta["phase"])
-    assert np.array_equal(method.decode(streams, plane.shape, 8), plane)
     # and they pay: without them the same plane costs more
-    plain = type(method)(device="cpu", use_block_phase=False).encode(plane, 8)
-    assert "phase" not in unpack_side_info(plain[0].payload)
-    assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in plain)
+    assert_feature_used_exact_and_paying(method, jpeg_blocked((96, 120)), 8, "phase", use_block_phase=False)
 
 
 def test_a_plane_without_blocks_carries_no_offsets():

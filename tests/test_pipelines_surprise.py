@@ -13,7 +13,7 @@ from medcodec.pipelines.base import unpack_side_info
 from medcodec.pipelines.subimage import FastMethod, SlowMethod
 
 from planes import EDGE_CASES, smooth
-from side_info import with_meta
+from side_info import assert_feature_used_exact_and_paying, with_meta
 from torch_configs import assert_coding_is_configuration_independent
 
 
@@ -133,14 +133,7 @@ def test_side_information_is_validated(bad):
 
 
 def test_varying_noise_uses_offsets_that_pay_and_is_exact(method):
-    plane = varying_noise((96, 128), 12)
-    streams = method.encode(plane, 12)
-    meta = unpack_side_info(streams[0].payload)
-    assert "surprise" in meta["requires"] and any(s is not None for s in meta["surprise"])
-    assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
-    plain = type(method)(device="cpu", use_surprise=False).encode(plane, 12)
-    assert "surprise" not in unpack_side_info(plain[0].payload)
-    assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in plain)
+    assert_feature_used_exact_and_paying(method, varying_noise((96, 128), 12), 12, "surprise", use_surprise=False)
 
 
 @pytest.mark.parametrize("case", sorted(EDGE_CASES))
