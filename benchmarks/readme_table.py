@@ -32,17 +32,19 @@ def tables(bench: dict) -> str:
         lines.append(f"| {name} | {g['megapixels']:.1f} | " + " | ".join(_cell(g["codecs"].get(c)) for c in codecs)
                      + " |")
     overall = groups[-1]["codecs"]
-    lines += ["", "| codec | enc MP/s | dec MP/s | learned share | JPEG history | notes |", "|---|---:|---:|---:|---:|---|"]
+    lines += ["", "| codec | enc MP/s | dec MP/s | learned share | JPEG history | raster | notes |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for c in codecs:
         s = overall[c]
         if not s.get("enc_mps"):
             continue
         share = f"{100 * s['learned_share']:.0f}%" if s.get("learned_share") is not None else ""
         jpeg = f"{100 * s['jpeg_share']:.0f}%" if s.get("jpeg_share") is not None else ""
+        raster = f"{100 * s['raster_share']:.0f}%" if s.get("raster_share") is not None else ""
         sections = s.get("section_bpp") or {}
         note = (f"z {sections['latent_z']:.3f} + residuals {sections.get('residual', 0):.3f} bpp on its frames"
                 if sections.get("latent_z") else "")
-        lines.append(f"| {codec_label(c)} | {s['enc_mps']:.2f} | {s['dec_mps']:.2f} | {share} | {jpeg} | {note} |")
+        lines.append(f"| {codec_label(c)} | {s['enc_mps']:.2f} | {s['dec_mps']:.2f} | {share} | {jpeg} | {raster} | {note} |")
     return "\n".join(lines)
 
 

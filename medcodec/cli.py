@@ -330,6 +330,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
         if f.get("method") == "jpeg":
             note += " (the JPEG it was decoded from, recovered)"
+        if f.get("method") == "raster":
+            note += " (raster-order prediction, per-plane weights)"
         ensembles = (f.get("side_info") or {}).get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]
         if averaged:  # the slow mode's test-time ensembles: more network passes in the decoder

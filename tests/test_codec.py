@@ -141,9 +141,19 @@ class _BetterMethod(ClassicalMethod):
         super().__init__(effort=9)
 
 
+class _NoRaster(ClassicalMethod):
+    """The raster method's slot, offering nothing: these tests are about the learned-vs-classical choice
+    (tests/test_pipelines_raster.py has the codec keeping real raster streams)."""
+
+    name = "raster"
+
+    def encode_alternatives(self, plane, bits):
+        return []
+
+
 @pytest.fixture
 def fake_registry(monkeypatch):
-    methods = {"classical": ClassicalMethod(effort=1), "jpeg": JpegHistoryMethod()}
+    methods = {"classical": ClassicalMethod(effort=1), "jpeg": JpegHistoryMethod(), "raster": _NoRaster()}
 
     def fake_get_method(name, device="auto", effort=None):
         if name not in methods:

@@ -85,6 +85,7 @@ def summarise_codec(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
             # bits per section kind over all the group's pixels (z and residual bits of latent mode).
             summary["learned_share"] = _rate(sum(r["results"][name]["learned_pixels"] for r in ok), pixels)
             summary["jpeg_share"] = _rate(sum(r["results"][name].get("jpeg_pixels", 0) for r in ok), pixels)
+            summary["raster_share"] = _rate(sum(r["results"][name].get("raster_pixels", 0) for r in ok), pixels)
             kinds: dict[str, int] = {}
             for r in ok:
                 for kind, size in r["results"][name]["section_bytes"].items():
@@ -158,6 +159,8 @@ def render_group(group: dict[str, Any]) -> str:
             notes.append(f"learned on {100 * s['learned_share']:.0f}% of pixels")
         if s.get("jpeg_share"):
             notes.append(f"JPEG history on {100 * s['jpeg_share']:.0f}%")
+        if s.get("raster_share"):
+            notes.append(f"raster on {100 * s['raster_share']:.0f}%")
         section_bpp = s.get("section_bpp") or {}
         if section_bpp.get("latent_z"):
             notes.append(f"z {section_bpp['latent_z']:.3f} + residuals {section_bpp.get('residual', 0):.3f} bpp")

@@ -231,8 +231,8 @@ def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, An
     classical codecs do not pay), section_bytes per kind (latent z vs residuals, JPEG-XL subimage...)
     learned_pixels, the pixels of frames the mode coded itself rather than storing them classically (a
     slow file may keep a frame in the fast layout of its own coding: learned too; the classical mode's
-    frames are all its own), and jpeg_pixels, those of frames coded as their recovered JPEG history
-    (``pipelines.jpeg_history``).
+    frames are all its own), jpeg_pixels, those of frames coded as their recovered JPEG history
+    (``pipelines.jpeg_history``), and raster_pixels, those coded in raster order (``pipelines.raster``).
 
     Empty when the codec cannot say (info is a convenience here: a verified result stands without it).
     """
@@ -248,7 +248,8 @@ def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, An
         return {}
     pixel_bytes = sum(v for k, v in sections.items() if k != "envelope")
     return {"overhead_bytes": len(blob) - pixel_bytes, "section_bytes": sections,
-            "learned_pixels": pixels.get("learned", 0), "jpeg_pixels": pixels.get("jpeg", 0)}
+            "learned_pixels": pixels.get("learned", 0), "jpeg_pixels": pixels.get("jpeg", 0),
+            "raster_pixels": pixels.get("raster", 0)}
 
 
 def _warm_up(codec_module: Any, mode: str, device: str) -> None:

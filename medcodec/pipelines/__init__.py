@@ -18,9 +18,10 @@ _LEARNED: dict[str, tuple[str, str]] = {
     "latent": ("medcodec.pipelines.latent", "LatentMethod"),
 }
 METHOD_NAMES: tuple[str, ...] = ("classical", *_LEARNED)
-# methods a frame may name that need no weights: the classical fallback, and the recovered JPEG
-# history of a once-JPEG 8-bit plane, which the learned modes offer beside their own streams
-MODEL_FREE: tuple[str, ...] = ("classical", "jpeg")
+# methods a frame may name that need no weights: the classical fallback, the recovered JPEG history of
+# a once-JPEG 8-bit plane, and raster-order prediction with per-plane weights (noise-dominated planes);
+# the learned modes offer the last two beside their own streams
+MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 
 @functools.lru_cache(maxsize=16)
@@ -37,6 +38,10 @@ def get_method(name: str, device: str = "auto", effort: int | None = None) -> Me
         from medcodec.pipelines.jpeg_history import JpegHistoryMethod
 
         return JpegHistoryMethod(effort=effort)
+    if name == "raster":
+        from medcodec.pipelines.raster import RasterMethod
+
+        return RasterMethod()
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]

@@ -1,0 +1,468 @@
+"""Raster method: every pixel predicted from its causal neighbours, for noise-dominated planes.
+
+Why: the subimage methods predict a quarter of the plane at a time from what is already coded, so no
+pixel sees its left neighbour in the same subimage, and subimage A goes to JPEG-XL at a quarter of the
+resolution. On 8-bit images with structure the networks make up for it; on 12-16-bit CT and MR, whose
+bits are mostly noise, they lose to JPEG-XL (which codes in raster order) and the codec falls back to
+it. This method codes in raster order with a context model JPEG-XL does not have, fitted to the plane:
+
+* prediction (1/16 sample units): per class of pixels, least-squares weights on the 12 causal
+  neighbours' differences from the left neighbour W (first stage), plus weights on the first-stage
+  errors of 6 neighbours (second stage: the local bias the first stage leaves). Classes: 12 by local
+  activity, 4 for the border rows and columns (whose out-of-plane neighbours read a constant).
+* scale: integer weights on 8 neighbours' final errors and the activity give a sum s; its bucket
+  ``floor(8 log2 (s + 1)) // 2`` indexes a per-plane scale index: the encoder searches the index that
+  codes each bucket's pixels in fewest bits.
+* coding: the learned methods' residual tables (``entropy.residual_model``), one table per pixel,
+  rANS via constriction; the low bits a wide distribution sheds and escaped values go to a raw bit
+  stream in the same order.
+
+Everything between the pixels and the tables is integer arithmetic (int64), so every machine computes
+the same tables. The weights are fitted in floating point by the encoder only, then rounded and sent.
+
+Decoding is sequential but vectorised along wavefronts: pixel (i, j) needs only neighbours with a
+smaller ``2 i + j`` (the template reaches one column right on the row above, two on the row above
+that), so each of the ``2 H + W - 2`` wavefronts is decoded as one numpy batch.
+
+Streams: PLANE_META (the weights, JSON), RESIDUAL 0 (rANS words), METHOD_STREAM 0 (raw bits).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Sequence
+
+import constriction
+import numpy as np
+
+from medcodec.container.format import SectionKind
+from medcodec.entropy import residual_model as rm
+from medcodec.errors import CorruptStreamError
+from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
+from medcodec.pipelines.surprise import log8
+
+# (dy, dx) of the causal template; W first (the reference the others are differenced against).
+OFFSETS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, -2), (-2, -1), (-2, 1), (-2, -2),
+           (-2, 2), (0, -3))
+ERROR_TAPS = 6  # second stage: first-stage errors of OFFSETS[:6]
+SCALE_TAPS = 8  # scale: final errors of OFFSETS[:8]
+PAD_TOP, PAD_LEFT, PAD_RIGHT = 2, 3, 2
+COEF_SHIFT = 10  # weights in 1/1024
+COEF_LIMIT = 1 << 15  # second-stage weights (32 in 1/1024)
+FIRST_LIMIT = 1 << 21  # first-stage weights and intercepts (an intercept may be a whole 16-bit range)
+WEIGHT_BITS = 12  # what one sent weight is reckoned to cost when deciding whether a class gets its own
+ACTIVITY_CLASSES = 12
+BORDER_CLASSES = 4  # row 0, row 1, columns 0-2, the last two columns
+CLASSES = ACTIVITY_CLASSES + BORDER_CLASSES
+WEIGHT_LIMIT = 1 << 10  # scale weights in 1/16, 0..this
+ERROR_LIMIT = 1 << 24  # errors (1/16 sample) are clamped to +-this before they feed a later pixel
+FIT_SAMPLE = 1 << 17  # pixels per class the least-squares fits look at
+SEARCH_SAMPLE = 1 << 17  # pixels the scale search looks at
+CHUNK = 1 << 15  # pixels per constriction call on the encoder's side
+RAW_ESCAPE_BITS = 16
+KEY = "raster"
+
+
+@dataclass
+class RasterModel:
+    """The per-plane weights; what PLANE_META carries."""
+
+    pad: int  # value of every out-of-plane neighbour
+    class_shift: int  # activity class = clamp(bit_length(activity) - class_shift, 0, 11)
+    shared: np.ndarray  # int64 [12]: the first-stage weights of activity classes without their own
+    first: np.ndarray  # int64 [CLASSES, 12]: 11 difference weights + intercept (1/1024 sample)
+    second: np.ndarray  # int64 [CLASSES, ERROR_TAPS] (1/1024)
+    scale_weights: np.ndarray  # int64 [SCALE_TAPS + 1] (1/16): errors, then 16 * activity
+    bucket_low: int  # first bucket with its own pair; lower buckets use it, higher ones the last
+    ell: np.ndarray  # int64 [buckets]: scale index of each bucket
+
+    def to_json(self) -> dict:
+        """Rows equal to their default are sent as null: a small plane cannot pay for 16 classes' weights."""
+        first = [None if np.array_equal(row, default) else row.tolist()
+                 for row, default in zip(self.first, _default_first(self.shared))]
+        second = [row.tolist() if row.any() else None for row in self.second]
+        return {"pad": self.pad, "cs": self.class_shift, "g": self.shared.tolist(), "first": first,
+                "second": second, "w": self.scale_weights.tolist(), "blo": self.bucket_low,
+                "ell": (self.ell - _start_ell(self.bucket_low, self.ell.size)).tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict, bits: int) -> "RasterModel":
+        """Validated: a damaged side information is a CorruptStreamError, never an out-of-range index."""
+        try:
+            shared = np.array(data["g"], dtype=np.int64)
+            if shared.shape != (len(OFFSETS),) or len(data["first"]) != CLASSES or len(data["second"]) != CLASSES:
+                raise ValueError("wrong number of weights")
+            first = np.array([default if row is None else row
+                              for row, default in zip(data["first"], _default_first(shared).tolist())], dtype=np.int64)
+            second = np.array([[0] * ERROR_TAPS if row is None else row for row in data["second"]], dtype=np.int64)
+            bucket_low, ell = int(data["blo"]), np.array(data["ell"], dtype=np.int64)
+            if ell.ndim != 1 or not 1 <= ell.size <= 128 or not 0 <= bucket_low <= 128 or np.abs(ell).max() > rm.MAX_ELL:
+                raise ValueError("bad scale buckets")
+            model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
+                        scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
+                        ell=ell + _start_ell(bucket_low, ell.size))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
+        ok = (0 <= model.pad < (1 << bits) and 0 <= model.class_shift <= 16
+              and model.first.shape == (CLASSES, len(OFFSETS)) and model.second.shape == (CLASSES, ERROR_TAPS)
+              and model.scale_weights.shape == (SCALE_TAPS + 1,)
+              and np.abs(model.first).max() <= FIRST_LIMIT and np.abs(model.second).max() <= COEF_LIMIT
+              and model.scale_weights.min() >= 0 and model.scale_weights.max() <= WEIGHT_LIMIT
+              and model.ell.min() >= 0 and model.ell.max() < rm.MAX_ELL)
+        if not ok:
+            raise CorruptStreamError("raster side information is out of range")
+        return model
+
+
+# A border class without its own weights predicts its left neighbour (the intercept centres the mean).
+BORDER_DEFAULT = np.array([0] * (len(OFFSETS) - 1) + [1 << (COEF_SHIFT - 1)], dtype=np.int64)
+
+
+def _start_ell(bucket_low: int, count: int) -> np.ndarray:
+    """The scale index of a logistic whose mean absolute deviation is a bucket's s (ell ~ 8 log2 s - 4):
+    where the encoder's search starts, and what the sent indices are differences from."""
+    return np.clip(2 * (np.arange(count, dtype=np.int64) + bucket_low) + 1 - 4, 0, rm.MAX_ELL - 1)
+
+
+def _default_first(shared: np.ndarray) -> np.ndarray:
+    return np.array([shared] * ACTIVITY_CLASSES + [BORDER_DEFAULT] * BORDER_CLASSES, dtype=np.int64)
+
+
+# -- the shared arithmetic (encoder: all pixels at once; decoder: one wavefront at a time) ---------------
+class _Layout:
+    """Flat indices into the padded plane: PAD_TOP rows above, PAD_LEFT / PAD_RIGHT columns beside."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.height, self.width = shape
+        self.stride = self.width + PAD_LEFT + PAD_RIGHT
+        self.padded_shape = (self.height + PAD_TOP, self.stride)
+        self.offsets = np.array([dy * self.stride + dx for dy, dx in OFFSETS], dtype=np.int64)
+
+    def flat(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return (rows + PAD_TOP) * self.stride + cols + PAD_LEFT
+
+    def border(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """-1 inside, else the border class offset 0..3 (row 0, row 1, left columns, right columns)."""
+        out = np.full(rows.shape, -1, dtype=np.int64)
+        out[cols >= self.width - PAD_RIGHT] = 3
+        out[cols < PAD_LEFT] = 2
+        out[rows == 1] = 1
+        out[rows == 0] = 0
+        return out
+
+    def wavefront(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the pixels with 2 i + j == t, by row."""
+        low = max(0, -(-(t - self.width + 1) // 2))
+        high = min(self.height - 1, t // 2)
+        rows = np.arange(low, high + 1, dtype=np.int64)
+        return rows, t - 2 * rows
+
+    @property
+    def wavefronts(self) -> int:
+        return 2 * (self.height - 1) + self.width
+
+
+def _activity(nb: np.ndarray) -> np.ndarray:
+    w, n, nw, ne, ww, nn = (nb[:, k] for k in range(6))
+    return np.abs(w - nw) + np.abs(n - nw) + np.abs(n - ne) + np.abs(w - ww) + np.abs(n - nn)
+
+
+def _classes(activity: np.ndarray, border: np.ndarray, class_shift: int) -> np.ndarray:
+    bit_length = np.frexp(activity.astype(np.float64))[1].astype(np.int64)  # exact for integers < 2**53
+    cls = np.clip(bit_length - class_shift, 0, ACTIVITY_CLASSES - 1)
+    return np.where(border >= 0, ACTIVITY_CLASSES + border, cls)
+
+
+def _first_stage(nb: np.ndarray, cls: np.ndarray, first: np.ndarray, top: int) -> np.ndarray:
+    """Prediction in 1/16 sample (clamped to the plane's range) from the neighbours and weights."""
+    diffs = nb[:, 1:] - nb[:, :1]
+    weights = first[cls]
+    acc = (diffs * weights[:, :-1]).sum(axis=1) + weights[:, -1]
+    mu = (nb[:, 0] << 4) + (acc >> (COEF_SHIFT - 4))
+    return np.clip(mu, 0, top)
+
+
+def _second_stage(mu1: np.ndarray, errors1: np.ndarray, cls: np.ndarray, second: np.ndarray, top: int) -> np.ndarray:
+    return np.clip(mu1 + ((errors1 * second[cls]).sum(axis=1) >> COEF_SHIFT), 0, top)
+
+
+def _buckets(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> np.ndarray:
+    w = model.scale_weights
+    s = ((np.abs(errors2) * w[:-1]).sum(axis=1) + w[-1] * (activity << 4)) >> 4
+    bucket = log8(np.minimum(s, (1 << 31) - 1) + 1) >> 1
+    return np.clip(bucket - model.bucket_low, 0, model.ell.size - 1)
+
+
+def _error(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    return np.clip((values << 4) + 8 - mu, -ERROR_LIMIT, ERROR_LIMIT)
+
+
+
+
+@functools.lru_cache(maxsize=1)
+def _float_tables() -> np.ndarray:
+    """The residual tables as probabilities: integer / 2**20, exact in float64, so the same on every machine."""
+    return rm.tables().astype(np.float64) / float(rm.TOTAL)
+
+
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
+
+
+def _coding(model: RasterModel, mu: np.ndarray, buckets: np.ndarray) -> rm.PixelParams:
+    return rm.pixel_params(mu, model.ell[buckets])
+
+
+def _extra_widths(values: np.ndarray, params: rm.PixelParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(main symbol, raw bit count, raw bits) per pixel: the low bits, or the whole value when escaped."""
+    symbols = np.right_shift(values, params.low_bits) - params.base + rm.SUPPORT
+    escaped = (symbols < 0) | (symbols > 2 * rm.SUPPORT)
+    symbols = np.where(escaped, rm.ESCAPE, symbols)
+    widths = np.where(escaped, RAW_ESCAPE_BITS, params.low_bits)
+    raw = np.where(escaped, values, values & ((1 << params.low_bits) - 1))
+    return symbols, widths, raw
+
+
+def _pack_bits(widths: np.ndarray, values: np.ndarray) -> bytes:
+    """values[i] in widths[i] bits, most significant first, one after another; zero-padded to a byte."""
+    starts = np.cumsum(widths) - widths
+    bits = np.zeros(int(widths.sum()) if widths.size else 0, dtype=np.uint8)
+    for k in range(int(widths.max()) if widths.size else 0):
+        mask = widths > k
+        bits[starts[mask] + k] = (values[mask] >> (widths[mask] - 1 - k)) & 1
+    return np.packbits(bits).tobytes()
+
+
+class _BitReader:
+    def __init__(self, payload: bytes):
+        self.bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8)).astype(np.int64)
+        self.cursor = 0
+
+    def read(self, widths: np.ndarray) -> np.ndarray:
+        total = int(widths.sum())
+        if self.cursor + total > self.bits.size:
+            raise CorruptStreamError("raster raw-bit stream is truncated")
+        starts = self.cursor + np.cumsum(widths) - widths
+        out = np.zeros(widths.size, dtype=np.int64)
+        for k in range(int(widths.max()) if widths.size else 0):
+            mask = widths > k
+            out[mask] = (out[mask] << 1) | self.bits[starts[mask] + k]
+        self.cursor += total
+        return out
+
+    def finish(self) -> None:
+        rest = self.bits[self.cursor:]
+        if rest.size >= 8 or rest.any():
+            raise CorruptStreamError("raster raw-bit stream has bits left over after the last pixel")
+
+
+# -- encoder -------------------------------------------------------------------------------------------
+def _lstsq(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    if target.size < 2 * features.shape[1]:
+        return np.zeros(features.shape[1])
+    return np.linalg.lstsq(features, target, rcond=None)[0]
+
+
+def _sample(count: int, limit: int) -> np.ndarray:
+    return np.arange(0, count, max(1, count // limit), dtype=np.int64)
+
+
+class _Analysis:
+    """The encoder's pass over the whole plane: fits the model, then everything the decoder will compute."""
+
+    def __init__(self, plane: np.ndarray, bits: int):
+        self.bits = bits
+        self.top = (1 << bits) << 4
+        self.layout = layout = _Layout(plane.shape)
+        height, width = plane.shape
+        rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
+        self.values = plane.astype(np.int64).ravel()
+        self.index = layout.flat(rows, cols)
+        self.border = layout.border(rows, cols)
+        self.order = np.lexsort((rows, 2 * rows + cols))  # decode order: wavefront, then row
+        pad = int(np.median(self.values))
+        grid = np.full(layout.padded_shape, pad, dtype=np.int64)
+        grid[PAD_TOP:, PAD_LEFT:PAD_LEFT + width] = plane
+        self.grid = grid.ravel()
+        nb = self._gather(self.grid, len(OFFSETS))
+        self.activity = _activity(nb)
+        inner = self.activity[self.border < 0]
+        median_activity = int(np.median(inner)) if inner.size else 0
+        class_shift = max(0, int(np.frexp(float(median_activity))[1]) - 6)
+        self.cls = _classes(self.activity, self.border, class_shift)
+        shared, first = self._fit_first(nb)
+        self.mu1 = _first_stage(nb, self.cls, first, self.top)
+        del nb
+        errors1 = self._errors_grid(_error(self.values, self.mu1))
+        e1 = self._gather(errors1, ERROR_TAPS)
+        second = self._fit_second(e1, _error(self.values, self.mu1))
+        self.mu = _second_stage(self.mu1, e1, self.cls, second, self.top)
+        del e1
+        self.errors2 = _error(self.values, self.mu)
+        e2 = self._gather(self._errors_grid(self.errors2), SCALE_TAPS)
+        weights = self._fit_scale(e2)
+        self.model = RasterModel(pad=pad, class_shift=class_shift, shared=shared, first=first, second=second,
+                                 scale_weights=weights, bucket_low=0, ell=np.zeros(128, np.int64))
+        raw = _buckets(e2, self.activity, self.model)
+        del e2
+        low, high = int(raw.min()), int(raw.max())
+        self.buckets = raw - low
+        self.model.bucket_low = low
+        self.model.ell = self._fit_buckets(low, high - low + 1)
+
+    def _gather(self, grid: np.ndarray, taps: int) -> np.ndarray:
+        return grid[self.index[:, None] + self.layout.offsets[None, :taps]]
+
+    def _errors_grid(self, errors: np.ndarray) -> np.ndarray:
+        grid = np.zeros(self.layout.padded_shape[0] * self.layout.padded_shape[1], dtype=np.int64)
+        grid[self.index] = errors
+        return grid
+
+    def _fit_first(self, nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shared row, per-class rows): a class keeps its own weights only where they save more bits
+        (its pixels times log2 of the ratio of mean absolute errors) than they cost to send."""
+        def fit(members):
+            diffs = (nb[members, 1:] - nb[members, :1]).astype(np.float64)
+            target = (self.values[members] - nb[members, 0]).astype(np.float64) + 0.5
+            coef = _lstsq(np.c_[diffs, np.ones(members.size)], target)
+            return np.clip(np.round(coef * (1 << COEF_SHIFT)), -FIRST_LIMIT, FIRST_LIMIT).astype(np.int64)
+
+        def mean_error(members, row):
+            diffs = (nb[members, 1:] - nb[members, :1]).astype(np.float64)
+            pred = (diffs @ row[:-1] + row[-1]) / (1 << COEF_SHIFT)
+            return float(np.abs(self.values[members] - nb[members, 0] + 0.5 - pred).mean()) + 1e-3
+
+        inner = np.flatnonzero(self.cls < ACTIVITY_CLASSES)
+        shared = fit(inner[_sample(inner.size, FIT_SAMPLE)]) if inner.size else BORDER_DEFAULT.copy()
+        first = _default_first(shared)
+        for k in range(CLASSES):
+            members = np.flatnonzero(self.cls == k)
+            sample = members[_sample(members.size, FIT_SAMPLE)]
+            if sample.size < 4 * len(OFFSETS):
+                continue
+            own = fit(sample)
+            saving = members.size * np.log2(mean_error(sample, first[k]) / mean_error(sample, own))
+            if saving > WEIGHT_BITS * len(OFFSETS):
+                first[k] = own
+        return shared, first
+
+    def _fit_second(self, e1: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """Per class, weights on the neighbours' first-stage errors, where they pay (as ``_fit_first``)."""
+        second = np.zeros((CLASSES, ERROR_TAPS), dtype=np.int64)
+        for k in range(CLASSES):
+            members = np.flatnonzero(self.cls == k)
+            sample = members[_sample(members.size, FIT_SAMPLE)]
+            if sample.size < 4 * ERROR_TAPS:
+                continue
+            features, target = e1[sample].astype(np.float64), own[sample].astype(np.float64)
+            row = np.clip(np.round(_lstsq(features, target) * (1 << COEF_SHIFT)), -COEF_LIMIT, COEF_LIMIT)
+            after = np.abs(target - features @ row / (1 << COEF_SHIFT)).mean() + 1e-3
+            saving = members.size * np.log2((np.abs(target).mean() + 1e-3) / after)
+            if saving > WEIGHT_BITS * ERROR_TAPS:
+                second[k] = row
+        return second
+
+    def _fit_scale(self, e2: np.ndarray) -> np.ndarray:
+        members = _sample(self.values.size, FIT_SAMPLE)
+        features = np.c_[np.abs(e2[members]), self.activity[members] << 4].astype(np.float64)
+        coef = _lstsq(features, np.abs(self.errors2[members]).astype(np.float64))
+        weights = np.clip(np.round(coef * 16), 0, WEIGHT_LIMIT).astype(np.int64)
+        if not weights.any():
+            weights[0] = 16
+        return weights
+
+    def _fit_buckets(self, low: int, count: int) -> np.ndarray:
+        """Per bucket the scale index that codes its pixels in fewest bits, searched around ``_start_ell``.
+        (A mean offset per bucket was tried: 0.003 % smaller, not worth its side information.)"""
+        start = _start_ell(low, count)
+        members = _sample(self.values.size, SEARCH_SAMPLE)
+        found = rm.search_class_adjustments(self.values[members], self.mu[members], start[self.buckets[members]],
+                                            self.buckets[members], count)
+        return np.clip(start + np.array([a.offsets[0] for a in found]), 0, rm.MAX_ELL - 1).astype(np.int64)
+
+    def streams(self) -> list[Stream]:
+        params = _coding(self.model, self.mu, self.buckets)
+        symbols, widths, raw = _extra_widths(self.values, params)
+        order = self.order
+        symbols, widths, raw, table = symbols[order], widths[order], raw[order], params.table[order]
+        coder = constriction.stream.stack.AnsCoder()
+        probabilities = _float_tables()
+        for end in range(symbols.size, 0, -CHUNK):  # ANS is a stack: the last chunk first
+            start = max(0, end - CHUNK)
+            coder.encode_reverse(symbols[start:end].astype(np.int32), _FAMILY, probabilities[table[start:end]])
+        words = coder.get_compressed().astype("<u4", copy=False).tobytes()
+        return [Stream(SectionKind.PLANE_META, 0, pack_side_info({KEY: self.model.to_json()})),
+                Stream(SectionKind.RESIDUAL, 0, words),
+                Stream(SectionKind.METHOD_STREAM, 0, _pack_bits(widths, raw))]
+
+
+# -- decoder -------------------------------------------------------------------------------------------
+def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int], bits: int) -> np.ndarray:
+    layout = _Layout(shape)
+    top = (1 << bits) << 4
+    size = layout.padded_shape[0] * layout.padded_shape[1]
+    grid = np.full(size, model.pad, dtype=np.int64)
+    errors1 = np.zeros(size, dtype=np.int64)
+    errors2 = np.zeros(size, dtype=np.int64)
+    if len(words) % 4:
+        raise CorruptStreamError("raster rANS stream length is not a multiple of 4 bytes")
+    try:
+        coder = constriction.stream.stack.AnsCoder(np.frombuffer(words, dtype="<u4").astype(np.uint32))
+    except Exception as exc:  # constriction reports invalid data as ValueError; catch its whole family
+        raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
+    reader = _BitReader(raw)
+    probabilities = _float_tables()
+    offsets = layout.offsets
+    for t in range(layout.wavefronts):
+        rows, cols = layout.wavefront(t)
+        if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
+            continue
+        index = layout.flat(rows, cols)
+        taps = index[:, None] + offsets[None, :]
+        nb = grid[taps]
+        activity = _activity(nb)
+        cls = _classes(activity, layout.border(rows, cols), model.class_shift)
+        mu1 = _first_stage(nb, cls, model.first, top)
+        mu = _second_stage(mu1, errors1[taps[:, :ERROR_TAPS]], cls, model.second, top)
+        buckets = _buckets(errors2[taps[:, :SCALE_TAPS]], activity, model)
+        params = _coding(model, mu, buckets)
+        try:
+            symbols = np.asarray(coder.decode(_FAMILY, probabilities[params.table]), dtype=np.int64)
+        except Exception as exc:
+            raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
+        escaped = symbols == rm.ESCAPE
+        extra = reader.read(np.where(escaped, RAW_ESCAPE_BITS, params.low_bits))
+        values = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
+        if values.min() < 0 or values.max() >= (1 << bits):
+            raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
+        grid[index] = values
+        errors1[index] = _error(values, mu1)
+        errors2[index] = _error(values, mu)
+    if not coder.is_empty():
+        raise CorruptStreamError("raster rANS stream is damaged: data left over after the last pixel")
+    reader.finish()
+    height, width = shape
+    return grid.reshape(layout.padded_shape)[PAD_TOP:, PAD_LEFT:PAD_LEFT + width]
+
+
+class RasterMethod(Method):
+    """Raster-order prediction with per-plane least-squares weights (see the module docstring)."""
+
+    name = "raster"
+
+    def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
+        plane = check_plane(plane, bits)
+        return _Analysis(plane, bits).streams()
+
+    def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
+        found = {(s.kind, s.index): s.payload for s in streams}
+        needed = [(SectionKind.PLANE_META, 0), (SectionKind.RESIDUAL, 0), (SectionKind.METHOD_STREAM, 0)]
+        if len(streams) != len(needed) or any(k not in found for k in needed):
+            raise CorruptStreamError("raster frame needs its side information, rANS and raw-bit streams")
+        try:
+            meta = unpack_side_info(found[needed[0]])[KEY]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CorruptStreamError(f"raster side information is damaged ({exc})") from None
+        model = RasterModel.from_json(meta, bits)
+        plane = _decode(model, found[needed[1]], found[needed[2]], shape, bits)
+        return check_decoded(plane, shape, bits, "raster")
