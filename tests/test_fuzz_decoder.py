@@ -74,7 +74,7 @@ def _once_jpeg_annotated() -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
-                                                  "latent", "jpeg"])
+                                                  "latent", "jpeg", "raster"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -88,6 +88,8 @@ def encoded(request):
             blob = _slow_split_file(original)
         elif request.param == "slow-ensemble":
             blob = _slow_ensemble_file(original)
+        elif request.param == "raster":  # offered beside every learned mode; its own streams here
+            blob = _own_streams_file(original, "raster")
         else:
             blob = codec.encode(original, mode="fast" if mode == "jpeg" else mode, device="cpu")
             if codec.info(blob)["frames"][0]["method"] != mode:

@@ -166,3 +166,15 @@ def test_codec_keeps_raster_where_smallest_and_decodes_it():
     assert [f["method"] for f in codec.info(blob)["frames"]] == ["raster"]
     assert codec.decode(blob).data == data
     assert len(blob) < 0.97 * len(codec.encode(data, mode="classical"))
+
+
+def test_huge_errors_and_weights_stay_in_range():
+    # extreme side information a hostile file may carry: sums past 2**31 still give a valid bucket
+    model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),
+                               first=np.zeros((raster.CLASSES, len(raster.OFFSETS)), np.int64),
+                               second=np.zeros((raster.CLASSES, raster.ERROR_TAPS), np.int64),
+                               scale_weights=np.full(raster.SCALE_TAPS + 1, raster.WEIGHT_LIMIT, np.int64),
+                               bucket_low=0, ell=np.arange(128, dtype=np.int64))
+    errors = np.full((3, raster.SCALE_TAPS), raster.ERROR_LIMIT, np.int64)
+    buckets = raster._buckets(errors, np.full(3, 5 * 65535, np.int64), model)
+    assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2

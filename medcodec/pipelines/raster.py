@@ -190,7 +190,7 @@ def _second_stage(mu1: np.ndarray, errors1: np.ndarray, cls: np.ndarray, second:
 def _buckets(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> np.ndarray:
     w = model.scale_weights
     s = ((np.abs(errors2) * w[:-1]).sum(axis=1) + w[-1] * (activity << 4)) >> 4
-    bucket = log8(np.minimum(s, (1 << 31) - 1) + 1) >> 1
+    bucket = log8(np.minimum(s, (1 << 31) - 2) + 1) >> 1  # log8 takes x < 2**31
     return np.clip(bucket - model.bucket_low, 0, model.ell.size - 1)
 
 
