@@ -235,8 +235,9 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
             if found and _stream_cost(found[0][1]) < LEARNED_HOPELESS * len(jpegxl_encode_plane(plane, src.bits, 3)):
                 out.append(found)  # the learned coding cannot come near: not run
             else:
-                out.append(method.encode_alternatives(plane, src.bits) + raster.encode_alternatives(plane, src.bits)
-                           + found)
+                own = method.encode_alternatives(plane, src.bits)
+                smallest = min((_stream_cost(streams) for _, streams in own), default=None)
+                out.append(own + raster.encode_alternatives(plane, src.bits, beaten_by=smallest) + found)
         return out
 
     base, learned = beside(code_classically, code_alternatives)

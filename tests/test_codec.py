@@ -147,7 +147,7 @@ class _NoRaster(ClassicalMethod):
 
     name = "raster"
 
-    def encode_alternatives(self, plane, bits):
+    def encode_alternatives(self, plane, bits, beaten_by=None):
         return []
 
 

@@ -178,3 +178,14 @@ def test_huge_errors_and_weights_stay_in_range():
     errors = np.full((3, raster.SCALE_TAPS), raster.ERROR_LIMIT, np.int64)
     buckets = raster._buckets(errors, np.full(3, 5 * 65535, np.int64), model)
     assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2
+
+
+def test_estimate_is_close_and_a_beaten_coding_is_not_run():
+    plane = noisy_ct((64, 64), seed=2)
+    analysis = raster._Analysis(plane, 12)
+    coded = sum(len(s.payload) for s in analysis.streams())
+    assert abs(analysis.estimated_bytes() - coded) < 0.01 * coded + 16
+    method = RasterMethod()
+    assert method.encode_alternatives(plane, 12, beaten_by=coded // 2) == []
+    [(name, streams)] = method.encode_alternatives(plane, 12, beaten_by=coded)
+    assert name == "raster" and sum(len(s.payload) for s in streams) == coded
