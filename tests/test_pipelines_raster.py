@@ -189,3 +189,24 @@ def test_estimate_is_close_and_a_beaten_coding_is_not_run():
     assert method.encode_alternatives(plane, 12, beaten_by=coded // 2) == []
     [(name, streams)] = method.encode_alternatives(plane, 12, beaten_by=coded)
     assert name == "raster" and sum(len(s.payload) for s in streams) == coded
+
+
+def test_values_on_a_grid_are_coded_as_grid_indices():
+    # 12-bit data stored << 4 into 16 bits, plus an offset: the low bits are not coded
+    base = noisy_ct((48, 40), seed=4).astype(np.int64)
+    plane = (base * 16 + 5).astype(np.uint16)
+    streams = round_trip(plane, 16)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    assert meta["step"] == [16, 5]
+    plain = sum(len(s.payload) for s in RasterMethod().encode(base.astype(np.uint16), 12))
+    assert sum(len(s.payload) for s in streams) <= plain + 8
+
+
+@pytest.mark.parametrize("step", [[0, 0], [16, 16], [1 << 16, 0], [3, -1]])
+def test_bad_value_grid_is_refused(step):
+    plane = (noisy_ct((16, 16)).astype(np.int64) * 16).astype(np.uint16)
+    streams = RasterMethod().encode(plane, 16)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "step": step}}))
+    with pytest.raises(CorruptStreamError):
+        RasterMethod().decode(bad, plane.shape, 16)

@@ -24,6 +24,9 @@ Decoding is sequential but vectorised along wavefronts: pixel (i, j) needs only 
 smaller ``2 i + j`` (the template reaches one column right on the row above, two on the row above
 that), so each of the ``2 H + W - 2`` wavefronts is decoded as one numpy batch.
 
+A plane whose values all lie on a grid ``step * k + offset`` (12-bit data stored shifted into 16
+bits) is coded as its k.
+
 Streams: PLANE_META (the weights, JSON), RESIDUAL 0 (rANS words), METHOD_STREAM 0 (raw bits).
 """
 
@@ -54,7 +57,8 @@ FIRST_LIMIT = 1 << 21  # first-stage weights and intercepts (an intercept may be
 WEIGHT_BITS = 12  # what one sent weight is reckoned to cost when deciding whether a class gets its own
 ACTIVITY_CLASSES = 12
 BORDER_CLASSES = 4  # row 0, row 1, columns 0-2, the last two columns
-CLASSES = ACTIVITY_CLASSES + BORDER_CLASSES
+FLAT_CLASS = ACTIVITY_CLASSES + BORDER_CLASSES  # inside, activity 0: padding, air, saturated regions
+CLASSES = FLAT_CLASS + 1
 WEIGHT_LIMIT = 1 << 10  # scale weights in 1/16, 0..this
 ERROR_LIMIT = 1 << 24  # errors (1/16 sample) are clamped to +-this before they feed a later pixel
 FIT_SAMPLE = 1 << 18  # pixels (an even stride) the least-squares fits look at
@@ -78,6 +82,11 @@ class RasterModel:
     scale_weights: np.ndarray  # int64 [SCALE_TAPS + 1] (1/16): errors, then 16 * activity
     bucket_low: int  # first bucket with its own pair; lower buckets use it, higher ones the last
     ell: np.ndarray  # int64 [buckets]: scale index of each bucket
+    step: int = 1  # the plane is step * (coded plane) + offset (values on a grid: 12-bit data stored << 4)
+    offset: int = 0
+
+    def coded_bits(self, bits: int) -> int:
+        return _coded_bits(bits, self.step, self.offset)
 
     def to_json(self) -> dict:
         """Rows equal to their default are sent as null: a small plane cannot pay for 16 classes' weights."""
@@ -86,7 +95,8 @@ class RasterModel:
         second = [row.tolist() if row.any() else None for row in self.second]
         return {"pad": self.pad, "cs": self.class_shift, "g": self.shared.tolist(), "first": first,
                 "second": second, "w": self.scale_weights.tolist(), "blo": self.bucket_low,
-                "ell": (self.ell - _start_ell(self.bucket_low, self.ell.size)).tolist()}
+                "ell": (self.ell - _start_ell(self.bucket_low, self.ell.size)).tolist(),
+                **({"step": [self.step, self.offset]} if self.step > 1 else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -101,12 +111,15 @@ class RasterModel:
             bucket_low, ell = int(data["blo"]), np.array(data["ell"], dtype=np.int64)
             if ell.ndim != 1 or not 1 <= ell.size <= 128 or not 0 <= bucket_low <= 128 or np.abs(ell).max() > rm.MAX_ELL:
                 raise ValueError("bad scale buckets")
+            step, offset = (int(v) for v in data.get("step", (1, 0)))
+            if not (1 <= step < (1 << bits) and 0 <= offset < step):
+                raise ValueError("bad value grid")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
-                        ell=ell + _start_ell(bucket_low, ell.size))
+                        ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
-        ok = (0 <= model.pad < (1 << bits) and 0 <= model.class_shift <= 16
+        ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
               and model.first.shape == (CLASSES, len(OFFSETS)) and model.second.shape == (CLASSES, ERROR_TAPS)
               and model.scale_weights.shape == (SCALE_TAPS + 1,)
               and np.abs(model.first).max() <= FIRST_LIMIT and np.abs(model.second).max() <= COEF_LIMIT
@@ -117,7 +130,10 @@ class RasterModel:
         return model
 
 
-# A border class without its own weights predicts its left neighbour (the intercept centres the mean).
+# A border class, or the flat class, without its own weights predicts its left neighbour (the intercept
+# centres the mean): in a flat region every error is then 0, so is the scale sum, and bucket 0 codes
+# such pixels in hundredths of a bit (pooled with the lowest-activity class they cost 0.75 bit on CT
+# padding).
 BORDER_DEFAULT = np.array([0] * (len(OFFSETS) - 1) + [1 << (COEF_SHIFT - 1)], dtype=np.int64)
 
 
@@ -128,7 +144,7 @@ def _start_ell(bucket_low: int, count: int) -> np.ndarray:
 
 
 def _default_first(shared: np.ndarray) -> np.ndarray:
-    return np.array([shared] * ACTIVITY_CLASSES + [BORDER_DEFAULT] * BORDER_CLASSES, dtype=np.int64)
+    return np.array([shared] * ACTIVITY_CLASSES + [BORDER_DEFAULT] * (BORDER_CLASSES + 1), dtype=np.int64)
 
 
 # -- the shared arithmetic (encoder: all pixels at once; decoder: one wavefront at a time) ---------------
@@ -178,6 +194,7 @@ def _activity(nb: np.ndarray) -> np.ndarray:
 def _classes(activity: np.ndarray, border: np.ndarray, class_shift: int) -> np.ndarray:
     bit_length = np.frexp(activity.astype(np.float64))[1].astype(np.int64)  # exact for integers < 2**53
     cls = _clamp(bit_length - class_shift, 0, ACTIVITY_CLASSES - 1)
+    cls = np.where(activity == 0, FLAT_CLASS, cls)
     return np.where(border >= 0, ACTIVITY_CLASSES + border, cls)
 
 
@@ -478,21 +495,39 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     return grid.reshape(layout.padded_shape)[PAD_TOP:, PAD_LEFT:PAD_LEFT + width]
 
 
+def _coded_bits(bits: int, step: int, offset: int) -> int:
+    """Bits of the coded plane: enough for the largest value of ``bits`` on the grid."""
+    return max(1, (((1 << bits) - 1 - offset) // step).bit_length())
+
+
+def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
+    """The analysis of the plane, or of (plane - offset) / step when all its values lie on such a grid
+    (a 12-bit CT stored shifted into 16 bits; the raw low bits would otherwise cost 4 bits a pixel)."""
+    values = np.unique(plane).astype(np.int64)
+    step = int(np.gcd.reduce(values - values[0])) if values.size > 1 else 1
+    if step <= 1:
+        return _Analysis(plane, bits)
+    offset = int(values[0]) % step
+    coded = ((plane.astype(np.int64) - offset) // step).astype(np.uint16)
+    analysis = _Analysis(coded, _coded_bits(bits, step, offset))
+    analysis.model.step, analysis.model.offset = step, offset
+    return analysis
+
+
 class RasterMethod(Method):
     """Raster-order prediction with per-plane least-squares weights (see the module docstring)."""
 
     name = "raster"
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
-        plane = check_plane(plane, bits)
-        return _Analysis(plane, bits).streams()
+        return _analyse(check_plane(plane, bits), bits).streams()
 
     def encode_alternatives(self, plane: np.ndarray, bits: int,
                             beaten_by: int | None = None) -> list[tuple[str, list[Stream]]]:
         """The raster streams, or none when their estimated size is over ``beaten_by`` bytes (another
         coding's size) by more than the estimate's error: the rANS coding is then not run (a third of
         the encoder's time)."""
-        analysis = _Analysis(check_plane(plane, bits), bits)
+        analysis = _analyse(check_plane(plane, bits), bits)
         if beaten_by is not None and analysis.estimated_bytes() > ESTIMATE_MARGIN * beaten_by:
             return []
         return [(self.name, analysis.streams())]
@@ -507,5 +542,5 @@ class RasterMethod(Method):
         except (ValueError, TypeError, KeyError) as exc:
             raise CorruptStreamError(f"raster side information is damaged ({exc})") from None
         model = RasterModel.from_json(meta, bits)
-        plane = _decode(model, found[needed[1]], found[needed[2]], shape, bits)
-        return check_decoded(plane, shape, bits, "raster")
+        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits))
+        return check_decoded(coded * model.step + model.offset, shape, bits, "raster")
