@@ -35,6 +35,7 @@ def summaries(results: dict, results_name: str) -> dict[str, dict]:
             "ratio_to_jxl9": round(row["ratio_to_jxl9"], 4),
             "learned_share": round(row["learned_share"], 4),
             "jpeg_history_share": round(row.get("jpeg_share") or 0.0, 4),
+            "raster_share": round(row.get("raster_share") or 0.0, 4),
             "ratio_to_jxl9_by_bits": {g["name"]: round(g["codecs"][f"medcodec-{mode}"]["ratio_to_jxl9"], 4)
                                       for g in by_bits},
             "megapixels": round(overall["megapixels"], 2),

@@ -210,3 +210,16 @@ def test_bad_value_grid_is_refused(step):
     bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "step": step}}))
     with pytest.raises(CorruptStreamError):
         RasterMethod().decode(bad, plane.shape, 16)
+
+
+def test_quick_modes_keep_raster_only_where_it_saves_the_margin():
+    def streams(size):
+        return [Stream(SectionKind.METHOD_STREAM, 0, bytes(size))]
+
+    base, fast = streams(1000), ("fast", streams(900))
+    close, clear = ("raster", streams(895)), ("raster", streams(880))
+    assert codec._choose(base, [fast, close], 0.01)[1] == {"method": "fast"}
+    assert codec._choose(base, [fast, clear], 0.01)[1] == {"method": "raster"}
+    assert codec._choose(base, [fast, close], 0.0)[1] == {"method": "raster"}
+    assert codec._choose(base, [("raster", streams(995))], 0.01)[1] == {"method": "classical"}
+    assert codec.RASTER_MARGIN == {"fast": 0.01, "latent": 0.01}  # the slow mode keeps every saving

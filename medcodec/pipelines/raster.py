@@ -451,9 +451,11 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     layout = _Layout(shape)
     top = (1 << bits) << 4
     size = layout.padded_shape[0] * layout.padded_shape[1]
-    grid = np.full(size, model.pad, dtype=np.int64)
-    errors1 = np.zeros(size, dtype=np.int64)
-    errors2 = np.zeros(size, dtype=np.int64)
+    # int32 storage (values < 2**16, errors within +-2**24) halves the decoder's memory; every product
+    # and sum is taken in int64 (numpy promotes int32 with the int64 weights)
+    grid = np.full(size, model.pad, dtype=np.int32)
+    errors1 = np.zeros(size, dtype=np.int32)
+    errors2 = np.zeros(size, dtype=np.int32)
     if len(words) % 4:
         raise CorruptStreamError("raster rANS stream length is not a multiple of 4 bytes")
     try:
