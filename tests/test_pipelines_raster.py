@@ -89,8 +89,9 @@ def test_decoder_arithmetic_equals_the_encoders():
     grid = analysis.grid.copy()
     size = grid.size
     errors1, errors2 = np.zeros(size, np.int64), np.zeros(size, np.int64)
-    errors1[analysis.index] = raster._error(analysis.values, analysis.mu1)
-    errors2[analysis.index] = analysis.errors2
+    index = layout.flat(*np.divmod(np.arange(plane.size), plane.shape[1]))
+    errors1[index] = raster._error(analysis.values, analysis.mu1)
+    errors2[index] = analysis.errors2
     for t in (0, 5, 40, layout.wavefronts - 1):
         rows, cols = layout.wavefront(t)
         taps = layout.flat(rows, cols)[:, None] + layout.offsets[None, :]

@@ -304,34 +304,39 @@ class _Analysis:
         self.height, self.width = height, width = plane.shape
         rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
         self.values = plane.astype(np.int64).ravel()
-        self.index = layout.flat(rows, cols)
-        self.border = layout.border(rows, cols)
+        self.border = layout.border(rows, cols).astype(np.int8)
         self.order = np.lexsort((rows, 2 * rows + cols))  # decode order: wavefront, then row
         self.sample = _sample(self.values.size, FIT_SAMPLE)
+        self.sample_index = layout.flat(rows[self.sample], cols[self.sample])
+        del rows, cols
+        # per-pixel results are stored as int32 (values < 2**21, errors within +-2**24; every product and
+        # sum is taken in int64), so a 4096^2 plane's encoder needs about what the fast path's does
         pad = int(np.median(self.values))
         grid = np.full(layout.padded_shape, pad, dtype=np.int64)
         grid[PAD_TOP:, PAD_LEFT:PAD_LEFT + width] = plane
         self.grid = grid.ravel()
-        self.activity = self._by_bands(grid, len(OFFSETS), lambda nb, band: _activity(nb))
+        self.activity = self._by_bands(grid, len(OFFSETS), lambda nb, band: _activity(nb)).astype(np.int32)
         inner = self.activity[self.border < 0]
         median_activity = int(np.median(inner)) if inner.size else 0
         class_shift = max(0, int(np.frexp(float(median_activity))[1]) - 6)
-        self.cls = _classes(self.activity, self.border, class_shift)
+        self.cls = _classes(self.activity, self.border, class_shift).astype(np.int8)
         shared, first = self._fit_first(self._taps_at(grid, len(OFFSETS)))
-        self.mu1 = self._by_bands(grid, len(OFFSETS), lambda nb, band: _first_stage(nb, self.cls[band], first, self.top))
+        self.mu1 = self._by_bands(grid, len(OFFSETS),
+                                  lambda nb, band: _first_stage(nb, self.cls[band], first, self.top)).astype(np.int32)
         errors1 = self._grid_of(_error(self.values, self.mu1))
         second = self._fit_second(self._taps_at(errors1, ERROR_TAPS), _error(self.values[self.sample], self.mu1[self.sample]))
         self.mu = self._by_bands(errors1, ERROR_TAPS,
-                                 lambda e1, band: _second_stage(self.mu1[band], e1, self.cls[band], second, self.top))
+                                 lambda e1, band: _second_stage(self.mu1[band], e1, self.cls[band], second,
+                                                                self.top)).astype(np.int32)
         del errors1
-        self.errors2 = _error(self.values, self.mu)
+        self.errors2 = _error(self.values, self.mu).astype(np.int32)
         errors2 = self._grid_of(self.errors2)
         weights = self._fit_scale(self._taps_at(errors2, SCALE_TAPS))
         self.model = RasterModel(pad=pad, class_shift=class_shift, shared=shared, first=first, second=second,
                                  scale_weights=weights, bucket_low=0, ell=np.zeros(128, np.int64))
         raw = self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _buckets(e2, self.activity[band], self.model))
         low, high = int(raw.min()), int(raw.max())
-        self.buckets = raw - low
+        self.buckets = (raw - low).astype(np.int16)
         self.model.bucket_low = low
         self.model.ell = self._fit_buckets(low, high - low + 1)
 
@@ -351,7 +356,7 @@ class _Analysis:
 
     def _taps_at(self, grid: np.ndarray, taps: int) -> np.ndarray:
         """The neighbours of the sampled pixels."""
-        return grid.ravel()[self.index[self.sample][:, None] + self.layout.offsets[None, :taps]]
+        return grid.ravel()[self.sample_index[:, None] + self.layout.offsets[None, :taps]]
 
     def _grid_of(self, errors: np.ndarray) -> np.ndarray:
         grid = np.zeros(self.layout.padded_shape, dtype=np.int64)
@@ -431,19 +436,27 @@ class _Analysis:
         return bits / 8 + len(pack_side_info({KEY: self.model.to_json()}))
 
     def streams(self) -> list[Stream]:
-        params = _coding(self.model, self.mu, self.buckets)
-        symbols, widths, raw = _extra_widths(self.values, params)
-        order = self.order
-        symbols, widths, raw, table = symbols[order], widths[order], raw[order], params.table[order]
+        """The three streams. Pixels are taken in decoding order a chunk at a time, keeping only int32
+        symbols, int16 table rows and the raw bits' widths and values (a 4096^2 plane in ~2x less memory)."""
+        symbols, tables, widths, raws = [], [], [], []
+        for start in range(0, self.order.size, CHUNK):
+            chosen = self.order[start:start + CHUNK]
+            params = _coding(self.model, self.mu[chosen], self.buckets[chosen])
+            symbol, width, raw = _extra_widths(self.values[chosen], params)
+            symbols.append(symbol.astype(np.int32))
+            tables.append(params.table.astype(np.int16))
+            widths.append(width.astype(np.uint8))
+            raws.append(raw.astype(np.int32))
         coder = constriction.stream.stack.AnsCoder()
         probabilities = _float_tables()
-        for end in range(symbols.size, 0, -CHUNK):  # ANS is a stack: the last chunk first
-            start = max(0, end - CHUNK)
-            coder.encode_reverse(symbols[start:end].astype(np.int32), _FAMILY, probabilities[table[start:end]])
+        for symbol, table in zip(reversed(symbols), reversed(tables)):  # ANS is a stack: the last chunk first
+            coder.encode_reverse(symbol, _FAMILY, probabilities[table])
         words = coder.get_compressed().astype("<u4", copy=False).tobytes()
+        raw_bits = _pack_bits(np.concatenate(widths).astype(np.int64), np.concatenate(raws).astype(np.int64)) \
+            if widths else b""
         return [Stream(SectionKind.PLANE_META, 0, pack_side_info({KEY: self.model.to_json()})),
                 Stream(SectionKind.RESIDUAL, 0, words),
-                Stream(SectionKind.METHOD_STREAM, 0, _pack_bits(widths, raw))]
+                Stream(SectionKind.METHOD_STREAM, 0, raw_bits)]
 
 
 # -- decoder -------------------------------------------------------------------------------------------
