@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod, SlowMethod  # noqa: E402
-from refine_ablation import pick  # noqa: E402
+from method_runs import pick  # noqa: E402
 
 # name -> (method, (first pass, LC-L pass) ensemble sizes, least share of a subimage's bytes it must save)
 VARIANTS = {"fast 1": (FastMethod, (1, 1), 0.001), "fast 4": (FastMethod, (4, 1), 0.001),

@@ -37,7 +37,7 @@ from medcodec.entropy import residual_model as rm  # noqa: E402
 from medcodec.pipelines import split as sp  # noqa: E402
 from medcodec.pipelines.latent import LatentMethod  # noqa: E402
 from medcodec.pipelines.subimage import FastMethod  # noqa: E402
-from refine_ablation import pick  # noqa: E402
+from method_runs import pick  # noqa: E402
 
 BLEND_WEIGHTS = (1, 2, 4, 8, 16, 32, 64)  # in 1/256
 BINS = 16

@@ -12,14 +12,11 @@ on the test split to report.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,32 +24,18 @@ sys.path.insert(0, str(ROOT))
 from medcodec.pipelines.classical import jpegxl_encode_plane  # noqa: E402
 from medcodec.pipelines.raster import RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod  # noqa: E402
-from method_runs import round_trip  # noqa: E402
-from refine_ablation import pick  # noqa: E402
+from method_runs import coded_planes, groupings, plane_ablation_arguments  # noqa: E402
 
 CODINGS = ("raster", "fast", "jxl9")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", type=Path, default=Path("../shared/corpus/test"))
-    p.add_argument("--per-group", type=int, default=4)
-    p.add_argument("--max-pixels", type=int, default=1 << 21)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/raster_ablation.json"))
-    args = p.parse_args()
-    if not args.corpus.exists():
-        raise SystemExit(f"{args.corpus} not found")
-    torch.set_num_threads(1)
+    args = plane_ablation_arguments(__doc__, Path("benchmarks/results/raster_ablation.json"))
     methods = {"raster": RasterMethod(), "fast": FastMethod(device="cpu")}
     start = time.perf_counter()
     images = []
-    for path, plane, bits in pick(args.corpus, args.per_group, args.max_pixels):
-        row = {"file": str(path.relative_to(args.corpus)), "group": f"{bits if bits > 8 else 8}-bit",
-               "folder": str(path.parent.relative_to(args.corpus)), "pixels": int(plane.size)}
-        for name, method in methods.items():
-            streams, decoded, encode_s, decode_s = round_trip(method, plane, bits)
-            if not np.array_equal(decoded, plane):
-                raise SystemExit(f"{name} round trip failed on {path}")
+    for row, plane, bits, coded in coded_planes(args, methods):
+        for name, (streams, encode_s, decode_s) in coded.items():
             row[name] = {"bytes": sum(len(s.payload) for s in streams),
                          "encode_s": round(encode_s, 3), "decode_s": round(decode_s, 3)}
         t = time.perf_counter()
@@ -62,18 +45,16 @@ def main() -> None:
               flush=True)
         images.append(row)
     summary = []
-    for key in ("folder", "group", None):
-        for name in sorted({r[key] for r in images} if key else {"all"}):
-            chosen = [r for r in images if key is None or r[key] == name]
-            pixels = sum(r["pixels"] for r in chosen)
-            size = {c: sum(r[c]["bytes"] for r in chosen) for c in CODINGS}
-            summary.append({"by": key or "overall", "name": name, "images": len(chosen), "pixels": pixels,
-                            "bpp": {c: round(8 * size[c] / pixels, 4) for c in CODINGS},
-                            "raster_vs_jxl9": round(size["raster"] / size["jxl9"], 4),
-                            "raster_vs_fast": round(size["raster"] / size["fast"], 4),
-                            "raster_wins": sum(r["winner"] == "raster" for r in chosen),
-                            "raster_mp_per_s": {s: round(pixels / 1e6 / sum(r["raster"][s] for r in chosen), 3)
-                                                for s in ("encode_s", "decode_s")}})
+    for by, name, chosen in groupings(images):
+        pixels = sum(r["pixels"] for r in chosen)
+        size = {c: sum(r[c]["bytes"] for r in chosen) for c in CODINGS}
+        summary.append({"by": by, "name": name, "images": len(chosen), "pixels": pixels,
+                        "bpp": {c: round(8 * size[c] / pixels, 4) for c in CODINGS},
+                        "raster_vs_jxl9": round(size["raster"] / size["jxl9"], 4),
+                        "raster_vs_fast": round(size["raster"] / size["fast"], 4),
+                        "raster_wins": sum(r["winner"] == "raster" for r in chosen),
+                        "raster_mp_per_s": {s: round(pixels / 1e6 / sum(r["raster"][s] for r in chosen), 3)
+                                            for s in ("encode_s", "decode_s")}})
     out = {"command": " ".join(["python"] + sys.argv), "model": DEFAULT_MODEL,
            "seconds": round(time.perf_counter() - start, 1), "summary": summary, "images": images}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
