@@ -148,15 +148,20 @@ def _flat_costs_with_raw_bytes() -> np.ndarray:
     return costs.ravel()
 
 
+def coded_symbols(values: np.ndarray, params: PixelParams) -> tuple[np.ndarray, np.ndarray]:
+    """(symbol, escaped) per pixel: ``(x >> b) - base + SUPPORT``, or ESCAPE when outside the support."""
+    symbols = np.right_shift(values, params.low_bits) - params.base + SUPPORT
+    escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
+    return np.where(escaped, ESCAPE, symbols), escaped
+
+
 def ideal_cost_bits(values: np.ndarray, params: PixelParams) -> float:
     """Code length these parameters would give, without coding: for encoder-side choices.
 
     One flat gather and one sum (same elements in the same order whichever branch, so the same float:
     the encoder's choices do not depend on the route)."""
     if params.low_bits.any():
-        symbols = np.right_shift(values, params.low_bits) - params.base + SUPPORT
-        escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
-        symbols = np.where(escaped, ESCAPE, symbols)
+        symbols, escaped = coded_symbols(values, params)
         main = float(np.take(_flat_table_costs(), params.table * ALPHABET + symbols).sum())
         return main + 2 * RAW_BITS * int(escaped.sum()) + float(params.low_bits[~escaped].sum())
     offsets = values - params.base
@@ -316,10 +321,7 @@ class _SampleCost:
 
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:
     """Pixel values (int64 1-D) -> (main segments, escape-and-low-bit segments) for two rANS streams."""
-    high = np.right_shift(values, params.low_bits)
-    symbols = high - params.base + SUPPORT
-    escaped = (symbols < 0) | (symbols >= 2 * SUPPORT + 1)
-    symbols = np.where(escaped, ESCAPE, symbols)
+    symbols, escaped = coded_symbols(values, params)
     main = _grouped(symbols, params.table, tables())
     extra = _raw_bytes(values[escaped])
     keep = ~escaped

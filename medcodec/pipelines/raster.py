@@ -8,8 +8,9 @@ it. This method codes in raster order with a context model JPEG-XL does not have
 
 * prediction (1/16 sample units): per class of pixels, least-squares weights on the 12 causal
   neighbours' differences from the left neighbour W (first stage), plus weights on the 12 neighbours'
-  first-stage errors (second stage: the local bias the first stage leaves; 1.5 % smaller files). Classes: 12 by local
-  activity, 4 for the border rows and columns (whose out-of-plane neighbours read a constant).
+  first-stage errors (second stage: the local bias the first stage leaves; 1.5 % smaller files).
+  Classes: 12 by local activity, 4 for the border rows and columns (whose out-of-plane neighbours read
+  a constant), 1 for flat pixels (activity 0).
 * scale: integer weights on 8 neighbours' final errors and the activity give a sum s; its bucket
   ``floor(8 log2 (s + 1)) // 2`` indexes a per-plane scale index: the encoder searches the index that
   codes each bucket's pixels in fewest bits.
@@ -80,7 +81,7 @@ class RasterModel:
     first: np.ndarray  # int64 [CLASSES, 12]: 11 difference weights + intercept (1/256 sample)
     second: np.ndarray  # int64 [CLASSES, ERROR_TAPS] (1/256)
     scale_weights: np.ndarray  # int64 [SCALE_TAPS + 1] (1/16): errors, then 16 * activity
-    bucket_low: int  # first bucket with its own pair; lower buckets use it, higher ones the last
+    bucket_low: int  # first bucket with its own scale index; lower buckets use it, higher ones the last
     ell: np.ndarray  # int64 [buckets]: scale index of each bucket
     step: int = 1  # the plane is step * (coded plane) + offset (values on a grid: 12-bit data stored << 4)
     offset: int = 0
@@ -239,9 +240,7 @@ def _coding(model: RasterModel, mu: np.ndarray, buckets: np.ndarray) -> rm.Pixel
 
 def _extra_widths(values: np.ndarray, params: rm.PixelParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(main symbol, raw bit count, raw bits) per pixel: the low bits, or the whole value when escaped."""
-    symbols = np.right_shift(values, params.low_bits) - params.base + rm.SUPPORT
-    escaped = (symbols < 0) | (symbols > 2 * rm.SUPPORT)
-    symbols = np.where(escaped, rm.ESCAPE, symbols)
+    symbols, escaped = rm.coded_symbols(values, params)
     widths = np.where(escaped, RAW_ESCAPE_BITS, params.low_bits)
     raw = np.where(escaped, values, values & ((1 << params.low_bits) - 1))
     return symbols, widths, raw
@@ -506,8 +505,7 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     if not coder.is_empty():
         raise CorruptStreamError("raster rANS stream is damaged: data left over after the last pixel")
     reader.finish()
-    height, width = shape
-    return grid.reshape(layout.padded_shape)[PAD_TOP:, PAD_LEFT:PAD_LEFT + width]
+    return grid.reshape(layout.padded_shape)[PAD_TOP:, PAD_LEFT:PAD_LEFT + layout.width]
 
 
 def _coded_bits(bits: int, step: int, offset: int) -> int:
@@ -518,7 +516,7 @@ def _coded_bits(bits: int, step: int, offset: int) -> int:
 def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
     """The analysis of the plane, or of (plane - offset) / step when all its values lie on such a grid
     (a 12-bit CT stored shifted into 16 bits; the raw low bits would otherwise cost 4 bits a pixel)."""
-    values = np.unique(plane).astype(np.int64)
+    values = np.flatnonzero(np.bincount(plane.ravel()))  # the distinct values (a count, not a sort)
     step = int(np.gcd.reduce(values - values[0])) if values.size > 1 else 1
     if step <= 1:
         return _Analysis(plane, bits)
