@@ -8,7 +8,8 @@ import pytest
 
 from medcodec import codec
 from medcodec.container.format import SectionKind
-from medcodec.errors import CorruptStreamError
+from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+from medcodec.entropy import residual_model as rm
 from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
@@ -224,3 +225,90 @@ def test_quick_modes_keep_raster_only_where_it_saves_the_margin():
     assert codec._choose(base, [fast, close], 0.0)[1] == {"method": "raster"}
     assert codec._choose(base, [("raster", streams(995))], 0.01)[1] == {"method": "classical"}
     assert codec.RASTER_MARGIN == {"fast": 0.01, "latent": 0.01}  # the slow mode keeps every saving
+
+
+def drifting_lattice(shape=(96, 112), seed=0):
+    """An 8-bit radiograph-like plane stretched by 2.5 with a mapping that drifts across the columns (as
+    local contrast equalisation leaves it): nearby pixels use the same 2 of every 5 values, which ones
+    changes over tens of pixels; every value is used somewhere."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    level = np.round(40 + 10 * np.sin(x / 17.0) + 8 * np.cos(y / 13.0) + rng.normal(0, 2.5, shape))
+    return np.floor(2.5 * level + x / 23.0).clip(0, 255).astype(np.uint16)
+
+
+def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips():
+    plane = drifting_lattice()
+    streams = round_trip(plane, 8)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    assert meta.get("nb") in [list(b) for b in raster.BOOSTS]
+    boosts, raster.BOOSTS = raster.BOOSTS, ()
+    try:
+        plain = round_trip(plane, 8)
+    finally:
+        raster.BOOSTS = boosts
+    assert "nb" not in unpack_side_info(plain[0].payload)["raster"]
+    assert sum(len(s.payload) for s in streams) < 0.95 * sum(len(s.payload) for s in plain)
+
+
+def test_boost_is_not_sent_where_it_does_not_pay():
+    streams = round_trip(noisy_ct(), 12)  # continuous noise: the neighbours' exact values say nothing
+    assert "nb" not in unpack_side_info(streams[0].payload)["raster"]
+
+
+def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
+    rng = np.random.default_rng(1)
+    count = 500
+    mu = rng.integers(0, 4096 << 4, count)
+    ell = rng.integers(0, 70, count)  # some pixels with low bits: left as their table
+    params = rm.pixel_params(mu, ell)
+    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.OFFSETS)))
+    for boost in raster.BOOSTS + ((0, 0), (raster.BOOST_LIMIT, raster.BOOST_LIMIT)):
+        freq = raster._boosted(params, nb, boost)
+        table = rm.tables()[params.table]
+        assert np.array_equal(freq, np.round(freq)) and freq.max() < 2**31 and freq.sum(axis=1).max() < 2**39
+        assert np.all(freq >= 16 * table)
+        wide = params.low_bits > 0
+        assert np.array_equal(freq[wide], 16 * table[wide]) and np.array_equal(freq[:, rm.ESCAPE], 16 * table[:, rm.ESCAPE])
+        if boost == (0, 0):
+            assert np.array_equal(freq, 16 * table)
+        # a value held by c neighbours is weighted (16 + seen + per_count * c) / 16, exactly
+        i = int(np.flatnonzero(~wide)[0])
+        held, c = np.unique(nb[i] - params.base[i] + rm.SUPPORT, return_counts=True)
+        inside = (held >= 0) & (held < rm.ESCAPE)
+        assert np.array_equal(freq[i, held[inside]], table[i, held[inside]] * (16 + boost[0] + boost[1] * c[inside]))
+        values = (mu >> 4) + rng.integers(-8, 9, count)
+        symbols, escaped = rm.coded_symbols(values, params)
+        exact = np.log2(freq.sum(axis=1) / freq[np.arange(count), symbols]) + np.where(escaped, 16, params.low_bits)
+        assert np.allclose(raster._cost_bits(values, params, nb, boost), exact)
+
+
+def test_boosted_decoding_does_not_depend_on_how_pixels_are_batched():
+    # the decoder builds a wavefront's tables at once; one pixel at a time gives the same frequencies
+    rng = np.random.default_rng(2)
+    mu = rng.integers(0, 256 << 4, 64)
+    params = rm.pixel_params(mu, rng.integers(0, 40, 64))
+    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS)))
+    batch = raster._boosted(params, nb, (16, 16))
+    for i in (0, 17, 63):
+        one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
+        assert np.array_equal(raster._boosted(one, nb[i:i + 1], (16, 16)), batch[i:i + 1])
+
+
+@pytest.mark.parametrize("boost", [[-1, 0], [0, raster.BOOST_LIMIT + 1], [16], "x"])
+def test_bad_boost_is_refused(boost):
+    plane = drifting_lattice((32, 40))
+    streams = RasterMethod().encode(plane, 8)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "nb": boost}}))
+    with pytest.raises(CorruptStreamError):
+        RasterMethod().decode(bad, plane.shape, 8)
+
+
+def test_a_newer_writers_option_is_refused_as_newer():
+    plane = smooth((16, 16), 12)
+    streams = RasterMethod().encode(plane, 12)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "future": 1}}))
+    with pytest.raises(UnsupportedVersionError, match="newer medcodec"):
+        RasterMethod().decode(bad, plane.shape, 12)
