@@ -29,6 +29,13 @@ def noisy_ct(shape=(96, 80), seed=0):
     return np.where(inside, tissue, 24).clip(0, 4095).astype(np.uint16)
 
 
+def dense_noise(shape=(48, 40), seed=0):
+    """12-bit tissue-like noise on a smooth trend, every value between the extremes used (no palette)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (1000 + 60 * np.sin(x / 6.0) + 40 * np.cos(y / 9.0) + rng.normal(0, 18, shape)).astype(np.uint16)
+
+
 def round_trip(plane, bits):
     method = RasterMethod()
     streams = method.encode(plane, bits)
@@ -184,7 +191,7 @@ def test_huge_errors_and_weights_stay_in_range():
 
 def test_estimate_is_close_and_a_beaten_coding_is_not_run():
     plane = noisy_ct((64, 64), seed=2)
-    analysis = raster._Analysis(plane, 12)
+    analysis = raster._analyse(plane, 12)
     coded = sum(len(s.payload) for s in analysis.streams())
     assert abs(analysis.estimated_bytes() - coded) < 0.01 * coded + 16
     method = RasterMethod()
@@ -195,7 +202,7 @@ def test_estimate_is_close_and_a_beaten_coding_is_not_run():
 
 def test_values_on_a_grid_are_coded_as_grid_indices():
     # 12-bit data stored << 4 into 16 bits, plus an offset: the low bits are not coded
-    base = noisy_ct((48, 40), seed=4).astype(np.int64)
+    base = dense_noise(seed=4).astype(np.int64)
     plane = (base * 16 + 5).astype(np.uint16)
     streams = round_trip(plane, 16)
     meta = unpack_side_info(streams[0].payload)["raster"]
@@ -252,7 +259,7 @@ def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips()
 
 
 def test_boost_is_not_sent_where_it_does_not_pay():
-    streams = round_trip(noisy_ct(), 12)  # continuous noise: the neighbours' exact values say nothing
+    streams = round_trip(dense_noise((96, 80)), 12)  # continuous noise: the neighbours' values say nothing
     assert "nb" not in unpack_side_info(streams[0].payload)["raster"]
 
 
@@ -312,3 +319,64 @@ def test_a_newer_writers_option_is_refused_as_newer():
     bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "future": 1}}))
     with pytest.raises(UnsupportedVersionError, match="newer medcodec"):
         RasterMethod().decode(bad, plane.shape, 12)
+
+
+def uneven_values(shape=(64, 72), seed=0):
+    """A 16-bit CT-like plane rescaled onto an uneven set of 300 values (a coarse rescale, as some
+    scanners' exports): a palette index codes it, the raw values would waste the unused ones."""
+    rng = np.random.default_rng(seed)
+    levels = np.sort(rng.choice(np.arange(2000, 40000), 300, replace=False))
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    index = np.round(150 + 60 * np.sin(x / 7.0) + 40 * np.cos(y / 11.0) + rng.normal(0, 6, shape)).clip(0, 299)
+    return levels[index.astype(int)].astype(np.uint16)
+
+
+def test_a_plane_on_an_uneven_value_set_is_coded_as_palette_indices():
+    plane = uneven_values()
+    streams = round_trip(plane, 16)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    assert "pal" in meta and "step" not in meta
+    holes, raster.PALETTE_HOLES = raster.PALETTE_HOLES, 1.0  # never tried
+    try:
+        direct = round_trip(plane, 16)
+    finally:
+        raster.PALETTE_HOLES = holes
+    assert "pal" not in unpack_side_info(direct[0].payload)["raster"]
+    assert sum(len(s.payload) for s in streams) < 0.9 * sum(len(s.payload) for s in direct)
+
+
+@pytest.mark.parametrize("values", [[7], [0, 1, 2, 3], [0, 2, 4, 9, 10, 11, 65535], [65534, 65535], [3, 100]])
+def test_palette_runs_round_trip(values):
+    palette = np.array(values, dtype=np.int64)
+    runs = raster._palette_runs(palette)
+    assert len(runs) % 2 == 0 and np.array_equal(raster._palette_of_runs(runs, 16), palette)
+
+
+@pytest.mark.parametrize("runs", [[], [5], [-1, 3], [0, 0], [0, 2, 0, 1], [65535, 2], [0, 1, 1], "x", [0, 1.5]])
+def test_bad_palette_is_refused(runs):
+    plane = uneven_values((24, 20))
+    streams = RasterMethod().encode(plane, 16)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    assert "pal" in meta
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "pal": runs}}))
+    with pytest.raises(CorruptStreamError):
+        RasterMethod().decode(bad, plane.shape, 16)
+
+
+def test_an_index_beyond_the_palette_is_corruption():
+    plane = uneven_values((24, 20))
+    streams = RasterMethod().encode(plane, 16)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    model = raster.RasterModel.from_json(meta, 16)
+    assert model.coded_bits(16) == (model.palette.size - 1).bit_length()
+    with pytest.raises(CorruptStreamError, match="beyond the plane's palette"):
+        model.plane_of(np.array([model.palette.size]), 16)
+
+
+def test_a_grid_and_a_palette_together_are_refused():
+    plane = uneven_values((24, 20))
+    streams = RasterMethod().encode(plane, 16)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "step": [2, 0]}}))
+    with pytest.raises(CorruptStreamError):
+        RasterMethod().decode(bad, plane.shape, 16)
