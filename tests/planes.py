@@ -36,6 +36,26 @@ def jpeg_blocked(shape, seed=0, quality=50):
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue()))).astype(np.uint16)
 
 
+def drifting_lattice(shape=(96, 112), seed=0):
+    """An 8-bit radiograph-like plane stretched by 2.5 with a mapping that drifts across the columns (as
+    local contrast equalisation leaves it): nearby pixels use the same 2 of every 5 values, which ones
+    changes over tens of pixels; every value is used somewhere."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    level = np.round(40 + 10 * np.sin(x / 17.0) + 8 * np.cos(y / 13.0) + rng.normal(0, 2.5, shape))
+    return np.floor(2.5 * level + x / 23.0).clip(0, 255).astype(np.uint16)
+
+
+def uneven_values(shape=(64, 72), seed=0):
+    """A 16-bit CT-like plane rescaled onto an uneven set of 300 values (a coarse rescale, as some
+    scanners' exports): a palette index codes it, the raw values would waste the unused ones."""
+    rng = np.random.default_rng(seed)
+    levels = np.sort(rng.choice(np.arange(2000, 40000), 300, replace=False))
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    index = np.round(150 + 60 * np.sin(x / 7.0) + 40 * np.cos(y / 11.0) + rng.normal(0, 6, shape)).clip(0, 299)
+    return levels[index.astype(int)].astype(np.uint16)
+
+
 EDGE_CASES = {
     "1x1": (np.array([[7]], np.uint16), 8),
     "1xN": (np.arange(13, dtype=np.uint16)[None, :], 8),

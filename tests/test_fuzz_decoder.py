@@ -20,7 +20,7 @@ from medcodec.container.format import SectionKind
 from medcodec.errors import MedcodecError
 from medcodec.pipelines.base import unpack_side_info
 
-from planes import jpeg_blocked
+from planes import drifting_lattice, jpeg_blocked, uneven_values
 
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -74,12 +74,16 @@ def _once_jpeg_annotated() -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
-                                                  "latent", "jpeg", "raster"])
+                                                  "latent", "jpeg", "raster", "raster-boost", "raster-palette"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
     if request.param == "jpeg":
         original = _once_jpeg_annotated()
+    elif request.param == "raster-boost":  # a drifting value lattice: the neighbour-value boost
+        original = drifting_lattice().astype(np.uint8)
+    elif request.param == "raster-palette":  # an uneven value set: coded as palette indices
+        original = uneven_values()
     else:
         original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
     mode = request.param.split("-")[0]
@@ -88,7 +92,7 @@ def encoded(request):
             blob = _slow_split_file(original)
         elif request.param == "slow-ensemble":
             blob = _slow_ensemble_file(original)
-        elif request.param == "raster":  # offered beside every learned mode; its own streams here
+        elif mode == "raster":  # offered beside every learned mode; its own streams here
             blob = _own_streams_file(original, "raster")
         else:
             blob = codec.encode(original, mode="fast" if mode == "jpeg" else mode, device="cpu")
@@ -106,6 +110,10 @@ def encoded(request):
         meta = unpack_side_info(metas[0])
         assert "ensemble" in meta["requires"] and [8, 2] in meta["ensemble"], "fuzz both ensemble passes"
         assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
+    if mode == "raster":
+        metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
+        option = {"raster-boost": "nb", "raster-palette": "pal"}.get(request.param)
+        assert option is None or option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"

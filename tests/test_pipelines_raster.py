@@ -14,7 +14,7 @@ from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
 
-from planes import EDGE_CASES, smooth
+from planes import EDGE_CASES, drifting_lattice, smooth, uneven_values
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
 
@@ -234,16 +234,6 @@ def test_quick_modes_keep_raster_only_where_it_saves_the_margin():
     assert codec.RASTER_MARGIN == {"fast": 0.01, "latent": 0.01}  # the slow mode keeps every saving
 
 
-def drifting_lattice(shape=(96, 112), seed=0):
-    """An 8-bit radiograph-like plane stretched by 2.5 with a mapping that drifts across the columns (as
-    local contrast equalisation leaves it): nearby pixels use the same 2 of every 5 values, which ones
-    changes over tens of pixels; every value is used somewhere."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
-    level = np.round(40 + 10 * np.sin(x / 17.0) + 8 * np.cos(y / 13.0) + rng.normal(0, 2.5, shape))
-    return np.floor(2.5 * level + x / 23.0).clip(0, 255).astype(np.uint16)
-
-
 def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips():
     plane = drifting_lattice()
     streams = round_trip(plane, 8)
@@ -319,16 +309,6 @@ def test_a_newer_writers_option_is_refused_as_newer():
     bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "future": 1}}))
     with pytest.raises(UnsupportedVersionError, match="newer medcodec"):
         RasterMethod().decode(bad, plane.shape, 12)
-
-
-def uneven_values(shape=(64, 72), seed=0):
-    """A 16-bit CT-like plane rescaled onto an uneven set of 300 values (a coarse rescale, as some
-    scanners' exports): a palette index codes it, the raw values would waste the unused ones."""
-    rng = np.random.default_rng(seed)
-    levels = np.sort(rng.choice(np.arange(2000, 40000), 300, replace=False))
-    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
-    index = np.round(150 + 60 * np.sin(x / 7.0) + 40 * np.cos(y / 11.0) + rng.normal(0, 6, shape)).clip(0, 299)
-    return levels[index.astype(int)].astype(np.uint16)
 
 
 def test_a_plane_on_an_uneven_value_set_is_coded_as_palette_indices():

@@ -692,7 +692,9 @@ def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
     of the index of each value among the plane's distinct values (a palette) when many values between the
     extremes are unused and that codes smaller (a CT rescaled to a coarse, uneven set of values: train
     ankle CT 1.50 -> 1.18 bpp, a CT with a padding value far below air 3.24 -> 3.14; an even grid or a
-    few missing values code better directly)."""
+    few missing values code better directly). Not tried on 8-bit planes: their unused values come from
+    contrast stretching whose lattice drifts across the image (the boost's case); on the train split a
+    palette never won there, and the second analysis doubles the encoder's time."""
     values = np.flatnonzero(np.bincount(plane.ravel()))  # the distinct values (a count, not a sort)
     step = int(np.gcd.reduce(values - values[0])) if values.size > 1 else 1
     if step <= 1:
@@ -703,7 +705,7 @@ def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
         analysis = _Analysis(coded, _coded_bits(bits, step, offset))
         analysis.model.step, analysis.model.offset = step, offset
     grid_points = (int(values[-1]) - int(values[0])) // step + 1
-    if values.size < (1 - PALETTE_HOLES) * grid_points:
+    if bits > 8 and values.size < (1 - PALETTE_HOLES) * grid_points:
         indices = np.searchsorted(values, plane).astype(np.uint16)
         palette = _Analysis(indices, max(1, (values.size - 1).bit_length()))
         palette.model.palette = values.astype(np.int64)
