@@ -72,7 +72,7 @@ BOOST_LIMIT = 64  # neighbour-value boost weights (1/16)
 # (seen, per-count) boosts the encoder tries, and the scale-index steps it tries with them per bucket
 BOOSTS = ((16, 0), (0, 16), (16, 16), (32, 8))
 BOOST_ELL_STEPS = (0, 2, 4)
-BOOST_SAMPLE = 1 << 16  # pixels the boost search looks at
+BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal"})
@@ -280,19 +280,18 @@ def _coding(model: RasterModel, mu: np.ndarray, buckets: np.ndarray) -> rm.Pixel
     return rm.pixel_params(mu, model.ell[buckets])
 
 
-_EARLIER = np.tri(len(OFFSETS), k=-1, dtype=bool)  # [k, j]: tap j comes before tap k
-
-
 def _boost_taps(params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(symbol position, extra weight in 1/16), both [pixels, taps]: the neighbour-value boost as
-    additions to single entries of each pixel's table. A tap whose value is in the pixel's support adds
-    per_count, plus seen when no earlier tap holds the same value; a tap outside it, and every tap of a
-    pixel with low bits (wide 16-bit residuals, where a symbol is a range of values), adds 0."""
+    """(symbol position, extra weight in 1/16), both [pixels, taps] with each row's positions sorted: the
+    neighbour-value boost as additions to single entries of each pixel's table. A tap whose value is in
+    the pixel's support adds per_count, plus seen for the first of equal values; a tap outside it, and
+    every tap of a pixel with low bits (wide 16-bit residuals, where a symbol is a range of values),
+    adds 0 (at position 0, which it leaves as it is)."""
     seen, per_count = boost
-    position = nb.astype(np.int64) - params.base[:, None] + rm.SUPPORT
+    position = np.sort(nb.astype(np.int64) - params.base[:, None] + rm.SUPPORT, axis=1)
     inside = (position >= 0) & (position < rm.ESCAPE) & (params.low_bits == 0)[:, None]
-    repeated = ((position[:, :, None] == position[:, None, :]) & _EARLIER).any(axis=2)
-    extra = np.where(inside, per_count + np.where(repeated, 0, seen), 0)
+    first = np.ones(position.shape, dtype=bool)
+    first[:, 1:] = position[:, 1:] != position[:, :-1]
+    extra = np.where(inside, per_count + np.where(first, seen, 0), 0)
     return np.where(inside, position, 0), extra
 
 
@@ -555,14 +554,19 @@ class _Analysis:
             costs = _cost_bits(values, rm.pixel_params(mu, ell[buckets]), nb, boost)
             return np.bincount(buckets, costs, minlength=count)
 
-        plain = float(bucket_costs((0, 0), 0).sum())
-        best, choice = plain * 0.998, None
-        for boost in BOOSTS:
-            table = np.stack([bucket_costs(boost, step) for step in BOOST_ELL_STEPS])
-            if table.min(axis=0).sum() < best:
-                best, choice = float(table.min(axis=0).sum()), (boost, np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)])
-        if choice is None:
+        if not BOOSTS:
             return 1.0
+        plain = float(bucket_costs((0, 0), 0).sum())
+        # every boost at the middle step, then the other steps for the best one only (7 evaluations
+        # instead of 13, within 0.05 % on the train planes)
+        middle = BOOST_ELL_STEPS[len(BOOST_ELL_STEPS) // 2]
+        first = {boost: bucket_costs(boost, middle) for boost in BOOSTS}
+        boost = min(BOOSTS, key=lambda b: float(first[b].sum()))
+        table = np.stack([first[boost] if step == middle else bucket_costs(boost, step) for step in BOOST_ELL_STEPS])
+        best = float(table.min(axis=0).sum())
+        if best >= plain * 0.998:
+            return 1.0
+        choice = (boost, np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)])
         self.model.boost = choice[0]
         self.plain_ell = self.model.ell
         self.model.ell = np.clip(self.model.ell + choice[1], 0, rm.MAX_ELL - 1)
