@@ -126,6 +126,14 @@ def _replace(streams, kind, payload):
     return [Stream(s.kind, s.index, payload(s.payload)) if s.kind == kind else s for s in streams]
 
 
+def _decode_changed(plane, bits, change):
+    """Encodes the plane, rewrites its side information with change(meta), decodes (tests expect an error)."""
+    streams = RasterMethod().encode(plane, bits)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": change(meta)}))
+    return RasterMethod().decode(bad, plane.shape, bits)
+
+
 @pytest.mark.parametrize("damage", [
     lambda s: _replace(s, SectionKind.RESIDUAL, lambda p: p[:-4]),
     lambda s: _replace(s, SectionKind.RESIDUAL, lambda p: p + b"\0\0\0\1"),
@@ -154,12 +162,8 @@ def test_damaged_streams_are_clear_errors(damage):
     lambda m: {**m, "cs": "x"},
 ], ids=["ell", "ell-length", "first-shape", "weights", "pad", "shift"])
 def test_out_of_range_side_information_is_refused(change):
-    plane = smooth((16, 16), 12)
-    streams = RasterMethod().encode(plane, 12)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": change(meta)}))
     with pytest.raises(CorruptStreamError):
-        RasterMethod().decode(bad, plane.shape, 12)
+        _decode_changed(smooth((16, 16), 12), 12, change)
 
 
 def test_registry_names_it_model_free():
@@ -213,12 +217,9 @@ def test_values_on_a_grid_are_coded_as_grid_indices():
 
 @pytest.mark.parametrize("step", [[0, 0], [16, 16], [1 << 16, 0], [3, -1]])
 def test_bad_value_grid_is_refused(step):
-    plane = (noisy_ct((16, 16)).astype(np.int64) * 16).astype(np.uint16)
-    streams = RasterMethod().encode(plane, 16)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "step": step}}))
+    plane = (dense_noise((16, 16)).astype(np.int64) * 16).astype(np.uint16)
     with pytest.raises(CorruptStreamError):
-        RasterMethod().decode(bad, plane.shape, 16)
+        _decode_changed(plane, 16, lambda meta: {**meta, "step": step})
 
 
 def test_quick_modes_keep_raster_only_where_it_saves_the_margin():
@@ -294,21 +295,13 @@ def test_boosted_decoding_does_not_depend_on_how_pixels_are_batched():
 
 @pytest.mark.parametrize("boost", [[-1, 0], [0, raster.BOOST_LIMIT + 1], [16], "x"])
 def test_bad_boost_is_refused(boost):
-    plane = drifting_lattice((32, 40))
-    streams = RasterMethod().encode(plane, 8)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "nb": boost}}))
     with pytest.raises(CorruptStreamError):
-        RasterMethod().decode(bad, plane.shape, 8)
+        _decode_changed(drifting_lattice((32, 40)), 8, lambda meta: {**meta, "nb": boost})
 
 
 def test_a_newer_writers_option_is_refused_as_newer():
-    plane = smooth((16, 16), 12)
-    streams = RasterMethod().encode(plane, 12)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "future": 1}}))
     with pytest.raises(UnsupportedVersionError, match="newer medcodec"):
-        RasterMethod().decode(bad, plane.shape, 12)
+        _decode_changed(smooth((16, 16), 12), 12, lambda meta: {**meta, "future": 1})
 
 
 def test_a_plane_on_an_uneven_value_set_is_coded_as_palette_indices():
@@ -334,13 +327,12 @@ def test_palette_runs_round_trip(values):
 
 @pytest.mark.parametrize("runs", [[], [5], [-1, 3], [0, 0], [0, 2, 0, 1], [65535, 2], [0, 1, 1], "x", [0, 1.5]])
 def test_bad_palette_is_refused(runs):
-    plane = uneven_values((24, 20))
-    streams = RasterMethod().encode(plane, 16)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    assert "pal" in meta
-    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "pal": runs}}))
+    def change(meta):
+        assert "pal" in meta
+        return {**meta, "pal": runs}
+
     with pytest.raises(CorruptStreamError):
-        RasterMethod().decode(bad, plane.shape, 16)
+        _decode_changed(uneven_values((24, 20)), 16, change)
 
 
 def test_an_index_beyond_the_palette_is_corruption():
@@ -354,9 +346,5 @@ def test_an_index_beyond_the_palette_is_corruption():
 
 
 def test_a_grid_and_a_palette_together_are_refused():
-    plane = uneven_values((24, 20))
-    streams = RasterMethod().encode(plane, 16)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": {**meta, "step": [2, 0]}}))
     with pytest.raises(CorruptStreamError):
-        RasterMethod().decode(bad, plane.shape, 16)
+        _decode_changed(uneven_values((24, 20)), 16, lambda meta: {**meta, "step": [2, 0]})
