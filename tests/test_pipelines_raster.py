@@ -235,18 +235,20 @@ def test_quick_modes_keep_raster_only_where_it_saves_the_margin():
     assert codec.RASTER_MARGIN == {"fast": 0.01, "latent": 0.01}  # the slow mode keeps every saving
 
 
-def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips():
-    plane = drifting_lattice()
-    streams = round_trip(plane, 8)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    assert meta.get("nb") in [list(b) for b in raster.BOOSTS]
-    boosts, raster.BOOSTS = raster.BOOSTS, ()
-    try:
-        plain = round_trip(plane, 8)
-    finally:
-        raster.BOOSTS = boosts
-    assert "nb" not in unpack_side_info(plain[0].payload)["raster"]
-    assert sum(len(s.payload) for s in streams) < 0.95 * sum(len(s.payload) for s in plain)
+def _with_and_without(monkeypatch, plane, bits, field, constant, off):
+    """(streams, streams with the option switched off by setting raster.<constant> to off): the option's
+    field in the first side information and not in the second."""
+    streams = round_trip(plane, bits)
+    monkeypatch.setattr(raster, constant, off)
+    without = round_trip(plane, bits)
+    assert field in unpack_side_info(streams[0].payload)["raster"]
+    assert field not in unpack_side_info(without[0].payload)["raster"]
+    return [sum(len(s.payload) for s in coded) for coded in (streams, without)]
+
+
+def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips(monkeypatch):
+    boosted, plain = _with_and_without(monkeypatch, drifting_lattice(), 8, "nb", "BOOSTS", ())
+    assert boosted < 0.95 * plain
 
 
 def test_boost_is_not_sent_where_it_does_not_pay():
@@ -304,18 +306,9 @@ def test_a_newer_writers_option_is_refused_as_newer():
         _decode_changed(smooth((16, 16), 12), 12, lambda meta: {**meta, "future": 1})
 
 
-def test_a_plane_on_an_uneven_value_set_is_coded_as_palette_indices():
-    plane = uneven_values()
-    streams = round_trip(plane, 16)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    assert "pal" in meta and "step" not in meta
-    holes, raster.PALETTE_HOLES = raster.PALETTE_HOLES, 1.0  # never tried
-    try:
-        direct = round_trip(plane, 16)
-    finally:
-        raster.PALETTE_HOLES = holes
-    assert "pal" not in unpack_side_info(direct[0].payload)["raster"]
-    assert sum(len(s.payload) for s in streams) < 0.9 * sum(len(s.payload) for s in direct)
+def test_a_plane_on_an_uneven_value_set_is_coded_as_palette_indices(monkeypatch):
+    palette, direct = _with_and_without(monkeypatch, uneven_values(), 16, "pal", "PALETTE_HOLES", 1.0)
+    assert palette < 0.9 * direct
 
 
 @pytest.mark.parametrize("values", [[7], [0, 1, 2, 3], [0, 2, 4, 9, 10, 11, 65535], [65534, 65535], [3, 100]])
