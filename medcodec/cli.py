@@ -333,7 +333,11 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         if f.get("method") == "jpeg":
             note += " (the JPEG it was decoded from, recovered)"
         if f.get("method") == "raster":
-            note += " (raster-order prediction, per-plane weights)"
+            side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
+            options = side.get("raster") if isinstance(side.get("raster"), dict) else {}
+            extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"), ("step", "value grid"))
+                      if options.get(key)]
+            note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
         ensembles = (f.get("side_info") or {}).get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]
         if averaged:  # the slow mode's test-time ensembles: more network passes in the decoder

@@ -286,3 +286,18 @@ def test_info_names_the_frames_that_use_ensembles():
     lines = format_info("x.mlc", summary).splitlines()
     assert lines[-2].endswith("slow, 90 bytes (ensembles on D, C)")
     assert lines[-1].endswith("fast, 90 bytes")
+
+
+def test_info_names_the_raster_options_a_frame_uses():
+    from medcodec.cli import format_info
+
+    summary = {"format_major": 1, "kind": "png", "integrity": "ok", "stream_size": 100, "frames": [
+        {"frame": 0, "shape": [64, 64], "bits": 8, "method": "raster", "bytes": 90,
+         "side_info": {"raster": {"nb": [16, 16], "pad": 3}}},
+        {"frame": 1, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
+         "side_info": {"raster": {"pal": [7, 3, 2, 1]}}},
+        {"frame": 2, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90, "side_info": None}]}
+    lines = format_info("x.mlc", summary).splitlines()
+    assert lines[-3].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, neighbour-value boost)")
+    assert lines[-2].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, palette)")
+    assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights)")
