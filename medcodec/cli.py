@@ -332,13 +332,13 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
         if f.get("method") == "jpeg":
             note += " (the JPEG it was decoded from, recovered)"
+        side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
         if f.get("method") == "raster":
-            side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}
             extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"), ("step", "value grid"))
                       if options.get(key)]
             note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
-        ensembles = (f.get("side_info") or {}).get("ensemble") or []
+        ensembles = side.get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]
         if averaged:  # the slow mode's test-time ensembles: more network passes in the decoder
             note += f" (ensembles on {', '.join(averaged)})"

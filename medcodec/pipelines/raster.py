@@ -99,7 +99,7 @@ class RasterModel:
 
     def coded_bits(self, bits: int) -> int:
         if self.palette is not None:
-            return max(1, (self.palette.size - 1).bit_length())
+            return _index_bits(self.palette.size)
         return _coded_bits(bits, self.step, self.offset)
 
     def plane_of(self, coded: np.ndarray, bits: int) -> np.ndarray:
@@ -440,7 +440,7 @@ class _Analysis:
         self.model.bucket_low = low
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.boost_ratio = self._fit_boost()
-        self.coded_bits: float | None = None
+        self.plain_cost_bits: float | None = None
 
     def _band_taps(self, grid: np.ndarray, first_row: int, end_row: int, taps: int) -> np.ndarray:
         return np.stack([grid[PAD_TOP + dy + first_row:PAD_TOP + dy + end_row, PAD_LEFT + dx:PAD_LEFT + dx + self.width]
@@ -456,9 +456,11 @@ class _Analysis:
             out.append(compute(self._band_taps(grid, first_row, end_row, taps), band))
         return np.concatenate(out)
 
-    def _taps_at(self, grid: np.ndarray, taps: int) -> np.ndarray:
-        """The neighbours of the sampled pixels."""
-        return grid.ravel()[self.sample_index[:, None] + self.layout.offsets[None, :taps]]
+    def _taps_at(self, grid: np.ndarray, taps: int, index: np.ndarray | None = None) -> np.ndarray:
+        """The first ``taps`` neighbours, in a padded grid, of the pixels at these padded indices (default:
+        the sampled pixels)."""
+        index = self.sample_index if index is None else index
+        return grid.ravel()[index[:, None] + self.layout.offsets[None, :taps]]
 
     def _grid_of(self, errors: np.ndarray) -> np.ndarray:
         grid = np.zeros(self.layout.padded_shape, dtype=np.int64)
@@ -534,14 +536,15 @@ class _Analysis:
 
     def _neighbour_values(self, pixels: np.ndarray) -> np.ndarray:
         """The 12 template neighbours' values of these pixels (flat plane indices), as the decoder sees them."""
-        rows, cols = np.divmod(pixels, self.width)
-        return self.grid[self.layout.flat(rows, cols)[:, None] + self.layout.offsets[None, :]]
+        return self._taps_at(self.grid, len(OFFSETS), self.layout.flat(*np.divmod(pixels, self.width)))
 
     def _fit_boost(self) -> float:
         """Tries each neighbour-value boost in BOOSTS, each bucket's scale index widened by each of
         BOOST_ELL_STEPS (the boosted tables are peakier where the neighbours agree), on a sample; keeps
         the best when it saves over 0.2 %. Returns the sample's code length ratio, boosted / plain (the
         size estimate scales by it: the boosted cost of every pixel would cost a table build each)."""
+        if not BOOSTS:
+            return 1.0
         members = _sample(self.values.size, BOOST_SAMPLE, self.width)
         values, mu, buckets = self.values[members], self.mu[members], self.buckets[members].astype(np.int64)
         if (rm.pixel_params(mu, self.model.ell[buckets]).low_bits > 0).mean() > 0.9:
@@ -554,8 +557,6 @@ class _Analysis:
             costs = _cost_bits(values, rm.pixel_params(mu, ell[buckets]), nb, boost)
             return np.bincount(buckets, costs, minlength=count)
 
-        if not BOOSTS:
-            return 1.0
         plain = float(bucket_costs((0, 0), 0).sum())
         # every boost at the middle step, then the other steps for the best one only (7 evaluations
         # instead of 13, within 0.05 % on the train planes)
@@ -566,17 +567,15 @@ class _Analysis:
         best = float(table.min(axis=0).sum())
         if best >= plain * 0.998:
             return 1.0
-        choice = (boost, np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)])
-        self.model.boost = choice[0]
-        self.plain_ell = self.model.ell
-        self.model.ell = np.clip(self.model.ell + choice[1], 0, rm.MAX_ELL - 1)
+        self.model.boost = boost
+        self.model.ell = np.clip(self.plain_ell + np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)], 0, rm.MAX_ELL - 1)
         return best / plain
 
     def estimated_bytes(self) -> float:
         """The streams' size from the ideal code length (the coder adds a few words) and the side information."""
-        if self.coded_bits is None:  # once: the residuals' part is a pass over every pixel
-            self.coded_bits = rm.ideal_cost_bits(self.values, rm.pixel_params(self.mu, self.plain_ell[self.buckets]))
-        return self.coded_bits * self.boost_ratio / 8 + len(pack_side_info({KEY: self.model.to_json()}))
+        if self.plain_cost_bits is None:  # once: the residuals' part is a pass over every pixel
+            self.plain_cost_bits = rm.ideal_cost_bits(self.values, rm.pixel_params(self.mu, self.plain_ell[self.buckets]))
+        return self.plain_cost_bits * self.boost_ratio / 8 + len(pack_side_info({KEY: self.model.to_json()}))
 
     def streams(self) -> list[Stream]:
         """The three streams. Pixels are taken in decoding order a chunk at a time, keeping only int32
@@ -690,13 +689,18 @@ def _coded_bits(bits: int, step: int, offset: int) -> int:
     return max(1, (((1 << bits) - 1 - offset) // step).bit_length())
 
 
+def _index_bits(count: int) -> int:
+    """Bits of the coded plane of palette indices 0..count-1."""
+    return max(1, (count - 1).bit_length())
+
+
 def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
     """The analysis of the plane, or of (plane - offset) / step when all its values lie on such a grid
     (a 12-bit CT stored shifted into 16 bits; the raw low bits would otherwise cost 4 bits a pixel), or
     of the index of each value among the plane's distinct values (a palette) when many values between the
-    extremes are unused and that codes smaller (a CT rescaled to a coarse, uneven set of values: train
-    ankle CT 1.50 -> 1.18 bpp, a CT with a padding value far below air 3.24 -> 3.14; an even grid or a
-    few missing values code better directly). Not tried on 8-bit planes: their unused values come from
+    extremes are unused and that codes smaller (ideal code lengths before the boost, train planes: an
+    ankle CT rescaled to 125 values 1.50 -> 1.18 bpp, a CT with a padding value far below air 3.24 ->
+    3.14; an even grid or a few missing values code better directly). Not tried on 8-bit planes: their unused values come from
     contrast stretching whose lattice drifts across the image (the boost's case); on the train split a
     palette never won there, and the second analysis doubles the encoder's time."""
     values = np.flatnonzero(np.bincount(plane.ravel()))  # the distinct values (a count, not a sort)
@@ -711,7 +715,7 @@ def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
     grid_points = (int(values[-1]) - int(values[0])) // step + 1
     if bits > 8 and values.size < (1 - PALETTE_HOLES) * grid_points:
         indices = np.searchsorted(values, plane).astype(np.uint16)
-        palette = _Analysis(indices, max(1, (values.size - 1).bit_length()))
+        palette = _Analysis(indices, _index_bits(values.size))
         palette.model.palette = values.astype(np.int64)
         if palette.estimated_bytes() < analysis.estimated_bytes():
             return palette
