@@ -1,16 +1,30 @@
-"""Per-plane side information: plain or zlib-packed JSON, read back exactly, damage refused."""
+"""Per-plane side information: plain JSON, zlib-packed JSON or the compact binary coding, whichever is
+shortest, read back exactly, damage refused."""
 
+import json
 import zlib
 
 import pytest
 
+from medcodec.entropy import compact_json
 from medcodec.pipelines.base import MAX_SIDE_INFO, pack_side_info, unpack_side_info
 
 
-def test_small_side_information_stays_plain_json():
-    payload = pack_side_info({"lo": 3, "shift": 0})
-    assert payload == b'{"lo":3,"shift":0}'
-    assert unpack_side_info(payload) == {"lo": 3, "shift": 0}
+def test_side_information_takes_the_compact_coding_and_reads_back():
+    meta = {"lo": 3, "shift": 0}
+    payload = pack_side_info(meta)
+    assert payload == compact_json.encode(meta) and len(payload) < len(json.dumps(meta)) / 2
+    assert unpack_side_info(payload) == meta
+
+
+def test_side_information_the_compact_coding_cannot_hold_stays_json():
+    meta = {"lo": 3, "gain": 0.5}  # no method sends a float; should one, its side information stays text
+    assert pack_side_info(meta) == b'{"gain":0.5,"lo":3}'
+    assert unpack_side_info(pack_side_info(meta)) == meta
+
+
+def test_json_side_information_of_earlier_files_still_reads():
+    assert unpack_side_info(b'{"lo":3,"shift":0}') == {"lo": 3, "shift": 0}
 
 
 def test_repetitive_side_information_is_packed_and_read_back():
@@ -27,6 +41,9 @@ def test_repetitive_side_information_is_packed_and_read_back():
     zlib.compress(b"[1, 2]"),  # JSON, but not an object
     zlib.compress(b" " * (MAX_SIDE_INFO + 1) + b"{}"),  # inflates past the bound
     b"{not json",
+    compact_json.encode([1, 2]),  # compact, but not an object
+    compact_json.encode({"lo": 1})[:-1],  # compact, truncated
+    bytes([compact_json.MARKER]) + b"\x00" * (MAX_SIDE_INFO + 1),  # compact, over the bound
 ])
 def test_damaged_side_information_is_refused(payload):
     with pytest.raises((ValueError, TypeError)):

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from medcodec.entropy import compact_json
 from medcodec.errors import CorruptStreamError, InvalidInputError
 
 
@@ -71,17 +72,29 @@ MAX_SIDE_INFO = 1 << 20  # bytes a PLANE_META may inflate to: far above any real
 
 
 def pack_side_info(meta: dict[str, Any]) -> bytes:
-    """A method's per-plane side information as a PLANE_META payload: compact JSON, or (format 1.2) its
-    zlib stream when that is shorter - the refinement's weights and bin offsets are repetitive text,
-    and on a small plane they are a visible share of the file."""
+    """A method's per-plane side information as a PLANE_META payload, the shortest of: JSON text, its
+    zlib stream (format 1.2: the refinement's weights and bin offsets are repetitive text) and the
+    compact binary coding (``entropy.compact_json``, later in 1.3: Exp-Golomb integers, about half the
+    zlib stream's size; on a small plane the side information is a visible share of the file)."""
     text = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
-    packed = zlib.compress(text, 9)
-    return packed if len(packed) < len(text) else text
+    candidates = [text, zlib.compress(text, 9)]
+    compact = compact_json.encode(meta)
+    if compact is not None:
+        candidates.append(compact)
+    return min(candidates, key=len)  # the first of equal lengths: text, then zlib
 
 
 def unpack_side_info(payload: bytes) -> dict[str, Any]:
-    """The JSON object of a PLANE_META payload, plain (starts with "{") or zlib-packed.
-    Raises ValueError (or TypeError) when it is neither, or not a JSON object."""
+    """The JSON object of a PLANE_META payload: plain (starts with "{"), compact binary (starts with
+    ``compact_json.MARKER``) or zlib-packed. Raises ValueError (or TypeError) when it is none of them, or
+    not a JSON object."""
+    if payload[:1] == bytes([compact_json.MARKER]):
+        if len(payload) > MAX_SIDE_INFO:
+            raise ValueError("compact side information is over the size limit")
+        meta = compact_json.decode(payload)
+        if not isinstance(meta, dict):
+            raise TypeError("plane side information is not a JSON object")
+        return meta
     if payload[:1] != b"{":
         inflater = zlib.decompressobj()
         try:

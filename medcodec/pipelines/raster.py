@@ -29,7 +29,7 @@ A plane whose values all lie on a grid ``step * k + offset`` (12-bit data stored
 bits) is coded as its k; one that uses few of the values between its extremes may be coded as the
 index of each value in its sorted value set (a palette).
 
-Streams: PLANE_META (the weights, JSON), RESIDUAL 0 (rANS words), METHOD_STREAM 0 (raw bits).
+Streams: PLANE_META (the weights: a JSON object, ``base.pack_side_info``), RESIDUAL 0 (rANS words), METHOD_STREAM 0 (raw bits).
 """
 
 from __future__ import annotations
