@@ -335,7 +335,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
         if f.get("method") == "raster":
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}
-            extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"), ("step", "value grid"))
+            extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"),
+                                             ("step", "value grid"), ("bc", "block classes"))
                       if options.get(key)]
             note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
         ensembles = side.get("ensemble") or []

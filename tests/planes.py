@@ -68,3 +68,18 @@ EDGE_CASES = {
     "smooth8": (smooth((64, 80), 8), 8),
     "bits1": (np.random.default_rng(2).integers(0, 2, (20, 21)).astype(np.uint16), 1),
 }
+
+
+def regional_textures(shape=(144, 144), seed=0, tile=48):
+    """12-bit noise smoothed along rows in some 48x48 tiles and along columns in the others (a checker):
+    equal activity everywhere, so only classes that follow regions (raster block classes) tell them apart."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 40, (2,) + shape)
+    along_rows, along_cols = noise[0].copy(), noise[1].copy()
+    for j in range(1, shape[1]):
+        along_rows[:, j] = 0.95 * along_rows[:, j - 1] + noise[0][:, j]
+    for i in range(1, shape[0]):
+        along_cols[i] = 0.95 * along_cols[i - 1] + noise[1][i]
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    checker = ((y // tile + x // tile) % 2).astype(bool)
+    return (2048 + np.where(checker, along_rows, along_cols)).clip(0, 4095).astype(np.uint16)

@@ -68,7 +68,13 @@ def test_integer_list_order_follows_the_magnitudes():
     small = encode([0, 1, -1, 2] * 8)
     large = encode([1 << 20, -(1 << 20)] * 16)
     assert len(small) <= 1 + (3 + 11 + 5 + 32 * 3 + 7) // 8
-    assert len(large) <= 1 + (3 + 11 + 5 + 32 * 23 + 7) // 8  # order 20: 22-23 bits a value, no long prefixes
+    assert len(large) <= 1 + (3 + 11 + 5 + 32 * 28 + 7) // 8  # order 15: 28 bits a value, no long prefixes
+
+
+def test_lists_without_negative_values_skip_the_sign():
+    labels = [0, 1, 2, 3, 0, 0, 1, 5] * 16
+    assert decode(encode(labels)) == labels
+    assert len(encode(labels)) < len(encode([-x for x in labels]))  # the same magnitudes, signed: a bit more each
 
 
 @pytest.mark.parametrize("value", [0.5, [1, 2.0], {"w": float("nan")}, 1 << 62, [-(1 << 62)], {1: 2}])

@@ -20,7 +20,7 @@ from medcodec.container.format import SectionKind
 from medcodec.errors import MedcodecError
 from medcodec.pipelines.base import unpack_side_info
 
-from planes import drifting_lattice, jpeg_blocked, uneven_values
+from planes import drifting_lattice, jpeg_blocked, regional_textures, uneven_values
 
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -74,7 +74,8 @@ def _once_jpeg_annotated() -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
-                                                  "latent", "jpeg", "raster", "raster-boost", "raster-palette"])
+                                                  "latent", "jpeg", "raster", "raster-boost", "raster-palette",
+                                                  "raster-blocks"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -84,6 +85,8 @@ def encoded(request):
         original = drifting_lattice().astype(np.uint8)
     elif request.param == "raster-palette":  # an uneven value set: coded as palette indices
         original = uneven_values()
+    elif request.param == "raster-blocks":  # textures that change by region: block classes
+        original = regional_textures()
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
     else:
@@ -114,7 +117,7 @@ def encoded(request):
         assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
-        option = {"raster-boost": "nb", "raster-palette": "pal"}.get(request.param)
+        option = {"raster-boost": "nb", "raster-palette": "pal", "raster-blocks": "bc"}.get(request.param)
         assert option is None or option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]

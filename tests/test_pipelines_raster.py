@@ -14,7 +14,7 @@ from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
 
-from planes import EDGE_CASES, drifting_lattice, smooth, uneven_values
+from planes import EDGE_CASES, drifting_lattice, regional_textures, smooth, uneven_values
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
 
@@ -249,6 +249,40 @@ def _with_and_without(monkeypatch, plane, bits, field, constant, off):
 def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips(monkeypatch):
     boosted, plain = _with_and_without(monkeypatch, drifting_lattice(), 8, "nb", "BOOSTS", ())
     assert boosted < 0.95 * plain
+
+
+def test_block_classes_are_chosen_on_regional_textures_and_round_trip(monkeypatch):
+    blocked, plain = _with_and_without(monkeypatch, regional_textures(), 12, "bc", "BLOCK_PROXY_GAIN", float("inf"))
+    assert blocked < 0.98 * plain
+
+
+def test_block_classes_are_not_sent_where_activity_classes_do_better():
+    streams = round_trip(noisy_ct((96, 96), seed=3), 12)  # tissue and background: activity tells them apart
+    assert "bc" not in unpack_side_info(streams[0].payload)["raster"]
+
+
+def test_block_class_labels_follow_the_blocks():
+    model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),
+                               first=np.zeros((raster.CLASSES, len(raster.OFFSETS)), np.int64),
+                               second=np.zeros((raster.CLASSES, raster.ERROR_TAPS), np.int64),
+                               scale_weights=np.zeros(raster.SCALE_TAPS + 1, np.int64), bucket_low=0,
+                               ell=np.zeros(1, np.int64), block_size=4, block_classes=np.array([3, 7, 11, 0, 5, 9]))
+    rows, cols = np.divmod(np.arange(8 * 10), 10)  # 8 x 10 plane: 2 x 3 blocks of 4
+    border = np.full(rows.shape, -1)
+    border[0] = 0
+    activity = np.ones(rows.shape, np.int64)
+    activity[1] = 0
+    cls = model.classes(activity, border, rows, cols, 10)
+    expected = np.array([3, 7, 11, 0, 5, 9])[(rows // 4) * 3 + cols // 4]
+    assert cls[0] == raster.ACTIVITY_CLASSES and cls[1] == raster.FLAT_CLASS  # border and flat keep theirs
+    assert np.array_equal(cls[2:], expected[2:])
+
+
+@pytest.mark.parametrize("blocks", [[24, 0, 0], [24, 12], [24, -1], [0, 0], [24], 5, [1 << 17, 0]],
+                         ids=["count", "class", "negative", "size-0", "no-classes", "not-a-list", "size"])
+def test_bad_block_classes_are_refused(blocks):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(smooth((16, 16), 12), 12, lambda meta: {**meta, "bc": blocks})
 
 
 def test_boost_is_not_sent_where_it_does_not_pay():

@@ -3,7 +3,7 @@
 Why: a raster frame's side information is about a hundred small integers (weights, scale indices); as
 JSON text, zlib-packed, it took 250-600 bytes, 5-16 % of the file of a 64x64 EPI or a mostly-background
 256x256 MR slice (where it decided whether the frame beat JPEG-XL). Here each list of integers is coded
-in zigzag Exp-Golomb codes of the order that suits the list, and keys (and string values such as the
+in Exp-Golomb codes (zigzag ones when a value is negative) of the order that suits the list, and keys (and string values such as the
 ``requires`` names) are indices into a fixed table of the names the methods use: about half the size.
 
 Layout: the byte MARKER, then a bit string (most significant bit first, zero-padded to a whole byte)
@@ -13,7 +13,8 @@ holding one value::
             0 null | 1 false | 2 true
             3 integer       eg(zigzag(v), 4)
             4 list          eg(n, 0), then n values
-            5 integer list  eg(n - 1, 0), k (5 bits), then n codes eg(zigzag(v), k)      (n >= 1)
+            5 integer list  eg(n - 1, 0), m (5 bits), then n codes: for m < 16 eg(zigzag(v), m),
+                            for m >= 16 eg(v, m - 16) (every v >= 0)                  (n >= 1)
             6 string        name
             7 object        eg(n, 0), then n pairs (name, value), keys distinct
     name  = eg(i, 2): NAMES[i - 1] for i >= 1; for i = 0, eg(length, 2) then that many UTF-8 bytes
@@ -42,6 +43,7 @@ _MAX_ZEROS = 64
 _LIMIT = 1 << 62  # |integer| below this: every code fits the reader's bound
 _TAG_NULL, _TAG_FALSE, _TAG_TRUE, _TAG_INT, _TAG_LIST, _TAG_INTS, _TAG_STRING, _TAG_OBJECT = range(8)
 _INT_ORDER = 4
+_UNSIGNED = 16  # an integer list's mode field: below, the order of zigzag codes; from it, 16 + the order of plain ones
 
 
 def _zigzag(v: int) -> int:
@@ -95,13 +97,17 @@ class _Writer:
             self.name(v)
         elif isinstance(v, (list, tuple)):
             if v and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-                codes = [_zigzag(_checked(x)) for x in v]
-                k = min(range(31), key=lambda order: sum(_eg_length(u, order) for u in codes))
+                signed = [_zigzag(_checked(x)) for x in v]
+                # (mode, codes): orders 0-15 of the zigzag codes, or of the values when none is negative
+                options = [(k, signed) for k in range(_UNSIGNED)]
+                if min(v) >= 0:
+                    options += [(_UNSIGNED + k, list(v)) for k in range(_UNSIGNED)]
+                mode, codes = min(options, key=lambda o: sum(_eg_length(u, o[0] % _UNSIGNED) for u in o[1]))
                 self.bits(_TAG_INTS, 3)
                 self.eg(len(codes) - 1, 0)
-                self.bits(k, 5)
+                self.bits(mode, 5)
                 for u in codes:
-                    self.eg(u, k)
+                    self.eg(u, mode % _UNSIGNED)
             else:
                 self.bits(_TAG_LIST, 3)
                 self.eg(len(v), 0)
@@ -190,8 +196,10 @@ class _Reader:
             return [self.value(depth + 1) for _ in range(self.count())]
         if tag == _TAG_INTS:
             n = self.count(1)
-            k = self.bits(5)
-            return [_unzigzag(self.eg(k)) for _ in range(n)]
+            mode = self.bits(5)
+            if mode >= _UNSIGNED:
+                return [self.eg(mode - _UNSIGNED) for _ in range(n)]
+            return [_unzigzag(self.eg(mode)) for _ in range(n)]
         if tag == _TAG_STRING:
             return self.name()
         out: dict[str, Any] = {}
