@@ -169,7 +169,8 @@ def _with_common(fn: Callable) -> Callable:
                    "and 'latent' only where that saves 1 %: it decodes at ~0.7 MP/s).")
 @click.option("--effort", type=click.IntRange(1, 10), default=None,
               help="JPEG-XL effort for classical parts (default 7; slow mode tries 7 and 9 and keeps the smaller; "
-                   "9 is ~1% smaller, ~3x slower).")
+                   "fast and latent recode a frame that falls back to JPEG-XL at 9 too; 9 is ~1% smaller, "
+                   "~3x slower). Given, it is used as it is.")
 @click.option("--verify", is_flag=True,
               help="Decode each new stream in memory and compare it with the input (pixels and sha256) "
                    "before writing it; a mismatch writes nothing and exits 1.")

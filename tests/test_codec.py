@@ -12,6 +12,7 @@ from medcodec import codec
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, UnsupportedVersionError
+from medcodec.io import source as io_source
 from medcodec.pipelines import Stream, get_method
 from medcodec.pipelines.classical import ClassicalMethod
 from medcodec.pipelines.jpeg_history import JpegHistoryMethod
@@ -171,6 +172,26 @@ def test_learned_file_larger_than_classical_is_the_classical_file(fake_registry)
     assert data == codec.encode(array, mode="classical")  # not one byte larger, and no model needed
     del fake_registry["fast"]
     np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)
+
+
+def test_frames_that_fall_back_are_recoded_at_the_fallback_effort(fake_registry, monkeypatch):
+    fake_registry["fast"] = _PaddedMethod(effort=1)
+    choose = codec.get_method
+    monkeypatch.setattr(codec, "get_method", lambda name, device="auto", effort=None: (
+        ClassicalMethod(effort=effort) if name == "classical" and effort is not None else choose(name, device, effort)))
+    array = _smooth((1, 64, 64), 12)
+    bits = io_source.load(array).bits  # what the codec codes the array's planes as
+    planes = {e: ClassicalMethod(effort=e).encode(array[0], bits)[0].payload for e in (1, codec.FALLBACK_EFFORT)}
+    assert len(planes[codec.FALLBACK_EFFORT]) < len(planes[1])
+
+    def plane_payload(data):
+        return [s.payload for s in container.unpack(data)[1] if s.kind == SectionKind.PLANE]
+
+    data = codec.encode(array, mode="fast")  # fast loses; its frame falls back, at effort 1 and 9
+    assert container.unpack(data)[0].meta["frames"][0]["method"] == "classical"
+    assert plane_payload(data) == [planes[codec.FALLBACK_EFFORT]]
+    np.testing.assert_array_equal(np.stack(codec.decode(data).planes), array)
+    assert plane_payload(codec.encode(array, mode="fast", effort=1)) == [planes[1]]  # a chosen effort stays
 
 
 class _SelectiveMethod(_BetterMethod):
