@@ -261,6 +261,16 @@ def test_block_classes_are_not_sent_where_activity_classes_do_better():
     assert "bc" not in unpack_side_info(streams[0].payload)["raster"]
 
 
+@pytest.mark.parametrize("plane, blocked", [(regional_textures(), True), (noisy_ct((96, 96), seed=3), False)],
+                         ids=["blocks-win", "blocks-lose"])
+def test_large_planes_keep_one_analysis_alive_and_code_the_same(monkeypatch, plane, blocked):
+    monkeypatch.setattr(raster, "BLOCK_PROXY_GAIN", -1e9)  # block classes tried on both planes
+    both = RasterMethod().encode(plane, 12)
+    monkeypatch.setattr(raster, "BLOCK_KEEP_BOTH", 0)  # as on a plane over the limit: drop, rebuild if they lose
+    assert RasterMethod().encode(plane, 12) == both
+    assert ("bc" in unpack_side_info(both[0].payload)["raster"]) == blocked
+
+
 def test_block_class_labels_follow_the_blocks():
     model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),
                                first=np.zeros((raster.CLASSES, len(raster.OFFSETS)), np.int64),

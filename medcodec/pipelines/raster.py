@@ -82,6 +82,7 @@ BLOCK_ITERATIONS = 4
 BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
 BLOCK_CLASS_BITS = 3.6  # what one block's class is reckoned to cost in the side information
 BLOCK_PROXY_GAIN = 0.01  # block classes are tried when their code-length proxy promises this share
+BLOCK_KEEP_BOTH = 1 << 21  # pixels up to which the analyses with and without block classes coexist
 PALETTE_HOLES = 0.05  # a palette is tried when this share of the values between the extremes is unused
 MAX_PALETTE_RUNS = 1 << 16
 
@@ -458,12 +459,11 @@ class _Analysis:
         inner = self.activity[self.border < 0]
         median_activity = int(np.median(inner)) if inner.size else 0
         class_shift = max(0, int(np.frexp(float(median_activity))[1]) - 6)
-        self.class_shift = class_shift
         self.cls = _classes(self.activity, self.border, class_shift).astype(np.int8)
-        if block_classes is not None:
-            rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
-            self.cls = self._block_model(block_classes).classes(self.activity, self.border, rows, cols, width).astype(np.int8)
-            del rows, cols
+        if block_classes is not None:  # each pixel's block class, as RasterModel.classes gives it, in int8
+            per_block = block_classes.astype(np.int8).reshape(-1, -(-width // BLOCK))
+            per_pixel = np.repeat(np.repeat(per_block, BLOCK, axis=0)[:height], BLOCK, axis=1)[:, :width].ravel()
+            self.cls = _classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
         shared, first = self._fit_first(self._taps_at(grid, len(OFFSETS)))
         self.mu1 = self._by_bands(grid, len(OFFSETS),
                                   lambda nb, band: _first_stage(nb, self.cls[band], first, self.top)).astype(np.int32)
@@ -542,12 +542,6 @@ class _Analysis:
             if saving > WEIGHT_BITS * len(OFFSETS):
                 first[k] = own
         return shared, first
-
-    def _block_model(self, block_classes: np.ndarray) -> RasterModel:
-        """A model holding only what ``RasterModel.classes`` reads."""
-        empty = np.zeros(0, np.int64)
-        return RasterModel(pad=0, class_shift=self.class_shift, shared=empty, first=empty, second=empty,
-                           scale_weights=empty, bucket_low=0, ell=empty, block_size=BLOCK, block_classes=block_classes)
 
     def block_classes(self) -> np.ndarray | None:
         """Per BLOCK x BLOCK block, which of the 12 activity-slot classes its inner pixels (not border,
@@ -812,8 +806,8 @@ def _index_bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
-def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
-    """The analysis of the plane, or of (plane - offset) / step when all its values lie on such a grid
+def _first_analysis(plane: np.ndarray, bits: int) -> _Analysis:
+    """The analysis of the plane (activity classes), or of (plane - offset) / step when all its values lie on such a grid
     (a 12-bit CT stored shifted into 16 bits; the raw low bits would otherwise cost 4 bits a pixel), or
     of the index of each value among the plane's distinct values (a palette) when many values between the
     extremes are unused and that codes smaller (ideal code lengths before the boost, train planes: an
@@ -837,18 +831,33 @@ def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
         palette.model.palette = values.astype(np.int64)
         if palette.estimated_bytes() < analysis.estimated_bytes():
             analysis = palette
-    return _with_block_classes(analysis)
+    return analysis
 
 
-def _with_block_classes(analysis: _Analysis) -> _Analysis:
-    """The analysis, or the same plane's with block classes where they look promising and code smaller."""
+def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
+    """``_first_analysis``, or the same coded plane's with block classes where they look promising and
+    code smaller. On a large plane only one analysis is alive at a time (a 4096^2 plane's is ~1.4 GB):
+    the first is dropped while the second is built, and rebuilt if the block classes lose."""
+    analysis = _first_analysis(plane, bits)
     classes = analysis.block_classes()
     if classes is None:
         return analysis
-    blocked = _Analysis(analysis.values.reshape(analysis.height, analysis.width), analysis.bits, classes)
-    blocked.model.step, blocked.model.offset, blocked.model.palette = \
-        analysis.model.step, analysis.model.offset, analysis.model.palette
-    return blocked if blocked.estimated_bytes() < analysis.estimated_bytes() else analysis
+    estimate = analysis.estimated_bytes()
+    coded, coded_bits = analysis.values.reshape(analysis.height, analysis.width), analysis.bits
+    step, offset, palette = analysis.model.step, analysis.model.offset, analysis.model.palette
+
+    def build(block_classes: np.ndarray | None) -> _Analysis:
+        out = _Analysis(coded, coded_bits, block_classes)
+        out.model.step, out.model.offset, out.model.palette = step, offset, palette
+        return out
+
+    if coded.size > BLOCK_KEEP_BOTH:
+        analysis = None
+    blocked = build(classes)
+    if blocked.estimated_bytes() < estimate:
+        return blocked
+    del blocked
+    return analysis if analysis is not None else build(None)
 
 
 class RasterMethod(Method):
