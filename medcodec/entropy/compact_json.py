@@ -3,8 +3,9 @@
 Why: a raster frame's side information is about a hundred small integers (weights, scale indices); as
 JSON text, zlib-packed, it took 250-600 bytes, 5-16 % of the file of a 64x64 EPI or a mostly-background
 256x256 MR slice (where it decided whether the frame beat JPEG-XL). Here each list of integers is coded
-in Exp-Golomb codes (zigzag ones when a value is negative) of the order that suits the list, and keys (and string values such as the
-``requires`` names) are indices into a fixed table of the names the methods use: about half the size.
+in Exp-Golomb codes (zigzag ones when a value is negative) of the order that suits the list, and keys
+(and string values such as the ``requires`` names) are indices into a fixed table of the names the
+methods use: about half the size.
 
 Layout: the byte MARKER, then a bit string (most significant bit first, zero-padded to a whole byte)
 holding one value::
