@@ -92,18 +92,16 @@ def unpack_side_info(payload: bytes) -> dict[str, Any]:
         if len(payload) > MAX_SIDE_INFO:
             raise ValueError("compact side information is over the size limit")
         meta = compact_json.decode(payload)
-        if not isinstance(meta, dict):
-            raise TypeError("plane side information is not a JSON object")
-        return meta
-    if payload[:1] != b"{":
-        inflater = zlib.decompressobj()
-        try:
-            payload = inflater.decompress(payload, MAX_SIDE_INFO)
-        except zlib.error as exc:
-            raise ValueError(f"side information is neither JSON nor zlib: {exc}") from exc
-        if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
-            raise ValueError("side information: damaged or oversized zlib stream")
-    meta = json.loads(payload)
+    else:
+        if payload[:1] != b"{":
+            inflater = zlib.decompressobj()
+            try:
+                payload = inflater.decompress(payload, MAX_SIDE_INFO)
+            except zlib.error as exc:
+                raise ValueError(f"side information is neither JSON nor zlib: {exc}") from exc
+            if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
+                raise ValueError("side information: damaged or oversized zlib stream")
+        meta = json.loads(payload)
     if not isinstance(meta, dict):
         raise TypeError("plane side information is not a JSON object")
     return meta

@@ -112,14 +112,13 @@ class RasterModel:
         """Each pixel's class: by activity, or by its block where the plane sends block classes."""
         blocks = None
         if self.block_classes is not None:
-            blocks = self.block_classes[(rows // self.block_size) * -(-width // self.block_size)
-                                        + cols // self.block_size]
+            blocks = self.block_classes[_block_index(rows, cols, width, self.block_size)]
         return _classes(activity, border, self.class_shift, blocks)
 
     def check_blocks(self, shape: tuple[int, int]) -> None:
         """Block classes must cover the plane exactly (the shape is not in the side information)."""
         if self.block_classes is not None:
-            count = -(-shape[0] // self.block_size) * -(-shape[1] // self.block_size)
+            count = _block_count(shape, self.block_size)
             if self.block_classes.size != count:
                 raise CorruptStreamError(f"raster side information has {self.block_classes.size} block classes, "
                                          f"the plane needs {count}")
@@ -257,6 +256,16 @@ class _Layout:
 def _clamp(x: np.ndarray, low: int, high: int) -> np.ndarray:
     # np.clip's Python-level checks cost more than the clamp on a wavefront's few hundred pixels
     return np.minimum(np.maximum(x, low), high)
+
+
+def _block_count(shape: tuple[int, int], size: int) -> int:
+    """Blocks of size x size covering a plane (the last row and column of blocks may be partial)."""
+    return -(-shape[0] // size) * -(-shape[1] // size)
+
+
+def _block_index(rows: np.ndarray, cols: np.ndarray, width: int, size: int) -> np.ndarray:
+    """The row-major index of each pixel's block: the order of the side information's block classes."""
+    return (rows // size) * -(-width // size) + cols // size
 
 
 def _activity(nb: np.ndarray) -> np.ndarray:
@@ -463,7 +472,8 @@ class _Analysis:
         median_activity = int(np.median(inner)) if inner.size else 0
         class_shift = max(0, int(np.frexp(float(median_activity))[1]) - 6)
         self.cls = _classes(self.activity, self.border, class_shift).astype(np.int8)
-        if block_classes is not None:  # each pixel's block class, as RasterModel.classes gives it, in int8
+        if block_classes is not None:  # each pixel's block class (_block_index's order), as int8 repeats
+            # of the block grid: no whole-plane int64 rows and columns
             per_block = block_classes.astype(np.int8).reshape(-1, -(-width // BLOCK))
             per_pixel = np.repeat(np.repeat(per_block, BLOCK, axis=0)[:height], BLOCK, axis=1)[:, :width].ravel()
             self.cls = _classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
@@ -559,17 +569,14 @@ class _Analysis:
         when that proxy, scaled to the plane, beats the activity classes' by BLOCK_PROXY_GAIN after the
         classes' side information (the proxy ignores the second stage and the scale: on train CTs it
         promised 0.8-1.9 % where the coded plane grew 0.7-1.4 %, so the caller codes both and compares)."""
-        if self.model.block_classes is not None:
-            return None
-        height, width = self.height, self.width
-        columns = -(-width // BLOCK)
-        count = -(-height // BLOCK) * columns
+        width = self.width
+        count = _block_count((self.height, width), BLOCK)
         sample = _sample(self.values.size, BLOCK_SAMPLE, width)
         sample = sample[self.cls[sample] < ACTIVITY_CLASSES]
         if sample.size < 64 * len(OFFSETS) or count < 2:
             return None
         rows, cols = np.divmod(sample, width)
-        block = (rows // BLOCK) * columns + cols // BLOCK
+        block = _block_index(rows, cols, width, BLOCK)
         nb = self.grid[self.layout.flat(rows, cols)[:, None] + self.layout.offsets[None, :]]
         features = np.c_[nb[:, 1:] - nb[:, :1], np.ones(sample.size)].astype(np.float64)
         target = (self.values[sample] - nb[:, 0]).astype(np.float64) + 0.5
