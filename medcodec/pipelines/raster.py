@@ -45,7 +45,8 @@ import numpy as np
 
 from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
-from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
+from medcodec.networks import raster_mlp
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from medcodec.pipelines.surprise import log8
 
@@ -77,7 +78,9 @@ BOOST_ELL_STEPS = (0, 2, 4)
 BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
-SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc"})
+SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn"})
+CORRECTION_MODEL = "raster-nn-v1"  # the learned prediction correction the encoder offers (models/)
+CORRECTION_MIN_GAIN = 0.003  # bits per corrected pixel (code-length proxy) the correction must save
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
 BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
 BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
@@ -106,6 +109,7 @@ class RasterModel:
     palette: np.ndarray | None = None  # the plane's sorted distinct values: the coded plane is their index
     block_size: int = 0  # > 0: inner pixels with activity take their class from blocks of this side
     block_classes: np.ndarray | None = None  # int64 [block rows * block columns], row-major: 0..11
+    correction: str | None = None  # the learned correction's tag (raster_mlp.RasterCorrection.tag), if used
 
     def classes(self, activity: np.ndarray, border: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 width: int) -> np.ndarray:
@@ -147,7 +151,8 @@ class RasterModel:
                 **({"step": [self.step, self.offset]} if self.step > 1 else {}),
                 **({"nb": list(self.boost)} if any(self.boost) else {}),
                 **({"pal": _palette_runs(self.palette)} if self.palette is not None else {}),
-                **({"bc": [self.block_size] + self.block_classes.tolist()} if self.block_classes is not None else {})}
+                **({"bc": [self.block_size] + self.block_classes.tolist()} if self.block_classes is not None else {}),
+                **({"nn": self.correction} if self.correction is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -185,10 +190,14 @@ class RasterModel:
                 if not 1 <= block_size <= 1 << 16 or block_classes.ndim != 1 \
                         or block_classes.min() < 0 or block_classes.max() >= ACTIVITY_CLASSES:
                     raise ValueError("bad block classes")
+            correction = data.get("nn")
+            if correction is not None and (not isinstance(correction, str) or not 0 < len(correction) <= 200):
+                raise ValueError("bad correction network name")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
-                        boost=boost, palette=palette, block_size=block_size, block_classes=block_classes)
+                        boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
+                        correction=correction)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -449,7 +458,8 @@ class _Analysis:
     The same integer functions as the decoder's, applied to bands of rows at once (neighbours as slices of
     the padded plane, so no per-pixel gather over the whole plane); the fits look at an even stride."""
 
-    def __init__(self, plane: np.ndarray, bits: int, block_classes: np.ndarray | None = None):
+    def __init__(self, plane: np.ndarray, bits: int, block_classes: np.ndarray | None = None,
+                 correction: raster_mlp.RasterCorrection | None = None):
         self.bits = bits
         self.top = (1 << bits) << 4
         self.layout = layout = _Layout(plane.shape)
@@ -485,13 +495,17 @@ class _Analysis:
         self.mu = self._by_bands(errors1, ERROR_TAPS,
                                  lambda e1, band: _second_stage(self.mu1[band], e1, self.cls[band], second,
                                                                 self.top)).astype(np.int32)
+        corrected = self._corrected(correction, errors1) if correction is not None else None
+        if corrected is not None:
+            self.mu = corrected
         del errors1
         self.errors2 = _error(self.values, self.mu).astype(np.int32)
         errors2 = self._grid_of(self.errors2)
         weights = self._fit_scale(self._taps_at(errors2, SCALE_TAPS))
         self.model = RasterModel(pad=pad, class_shift=class_shift, shared=shared, first=first, second=second,
                                  scale_weights=weights, bucket_low=0, ell=np.zeros(128, np.int64),
-                                 block_size=BLOCK if block_classes is not None else 0, block_classes=block_classes)
+                                 block_size=BLOCK if block_classes is not None else 0, block_classes=block_classes,
+                                 correction=correction.tag if corrected is not None else None)
         raw = self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _buckets(e2, self.activity[band], self.model))
         low, high = int(raw.min()), int(raw.max())
         self.buckets = (raw - low).astype(np.int16)
@@ -499,6 +513,35 @@ class _Analysis:
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.boost_ratio = self._fit_boost()
         self.plain_cost_bits: float | None = None
+
+    def _corrected(self, net: raster_mlp.RasterCorrection, errors1: np.ndarray) -> np.ndarray | None:
+        """The second-stage prediction plus the learned correction on every pixel with a raster class
+        (inner, not flat), or None where the correction does not save CORRECTION_MIN_GAIN bits a pixel
+        by the code-length proxy log2(|error| + 0.6) on the fit sample (it can cost: a plane unlike
+        the training images)."""
+        eligible = self.cls < ACTIVITY_CLASSES
+        sample = self.sample[eligible[self.sample]]
+        if sample.size == 0:
+            return None
+        errors2 = self._grid_of(_error(self.values, self.mu))  # the decoder's pre-correction error grid
+        grid = self.grid.reshape(self.layout.padded_shape)
+        mu = self.mu.copy()
+        rows = max(1, BAND_PIXELS // self.width)
+        for first_row in range(0, self.height, rows):
+            end_row = min(self.height, first_row + rows)
+            inside = np.flatnonzero(eligible[first_row * self.width:end_row * self.width])
+            if inside.size == 0:
+                continue
+            pixels = inside + first_row * self.width
+            feats, scale = raster_mlp.features(
+                *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
+                self.mu1[pixels], self.mu[pixels], self.activity[pixels])
+            mu[pixels] = _clamp(self.mu[pixels] + net.correction(feats, scale), 0, self.top)
+        del errors2
+        values = self.values[sample]
+        before = np.log2(np.abs(_error(values, self.mu[sample])) / 16 + 0.6)
+        after = np.log2(np.abs(_error(values, mu[sample])) / 16 + 0.6)
+        return mu if float((before - after).sum()) > CORRECTION_MIN_GAIN * sample.size else None
 
     def _band_taps(self, grid: np.ndarray, first_row: int, end_row: int, taps: int) -> np.ndarray:
         return np.stack([grid[PAD_TOP + dy + first_row:PAD_TOP + dy + end_row, PAD_LEFT + dx:PAD_LEFT + dx + self.width]
@@ -735,7 +778,8 @@ class _Analysis:
 
 
 # -- decoder -------------------------------------------------------------------------------------------
-def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int], bits: int) -> np.ndarray:
+def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int], bits: int,
+            net: raster_mlp.RasterCorrection | None = None) -> np.ndarray:
     layout = _Layout(shape)
     top = (1 << bits) << 4
     size = layout.padded_shape[0] * layout.padded_shape[1]
@@ -744,6 +788,7 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     grid = np.full(size, model.pad, dtype=np.int32)
     errors1 = np.zeros(size, dtype=np.int32)
     errors2 = np.zeros(size, dtype=np.int32)
+    errors_pre = np.zeros(size, dtype=np.int32) if net is not None else None  # second stage's, uncorrected
     if len(words) % 4:
         raise CorruptStreamError("raster rANS stream length is not a multiple of 4 bytes")
     try:
@@ -762,7 +807,15 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         activity = _activity(nb)
         cls = model.classes(activity, layout.border(rows, cols), rows, cols, layout.width)
         mu1 = _first_stage(nb, cls, model.first, top)
-        mu = _second_stage(mu1, errors1[taps[:, :ERROR_TAPS]], cls, model.second, top)
+        mu = mu2 = _second_stage(mu1, errors1[taps[:, :ERROR_TAPS]], cls, model.second, top)
+        if net is not None:
+            inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
+            if inside.size:
+                at = taps[inside]
+                feats, scale = raster_mlp.features(nb[inside], errors1[at], errors_pre[at], mu1[inside], mu2[inside],
+                                                   activity[inside])
+                mu = mu2.copy()
+                mu[inside] = _clamp(mu2[inside] + net.correction(feats, scale), 0, top)
         buckets = _buckets(errors2[taps[:, :SCALE_TAPS]], activity, model)
         params = _coding(model, mu, buckets)
         try:
@@ -777,6 +830,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         grid[index] = values
         errors1[index] = _error(values, mu1)
         errors2[index] = _error(values, mu)
+        if errors_pre is not None:
+            errors_pre[index] = _error(values, mu2)
     if not coder.is_empty():
         raise CorruptStreamError("raster rANS stream is damaged: data left over after the last pixel")
     reader.finish()
@@ -818,7 +873,7 @@ def _index_bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
-def _first_analysis(plane: np.ndarray, bits: int) -> _Analysis:
+def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None) -> _Analysis:
     """The analysis of the plane (activity classes), or of (plane - offset) / step when all its values lie
     on such a grid (a 12-bit CT stored shifted into 16 bits; the raw low bits would otherwise cost 4 bits a pixel), or
     of the index of each value among the plane's distinct values (a palette) when many values between the
@@ -830,36 +885,37 @@ def _first_analysis(plane: np.ndarray, bits: int) -> _Analysis:
     values = np.flatnonzero(np.bincount(plane.ravel()))  # the distinct values (a count, not a sort)
     step = int(np.gcd.reduce(values - values[0])) if values.size > 1 else 1
     if step <= 1:
-        analysis = _Analysis(plane, bits)
+        analysis = _Analysis(plane, bits, correction=correction)
     else:
         offset = int(values[0]) % step
         coded = ((plane.astype(np.int64) - offset) // step).astype(np.uint16)
-        analysis = _Analysis(coded, _coded_bits(bits, step, offset))
+        analysis = _Analysis(coded, _coded_bits(bits, step, offset), correction=correction)
         analysis.model.step, analysis.model.offset = step, offset
     grid_points = (int(values[-1]) - int(values[0])) // step + 1
     if bits > 8 and values.size < (1 - PALETTE_HOLES) * grid_points:
         indices = np.searchsorted(values, plane).astype(np.uint16)
-        palette = _Analysis(indices, _index_bits(values.size))
+        palette = _Analysis(indices, _index_bits(values.size), correction=correction)
         palette.model.palette = values.astype(np.int64)
         if palette.estimated_bytes() < analysis.estimated_bytes():
             analysis = palette
     return analysis
 
 
-def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
+def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller. On a large plane only one analysis is alive at a time (a 4096^2 plane's is ~1.4 GB):
     the first is dropped while the second is built, and rebuilt if the block classes lose."""
-    analysis = _first_analysis(plane, bits)
+    analysis = _first_analysis(plane, bits, correction)
     classes = analysis.block_classes()
     if classes is None:
         return analysis
     estimate = analysis.estimated_bytes()
     coded, coded_bits = analysis.values.reshape(analysis.height, analysis.width), analysis.bits
     step, offset, palette = analysis.model.step, analysis.model.offset, analysis.model.palette
+    analysis_tag = analysis.model.correction  # the block-class analysis corrects where the first did
 
     def build(block_classes: np.ndarray | None) -> _Analysis:
-        out = _Analysis(coded, coded_bits, block_classes)
+        out = _Analysis(coded, coded_bits, block_classes, correction if analysis_tag is not None else None)
         out.model.step, out.model.offset, out.model.palette = step, offset, palette
         return out
 
@@ -872,20 +928,44 @@ def _analyse(plane: np.ndarray, bits: int) -> _Analysis:
     return analysis if analysis is not None else build(None)
 
 
+@functools.lru_cache(maxsize=1)
+def shipped_correction() -> raster_mlp.RasterCorrection | None:
+    """The learned correction the encoder offers (CORRECTION_MODEL), or None where its weights are not
+    installed: the raster method then codes without it, as releases before it did."""
+    try:
+        return raster_mlp.load(CORRECTION_MODEL)
+    except ModelMismatchError:
+        return None
+
+
+def correction_named(tag: str) -> raster_mlp.RasterCorrection:
+    """The network a raster frame names ("<model id>/<sha256 prefix>"), loaded and checked; a clear
+    ModelMismatchError when this installation lacks those exact weights."""
+    model_id = tag.split("/", 1)[0]
+    try:
+        net = raster_mlp.load(model_id)
+    except ModelMismatchError as exc:
+        raise ModelMismatchError(f"raster frame needs the prediction-correction weights {tag} ({exc})") from None
+    if net.tag != tag:
+        raise ModelMismatchError(f"raster frame needs the prediction-correction weights {tag}; this installation "
+                                 f"has {net.tag}: install the medcodec release that wrote the file")
+    return net
+
+
 class RasterMethod(Method):
     """Raster-order prediction with per-plane least-squares weights (see the module docstring)."""
 
     name = "raster"
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
-        return _analyse(check_plane(plane, bits), bits).streams()
+        return _analyse(check_plane(plane, bits), bits, shipped_correction()).streams()
 
     def encode_alternatives(self, plane: np.ndarray, bits: int,
                             beaten_by: int | None = None) -> list[tuple[str, list[Stream]]]:
         """The raster streams, or none when their estimated size is over ``beaten_by`` bytes (another
         coding's size) by more than the estimate's error: the rANS coding is then not run (a third of
         the encoder's time)."""
-        analysis = _analyse(check_plane(plane, bits), bits)
+        analysis = _analyse(check_plane(plane, bits), bits, shipped_correction())
         if beaten_by is not None and analysis.estimated_bytes() > ESTIMATE_MARGIN * beaten_by:
             return []
         return [(self.name, analysis.streams())]
@@ -901,5 +981,6 @@ class RasterMethod(Method):
             raise CorruptStreamError(f"raster side information is damaged ({exc})") from None
         model = RasterModel.from_json(meta, bits)
         model.check_blocks(shape)
-        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits))
+        net = correction_named(model.correction) if model.correction is not None else None
+        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net)
         return check_decoded(model.plane_of(coded, bits), shape, bits, "raster")

@@ -1,0 +1,191 @@
+"""Train the raster method's prediction correction (``networks.raster_mlp``) and publish it.
+
+    python -m medcodec.train.raster_correction ../shared/corpus/train --export raster-nn-v1
+
+Samples: for up to --per-folder images of every folder (a fixed shuffle), the raster analysis without
+a correction is run on the image's first plane and --samples pixels with a raster class are drawn; each
+gives the network's integer features and its target, the second-stage error divided by the local
+scale. One image in VALIDATION_EVERY is held out and reported on (code-length proxy, float and integer
+network). Training is a few minutes on a 2-core CPU: data gathering dominates.
+
+The published entry in models/manifest.json names the files and their sha256 (the data manifest),
+the command, the commit and the held-out numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medcodec.io.source import is_candidate_file, load
+from medcodec.networks import raster_mlp
+from medcodec.pipelines import raster
+
+from .publish import provenance, publish_model
+
+VALIDATION_EVERY = 5
+LOSS_CLAMP = 20.0  # an error beyond 20 local scales is an outlier the network should not chase
+
+
+def training_files(folders: list[Path], per_folder: int, seed: int) -> list[Path]:
+    """Up to per_folder candidate images of each folder (recursively grouped by their parent), shuffled
+    with a fixed seed; refuses a folder named 'test' (the test split is for measuring only)."""
+    by_parent: dict[Path, list[Path]] = {}
+    for folder in folders:
+        if "test" in Path(folder).resolve().parts:
+            raise SystemExit(f"{folder} looks like a test split; train on the train split only")
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file() and is_candidate_file(path):
+                by_parent.setdefault(path.parent, []).append(path)
+    rng = random.Random(seed)
+    chosen = []
+    for parent in sorted(by_parent):
+        files = by_parent[parent]
+        rng.shuffle(files)
+        chosen += files[:per_folder]
+    return chosen
+
+
+def image_samples(path: Path, samples: int, seed: int) -> dict | None:
+    """Features, targets and scales of up to ``samples`` pixels of the image's first plane (None when
+    it has no plane or no pixel with a raster class)."""
+    try:
+        src = load(path)
+    except Exception as exc:  # unreadable training files are skipped, not fatal
+        print(f"skip {path}: {exc}", file=sys.stderr)
+        return None
+    if not src.planes:
+        return None
+    analysis = raster._first_analysis(src.planes[0], src.bits)  # no correction: what the network corrects
+    eligible = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
+    if eligible.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    pixels = np.sort(rng.choice(eligible, size=min(samples, eligible.size), replace=False))
+    rows, cols = np.divmod(pixels, analysis.width)
+    taps = analysis.layout.flat(rows, cols)[:, None] + analysis.layout.offsets[None, :]
+    errors1 = analysis._grid_of(raster._error(analysis.values, analysis.mu1)).ravel()
+    errors2 = analysis._grid_of(raster._error(analysis.values, analysis.mu)).ravel()
+    feats, scale = raster_mlp.features(analysis.grid[taps], errors1[taps], errors2[taps], analysis.mu1[pixels],
+                                       analysis.mu[pixels], analysis.activity[pixels])
+    error = raster._error(analysis.values[pixels], analysis.mu[pixels])
+    return {"features": feats, "error": error.astype(np.int64), "scale": scale}
+
+
+def _relative(path: Path, folders: list[Path]) -> str:
+    """The file's path inside the training folder that holds it (as the other models' data manifests)."""
+    for folder in folders:
+        try:
+            return str(path.resolve().relative_to(Path(folder).resolve()))
+        except ValueError:
+            continue
+    return str(path)
+
+
+def proxy_gain(error: np.ndarray, correction: np.ndarray) -> float:
+    """Mean saving in bits a pixel by the code-length proxy log2(|error| + 0.6) (errors in 1/16)."""
+    before = np.log2(np.abs(error) / 16 + 0.6)
+    after = np.log2(np.abs(error - correction) / 16 + 0.6)
+    return float((before - after).mean())
+
+
+def build(hidden: int) -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Linear(raster_mlp.FEATURES, hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+
+
+def fit(net: torch.nn.Sequential, x: np.ndarray, target: np.ndarray, epochs: int, batch: int, lr: float,
+        seed: int) -> list[float]:
+    """L1 on error / scale (the proxy's shape), Adam with a cosine schedule; returns each epoch's loss."""
+    torch.manual_seed(seed)
+    xt = torch.from_numpy(x.astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT))
+    tt = torch.from_numpy(target.astype(np.float32))
+    opt = torch.optim.Adam(net.parameters(), lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(xt.shape[0])
+        total = 0.0
+        for start in range(0, xt.shape[0], batch):
+            index = order[start:start + batch]
+            loss = (net(xt[index])[:, 0] - tt[index]).abs().clamp(max=LOSS_CLAMP).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * index.numel()
+        schedule.step()
+        losses.append(total / xt.shape[0])
+    return losses
+
+
+def integer_layers(net: torch.nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+    linear = [m for m in net if isinstance(m, torch.nn.Linear)]
+    return raster_mlp.quantise_layers([(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linear])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="training folders (the train split)")
+    parser.add_argument("--per-folder", type=int, default=40, help="images per folder at most")
+    parser.add_argument("--samples", type=int, default=10000, help="pixels per image")
+    parser.add_argument("--hidden", type=int, default=48)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--export", metavar="ID", help="publish under models/ as ID (e.g. raster-nn-v1)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.time()
+    files = training_files(args.folders, args.per_folder, args.seed)
+    parts, manifest = [], []
+    for number, path in enumerate(files):
+        part = image_samples(path, args.samples, args.seed + number)
+        if part is None:
+            continue
+        part["validation"] = np.full(part["error"].size, number % VALIDATION_EVERY == VALIDATION_EVERY // 2)
+        parts.append(part)
+        manifest.append({"file": _relative(path, args.folders), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                         "samples": int(part["error"].size), "validation": bool(part["validation"][0])})
+        print(f"[{number + 1}/{len(files)}] {path} {part['error'].size} samples", flush=True)
+    data = {key: np.concatenate([p[key] for p in parts]) for key in ("features", "error", "scale", "validation")}
+    train, held = ~data["validation"], data["validation"]
+    target = data["error"] / data["scale"]
+    net = build(args.hidden)
+    losses = fit(net, data["features"][train], target[train], args.epochs, args.batch, args.lr, args.seed)
+    layers = integer_layers(net)
+    exact = raster_mlp.from_integer_layers("candidate", b"", layers)
+    with torch.no_grad():
+        float_out = net(torch.from_numpy(data["features"][held].astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT)))
+    report = {
+        "train_samples": int(train.sum()), "validation_samples": int(held.sum()), "epoch_losses": losses,
+        "validation_proxy_gain_float": proxy_gain(data["error"][held], float_out[:, 0].numpy() * data["scale"][held]),
+        "validation_proxy_gain_integer": proxy_gain(data["error"][held],
+                                                    exact.correction(data["features"][held], data["scale"][held])),
+        "minutes": (time.time() - started) / 60,
+    }
+    print(json.dumps(report, indent=1))
+    if args.export:
+        params = {"raster": {f"l{k}": {"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)}
+                             for k, (w, b) in enumerate(layers)}}
+        metadata = {"architecture": raster_mlp.ARCHITECTURE,
+                    "config": {"hidden": args.hidden, "features": raster_mlp.FEATURES, "layers": len(layers),
+                               "feature_shift": raster_mlp.FEATURE_SHIFT, "weight_shift": raster_mlp.WEIGHT_SHIFT}}
+        command = "python -m medcodec.train.raster_correction " + " ".join(sys.argv[1:] if argv is None else argv)
+        extra = {**provenance(command, None), "data_manifest": {"files": manifest}, "training": report}
+        entry = publish_model(args.export, params, metadata, extra)
+        print(f"published {args.export}: {entry['file']} sha256 {entry['sha256']}")
+
+
+if __name__ == "__main__":
+    main()
