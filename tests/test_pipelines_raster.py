@@ -8,8 +8,9 @@ import pytest
 
 from medcodec import codec
 from medcodec.container.format import SectionKind
-from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from medcodec.entropy import residual_model as rm
+from medcodec.networks import raster_mlp
 from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
@@ -160,7 +161,9 @@ def test_damaged_streams_are_clear_errors(damage):
     lambda m: {**m, "w": [-1] * 9},
     lambda m: {**m, "pad": 1 << 20},
     lambda m: {**m, "cs": "x"},
-], ids=["ell", "ell-length", "first-shape", "weights", "pad", "shift"])
+    lambda m: {**m, "nn": 5},
+    lambda m: {**m, "nn": ""},
+], ids=["ell", "ell-length", "first-shape", "weights", "pad", "shift", "nn-type", "nn-empty"])
 def test_out_of_range_side_information_is_refused(change):
     with pytest.raises(CorruptStreamError):
         _decode_changed(smooth((16, 16), 12), 12, change)
@@ -385,3 +388,56 @@ def test_an_index_beyond_the_palette_is_corruption():
 def test_a_grid_and_a_palette_together_are_refused():
     with pytest.raises(CorruptStreamError):
         _decode_changed(uneven_values((24, 20)), 16, lambda meta: {**meta, "step": [2, 0]})
+
+
+def small_correction(seed=0):
+    """A random integer correction network (8 hidden units): not trained, but it changes predictions."""
+    rng = np.random.default_rng(seed)
+    sizes = [raster_mlp.FEATURES, 8, 8, 1]
+    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 16), 1 << 16, sizes[k + 1]))
+              for k in range(3)]
+    return raster_mlp.from_integer_layers("test-nn", bytes(range(32)), layers)
+
+
+def test_learned_correction_round_trips_and_names_its_weights(monkeypatch):
+    net = small_correction()
+    monkeypatch.setattr(raster, "shipped_correction", lambda: None)
+    plain = RasterMethod().encode(noisy_ct(), 12)
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster, "shipped_correction", lambda: net)
+    monkeypatch.setattr(raster, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
+    corrected = round_trip(noisy_ct(), 12)
+    assert unpack_side_info(corrected[0].payload)["raster"]["nn"] == net.tag
+    assert corrected[1].payload != plain[1].payload  # the decoder really applied it
+    other = small_correction(seed=1)
+    monkeypatch.setattr(raster, "correction_named", lambda tag: other)  # other weights: never the same plane
+    with pytest.raises(CorruptStreamError):
+        decoded = RasterMethod().decode(corrected, noisy_ct().shape, 12)
+        assert not np.array_equal(decoded, noisy_ct())
+        raise CorruptStreamError("undetected here; the codec's pixel checksum catches it")
+
+
+@pytest.mark.parametrize("gate", ["proxy", "estimate"])
+def test_correction_is_not_sent_where_it_does_not_pay(monkeypatch, gate):
+    monkeypatch.setattr(raster, "shipped_correction", lambda: small_correction())  # random: it costs bits
+    if gate == "estimate":  # the proxy lets it through; the coded estimate with and without decides
+        monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
+    assert "nn" not in unpack_side_info(round_trip(noisy_ct(), 12)[0].payload)["raster"]
+
+
+def test_a_frame_naming_weights_this_installation_lacks_is_a_model_mismatch(monkeypatch):
+    monkeypatch.setattr(raster, "shipped_correction", lambda: None)
+    with pytest.raises(ModelMismatchError, match="prediction-correction weights"):
+        _decode_changed(noisy_ct(), 12, lambda m: {**m, "nn": "raster-nn-v1/0000000000000000"})
+    with pytest.raises(ModelMismatchError, match="prediction-correction weights"):
+        _decode_changed(noisy_ct(), 12, lambda m: {**m, "nn": "no-such-model/0000000000000000"})
+
+
+def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch):
+    if raster.shipped_correction() is None:
+        pytest.skip("raster-nn-v1 is not installed here")
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    streams = round_trip(noisy_ct((128, 120), seed=4), 12)
+    assert unpack_side_info(streams[0].payload)["raster"]["nn"] == raster.shipped_correction().tag

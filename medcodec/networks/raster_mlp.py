@@ -55,12 +55,20 @@ def features(nb: np.ndarray, errors1: np.ndarray, errors2: np.ndarray, mu1: np.n
     differences from W (11)."""
     nb = nb.astype(np.int64)
     scale = scale_of(errors2, activity)
-    west = nb[:, :1] << 4
-    raw = np.concatenate([(nb[:, 1:] << 4) - west, errors1.astype(np.int64), errors2.astype(np.int64),
-                          mu2.astype(np.int64)[:, None] - west, mu1.astype(np.int64)[:, None] - west], axis=1)
-    raw = np.clip(raw, -(1 << 40), 1 << 40)  # errors are clamped to 2**24 already; values to 2**20
+    west = nb[:, 0] << 4
+    # every raw entry is below 2**25 in magnitude (values < 2**16, errors clamped to 2**24, predictions
+    # < 2**21), so the shift by FEATURE_SHIFT stays far inside int64
     out = np.empty((nb.shape[0], FEATURES), dtype=np.int64)
-    out[:, :-1] = np.clip((raw << FEATURE_SHIFT) // scale[:, None], -FEATURE_LIMIT, FEATURE_LIMIT)
+    np.subtract(nb[:, 1:] << 4, west[:, None], out=out[:, :TAPS - 1])
+    out[:, TAPS - 1:2 * TAPS - 1] = errors1
+    out[:, 2 * TAPS - 1:3 * TAPS - 1] = errors2
+    out[:, -3] = mu2 - west
+    out[:, -2] = mu1 - west
+    raw = out[:, :-1]
+    raw <<= FEATURE_SHIFT
+    raw //= scale[:, None]
+    np.minimum(raw, FEATURE_LIMIT, out=raw)  # np.clip's checks cost more than this on a wavefront
+    np.maximum(raw, -FEATURE_LIMIT, out=raw)
     out[:, -1] = np.minimum(log8(np.minimum(scale, (1 << 31) - 1)), 255) << (FEATURE_SHIFT - 3)  # log2 s
     return out, scale
 
@@ -84,10 +92,12 @@ class RasterCorrection:
         h = feats.astype(np.float64)
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            acc = (h @ w.T).astype(np.int64) + b  # exact: integers below 2**53 (see the module docstring)
+            acc = (h @ w.T).astype(np.int64)  # exact: integers below 2**53 (see the module docstring)
+            acc += b
             if k == last:
-                return np.clip(acc[:, 0], -OUTPUT_LIMIT, OUTPUT_LIMIT)
-            h = np.clip(acc >> WEIGHT_SHIFT, 0, ACTIVATION_LIMIT).astype(np.float64)  # ReLU, back to 1/256
+                return np.maximum(np.minimum(acc[:, 0], OUTPUT_LIMIT), -OUTPUT_LIMIT)
+            acc >>= WEIGHT_SHIFT
+            h = np.minimum(np.maximum(acc, 0), ACTIVATION_LIMIT).astype(np.float64)  # ReLU, back to 1/256
         raise AssertionError("unreachable")
 
     def correction(self, feats: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -1,0 +1,108 @@
+"""The raster correction network: integer features, exact integer inference whatever the batch or the
+BLAS summation order, bounds that keep every float64 partial sum exact, and the shipped weights."""
+
+import numpy as np
+import pytest
+
+from medcodec.errors import ModelMismatchError
+from medcodec.networks import raster_mlp
+
+
+def random_layers(rng, hidden=(16, 16), limit=raster_mlp.WEIGHT_LIMIT):
+    sizes = [raster_mlp.FEATURES, *hidden, 1]
+    return [(rng.integers(-limit, limit + 1, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 30), 1 << 30, sizes[k + 1]))
+            for k in range(len(sizes) - 1)]
+
+
+def reference_output(layers, feats):
+    """The same network in pure int64 arithmetic (numpy's integer matmul: no floating point at all)."""
+    h = feats.astype(np.int64)
+    for k, (w, b) in enumerate(layers):
+        acc = h @ np.asarray(w, dtype=np.int64).T + b
+        if k == len(layers) - 1:
+            return np.clip(acc[:, 0], -raster_mlp.OUTPUT_LIMIT, raster_mlp.OUTPUT_LIMIT)
+        h = np.clip(acc >> raster_mlp.WEIGHT_SHIFT, 0, raster_mlp.ACTIVATION_LIMIT)
+
+
+def random_inputs(rng, n, extreme=False):
+    big = 1 << 24 if extreme else 400
+    nb = rng.integers(0, 1 << 16, (n, raster_mlp.TAPS))
+    errors1 = rng.integers(-big, big + 1, (n, raster_mlp.TAPS))
+    errors2 = rng.integers(-big, big + 1, (n, raster_mlp.TAPS))
+    mu1 = rng.integers(0, 1 << 20, n)
+    mu2 = rng.integers(0, 1 << 20, n)
+    activity = rng.integers(0, 1 << 18 if extreme else 64, n)
+    return nb, errors1, errors2, mu1, mu2, activity
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_features_are_bounded_integers(extreme):
+    rng = np.random.default_rng(1)
+    feats, scale = raster_mlp.features(*random_inputs(rng, 500, extreme))
+    assert feats.dtype == np.int64 and feats.shape == (500, raster_mlp.FEATURES)
+    assert np.abs(feats).max() <= raster_mlp.FEATURE_LIMIT
+    assert scale.min() >= raster_mlp.MIN_SCALE
+
+
+def test_scale_is_the_neighbours_mean_error_plus_four_times_the_activity():
+    errors2 = np.array([[16] * 8 + [999] * 4, [0] * 12])
+    assert raster_mlp.scale_of(errors2, np.array([2, 0])).tolist() == [16 + 8, raster_mlp.MIN_SCALE]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_inference_equals_pure_integer_arithmetic_at_the_bounds(seed):
+    rng = np.random.default_rng(seed)
+    layers = random_layers(rng)
+    net = raster_mlp.from_integer_layers("test", b"\0" * 32, layers)
+    # features at their limits and random: the largest partial sums the bounds allow
+    feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1, (300, raster_mlp.FEATURES))
+    feats[:10] = raster_mlp.FEATURE_LIMIT * np.sign(layers[0][0][:10])  # each row maximises one unit
+    assert np.array_equal(net.output(feats), reference_output(layers, feats))
+
+
+def test_inference_does_not_depend_on_the_batch():
+    rng = np.random.default_rng(5)
+    net = raster_mlp.from_integer_layers("test", b"\0" * 32, random_layers(rng, (48, 48), limit=4000))
+    feats, scale = raster_mlp.features(*random_inputs(rng, 777))
+    whole = net.correction(feats, scale)
+    for size in (1, 33, 400):  # BLAS picks other kernels for other shapes; the integers must not change
+        parts = [net.correction(feats[i:i + size], scale[i:i + size]) for i in range(0, 777, size)]
+        assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_quantised_layers_round_to_the_integer_grid():
+    (w, b), = raster_mlp.quantise_layers([(np.array([[0.5, -1.0 / 1024, 100.0]]), np.array([1.0]))])
+    assert w.tolist() == [[512, -1, raster_mlp.WEIGHT_LIMIT]]
+    assert b.tolist() == [1 << (raster_mlp.WEIGHT_SHIFT + raster_mlp.FEATURE_SHIFT)]
+
+
+@pytest.mark.parametrize("damage", ["shape", "range", "outputs", "single"])
+def test_bad_layers_are_refused(damage):
+    rng = np.random.default_rng(0)
+    layers = random_layers(rng, (8,))
+    if damage == "shape":
+        layers[1] = (layers[1][0][:, :5], layers[1][1])
+    elif damage == "range":
+        layers[0] = (layers[0][0] * 4, layers[0][1])
+    elif damage == "outputs":
+        layers[1] = (np.vstack([layers[1][0]] * 2), np.r_[layers[1][1], 0])
+    else:
+        layers = [(layers[0][0][:1], layers[0][1][:1])]
+    with pytest.raises(ValueError):
+        raster_mlp.from_integer_layers("test", b"", layers)
+
+
+def test_shipped_weights_load_and_name_themselves():
+    try:
+        net = raster_mlp.load("raster-nn-v1")
+    except ModelMismatchError as exc:
+        pytest.skip(f"raster-nn-v1 not installed here: {exc}")
+    assert net.tag.startswith("raster-nn-v1/") and len(net.tag) == len("raster-nn-v1/") + 16
+    feats, scale = raster_mlp.features(*random_inputs(np.random.default_rng(2), 64))
+    assert net.correction(feats, scale).dtype == np.int64
+
+
+def test_missing_weights_are_a_model_mismatch(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDCODEC_MODELS", str(tmp_path))
+    with pytest.raises(ModelMismatchError):
+        raster_mlp.load("raster-nn-v1")
