@@ -987,15 +987,21 @@ class RasterMethod(Method):
 
     name = "raster"
 
+    def __init__(self, use_correction: bool = True):
+        self.use_correction = use_correction  # False: never the learned correction (ablations)
+
+    def _correction(self) -> raster_mlp.RasterCorrection | None:
+        return shipped_correction() if self.use_correction else None
+
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
-        return _analyse(check_plane(plane, bits), bits, shipped_correction()).streams()
+        return _analyse(check_plane(plane, bits), bits, self._correction()).streams()
 
     def encode_alternatives(self, plane: np.ndarray, bits: int,
                             beaten_by: int | None = None) -> list[tuple[str, list[Stream]]]:
         """The raster streams, or none when their estimated size is over ``beaten_by`` bytes (another
         coding's size) by more than the estimate's error: the rANS coding is then not run (a third of
         the encoder's time)."""
-        analysis = _analyse(check_plane(plane, bits), bits, shipped_correction())
+        analysis = _analyse(check_plane(plane, bits), bits, self._correction())
         if beaten_by is not None and analysis.estimated_bytes() > ESTIMATE_MARGIN * beaten_by:
             return []
         return [(self.name, analysis.streams())]

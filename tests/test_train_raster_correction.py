@@ -1,0 +1,58 @@
+"""Training the raster correction: samples from the raster analysis of train images, a short fit, an
+export under models/ that the raster method then loads, uses and decodes exactly."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import medcodec.models
+from medcodec.networks import raster_mlp
+from medcodec.pipelines import raster
+from medcodec.train import raster_correction
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
+
+
+def test_a_test_split_is_refused(tmp_path):
+    (tmp_path / "test").mkdir()
+    with pytest.raises(SystemExit, match="test split"):
+        raster_correction.training_files([tmp_path / "test"], 10, 0)
+
+
+def test_files_are_capped_per_folder_and_chosen_reproducibly():
+    first = raster_correction.training_files([EXAMPLES], 2, 3)
+    assert first == raster_correction.training_files([EXAMPLES], 2, 3)
+    assert len([f for f in first if f.parent.name == "dicom16"]) == 2
+
+
+def test_samples_match_what_the_raster_encoder_computes():
+    part = raster_correction.image_samples(EXAMPLES / "dicom16" / "ct_philips_phantom_12bit.dcm", 500, 0)
+    assert part["features"].shape == (500, raster_mlp.FEATURES) and part["error"].shape == (500,)
+    assert np.abs(part["features"]).max() <= raster_mlp.FEATURE_LIMIT and part["scale"].min() >= raster_mlp.MIN_SCALE
+
+
+def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(medcodec.models.models_dir() / "manifest.json", models / "manifest.json")
+    monkeypatch.setenv(medcodec.models.MODELS_ENV, str(models))
+    raster_correction.main([str(EXAMPLES / "dicom16"), "--per-folder", "3", "--samples", "300", "--epochs", "1",
+                            "--hidden", "8", "--export", raster.CORRECTION_MODEL])
+    entry = json.loads((models / "manifest.json").read_text())["models"][raster.CORRECTION_MODEL]
+    assert entry["architecture"] == raster_mlp.ARCHITECTURE and entry["config"]["hidden"] == 8
+    assert len(entry["data_manifest"]["files"]) == 3 and entry["training"]["minutes"] < 15
+    raster.shipped_correction.cache_clear()
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    try:
+        net = raster.shipped_correction()
+        assert net is not None and net.tag.endswith(entry["sha256"][:16])
+        plane = np.random.default_rng(0).normal(900, 30, (40, 48)).clip(0, 4095).astype(np.uint16)
+        method = raster.RasterMethod()
+        streams = method.encode(plane, 12)
+        assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
+    finally:
+        raster.shipped_correction.cache_clear()
