@@ -8,6 +8,7 @@ damage; the pixel and file checksums must catch what they cannot). `make fuzz` r
 
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +67,14 @@ def _slow_ensemble_file(original: np.ndarray) -> bytes:
     return _own_streams_file(original, "slow", method)
 
 
+def _ultrasound_crop() -> np.ndarray:
+    """128x150 of the bundled breast ultrasound example, a plane the learned raster correction pays on."""
+    from PIL import Image
+
+    path = Path(codec.__file__).parent / "data" / "examples" / "png8" / "breast_us_busi_normal_046.png"
+    return np.asarray(Image.open(path).convert("L"))[:128, :150].copy()
+
+
 def _once_jpeg_annotated() -> np.ndarray:
     """A once-JPEG image with a line drawn on it after decoding: its jpeg frame carries a correction."""
     image = jpeg_blocked((128, 150)).astype(np.uint8)
@@ -75,7 +84,7 @@ def _once_jpeg_annotated() -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
-                                                  "raster-blocks"])
+                                                  "raster-blocks", "raster-nn"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -87,6 +96,8 @@ def encoded(request):
         original = uneven_values()
     elif request.param == "raster-blocks":  # textures that change by region: block classes
         original = regional_textures()
+    elif request.param == "raster-nn":  # an ultrasound crop: the learned correction (raster-nn-v1)
+        original = _ultrasound_crop()
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
     else:
@@ -117,7 +128,7 @@ def encoded(request):
         assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
-        option = {"raster-boost": "nb", "raster-palette": "pal", "raster-blocks": "bc"}.get(request.param)
+        option = {"raster-boost": "nb", "raster-palette": "pal", "raster-blocks": "bc", "raster-nn": "nn"}.get(request.param)
         assert option is None or option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
