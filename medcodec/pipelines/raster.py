@@ -309,6 +309,15 @@ def _second_stage(mu1: np.ndarray, errors1: np.ndarray, cls: np.ndarray, second:
     return _clamp(mu1 + ((errors1 * second[cls]).sum(axis=1) >> COEF_SHIFT), 0, top)
 
 
+def _corrected_prediction(net: raster_mlp.RasterCorrection, nb: np.ndarray, errors1: np.ndarray,
+                          errors_pre: np.ndarray, mu1: np.ndarray, mu2: np.ndarray, activity: np.ndarray,
+                          top: int) -> np.ndarray:
+    """The second-stage prediction plus the learned correction, clamped to the plane's range, from the
+    pixels' 12 neighbours' values and first- / uncorrected second-stage errors (encoder and decoder)."""
+    feats, scale = raster_mlp.features(nb, errors1, errors_pre, mu1, mu2, activity)
+    return _clamp(mu2 + net.correction(feats, scale), 0, top)
+
+
 def _buckets(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> np.ndarray:
     w = model.scale_weights
     s = ((np.abs(errors2) * w[:-1]).sum(axis=1) + w[-1] * (activity << 4)) >> 4
@@ -554,16 +563,14 @@ class _Analysis:
             if inside.size == 0:
                 continue
             pixels = inside + first_row * self.width
-            feats, scale = raster_mlp.features(
-                *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
-                self.mu1[pixels], self.mu[pixels], self.activity[pixels])
-            mu[pixels] = _clamp(self.mu[pixels] + net.correction(feats, scale), 0, self.top)
+            mu[pixels] = _corrected_prediction(
+                net, *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
+                self.mu1[pixels], self.mu[pixels], self.activity[pixels], self.top)
         del errors2
         values = self.values[sample]
         before = np.log2(np.abs(_error(values, self.mu[sample])) / 16 + 0.6)
         after = np.log2(np.abs(_error(values, mu[sample])) / 16 + 0.6)
-        self.correction_gain = float((before - after).mean())  # bits a pixel by the proxy (reported by tools)
-        return mu if self.correction_gain > CORRECTION_MIN_GAIN else None
+        return mu if float((before - after).mean()) > CORRECTION_MIN_GAIN else None
 
     def _band_taps(self, grid: np.ndarray, first_row: int, end_row: int, taps: int) -> np.ndarray:
         return np.stack([grid[PAD_TOP + dy + first_row:PAD_TOP + dy + end_row, PAD_LEFT + dx:PAD_LEFT + dx + self.width]
@@ -834,10 +841,9 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
             inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
             if inside.size:
                 at = taps[inside]
-                feats, scale = raster_mlp.features(nb[inside], errors1[at], errors_pre[at], mu1[inside], mu2[inside],
-                                                   activity[inside])
                 mu = mu2.copy()
-                mu[inside] = _clamp(mu2[inside] + net.correction(feats, scale), 0, top)
+                mu[inside] = _corrected_prediction(net, nb[inside], errors1[at], errors_pre[at], mu1[inside],
+                                                   mu2[inside], activity[inside], top)
         buckets = _buckets(errors2[taps[:, :SCALE_TAPS]], activity, model)
         params = _coding(model, mu, buckets)
         try:
