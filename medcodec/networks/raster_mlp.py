@@ -88,16 +88,21 @@ class RasterCorrection:
         return f"{self.model_id}/{self.sha256.hex()[:16]}"
 
     def output(self, feats: np.ndarray) -> np.ndarray:
-        """int64 o per pixel, in 1/2**18 (clamped to +-OUTPUT_LIMIT)."""
+        """int64 o per pixel, in 1/2**18 (clamped to +-OUTPUT_LIMIT).
+
+        Every value stays an integer held in float64: products and sums below 2**53 are exact, and
+        scaling by 1/1024 then flooring is the int64 ``>> 10`` exactly (a power of two), so the layers
+        never leave float64 (int64 round trips cost as much as the products)."""
         h = feats.astype(np.float64)
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            acc = (h @ w.T).astype(np.int64)  # exact: integers below 2**53 (see the module docstring)
+            acc = h @ w.T  # exact: integers below 2**53 (see the module docstring)
             acc += b
             if k == last:
-                return np.maximum(np.minimum(acc[:, 0], OUTPUT_LIMIT), -OUTPUT_LIMIT)
-            acc >>= WEIGHT_SHIFT
-            h = np.minimum(np.maximum(acc, 0), ACTIVATION_LIMIT).astype(np.float64)  # ReLU, back to 1/256
+                return np.clip(acc[:, 0], -OUTPUT_LIMIT, OUTPUT_LIMIT).astype(np.int64)
+            acc *= 1.0 / (1 << WEIGHT_SHIFT)
+            np.floor(acc, out=acc)
+            h = np.clip(acc, 0, ACTIVATION_LIMIT, out=acc)  # ReLU, back to 1/256
         raise AssertionError("unreachable")
 
     def correction(self, feats: np.ndarray, scale: np.ndarray) -> np.ndarray:
