@@ -56,3 +56,20 @@ def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
         assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
     finally:
         raster.shipped_correction.cache_clear()
+
+
+def test_gathered_samples_survive_the_cache_file(tmp_path):
+    data, manifest = raster_correction.gather([EXAMPLES / "dicom16"], 2, 200, 0)
+    raster_correction.save_samples(tmp_path / "samples.npz", data, manifest)
+    again, manifest_again = raster_correction.load_samples(tmp_path / "samples.npz")
+    assert manifest_again == manifest and len(manifest) == 2
+    assert all(np.array_equal(again[key], data[key]) for key in data)
+
+
+def test_depth_sets_the_hidden_layers_and_the_integer_network_accepts_them():
+    net = raster_correction.build(16, 3)
+    layers = raster_correction.integer_layers(net)
+    assert [w.shape for w, _ in layers] == [(16, raster_mlp.FEATURES), (16, 16), (16, 16), (1, 16)]
+    exact = raster_mlp.from_integer_layers("deep", b"", layers)
+    feats = np.zeros((4, raster_mlp.FEATURES), dtype=np.int64)
+    assert exact.correction(feats, np.full(4, 64)).shape == (4,)

@@ -97,9 +97,44 @@ def proxy_gain(error: np.ndarray, correction: np.ndarray) -> float:
     return float((before - after).mean())
 
 
-def build(hidden: int) -> torch.nn.Sequential:
-    return torch.nn.Sequential(torch.nn.Linear(raster_mlp.FEATURES, hidden), torch.nn.ReLU(),
-                               torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+def gather(folders: list[Path], per_folder: int, samples: int, seed: int) -> tuple[dict, list[dict]]:
+    """The training samples of ``training_files`` (arrays features, error, scale, validation) and the
+    data manifest (file, sha256, samples, held out or not)."""
+    parts, manifest = [], []
+    files = training_files(folders, per_folder, seed)
+    for number, path in enumerate(files):
+        part = image_samples(path, samples, seed + number)
+        if part is None:
+            continue
+        part["validation"] = np.full(part["error"].size, number % VALIDATION_EVERY == VALIDATION_EVERY // 2)
+        parts.append(part)
+        manifest.append({"file": _relative(path, folders), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                         "samples": int(part["error"].size), "validation": bool(part["validation"][0])})
+        print(f"[{number + 1}/{len(files)}] {path} {part['error'].size} samples", flush=True)
+    data = {key: np.concatenate([p[key] for p in parts]) for key in ("features", "error", "scale", "validation")}
+    return data, manifest
+
+
+def save_samples(path: Path, data: dict, manifest: list[dict]) -> None:
+    """Gathered samples to an .npz (no pickle): trying network shapes then skips the minutes of analysis."""
+    np.savez(path, manifest=np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8), **data)
+
+
+def load_samples(path: Path) -> tuple[dict, list[dict]]:
+    with np.load(path, allow_pickle=False) as stored:
+        data = {key: stored[key] for key in ("features", "error", "scale", "validation")}
+        manifest = json.loads(stored["manifest"].tobytes())
+    return data, manifest
+
+
+def build(hidden: int, depth: int = 2) -> torch.nn.Sequential:
+    """depth hidden layers of ``hidden`` units with ReLU, then one output."""
+    layers: list[torch.nn.Module] = []
+    inputs = raster_mlp.FEATURES
+    for _ in range(depth):
+        layers += [torch.nn.Linear(inputs, hidden), torch.nn.ReLU()]
+        inputs = hidden
+    return torch.nn.Sequential(*layers, torch.nn.Linear(inputs, 1))
 
 
 def fit(net: torch.nn.Sequential, x: np.ndarray, target: np.ndarray, epochs: int, batch: int, lr: float,
@@ -137,31 +172,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-folder", type=int, default=40, help="images per folder at most")
     parser.add_argument("--samples", type=int, default=10000, help="pixels per image")
     parser.add_argument("--hidden", type=int, default=48)
+    parser.add_argument("--depth", type=int, default=2, help="hidden layers")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--cache", type=Path, metavar="NPZ",
+                        help="gathered samples: read from this file if it exists, else written to it")
     parser.add_argument("--export", metavar="ID", help="publish under models/ as ID (e.g. raster-nn-v1)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.time()
-    files = training_files(args.folders, args.per_folder, args.seed)
-    parts, manifest = [], []
-    for number, path in enumerate(files):
-        part = image_samples(path, args.samples, args.seed + number)
-        if part is None:
-            continue
-        part["validation"] = np.full(part["error"].size, number % VALIDATION_EVERY == VALIDATION_EVERY // 2)
-        parts.append(part)
-        manifest.append({"file": _relative(path, args.folders), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                         "samples": int(part["error"].size), "validation": bool(part["validation"][0])})
-        print(f"[{number + 1}/{len(files)}] {path} {part['error'].size} samples", flush=True)
-    data = {key: np.concatenate([p[key] for p in parts]) for key in ("features", "error", "scale", "validation")}
+    cached = args.cache is not None and args.cache.exists()
+    if cached:
+        data, manifest = load_samples(args.cache)
+        print(f"samples from {args.cache}: {data['error'].size} pixels of {len(manifest)} images", flush=True)
+    else:
+        data, manifest = gather(args.folders, args.per_folder, args.samples, args.seed)
+        if args.cache is not None:
+            save_samples(args.cache, data, manifest)
     train, held = ~data["validation"], data["validation"]
     target = data["error"] / data["scale"]
-    net = build(args.hidden)
+    net = build(args.hidden, args.depth)
     losses = fit(net, data["features"][train], target[train], args.epochs, args.batch, args.lr, args.seed)
     layers = integer_layers(net)
     exact = raster_mlp.from_integer_layers("candidate", b"", layers)
@@ -172,14 +206,14 @@ def main(argv: list[str] | None = None) -> None:
         "validation_proxy_gain_float": proxy_gain(data["error"][held], float_out[:, 0].numpy() * data["scale"][held]),
         "validation_proxy_gain_integer": proxy_gain(data["error"][held],
                                                     exact.correction(data["features"][held], data["scale"][held])),
-        "minutes": (time.time() - started) / 60,
+        "minutes": (time.time() - started) / 60, "samples_from_cache": cached,
     }
     print(json.dumps(report, indent=1))
     if args.export:
         params = {"raster": {f"l{k}": {"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)}
                              for k, (w, b) in enumerate(layers)}}
         metadata = {"architecture": raster_mlp.ARCHITECTURE,
-                    "config": {"hidden": args.hidden, "features": raster_mlp.FEATURES, "layers": len(layers),
+                    "config": {"hidden": args.hidden, "depth": args.depth, "features": raster_mlp.FEATURES, "layers": len(layers),
                                "feature_shift": raster_mlp.FEATURE_SHIFT, "weight_shift": raster_mlp.WEIGHT_SHIFT}}
         command = "python -m medcodec.train.raster_correction " + " ".join(sys.argv[1:] if argv is None else argv)
         extra = {**provenance(command, None), "data_manifest": {"files": manifest}, "training": report}
