@@ -1,6 +1,7 @@
 """Raster-order coding (medcodec/pipelines/raster.py) against the fast path's own streams and JPEG-XL
 effort 9, plane by plane: where each wins, and what raster costs in time; and raster without its
-learned correction (raster-nn-v1), what the network saves. Stream bytes only (no
+learned correction (raster-nn-v1), what the network saves; and raster with the slow mode's larger
+correction (codec.RASTER_CORRECTION["slow"]), what it saves more and costs. Stream bytes only (no
 container; methods driven directly, so no fallback hides a coding), every coding verified by decoding it.
 
     python benchmarks/raster_ablation.py [--corpus ../shared/corpus/test] [--per-group 4]
@@ -22,17 +23,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from medcodec.codec import RASTER_CORRECTION  # noqa: E402
 from medcodec.pipelines.classical import jpegxl_encode_plane  # noqa: E402
 from medcodec.pipelines.raster import RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod  # noqa: E402
 from method_runs import coded_planes, groupings, plane_ablation_arguments  # noqa: E402
 
-CODINGS = ("raster", "raster-plain", "fast", "jxl9")
+CODINGS = ("raster", "raster-plain", "raster-slow", "fast", "jxl9")
+VARIANTS = ("raster-plain", "raster-slow")  # not candidates for the fast mode's winner
 
 
 def main() -> None:
     args = plane_ablation_arguments(__doc__, Path("benchmarks/results/raster_ablation.json"))
     methods = {"raster": RasterMethod(), "raster-plain": RasterMethod(use_correction=False),
+               "raster-slow": RasterMethod(correction_model=RASTER_CORRECTION["slow"]),
                "fast": FastMethod(device="cpu")}
     start = time.perf_counter()
     images = []
@@ -42,7 +46,7 @@ def main() -> None:
                          "encode_s": round(encode_s, 3), "decode_s": round(decode_s, 3)}
         t = time.perf_counter()
         row["jxl9"] = {"bytes": len(jpegxl_encode_plane(plane, bits, 9)), "encode_s": round(time.perf_counter() - t, 3)}
-        row["winner"] = min((c for c in CODINGS if c != "raster-plain"), key=lambda c: row[c]["bytes"])
+        row["winner"] = min((c for c in CODINGS if c not in VARIANTS), key=lambda c: row[c]["bytes"])
         print(row["file"], " ".join(f"{c} {8 * row[c]['bytes'] / plane.size:.4f}" for c in CODINGS), row["winner"],
               flush=True)
         images.append(row)
@@ -55,18 +59,19 @@ def main() -> None:
                         "raster_vs_jxl9": round(size["raster"] / size["jxl9"], 4),
                         "raster_vs_fast": round(size["raster"] / size["fast"], 4),
                         "correction": round(size["raster"] / size["raster-plain"], 4),
+                        "slow_correction": round(size["raster-slow"] / size["raster-plain"], 4),
                         "raster_wins": sum(r["winner"] == "raster" for r in chosen),
                         "raster_mp_per_s": {s: round(pixels / 1e6 / sum(r["raster"][s] for r in chosen), 3)
                                             for s in ("encode_s", "decode_s")},
-                        "raster_plain_mp_per_s": {s: round(pixels / 1e6 / sum(r["raster-plain"][s] for r in chosen), 3)
-                                                  for s in ("encode_s", "decode_s")}})
+                        **{f"{c.replace('-', '_')}_mp_per_s": {s: round(pixels / 1e6 / sum(r[c][s] for r in chosen), 3)
+                                                                for s in ("encode_s", "decode_s")} for c in VARIANTS}})
     out = {"command": " ".join(["python"] + sys.argv), "model": DEFAULT_MODEL,
            "seconds": round(time.perf_counter() - start, 1), "summary": summary, "images": images}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     for s in summary:
         print(f"{s['by']:8s} {s['name']:28s} n={s['images']:2d} " + " ".join(f"{c} {s['bpp'][c]:.4f}" for c in CODINGS)
               + f"  raster/jxl9 {s['raster_vs_jxl9']:.3f} raster/fast {s['raster_vs_fast']:.3f}"
-              f" correction {s['correction']:.4f}"
+              f" correction {s['correction']:.4f} slow correction {s['slow_correction']:.4f}"
               f" wins {s['raster_wins']}  raster enc/dec MP/s {s['raster_mp_per_s']['encode_s']}"
               f"/{s['raster_mp_per_s']['decode_s']}")
     print(f"wrote {args.out}")

@@ -140,6 +140,9 @@ def _stream_cost(streams: list[Stream]) -> int:
 # (on the test split, 15 of the 23 MP it won in fast mode saved under 1 %: 29 % of its saved bytes, for
 # two thirds of its decoding time); the slow mode keeps every saving.
 RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
+# The slow mode's raster coding uses a larger learned correction (models/): it saves ~X % more of the
+# raster-coded planes for ~Y x the correction's time (benchmarks/results/raster_ablation.json).
+RASTER_CORRECTION = {"slow": "raster-nn-large-v1"}
 
 
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None,
@@ -252,7 +255,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    raster = get_method("raster")
+    raster = get_method("raster", correction=RASTER_CORRECTION.get(mode))
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []

@@ -184,6 +184,23 @@ def test_codec_keeps_raster_where_smallest_and_decodes_it():
     assert len(blob) < 0.97 * len(codec.encode(data, mode="classical"))
 
 
+@pytest.mark.parametrize("mode", ["fast", "slow"])
+def test_each_mode_encodes_with_its_own_correction_and_the_decoder_loads_the_named_one(mode, monkeypatch):
+    asked = []
+    net = small_correction()
+    monkeypatch.setattr(raster, "shipped_correction", lambda model_id=raster.CORRECTION_MODEL: asked.append(model_id) or net)
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
+    data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
+    try:
+        blob = codec.encode(data, mode=mode, device="cpu")
+    except ModelMismatchError:
+        pytest.skip("the shipped subimage model is not installed")
+    assert set(asked) == {codec.RASTER_CORRECTION.get(mode, raster.CORRECTION_MODEL)}
+    assert codec.decode(blob).data == data
+
+
 def test_huge_errors_and_weights_stay_in_range():
     # extreme side information a hostile file may carry: sums past 2**31 still give a valid bucket
     model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),
@@ -401,11 +418,11 @@ def small_correction(seed=0):
 
 def test_learned_correction_round_trips_and_names_its_weights(monkeypatch):
     net = small_correction()
-    monkeypatch.setattr(raster, "shipped_correction", lambda: None)
+    monkeypatch.setattr(raster, "shipped_correction", lambda *model: None)
     plain = RasterMethod().encode(noisy_ct(), 12)
     monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
     monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
-    monkeypatch.setattr(raster, "shipped_correction", lambda: net)
+    monkeypatch.setattr(raster, "shipped_correction", lambda *model: net)
     monkeypatch.setattr(raster, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
     corrected = round_trip(noisy_ct(), 12)
     assert unpack_side_info(corrected[0].payload)["raster"]["nn"] == net.tag
@@ -420,24 +437,29 @@ def test_learned_correction_round_trips_and_names_its_weights(monkeypatch):
 
 @pytest.mark.parametrize("gate", ["proxy", "estimate"])
 def test_correction_is_not_sent_where_it_does_not_pay(monkeypatch, gate):
-    monkeypatch.setattr(raster, "shipped_correction", lambda: small_correction())  # random: it costs bits
+    monkeypatch.setattr(raster, "shipped_correction", lambda *model: small_correction())  # random: it costs bits
     if gate == "estimate":  # the proxy lets it through; the coded estimate with and without decides
         monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
     assert "nn" not in unpack_side_info(round_trip(noisy_ct(), 12)[0].payload)["raster"]
 
 
 def test_a_frame_naming_weights_this_installation_lacks_is_a_model_mismatch(monkeypatch):
-    monkeypatch.setattr(raster, "shipped_correction", lambda: None)
+    monkeypatch.setattr(raster, "shipped_correction", lambda *model: None)
     with pytest.raises(ModelMismatchError, match="prediction-correction weights"):
         _decode_changed(noisy_ct(), 12, lambda m: {**m, "nn": "raster-nn-v1/0000000000000000"})
     with pytest.raises(ModelMismatchError, match="prediction-correction weights"):
         _decode_changed(noisy_ct(), 12, lambda m: {**m, "nn": "no-such-model/0000000000000000"})
 
 
-def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch):
-    if raster.shipped_correction() is None:
-        pytest.skip("raster-nn-v1 is not installed here")
+@pytest.mark.parametrize("model_id", sorted({raster.CORRECTION_MODEL, *codec.RASTER_CORRECTION.values()}))
+def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch, model_id):
+    net = raster.shipped_correction(model_id)
+    if net is None:
+        pytest.skip(f"{model_id} is not installed here")
     monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
     monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
-    streams = round_trip(noisy_ct((128, 120), seed=4), 12)
-    assert unpack_side_info(streams[0].payload)["raster"]["nn"] == raster.shipped_correction().tag
+    method = RasterMethod(correction_model=model_id)
+    plane = noisy_ct((128, 120), seed=4)
+    streams = method.encode(plane, 12)
+    assert unpack_side_info(streams[0].payload)["raster"]["nn"] == net.tag
+    assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)  # any instance: the frame names it

@@ -25,8 +25,10 @@ MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 
 @functools.lru_cache(maxsize=16)
-def get_method(name: str, device: str = "auto", effort: int | None = None) -> Method:
+def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
+    correction: the raster method's learned prediction correction to encode with (a models/ id; None:
+    the default one); its decoder loads the one each frame names.
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -41,7 +43,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None) -> Me
     if name == "raster":
         from medcodec.pipelines.raster import RasterMethod
 
-        return RasterMethod()
+        return RasterMethod() if correction is None else RasterMethod(correction_model=correction)
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]

@@ -964,12 +964,12 @@ def _with_block_classes(analysis: _Analysis, correction: raster_mlp.RasterCorrec
     return analysis if analysis is not None else build(None)
 
 
-@functools.lru_cache(maxsize=1)
-def shipped_correction() -> raster_mlp.RasterCorrection | None:
-    """The learned correction the encoder offers (CORRECTION_MODEL), or None where its weights are not
+@functools.lru_cache(maxsize=4)
+def shipped_correction(model_id: str = CORRECTION_MODEL) -> raster_mlp.RasterCorrection | None:
+    """The learned correction ``model_id`` the encoder offers, or None where its weights are not
     installed: the raster method then codes without it, as releases before it did."""
     try:
-        return raster_mlp.load(CORRECTION_MODEL)
+        return raster_mlp.load(model_id)
     except ModelMismatchError:
         return None
 
@@ -993,11 +993,12 @@ class RasterMethod(Method):
 
     name = "raster"
 
-    def __init__(self, use_correction: bool = True):
+    def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
+        self.correction_model = correction_model  # the encoder's; the decoder uses the one a frame names
 
     def _correction(self) -> raster_mlp.RasterCorrection | None:
-        return shipped_correction() if self.use_correction else None
+        return shipped_correction(self.correction_model) if self.use_correction else None
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         return _analyse(check_plane(plane, bits), bits, self._correction()).streams()
