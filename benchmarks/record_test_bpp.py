@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medcodec.codec import RASTER_CORRECTION  # noqa: E402
+from medcodec.codec import RASTER_CORRECTIONS  # noqa: E402
 from medcodec.models import models_dir  # noqa: E402
 from medcodec.pipelines import latent, raster, subimage  # noqa: E402
 
@@ -56,7 +56,7 @@ def main() -> None:
     manifest = json.loads(manifest_path.read_text())
     for mode, summary in summaries(results, args.results.as_posix()).items():
         # every mode's raster frames may use its raster correction: that entry holds the mode's numbers too
-        for model_id in (MODEL_OF_MODE[mode], RASTER_CORRECTION.get(mode, raster.CORRECTION_MODEL)):
+        for model_id in (MODEL_OF_MODE[mode], *(c or raster.CORRECTION_MODEL for c in RASTER_CORRECTIONS.get(mode, (None,)))):
             if model_id in manifest["models"]:
                 manifest["models"][model_id].setdefault("test_split", {})[mode] = summary
                 print(f"{model_id} {mode}: {summary['bpp']} bpp, {summary['ratio_to_jxl9']} x JPEG-XL e9")

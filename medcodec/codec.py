@@ -140,9 +140,11 @@ def _stream_cost(streams: list[Stream]) -> int:
 # (on the test split, 15 of the 23 MP it won in fast mode saved under 1 %: 29 % of its saved bytes, for
 # two thirds of its decoding time); the slow mode keeps every saving.
 RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
-# The slow mode's raster coding uses a larger learned correction (models/): it saves ~X % more of the
-# raster-coded planes for ~Y x the correction's time (benchmarks/results/raster_ablation.json).
-RASTER_CORRECTION = {"slow": "raster-nn-large-v1"}
+# The learned corrections each mode's raster coding is tried with (models/ ids; None: the raster
+# method's default, raster-nn-v1), the smallest coding kept. The slow mode adds a larger network,
+# raster-nn-large-v1 (benchmarks/results/raster_ablation.json: what it saves and costs), and keeps
+# the default's coding too, so no raster frame of a slow file is larger than the fast file's.
+RASTER_CORRECTIONS: dict[str, tuple[str | None, ...]] = {"slow": ("raster-nn-large-v1", None)}
 
 
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None,
@@ -255,7 +257,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    raster = get_method("raster", correction=RASTER_CORRECTION.get(mode))
+    rasters = [get_method("raster", correction=c) for c in RASTER_CORRECTIONS.get(mode, (None,))]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []
@@ -266,7 +268,9 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
             else:
                 own = method.encode_alternatives(plane, src.bits)
                 smallest = min((_stream_cost(streams) for _, streams in own), default=None)
-                out.append(own + raster.encode_alternatives(plane, src.bits, beaten_by=smallest) + found)
+                out.append(own + [alternative for raster in rasters
+                                  for alternative in raster.encode_alternatives(plane, src.bits, beaten_by=smallest)]
+                           + found)
         return out
 
     base, learned = beside(code_classically, code_alternatives)
