@@ -1,7 +1,7 @@
 """Raster-order coding (medcodec/pipelines/raster.py) against the fast path's own streams and JPEG-XL
 effort 9, plane by plane: where each wins, and what raster costs in time; and raster without its
 learned correction (raster-nn-v1), what the network saves; and raster with the slow mode's larger
-correction (codec.RASTER_CORRECTIONS["slow"][0]), what it saves more and costs. Stream bytes only (no
+correction (codec.raster_corrections("slow")[0]), what it saves more and costs. Stream bytes only (no
 container; methods driven directly, so no fallback hides a coding), every coding verified by decoding it.
 
     python benchmarks/raster_ablation.py [--corpus ../shared/corpus/test] [--per-group 4]
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medcodec.codec import RASTER_CORRECTIONS  # noqa: E402
+from medcodec.codec import raster_corrections  # noqa: E402
 from medcodec.pipelines.classical import jpegxl_encode_plane  # noqa: E402
 from medcodec.pipelines.raster import RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod  # noqa: E402
@@ -36,7 +36,7 @@ VARIANTS = ("raster-plain", "raster-slow")  # not candidates for the fast mode's
 def main() -> None:
     args = plane_ablation_arguments(__doc__, Path("benchmarks/results/raster_ablation.json"))
     methods = {"raster": RasterMethod(), "raster-plain": RasterMethod(use_correction=False),
-               "raster-slow": RasterMethod(correction_model=RASTER_CORRECTIONS["slow"][0]),
+               "raster-slow": RasterMethod(correction_model=raster_corrections("slow")[0]),
                "fast": FastMethod(device="cpu")}
     start = time.perf_counter()
     images = []

@@ -147,6 +147,13 @@ RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
 RASTER_CORRECTIONS: dict[str, tuple[str | None, ...]] = {"slow": ("raster-nn-large-v1", None)}
 
 
+def raster_corrections(mode: str) -> tuple[str, ...]:
+    """The models/ ids of the learned corrections the mode's raster coding is tried with (None resolved)."""
+    from medcodec.pipelines.raster import CORRECTION_MODEL
+
+    return tuple(c or CORRECTION_MODEL for c in RASTER_CORRECTIONS.get(mode, (None,)))
+
+
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None,
             raster_margin: float = 0.0) -> tuple[list[Stream], dict]:
     """A frame's smallest alternative (the learned method's streams, the recovered JPEG history of a
@@ -257,7 +264,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    rasters = [get_method("raster", correction=c) for c in RASTER_CORRECTIONS.get(mode, (None,))]
+    rasters = [get_method("raster", correction=c) for c in raster_corrections(mode)]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []

@@ -197,7 +197,7 @@ def test_each_mode_encodes_with_its_own_correction_and_the_decoder_loads_the_nam
         blob = codec.encode(data, mode=mode, device="cpu")
     except ModelMismatchError:
         pytest.skip("the shipped subimage model is not installed")
-    assert set(asked) == {c or raster.CORRECTION_MODEL for c in codec.RASTER_CORRECTIONS.get(mode, (None,))}
+    assert set(asked) == set(codec.raster_corrections(mode))
     assert codec.decode(blob).data == data
 
 
@@ -451,7 +451,7 @@ def test_a_frame_naming_weights_this_installation_lacks_is_a_model_mismatch(monk
         _decode_changed(noisy_ct(), 12, lambda m: {**m, "nn": "no-such-model/0000000000000000"})
 
 
-@pytest.mark.parametrize("model_id", sorted({c or raster.CORRECTION_MODEL for m in codec.RASTER_CORRECTIONS.values() for c in m}))
+@pytest.mark.parametrize("model_id", sorted({c for mode in ("fast", "slow", "latent") for c in codec.raster_corrections(mode)}))
 def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch, model_id):
     net = raster.shipped_correction(model_id)
     if net is None:
