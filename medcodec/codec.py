@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import lzma
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import medcodec
+from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import (CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError,
@@ -61,64 +61,13 @@ def suggested_extension(kind: str) -> str:
 # ------------------------------------------------------------------------------- envelope section
 
 
-# A raw LZMA2 stream: the .xz wrapper would add ~60 bytes per file and a check the section CRC already gives.
-# The reader's dictionary is the largest any writer used (64 MiB, preset 9); it is allocated lazily, so
-# a small envelope touches only as much of it as it fills.
-_LZMA_READ_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
-_LZMA_MAX_DICT = 1 << 26
-_EXTREME_UP_TO = 1 << 20  # bytes: beyond this, PRESET_EXTREME's slower search is not worth it
-
-
-def _dict_size_for(size: int) -> int:
-    """The smallest power-of-two dictionary (4 KiB to 64 MiB) that spans size bytes."""
-    return min(_LZMA_MAX_DICT, max(1 << 12, 1 << max(size - 1, 1).bit_length()))
-
-
-def _envelope_filters(size: int) -> list[dict]:
-    """LZMA2 settings for an envelope of size bytes.
-
-    The dictionary is sized to the data (a power of two, 4 KiB to 64 MiB): matches cannot reach further
-    back than the data is long, so the output is the same as with the full 64 MiB of preset 9, while
-    the encoder's match-finder tables, which grow with the dictionary, shrink from ~64 MB to a few KB
-    (a 7 KB DICOM header: ~65 ms -> ~1 ms). Readers of any version decode it with _LZMA_READ_FILTERS.
-    """
-    dict_size = _dict_size_for(size)
-    preset = 9 | lzma.PRESET_EXTREME if size <= _EXTREME_UP_TO else 6
-    return [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dict_size}]
-
-
-def _pack_envelope(io_envelope: bytes) -> bytes:
-    """The io layer's envelope (DICOM header bytes, PNG chunks, ...): mostly text-like, so lzma it."""
-    return lzma.compress(io_envelope, format=lzma.FORMAT_RAW, filters=_envelope_filters(len(io_envelope)))
-
-
 def _envelope_limit(max_pixels: int | None) -> int | None:
     """Most envelope bytes a file may hold: as many as max_pixels 16-bit samples (None: no limit).
 
     An envelope carries what is not modelled, up to a whole encapsulated DICOM, so it gets the byte
-    budget of the pixel limit; without one, a few KB of lzma could expand to gigabytes.
+    budget of the pixel limit; without one, a few KB of lzma or deflate could expand to gigabytes.
     """
     return None if max_pixels is None else 2 * max_pixels
-
-
-def _unpack_envelope(payload: bytes, max_bytes: int | None = None) -> bytes:
-    # Matches never reach back past the start of the output, so a dictionary spanning the limit reads
-    # every file, whatever dictionary wrote it.
-    filters = _LZMA_READ_FILTERS if max_bytes is None else [{**_LZMA_READ_FILTERS[0],
-                                                              "dict_size": _dict_size_for(max_bytes + 1)}]
-    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
-    try:
-        # Stop one byte past the limit: enough to know it is exceeded, without inflating the rest.
-        out = decompressor.decompress(payload, max_length=-1 if max_bytes is None else max_bytes + 1)
-    except lzma.LZMAError as exc:
-        raise CorruptStreamError(f"envelope section cannot be decompressed ({exc})") from exc
-    if max_bytes is not None and len(out) > max_bytes:
-        raise ResourceLimitError(f"medcodec file's envelope expands past the limit of {max_bytes:,} bytes "
-                                 f"(2 per pixel of the limit); raise the limit (--max-pixels N, or "
-                                 "max_pixels=N in the library) if this file is trusted")
-    if not decompressor.eof or decompressor.unused_data:
-        raise CorruptStreamError("envelope section is truncated or has bytes after its end")
-    return out
 
 
 # -------------------------------------------------------------------------------------- encode
@@ -180,11 +129,11 @@ def _smaller(streams: list[Stream], other: list[Stream]) -> list[Stream]:
     return other if _stream_cost(other) < _stream_cost(streams) else streams
 
 
-def _pack_file(src: io_source.ImageSource, envelope: bytes, method: Method,
+def _pack_file(src: io_source.ImageSource, envelope: tuple[int, bytes], method: Method,
                coded: list[tuple[list[Stream], dict]]) -> bytes:
     """One .mlc file from per-frame (streams, meta); the model is named only if a frame needs it."""
     shape = tuple(src.planes[0].shape) if src.planes else (0, 0)
-    sections = [Section(SectionKind.ENVELOPE, 0, 0, envelope)]
+    sections = [Section(SectionKind.ENVELOPE, 0, *envelope)]  # index: the envelope's coding
     frames = []
     for number, (plane, (streams, frame_meta)) in enumerate(zip(src.planes, coded)):
         sections.extend(Section(SectionKind(s.kind), number, s.index, s.payload) for s in streams)
@@ -250,7 +199,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         effort = SLOW_EFFORT  # the slow mode spends more JPEG-XL effort on its fallback too
     classical = get_method("classical", effort=effort)
     method = classical if mode == "classical" else get_method(mode, device)
-    envelope = _pack_envelope(src.envelope)
+    envelope = envelope_coding.pack(src.envelope)
 
     def code_classically() -> list[list[Stream]]:
         return [classical.encode(plane, src.bits) for plane in src.planes]
@@ -338,8 +287,8 @@ def _method_for(name: str, header: Header, device: str) -> Method:
     return method
 
 
-def _split(sections: list[Section], frames: int) -> tuple[bytes, dict[int, list[Stream]]]:
-    """The envelope payload, and each frame's streams (sorted, so methods see a fixed order)."""
+def _split(sections: list[Section], frames: int) -> tuple[Section, dict[int, list[Stream]]]:
+    """The envelope section, and each frame's streams (sorted, so methods see a fixed order)."""
     envelope = [s for s in sections if s.kind == SectionKind.ENVELOPE]
     if len(envelope) != 1:
         raise CorruptStreamError(f"corrupt medcodec file: {len(envelope)} envelope sections, expected 1")
@@ -351,7 +300,7 @@ def _split(sections: list[Section], frames: int) -> tuple[bytes, dict[int, list[
             per_frame.setdefault(s.frame, []).append(Stream(s.kind, s.index, s.payload))
     for streams in per_frame.values():
         streams.sort(key=lambda st: (st.kind, st.index))
-    return envelope[0].payload, per_frame
+    return envelope[0], per_frame
 
 
 def _check_restored(kind: str, data: bytes, header: Header) -> str:
@@ -389,7 +338,8 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
               for n, f in enumerate(frames)]
     if io_source.pixel_sha256(planes) != header.pixel_sha256:
         raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
-    restored = io_source.restore(kind, _unpack_envelope(envelope, _envelope_limit(max_pixels)), planes)
+    io_envelope = envelope_coding.unpack(envelope.index, envelope.payload, _envelope_limit(max_pixels))
+    restored = io_source.restore(kind, io_envelope, planes)
     fidelity = _check_restored(kind, restored, header)
     return DecodedFile(kind=kind, data=restored, planes=planes, header=header, fidelity=fidelity)
 

@@ -9,6 +9,7 @@ from pydicom.data import get_testdata_file
 
 import medcodec
 from medcodec import codec
+from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError, InvalidInputError, ModelMismatchError, UnsupportedVersionError
@@ -98,7 +99,7 @@ def test_info_reports_latent_bits_per_frame():
     src = io_source.load(_smooth((96, 112), 8))
     method = get_method("latent", "cpu")
     streams = method.encode(src.planes[0], src.bits)  # kept even if larger: this test is about reporting
-    data = codec._pack_file(src, codec._pack_envelope(src.envelope), method, [(streams, {"method": "latent"})])
+    data = codec._pack_file(src, envelope_coding.pack(src.envelope), method, [(streams, {"method": "latent"})])
     frame = codec.info(data)["frames"][0]
     z_bytes = sum(len(s.payload) for s in streams if s.kind == SectionKind.LATENT_Z)
     residual_bytes = sum(len(s.payload) for s in streams if s.kind == SectionKind.RESIDUAL)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medcodec import codec
+from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
 from medcodec.errors import MedcodecError
@@ -45,7 +46,7 @@ def _own_streams_file(original: np.ndarray, mode: str, method=None) -> bytes:
     src = io_source.load(original)
     method = method or get_method(mode, "cpu")
     streams = method.encode(src.planes[0], src.bits)
-    return codec._pack_file(src, codec._pack_envelope(src.envelope), method, [(streams, {"method": mode})])
+    return codec._pack_file(src, envelope_coding.pack(src.envelope), method, [(streams, {"method": mode})])
 
 
 def _slow_split_file(original: np.ndarray) -> bytes:

@@ -26,6 +26,7 @@ import medcodec.models
 import medcodec.pipelines
 from medcodec import codec, fileio
 from medcodec.cli import cli
+from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.errors import CorruptStreamError, ModelMismatchError, ResourceLimitError
 
@@ -404,25 +405,31 @@ def test_envelope_lzma_is_cheap_and_old_settings_still_decode():
     data = codec.encode(src, mode="classical")
     header, sections = container.unpack(data)
     envelope = next(s for s in sections if s.kind == container.SectionKind.ENVELOPE)
-    io_envelope = codec._unpack_envelope(envelope.payload)
-    filters = codec._envelope_filters(len(io_envelope))
+    assert envelope.index == envelope_coding.DEFLATE_DICOM_V1  # a DICOM header: the dictionary wins
+    io_envelope = envelope_coding.unpack(envelope.index, envelope.payload)
+    filters = envelope_coding.lzma_filters(len(io_envelope))
     assert filters[0]["dict_size"] <= 1 << 16  # not the 64 MiB of preset 9 for a ~7 KB header
 
-    # A file written with the earlier setting (preset 9 | EXTREME, 64 MiB dictionary) still decodes.
+    # A file written before the dictionary (1.3: LZMA, preset 9 | EXTREME, 64 MiB dictionary) still decodes.
     old = lzma.compress(io_envelope, format=lzma.FORMAT_RAW,
                         filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
-    envelope.payload = old
+    envelope.index, envelope.payload = envelope_coding.LZMA, old
     assert codec.decode(container.pack(header, sections)).data == src
-    assert len(old) == len(codec._pack_envelope(io_envelope))  # same ratio: the data is shorter than either dict
+    assert len(old) == len(envelope_coding.lzma_pack(io_envelope))  # same ratio: the data is shorter than either dict
+    assert len(old) > len(envelope_coding.pack(io_envelope)[1])
     assert hashlib.sha256(codec.decode(data).data).digest() == hashlib.sha256(src).digest()
 
 
-def test_envelope_decompression_is_bounded_by_the_limit():
+@pytest.mark.parametrize("coding", [envelope_coding.LZMA, envelope_coding.DEFLATE_DICOM_V1])
+def test_envelope_decompression_is_bounded_by_the_limit(coding):
     data = codec.encode(CT_SMALL, mode="classical")
     header, sections = container.unpack(data)
     envelope = next(s for s in sections if s.kind == container.SectionKind.ENVELOPE)
-    envelope.payload = lzma.compress(bytes(8 << 20), format=lzma.FORMAT_RAW,  # 8 MiB of zeros in ~1 KB
-                                     filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
+    zeros = bytes(8 << 20)  # 8 MiB of zeros in ~1 KB (LZMA) or ~8 KB (deflate)
+    envelope.index = coding
+    envelope.payload = (lzma.compress(zeros, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
+                        if coding == envelope_coding.LZMA else
+                        envelope_coding.deflate_pack(zeros, envelope_coding.dicom_dictionary()))
     bomb = container.pack(header, sections)
     tracemalloc.start()
     with pytest.raises(ResourceLimitError, match="envelope"):
@@ -431,6 +438,7 @@ def test_envelope_decompression_is_bounded_by_the_limit():
     tracemalloc.stop()
     with pytest.raises(CorruptStreamError):  # within the limit it inflates, and the checks refuse it
         codec.decode(bomb)
-    envelope.payload = codec._pack_envelope(b"x" * 100)[:-3]
+    envelope.index, envelope.payload = envelope_coding.pack(b"x" * 100)
+    envelope.payload = envelope.payload[:-3]
     with pytest.raises(CorruptStreamError, match="envelope"):
         codec.decode(container.pack(header, sections))

@@ -18,7 +18,7 @@ from typing import Any
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 3
+FORMAT_MINOR = 4
 # PNG-style: the high-bit first byte catches 7-bit transports, CR LF catches newline conversion,
 # ^Z stops DOS `type`, the final LF catches LF -> CR LF conversion.
 MAGIC = b"\x89MLC\r\n\x1a\n"
@@ -38,7 +38,7 @@ SECTION_OVERHEAD = _ENTRY.size
 class SectionKind(enum.IntEnum):
     """What a section's payload is; docs/FORMAT.md ("Stream payloads") says how each is coded."""
 
-    ENVELOPE = 1  # lzma-compressed io envelope (everything besides the planes)
+    ENVELOPE = 1  # compressed io envelope (everything besides the planes); index: coding (container.envelope)
     JXL_SUBIMAGE = 2  # JPEG-XL codestream of subimage A of a plane
     LATENT_Z = 3  # canonical Huffman stream of a latent z
     RESIDUAL = 4  # rANS stream of residual symbols
