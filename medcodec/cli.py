@@ -321,7 +321,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
                                                        if s.get("model_id") else ""))
     lines.append("  sections :")
     for kind, size in sorted(s.get("section_bytes", {}).items()):
-        lines.append(f"    {kind:<20} {size:>12,} bytes")
+        coding = f" ({s['envelope_coding']})" if kind == "envelope" and s.get("envelope_coding") else ""
+        lines.append(f"    {kind:<20} {size:>12,} bytes{coding}")
     frames = s.get("frames", [])
     lines.append(f"  frames   : {len(frames)}")
     for f in frames[:32]:

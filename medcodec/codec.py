@@ -367,9 +367,12 @@ def info(data: bytes) -> dict[str, Any]:
         sections, integrity = [], f"damaged: {exc}"
     else:
         frame_bytes = [0] * len(frames)
+    envelope_name = None
     for s in sections:
         name = SectionKind(s.kind).name.lower()
         section_bytes[name] = section_bytes.get(name, 0) + len(s.payload)
+        if s.kind == SectionKind.ENVELOPE:
+            envelope_name = envelope_coding.CODINGS.get(s.index, f"unknown ({s.index})")
         if s.kind != SectionKind.ENVELOPE and s.frame < len(frames):
             frame_bytes[s.frame] += len(s.payload)  # type: ignore[operator]
             frame_sections[s.frame][name] = frame_sections[s.frame].get(name, 0) + len(s.payload)
@@ -393,6 +396,7 @@ def info(data: bytes) -> dict[str, Any]:
         "pixel_sha256": header.pixel_sha256.hex(),
         "stream_size": len(data),
         "section_bytes": section_bytes,
+        "envelope_coding": envelope_name,
         "frames": [{"frame": n, **f, "shape": list(f["shape"]), "bits": header.bits_stored,
                     "bytes": frame_bytes[n], "section_bytes": frame_sections[n],
                     **({"side_info": side_info[n]} if side_info[n] is not None else {})}

@@ -87,6 +87,7 @@ def test_info_describes_without_decoding():
     assert summary["frames"][0]["method"] == "classical"
     assert summary["frames"][0]["shape"] == [128, 128]
     assert summary["section_bytes"]["envelope"] > 0 and summary["section_bytes"]["plane"] > 0
+    assert summary["envelope_coding"] == "deflate+dicom-v1"
     assert summary["bpp"] == pytest.approx(8 * len(data) / (128 * 128))
     damaged = codec.info(data[:-10])
     assert damaged["integrity"].startswith("damaged") and damaged["kind"] == "dicom"
