@@ -1,6 +1,6 @@
 """Raster-order coding (medcodec/pipelines/raster.py) against the fast path's own streams and JPEG-XL
 effort 9, plane by plane: where each wins, and what raster costs in time; and raster without its
-learned correction (raster-nn-v1), what the network saves; and raster with the slow mode's larger
+learned correction (raster.CORRECTION_MODEL), what the network saves; and raster with the slow mode's larger
 correction (codec.raster_corrections("slow")[0]), what it saves more and costs. Stream bytes only (no
 container; methods driven directly, so no fallback hides a coding), every coding verified by decoding it.
 

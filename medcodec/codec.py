@@ -90,10 +90,11 @@ def _stream_cost(streams: list[Stream]) -> int:
 # two thirds of its decoding time); the slow mode keeps every saving.
 RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
 # The learned corrections each mode's raster coding is tried with (models/ ids; None: the raster
-# method's default, raster-nn-v1), the smallest coding kept. The slow mode adds a larger network,
-# raster-nn-large-v1 (benchmarks/results/raster_ablation.json: what it saves and costs), and keeps
-# the default's coding too, so no raster frame of a slow file is larger than the fast file's.
-RASTER_CORRECTIONS: dict[str, tuple[str | None, ...]] = {"slow": ("raster-nn-large-v1", None)}
+# method's default, raster-nn-large-v1), the smallest coding kept. The slow mode adds a larger network,
+# raster-nn-xl-v1 (four layers of 128; benchmarks/results/raster_ablation.json: what it saves and
+# costs), and keeps the default's coding too, so no raster frame of a slow file is larger than the
+# fast file's.
+RASTER_CORRECTIONS: dict[str, tuple[str | None, ...]] = {"slow": ("raster-nn-xl-v1", None)}
 
 
 def raster_corrections(mode: str) -> tuple[str, ...]:

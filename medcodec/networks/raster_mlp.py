@@ -10,7 +10,8 @@ radiographs, ~0.2 % on chest radiographs (numbers in models/manifest.json and be
 What it computes, per pixel that has a raster class (inner, not flat): from the neighbours' values,
 their first- and second-stage errors and the two stage predictions, divided by a local scale ``s``
 (mean of 8 neighbours' second-stage errors plus the activity), 38 features in 1/256; hidden layers
-with ReLU (raster-nn-v1: two of 48; the slow mode's raster-nn-large-v1: three of 96); one output
+with ReLU (raster-nn-v1: two of 48; raster-nn-large-v1, the default since: three of 96; the slow
+mode's raster-nn-xl-v1: four of 128); one output
 o ~ error / s. The correction added to the prediction is o * s.
 
 Exactness: features, weights and activations are integers; the matrix products run in float64 on

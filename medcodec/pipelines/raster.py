@@ -81,7 +81,10 @@ BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn"})
-CORRECTION_MODEL = "raster-nn-v1"  # the learned prediction correction the encoder offers (models/)
+# The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
+# the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
+# time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
+CORRECTION_MODEL = "raster-nn-large-v1"
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
 BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
