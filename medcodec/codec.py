@@ -20,8 +20,8 @@ import medcodec
 from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import Header, Section, SectionKind
-from medcodec.errors import (CorruptStreamError, InvalidInputError, ModelMismatchError, ResourceLimitError,
-                             UnsupportedVersionError)
+from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ModelMismatchError,
+                             ResourceLimitError, UnsupportedVersionError)
 from medcodec.io import source as io_source
 from medcodec.parallel import beside
 from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
@@ -310,7 +310,10 @@ def _check_restored(kind: str, data: bytes, header: Header) -> str:
         return "bytes"
     if kind in BYTE_EXACT_KINDS and header.original_sha256:
         raise CorruptStreamError("restored file checksum mismatch: refusing to write a wrong file")
-    reread = io_source.load(data)
+    try:
+        reread = io_source.load(data)
+    except MedcodecError as exc:  # the rebuilt file is not even readable: damage, not a bad input
+        raise CorruptStreamError(f"restored file cannot be read back ({exc}): refusing to write a wrong file") from None
     if io_source.pixel_sha256(reread.planes) != header.pixel_sha256:
         raise CorruptStreamError("restored file pixel checksum mismatch: refusing to write a wrong file")
     return "pixels"

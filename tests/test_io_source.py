@@ -65,6 +65,20 @@ def test_restore_refuses_a_kind_that_does_not_match_the_envelope() -> None:
         restore("gif", source.envelope, source.planes)
 
 
+@pytest.mark.parametrize("change", [lambda m: m.pop("dtype"), lambda m: m.pop("shapes"),
+                                    lambda m: m.update(dtype="Lu2"), lambda m: m.update(shape=[3, 3]),
+                                    lambda m: m.update(shapes=None)])
+def test_restore_refuses_an_envelope_whose_description_is_damaged(change) -> None:
+    # Damage behind valid CRCs can inflate to a well-formed envelope that no writer made (found by the
+    # fuzz campaign once envelopes could be deflate-coded): a CorruptStreamError, never a KeyError.
+    source = load(np.arange(16, dtype=np.uint16).reshape(4, 4))
+    meta, blobs = unpack_envelope(source.envelope)
+    change(meta)
+    kind = meta.pop("kind")
+    with pytest.raises(CorruptStreamError, match="envelope is damaged"):
+        restore(kind, pack_envelope(kind, meta, blobs), source.planes)
+
+
 def test_pixel_sha256_covers_shape_values_and_count() -> None:
     a = np.arange(4, dtype=np.uint16).reshape(2, 2)
     digest = pixel_sha256([a])

@@ -232,7 +232,8 @@ def _npy_header(data: bytes) -> tuple[int, tuple[int, ...], bool, np.dtype]:
             # Version 3 differs only in the header's text encoding; numpy reads it with this helper.
             shape, fortran, dtype = np.lib.format._read_array_header(fp, version)
     except Exception as exc:
-        raise InvalidInputError(f"cannot parse .npy header: {exc}") from exc
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]  # numpy's messages run to several lines
+        raise InvalidInputError(f"cannot parse .npy header: {first_line}") from exc
     return fp.tell(), tuple(shape), bool(fortran), dtype
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from medcodec.errors import CorruptStreamError, InvalidInputError, ResourceLimitError, UnsupportedVersionError
+from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ResourceLimitError,
+                             UnsupportedVersionError)
 from medcodec.io import dicom, images
 
 ENVELOPE_MAGIC = b"MCEV"
@@ -169,9 +170,17 @@ def restore(kind: str, envelope: bytes, planes: list[np.ndarray]) -> bytes:
     meta, blobs = unpack_envelope(envelope)
     if meta.get("kind") != kind or kind not in KINDS:
         raise CorruptStreamError(f"envelope is for {meta.get('kind')!r}, asked to restore {kind!r}")
-    if kind == "dicom":
-        return dicom.write_dicom(meta, blobs, planes)
-    return images.write_image(meta, blobs, planes)
+    try:
+        if kind == "dicom":
+            return dicom.write_dicom(meta, blobs, planes)
+        return images.write_image(meta, blobs, planes)
+    except MedcodecError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # The envelope passed its CRC and inflated, but its description of the file is not one a writer
+        # made (damage behind valid CRCs: deflate, unlike LZMA, inflates most damaged streams).
+        raise CorruptStreamError(f"envelope is damaged: cannot rebuild the {kind} file from it "
+                                 f"({type(exc).__name__}: {exc})") from None
 
 
 def pixel_sha256(planes: list[np.ndarray]) -> bytes:
