@@ -23,7 +23,7 @@ from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ModelMismatchError,
                              ResourceLimitError, UnsupportedVersionError)
 from medcodec.io import source as io_source
-from medcodec.parallel import beside
+from medcodec.parallel import beside, single_threaded_blas
 from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
 from medcodec.pipelines.classical import jpegxl_encode_plane
@@ -173,6 +173,7 @@ def _check_source_pixels(src: io_source.ImageSource, max_pixels: int | None) -> 
         raise ResourceLimitError(_limit_message("input holds", pixels, max_pixels))
 
 
+@single_threaded_blas
 def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
            effort: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
     """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
@@ -319,6 +320,7 @@ def _check_restored(kind: str, data: bytes, header: Header) -> str:
     return "pixels"
 
 
+@single_threaded_blas
 def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_source.DEFAULT_MAX_PIXELS) -> DecodedFile:
     """Decode .mlc bytes and rebuild the original file, checking every CRC and checksum.
 

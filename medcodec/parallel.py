@@ -9,13 +9,17 @@ Every result is deterministic, so the bytes never depend on the budget.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
+from threadpoolctl import threadpool_limits
+
 B = TypeVar("B")
 F = TypeVar("F")
+R = TypeVar("R")
 
 
 def thread_budget() -> int:
@@ -41,3 +45,20 @@ def beside(background: Callable[[], B], foreground: Callable[[], F]) -> tuple[B,
             pending.cancel()
             raise
         return pending.result(), result
+
+
+def single_threaded_blas(function: Callable[..., R]) -> Callable[..., R]:
+    """``function`` run with numpy's BLAS held to one thread (threadpoolctl; torch's threads untouched).
+
+    Why: medcodec's matrix products are tall and thin (the raster correction: a few hundred pixels per
+    wavefront times 38 -> 96 -> 96 -> 96 -> 1) and exact in any summation order, so BLAS threads only
+    add hand-offs. On the 2-core CI machine OpenBLAS's two threads made them 2-4 x slower than one
+    (0.37 vs 0.84 ms for a 200-pixel wavefront, 209 vs 552 ms for a 65,536-pixel encoder band), and
+    more so beside torch's OpenMP threads. The bytes never depend on it."""
+
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return limited

@@ -49,3 +49,20 @@ def test_background_error_reaches_the_caller(torch_threads):
 
     with pytest.raises(KeyError):
         parallel.beside(fail, lambda: None)
+
+
+def test_single_threaded_blas_holds_blas_to_one_thread_and_restores_it():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+
+    @parallel.single_threaded_blas
+    def inside(x):
+        return x, blas_threads()
+
+    value, during = inside(7)
+    assert value == 7 and all(n == 1 for n in during)
+    assert blas_threads() == before
