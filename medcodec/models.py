@@ -15,10 +15,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from .errors import ModelMismatchError
+
+if TYPE_CHECKING:
+    import torch
 
 MODELS_ENV = "MEDCODEC_MODELS"
 
@@ -43,7 +47,16 @@ class LoadedModel:
     model_id: str
     sha256: bytes
     metadata: dict
-    params: dict[str, dict[str, dict[str, torch.Tensor]]]  # network -> layer -> tensor name -> tensor
+    # network -> layer -> tensor name -> array. numpy, so that a raster-only file decodes without
+    # importing torch (~1.9 s of a 4.6 s command-line decode of a 0.34 MP radiograph)
+    params: dict[str, dict[str, dict[str, np.ndarray]]]
+
+    def torch_params(self) -> dict[str, dict[str, dict[str, "torch.Tensor"]]]:
+        """``params`` as CPU torch tensors (copies: the loaded arrays stay read-only and cached)."""
+        import torch
+
+        return {net: {layer: {name: torch.from_numpy(np.array(a)) for name, a in tensors.items()}
+                      for layer, tensors in layers.items()} for net, layers in self.params.items()}
 
 
 def load_model(model_id: str) -> LoadedModel:
@@ -76,7 +89,7 @@ def _load_verified(model_id: str, file: str, sha256_hex: str, size: int, mtime_n
         raise ModelMismatchError(
             f"weights file {path} does not match its manifest hash (tampered or corrupted); reinstall it")
     params: dict = {}
-    with safe_open(str(path), framework="pt") as f:
+    with safe_open(str(path), framework="numpy") as f:
         metadata = json.loads(f.metadata()["medcodec"])
         for key in f.keys():
             net, layer, name = key.split(".")
@@ -84,7 +97,7 @@ def _load_verified(model_id: str, file: str, sha256_hex: str, size: int, mtime_n
     return LoadedModel(model_id, digest, metadata, params)
 
 
-def save_model(path: Path, params: dict[str, dict[str, dict[str, torch.Tensor]]], metadata: dict) -> str:
+def save_model(path: Path, params: dict[str, dict[str, dict["torch.Tensor"]]], metadata: dict) -> str:
     """Write integer params + metadata as safetensors; returns the file's sha256 (hex)."""
     from safetensors.torch import save_file
 

@@ -184,6 +184,23 @@ def test_codec_keeps_raster_where_smallest_and_decodes_it():
     assert len(blob) < 0.97 * len(codec.encode(data, mode="classical"))
 
 
+def test_a_raster_frame_decodes_without_importing_torch(tmp_path):
+    # torch's import was ~40 % of a command-line decode of a radiograph; the raster decoder needs numpy only
+    import subprocess
+    import sys
+
+    data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
+    blob = codec.encode(data, mode="fast")
+    assert codec.info(blob)["frames"][0]["method"] == "raster"
+    (tmp_path / "ct.mlc").write_bytes(blob)
+    script = ("import sys; from pathlib import Path; from medcodec import codec; "
+              f"decoded = codec.decode(Path({str(tmp_path / 'ct.mlc')!r}).read_bytes()); "
+              "print(len(decoded.data), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.split() == [str(len(data)), "False"]
+
+
 @pytest.mark.parametrize("mode", ["fast", "slow"])
 def test_each_mode_encodes_with_its_own_correction_and_the_decoder_loads_the_named_one(mode, monkeypatch):
     asked = []

@@ -152,4 +152,4 @@ def load(model_id: str) -> RasterCorrection:
     layers = loaded.params.get("raster", {})
     ordered = [layers[f"l{k}"] for k in range(len(layers))]
     return from_integer_layers(model_id, loaded.sha256,
-                               [(t["weight"].numpy(), t["bias"].numpy()) for t in ordered])
+                               [(t["weight"], t["bias"]) for t in ordered])

@@ -58,8 +58,9 @@ class LatentPredictor:
         if model.metadata.get("architecture") != ARCHITECTURE:
             raise ModelMismatchError(f"model {model_id!r} is not an {ARCHITECTURE} model")
         net = LVPNet(**model.metadata["config"])
-        net.load_float_state(model.params["gmsm"])
-        return cls(net, model.params["decoder"], device), model.sha256
+        params = model.torch_params()
+        net.load_float_state(params["gmsm"])
+        return cls(net, params["decoder"], device), model.sha256
 
     @torch.no_grad()
     def latent(self, normalised: torch.Tensor) -> np.ndarray:

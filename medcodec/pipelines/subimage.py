@@ -79,7 +79,7 @@ class SubimagePredictor:
         self.nets = {t: LCHNet(config[t]["in_channels"], tuple(config[t]["widths"])) for t in sp.PREDICTED}
         self.params = {
             t: {layer: {k: v.to(self.device) for k, v in tensors.items()} for layer, tensors in layers.items()}
-            for t, layers in self.model.params.items()
+            for t, layers in self.model.torch_params().items()
         }
 
     @property
