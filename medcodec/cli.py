@@ -166,7 +166,7 @@ def _with_common(fn: Callable) -> Callable:
                    "and up to 2x slower to decode (column passes, test-time ensembles); 'latent': LVPNet. The "
                    "learned modes also recover 8-bit images that were JPEGs once as that JPEG, and code noisy "
                    "planes (CT, MR, radiographs) in raster order with per-image weights, where smaller ('fast' "
-                   "and 'latent' only where that saves 1 %: it decodes at ~0.7 MP/s).")
+                   "and 'latent' only where that saves 1 %: it decodes at ~0.3 MP/s).")
 @click.option("--effort", type=click.IntRange(1, 10), default=None,
               help="JPEG-XL effort for classical parts (default 7; slow mode tries 7 and 9 and keeps the smaller; "
                    "fast and latent recode a frame that falls back to JPEG-XL at 9 too; 9 is ~1% smaller, "
