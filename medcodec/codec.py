@@ -89,19 +89,23 @@ def _stream_cost(streams: list[Stream]) -> int:
 # (on the test split, 15 of the 23 MP it won in fast mode saved under 1 %: 29 % of its saved bytes, for
 # two thirds of its decoding time); the slow mode keeps every saving.
 RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
-# The learned corrections each mode's raster coding is tried with (models/ ids; None: the raster
-# method's default, raster-nn-large-v1), the smallest coding kept. The slow mode adds a larger network,
-# raster-nn-xl-v1 (four layers of 128; benchmarks/results/raster_ablation.json: what it saves and
-# costs), and keeps the default's coding too, so no raster frame of a slow file is larger than the
-# fast file's.
-RASTER_CORRECTIONS: dict[str, tuple[str | None, ...]] = {"slow": ("raster-nn-xl-v1", None)}
+# The raster codings each mode tries, the smallest kept: (learned correction, robust fits) pairs, the
+# correction a models/ id (None: the raster method's default, raster-nn-large-v1), robust which of the
+# encoder's weight fits are robust (raster._Analysis.robust; None: by the plane's bit depth). The slow
+# mode adds a larger network, raster-nn-xl-v1 (four layers of 128; benchmarks/results/raster_ablation.json:
+# what it saves and costs), and the default network with robust fits both off and on, one of which is the
+# fast mode's own coding: no raster frame of a slow file is larger than the fast file's, and where the
+# other choice of fits wins (8-bit head CTs and ultrasound, some 10-16-bit planes) it is smaller.
+RASTER_TRIES: dict[str, tuple[tuple[str | None, int | None], ...]] = {
+    "slow": (("raster-nn-xl-v1", None), (None, 0), (None, 2)),
+}
 
 
 def raster_corrections(mode: str) -> tuple[str, ...]:
     """The models/ ids of the learned corrections the mode's raster coding is tried with (None resolved)."""
     from medcodec.pipelines.raster import CORRECTION_MODEL
 
-    return tuple(c or CORRECTION_MODEL for c in RASTER_CORRECTIONS.get(mode, (None,)))
+    return tuple(dict.fromkeys(c or CORRECTION_MODEL for c, _ in RASTER_TRIES.get(mode, ((None, None),))))
 
 
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None,
@@ -215,7 +219,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    rasters = [get_method("raster", correction=c) for c in raster_corrections(mode)]
+    rasters = [get_method("raster", correction=c, robust=robust) for c, robust in RASTER_TRIES.get(mode, ((None, None),))]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []

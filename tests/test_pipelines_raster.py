@@ -218,6 +218,45 @@ def test_each_mode_encodes_with_its_own_correction_and_the_decoder_loads_the_nam
     assert codec.decode(blob).data == data
 
 
+def test_robust_fit_ignores_the_outliers_a_least_squares_fit_chases():
+    rng = np.random.default_rng(0)
+    features = np.c_[rng.normal(0, 10, (4000, 3)), np.ones(4000)]
+    truth = np.array([0.5, -0.25, 1.0, 3.0])
+    target = features @ truth + rng.laplace(0, 1, 4000)
+    target[:200] += 400  # 5 % outliers, all one way (a bright rim)
+    plain, robust = raster._lstsq(features, target), raster._robust_lstsq(features, target, 1.0)
+    assert np.abs(robust - truth).max() < 0.2 < np.abs(plain - truth).max()
+    assert np.abs(target - features @ robust).mean() < np.abs(target - features @ plain).mean()
+
+
+def test_robust_fits_are_on_by_default_above_8_bits_only():
+    assert [raster.default_robustness(bits) for bits in (2, 8, 9, 12, 16)] == [0, 0, 2, 2, 2]
+    assert raster._Analysis(noisy_ct(), 12).robust == 2 and raster._Analysis(noisy_ct() >> 4, 8).robust == 0
+
+
+@pytest.mark.parametrize("robust", [0, 1, 2])
+def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
+    plane = noisy_ct(seed=robust)
+    method = get_method("raster", robust=robust)
+    streams = method.encode(plane, 12)
+    assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
+
+
+def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
+    asked = []
+    original = raster._analyse
+    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None:
+                        asked.append(robust) or original(plane, bits, correction, robust))
+    data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
+    for mode, expected in (("fast", [None]), ("slow", [None, 0, 2])):
+        asked.clear()
+        try:
+            blob = codec.encode(data, mode=mode, device="cpu")
+        except ModelMismatchError:
+            pytest.skip("the shipped subimage model is not installed")
+        assert asked == expected and codec.decode(blob).data == data
+
+
 def test_huge_errors_and_weights_stay_in_range():
     # extreme side information a hostile file may carry: sums past 2**31 still give a valid bucket
     model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),

@@ -25,10 +25,12 @@ MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 
 @functools.lru_cache(maxsize=16)
-def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None) -> Method:
+def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None,
+               robust: int | None = None) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
-    the default one); its decoder loads the one each frame names.
+    the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
+    weight fits are robust (``raster._Analysis``; None: by the plane's bit depth).
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -43,7 +45,9 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     if name == "raster":
         from medcodec.pipelines.raster import RasterMethod
 
-        return RasterMethod() if correction is None else RasterMethod(correction_model=correction)
+        if correction is None:
+            return RasterMethod(robust=robust)
+        return RasterMethod(correction_model=correction, robust=robust)
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]
