@@ -84,7 +84,7 @@ def _stream_cost(streams: list[Stream]) -> int:
     return sum(len(s.payload) for s in streams) + container.SECTION_OVERHEAD * len(streams)
 
 
-# The raster method decodes at ~0.7 MP/s, several times slower than the subimage networks and JPEG-XL:
+# The raster method decodes at ~0.3 MP/s, many times slower than the subimage networks and JPEG-XL:
 # the modes meant to be quick keep it only where it saves at least this share of the next best coding
 # (on the test split, 15 of the 23 MP it won in fast mode saved under 1 %: 29 % of its saved bytes, for
 # two thirds of its decoding time); the slow mode keeps every saving.
