@@ -91,9 +91,9 @@ BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
 BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
 # Robust (IRLS, _robust_lstsq) weight fits on planes of more than 8 bits: every stage's (the first
 # stage's, the second's and the scale's). Estimated size on train planes: five of 10-16 bits (CR, XA, CT,
-# MR) 0.27-0.97 % smaller (the second stage and scale alone: 0.22-0.74 %), in the coded files of 27
-# (all of 10-16 bits but the ankle, the cat and the GE MPRAGE) 0.12 % smaller in total with the
-# second stage and scale alone, the XA 1 %; on 8-bit planes it is
+# MR) 0.27-0.97 % smaller (the second stage and scale alone: 0.22-0.74 %); fast-mode files of 26 train
+# 10-16-bit files 0.41 % smaller in total (XA 1.2 %, CR 1.0 %, a 19-frame MR 0.8 %; the worst, a
+# 12-bit CT and a phantom slice, 0.07-0.08 % larger); on 8-bit planes it is
 # mixed (chest radiographs and a lung CT 0.01-0.17 % larger, a head CT and a breast US ~0.3 % smaller),
 # so there it is only one of the slow mode's alternatives (codec.RASTER_TRIES).
 ROBUST_ABOVE_BITS = 8
