@@ -101,11 +101,17 @@ RASTER_TRIES: dict[str, tuple[tuple[str | None, int | None], ...]] = {
 }
 
 
+def raster_tries(mode: str) -> tuple[tuple[str | None, int | None], ...]:
+    """The (correction, robust fits) pairs the mode's raster coding is tried with (RASTER_TRIES; a mode
+    not named there: the raster method's defaults once)."""
+    return RASTER_TRIES.get(mode, ((None, None),))
+
+
 def raster_corrections(mode: str) -> tuple[str, ...]:
     """The models/ ids of the learned corrections the mode's raster coding is tried with (None resolved)."""
     from medcodec.pipelines.raster import CORRECTION_MODEL
 
-    return tuple(dict.fromkeys(c or CORRECTION_MODEL for c, _ in RASTER_TRIES.get(mode, ((None, None),))))
+    return tuple(dict.fromkeys(c or CORRECTION_MODEL for c, _ in raster_tries(mode)))
 
 
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None,
@@ -219,7 +225,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    rasters = [get_method("raster", correction=c, robust=robust) for c, robust in RASTER_TRIES.get(mode, ((None, None),))]
+    rasters = [get_method("raster", correction=c, robust=robust) for c, robust in raster_tries(mode)]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []

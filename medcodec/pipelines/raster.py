@@ -98,6 +98,7 @@ BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
 # so there it is only one of the slow mode's alternatives (codec.RASTER_TRIES).
 ROBUST_ABOVE_BITS = 8
 ROBUST_EPSILON = 16.0  # 1/16 sample: residuals under one sample weigh as one sample
+FIRST_STAGE_EPSILON = 1.0  # the same floor for the first stage, whose targets are in whole samples
 ROBUST_ITERATIONS = 4
 BLOCK_CLASS_BITS = 3.6  # what one block's class is reckoned to cost in the side information
 BLOCK_PROXY_GAIN = 0.01  # block classes are tried when their code-length proxy promises this share
@@ -474,9 +475,9 @@ def default_robustness(bits: int) -> int:
 def _robust_lstsq(features: np.ndarray, target: np.ndarray, epsilon: float = ROBUST_EPSILON) -> np.ndarray:
     """Weights near the least-absolute-deviations fit: iteratively reweighted least squares from the
     least-squares start, each pixel weighted 1 / max(|residual|, epsilon) (one sample, in the target's
-    units). Why: a few large
-    errors (edges, text, the collimator's rim) pull a squared-error fit away from what the many
-    ordinary pixels need, and the coder pays by code length, closer to |error| than to its square."""
+    units). Why: a few large errors (edges, text, the collimator's rim) pull a squared-error fit away
+    from what the many ordinary pixels need, and the coder pays by code length, closer to |error| than
+    to its square."""
     weights = _lstsq(features, target)
     if target.size < 2 * features.shape[1]:
         return weights
@@ -634,6 +635,14 @@ class _Analysis:
         grid[PAD_TOP:, PAD_LEFT:PAD_LEFT + self.width] = errors.reshape(self.height, self.width)
         return grid
 
+    def _fit(self, features: np.ndarray, target: np.ndarray, robust_from: int,
+             epsilon: float = ROBUST_EPSILON) -> np.ndarray:
+        """Weights of one of the encoder's fits: robust where this analysis's level (self.robust) is at
+        least robust_from (1: second stage and scale, 2: first stage), least squares otherwise."""
+        if self.robust >= robust_from:
+            return _robust_lstsq(features, target, epsilon)
+        return _lstsq(features, target)
+
     def _fit_first(self, nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(shared row, per-class rows) from the sampled pixels' neighbours nb: a class keeps its own
         weights only where they save more bits (its pixels times log2 of the ratio of mean absolute
@@ -644,8 +653,7 @@ class _Analysis:
         def fit(members):
             diffs = (nb[members, 1:] - nb[members, :1]).astype(np.float64)
             target = (values[members] - nb[members, 0]).astype(np.float64) + 0.5
-            features = np.c_[diffs, np.ones(members.size)]
-            coef = _robust_lstsq(features, target, 1.0) if self.robust >= 2 else _lstsq(features, target)
+            coef = self._fit(np.c_[diffs, np.ones(members.size)], target, 2, FIRST_STAGE_EPSILON)
             return np.clip(np.round(coef * (1 << COEF_SHIFT)), -FIRST_LIMIT, FIRST_LIMIT).astype(np.int64)
 
         def mean_error(members, row):
@@ -743,8 +751,7 @@ class _Analysis:
             if members.size < 4 * ERROR_TAPS:
                 continue
             features, target = e1[members].astype(np.float64), own[members].astype(np.float64)
-            fitted = (_robust_lstsq if self.robust >= 1 else _lstsq)(features, target)
-            row = np.clip(np.round(fitted * (1 << COEF_SHIFT)), -COEF_LIMIT, COEF_LIMIT)
+            row = np.clip(np.round(self._fit(features, target, 1) * (1 << COEF_SHIFT)), -COEF_LIMIT, COEF_LIMIT)
             after = np.abs(target - features @ row / (1 << COEF_SHIFT)).mean() + 1e-3
             saving = counts[k] * np.log2((np.abs(target).mean() + 1e-3) / after)
             if saving > WEIGHT_BITS * ERROR_TAPS:
@@ -754,7 +761,7 @@ class _Analysis:
     def _fit_scale(self, e2: np.ndarray) -> np.ndarray:
         """Weights of the scale sum: least squares of the sampled pixels' |error| on their neighbours'."""
         features = np.c_[np.abs(e2), self.activity[self.sample] << 4].astype(np.float64)
-        coef = (_robust_lstsq if self.robust >= 1 else _lstsq)(features, np.abs(self.errors2[self.sample]).astype(np.float64))
+        coef = self._fit(features, np.abs(self.errors2[self.sample]).astype(np.float64), 1)
         weights = np.clip(np.round(coef * 16), 0, WEIGHT_LIMIT).astype(np.int64)
         if not weights.any():
             weights[0] = 16
