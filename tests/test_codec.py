@@ -1,6 +1,7 @@
 """The library API: exact round trips, the never-larger-than-classical rule, and refusing damaged streams."""
 
 import hashlib
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -56,6 +57,28 @@ def test_dicom_byte_identical_from_path_and_bytes():
         assert decoded.data == original
     summary = codec.verify(data, original=CT_SMALL)
     assert summary["matches_original"] == "bytes"
+
+
+FORMAT_1_4 = Path(__file__).parent / "data" / "format_1_4"
+
+
+@pytest.mark.parametrize("name, original", [
+    ("MR_small.fast.mlc", Path(medcodec.__file__).parent / "data" / "examples" / "dicom16" / "MR_small.dcm"),
+    ("us_64.fast.mlc", FORMAT_1_4 / "us_64.png"),
+    ("textures_64.fast.mlc", FORMAT_1_4 / "textures_64.png"),
+])
+def test_format_1_4_files_still_decode(name, original):
+    """Files an older medcodec wrote (format 1.4: 30-byte section entries, JSON header meta) decode
+    exactly with this one; info reads them too."""
+    data = (FORMAT_1_4 / name).read_bytes()
+    assert data[8:12] == b"\x01\x00\x04\x00"  # major 1, minor 4
+    decoded = codec.decode(data)
+    source = original.read_bytes()
+    if decoded.kind == "dicom":
+        assert decoded.data == source
+    else:
+        np.testing.assert_array_equal(imagecodecs.png_decode(decoded.data), imagecodecs.png_decode(source))
+    assert codec.info(data)["integrity"] == "ok"
 
 
 @pytest.mark.parametrize("bits", [8, 16])
