@@ -308,7 +308,8 @@ def verify(ctx: click.Context, stream: str, original: str | None, device: str, m
 
 def format_info(name: str, s: dict[str, Any]) -> str:
     """Human-readable form of codec.info's dict."""
-    lines = [f"{name}: medcodec stream, format {s.get('format_major')}.x, "
+    version = f"{s.get('format_major')}.{s['format_minor']}" if "format_minor" in s else f"{s.get('format_major')}.x"
+    lines = [f"{name}: medcodec stream, format {version}, "
              f"written by medcodec {s.get('encoder_version')}"]
     lines.append(f"  original : {s.get('kind')}" + (f", {s['description']}" if s.get("description") else ""))
     if s.get("original_sha256"):

@@ -371,6 +371,7 @@ def info(data: bytes) -> dict[str, Any]:
     """
     data = bytes(data)
     header = container.read_header(data)
+    major, minor = container.read_version(data)
     frames = _frames(header)
     section_bytes: dict[str, int] = {}
     frame_bytes: list[int | None] = [None] * len(frames)
@@ -396,7 +397,8 @@ def info(data: bytes) -> dict[str, Any]:
                 side_info[s.frame] = _side_info(s.payload)
     pixels = sum(f["shape"][0] * f["shape"][1] for f in frames)
     return {
-        "format_major": container.FORMAT_MAJOR,  # the file's minor is the container's business
+        "format_major": major,
+        "format_minor": minor,
         "encoder_version": header.encoder_version,
         "integrity": integrity,
         "kind": header.source_kind,

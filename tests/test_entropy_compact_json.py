@@ -13,7 +13,11 @@ from medcodec.entropy.compact_json import MARKER, decode, encode
 # The names as first released: a code is an index into this table, so it may only grow at its end.
 RELEASED_NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal",
                   "lo", "shift", "requires", "refine", "bins", "phase", "ensemble", "surprise", "left_pass",
-                  "mean_adjust", "scale_adjust", "latent", "residual_bits", "z_bits", "whole_set")
+                  "mean_adjust", "scale_adjust", "latent", "residual_bits", "z_bits", "whole_set",
+                  # format 2
+                  "frames", "method", "modality", "description", "fallback", "shape", "classical", "jpeg",
+                  "fast", "slow", "nn", "bc", "raster-nn-v1/575b2b961130ba04",
+                  "raster-nn-large-v1/43307bc3595e11cf", "raster-nn-xl-v1/5889accea96285a9")
 
 
 def _random_value(rng, depth=0):

@@ -10,8 +10,9 @@ from medcodec.container.format import (
     SectionKind,
     pack,
     read_header,
+    read_version,
     unpack,
 )
 
 __all__ = ["FORMAT_MAJOR", "FORMAT_MINOR", "MAGIC", "SECTION_OVERHEAD", "Header", "Section", "SectionKind", "pack",
-           "read_header", "unpack"]
+           "read_header", "read_version", "unpack"]

@@ -1,4 +1,5 @@
-"""Compact binary coding of the methods' side information (a PLANE_META payload's JSON object).
+"""Compact binary coding of small JSON objects: the methods' side information (a PLANE_META payload) and,
+from format 2, the container's header meta.
 
 Why: a raster frame's side information is about a hundred small integers (weights, scale indices); as
 JSON text, zlib-packed, it took 250-600 bytes, 5-16 % of the file of a 64x64 EPI or a mostly-background
@@ -37,7 +38,11 @@ MARKER = 0xB1  # neither "{" (JSON text) nor a zlib header's first byte (compres
 # The names of side-information keys and values, in a fixed order: append only (the index is the code).
 NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal",
          "lo", "shift", "requires", "refine", "bins", "phase", "ensemble", "surprise", "left_pass",
-         "mean_adjust", "scale_adjust", "latent", "residual_bits", "z_bits", "whole_set")
+         "mean_adjust", "scale_adjust", "latent", "residual_bits", "z_bits", "whole_set",
+         # format 2: the header meta (container.format) and the raster frames' correction network names
+         "frames", "method", "modality", "description", "fallback", "shape", "classical", "jpeg", "fast",
+         "slow", "nn", "bc", "raster-nn-v1/575b2b961130ba04", "raster-nn-large-v1/43307bc3595e11cf",
+         "raster-nn-xl-v1/5889accea96285a9")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64
