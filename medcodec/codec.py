@@ -89,29 +89,31 @@ def _stream_cost(streams: list[Stream]) -> int:
 # (on the test split, 15 of the 23 MP it won in fast mode saved under 1 %: 29 % of its saved bytes, for
 # two thirds of its decoding time); the slow mode keeps every saving.
 RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
-# The raster codings each mode tries, the smallest kept: (learned correction, robust fits) pairs, the
-# correction a models/ id (None: the raster method's default, raster-nn-large-v1), robust which of the
-# encoder's weight fits are robust (raster._Analysis.robust; None: by the plane's bit depth). The slow
-# mode adds a larger network, raster-nn-xl-v1 (four layers of 128; benchmarks/results/raster_ablation.json:
-# what it saves and costs), and the default network with robust fits both off and on, one of which is the
-# fast mode's own coding: no raster frame of a slow file is larger than the fast file's, and where the
-# other choice of fits wins (8-bit head CTs and ultrasound, some 10-16-bit planes) it is smaller.
-RASTER_TRIES: dict[str, tuple[tuple[str | None, int | None], ...]] = {
-    "slow": (("raster-nn-xl-v1", None), (None, 0), (None, 2)),
+# The raster codings each mode tries, the smallest kept: (learned correction, robust fits, thorough)
+# triples, the correction a models/ id (None: the raster method's default, raster-nn-large-v1), robust
+# which of the encoder's weight fits are robust (raster._Analysis.robust; None: by the plane's bit
+# depth), thorough whether its fits and searches look at 4 times larger samples (raster.THOROUGH_SCALE;
+# tried only on planes where that can differ). The slow mode adds a larger network, raster-nn-xl-v1 (four
+# layers of 128; benchmarks/results/raster_ablation.json: what it saves and costs), the default network
+# with robust fits both off and on, one of which is the fast mode's own coding, and the fast mode's
+# coding made thorough: no raster frame of a slow file is larger than the fast file's, and where another
+# choice wins (8-bit head CTs and ultrasound, some 10-16-bit planes; large planes) it is smaller.
+RASTER_TRIES: dict[str, tuple[tuple[str | None, int | None, bool], ...]] = {
+    "slow": (("raster-nn-xl-v1", None, False), (None, 0, False), (None, 2, False), (None, None, True)),
 }
 
 
-def raster_tries(mode: str) -> tuple[tuple[str | None, int | None], ...]:
-    """The (correction, robust fits) pairs the mode's raster coding is tried with (RASTER_TRIES; a mode
-    not named there: the raster method's defaults once)."""
-    return RASTER_TRIES.get(mode, ((None, None),))
+def raster_tries(mode: str) -> tuple[tuple[str | None, int | None, bool], ...]:
+    """The (correction, robust fits, thorough) triples the mode's raster coding is tried with
+    (RASTER_TRIES; a mode not named there: the raster method's defaults once)."""
+    return RASTER_TRIES.get(mode, ((None, None, False),))
 
 
 def raster_corrections(mode: str) -> tuple[str, ...]:
     """The models/ ids of the learned corrections the mode's raster coding is tried with (None resolved)."""
     from medcodec.pipelines.raster import CORRECTION_MODEL
 
-    return tuple(dict.fromkeys(c or CORRECTION_MODEL for c, _ in raster_tries(mode)))
+    return tuple(dict.fromkeys(c or CORRECTION_MODEL for c, _, _ in raster_tries(mode)))
 
 
 def _choose(base: list[Stream], alternatives: list[tuple[str, list[Stream]]] | None,
@@ -225,7 +227,10 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    rasters = [get_method("raster", correction=c, robust=robust) for c, robust in raster_tries(mode)]
+    from medcodec.pipelines.raster import thorough_differs
+
+    rasters = [(get_method("raster", correction=c, robust=robust, thorough=thorough), thorough)
+               for c, robust, thorough in raster_tries(mode)]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []
@@ -236,7 +241,8 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
             else:
                 own = method.encode_alternatives(plane, src.bits)
                 smallest = min((_stream_cost(streams) for _, streams in own), default=None)
-                out.append(own + [alternative for raster in rasters
+                tried = [r for r, thorough in rasters if not thorough or thorough_differs(plane.size)]
+                out.append(own + [alternative for raster in tried
                                   for alternative in raster.encode_alternatives(plane, src.bits, beaten_by=smallest)]
                            + found)
         return out

@@ -253,16 +253,32 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
     asked = []
     original = raster._analyse
-    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None:
-                        asked.append(robust) or original(plane, bits, correction, robust))
+    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False:
+                        asked.append((robust, thorough)) or original(plane, bits, correction, robust, thorough))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
-    for mode, expected in (("fast", [None]), ("slow", [None, 0, 2])):
+    # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
+    for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):
         asked.clear()
         try:
             blob = codec.encode(data, mode=mode, device="cpu")
         except ModelMismatchError:
             pytest.skip("the shipped subimage model is not installed")
         assert asked == expected and codec.decode(blob).data == data
+    asked.clear()
+    plane = noisy_ct(shape=(200, 180))
+    assert raster.thorough_differs(plane.size) and not raster.thorough_differs(128 * 128)
+    blob = codec.encode(plane, mode="slow", device="cpu")
+    assert asked == [(None, False), (0, False), (2, False), (None, True)]
+    assert np.array_equal(codec.decode(blob).planes[0], plane)
+
+
+def test_a_thorough_analysis_looks_at_more_pixels_and_round_trips(monkeypatch):
+    monkeypatch.setattr(raster, "FIT_SAMPLE", 1 << 12)
+    plane = noisy_ct(shape=(96, 100))
+    plain, thorough = raster._Analysis(plane, 12), raster._Analysis(plane, 12, thorough=True)
+    assert plain.sample.size <= 1 << 12 < thorough.sample.size
+    streams = RasterMethod(thorough=True).encode(plane, 12)
+    assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
 
 
 def test_huge_errors_and_weights_stay_in_range():

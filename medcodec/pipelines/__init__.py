@@ -26,11 +26,12 @@ MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 @functools.lru_cache(maxsize=16)
 def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None,
-               robust: int | None = None) -> Method:
+               robust: int | None = None, thorough: bool = False) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
     the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
-    weight fits are robust (``raster._Analysis``; None: by the plane's bit depth).
+    weight fits are robust (``raster._Analysis``; None: by the plane's bit depth). thorough: the raster
+    encoder's larger fit and search samples (the slow mode's extra try).
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -46,8 +47,8 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
         from medcodec.pipelines.raster import RasterMethod
 
         if correction is None:
-            return RasterMethod(robust=robust)
-        return RasterMethod(correction_model=correction, robust=robust)
+            return RasterMethod(robust=robust, thorough=thorough)
+        return RasterMethod(correction_model=correction, robust=robust, thorough=thorough)
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]

@@ -89,6 +89,9 @@ CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the c
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
 BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
 BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
+# A thorough analysis (the slow mode's extra try) looks at this many times more pixels in each of the
+# samples above: on planes larger than a sample, fits and searches nearer the whole plane's optimum.
+THOROUGH_SCALE = 4
 # Robust (IRLS, _robust_lstsq) weight fits on planes of more than 8 bits: every stage's (the first
 # stage's, the second's and the scale's). Estimated size on train planes: five of 10-16 bits (CR, XA, CT,
 # MR) 0.27-0.97 % smaller (the second stage and scale alone: 0.22-0.74 %); fast-mode files of 26 train
@@ -505,8 +508,11 @@ class _Analysis:
     the padded plane, so no per-pixel gather over the whole plane); the fits look at an even stride."""
 
     def __init__(self, plane: np.ndarray, bits: int, block_classes: np.ndarray | None = None,
-                 correction: raster_mlp.RasterCorrection | None = None, robust: int | None = None):
+                 correction: raster_mlp.RasterCorrection | None = None, robust: int | None = None,
+                 thorough: bool = False):
         self.bits = bits
+        self.thorough = thorough
+        self.sample_scale = THOROUGH_SCALE if thorough else 1
         # which fits are robust (_robust_lstsq): 0 none, 1 the second stage and the scale, 2 the first
         # stage too; by default 2 above ROBUST_ABOVE_BITS bits, else 0
         self.robust = robust if robust is not None else default_robustness(bits)
@@ -517,7 +523,7 @@ class _Analysis:
         self.values = plane.astype(np.int64).ravel()
         self.border = layout.border(rows, cols).astype(np.int8)
         self.order = np.lexsort((rows, 2 * rows + cols))  # decode order: wavefront, then row
-        self.sample = _sample(self.values.size, FIT_SAMPLE, width)
+        self.sample = _sample(self.values.size, FIT_SAMPLE * self.sample_scale, width)
         self.sample_index = layout.flat(rows[self.sample], cols[self.sample])
         del rows, cols
         # per-pixel results are stored as int32 (values < 2**21, errors within +-2**24; every product and
@@ -689,7 +695,7 @@ class _Analysis:
         promised 0.8-1.9 % where the coded plane grew 0.7-1.4 %, so the caller codes both and compares)."""
         width = self.width
         count = _block_count((self.height, width), BLOCK)
-        sample = _sample(self.values.size, BLOCK_SAMPLE, width)
+        sample = _sample(self.values.size, BLOCK_SAMPLE * self.sample_scale, width)
         sample = sample[self.cls[sample] < ACTIVITY_CLASSES]
         if sample.size < 64 * len(OFFSETS) or count < 2:
             return None
@@ -771,7 +777,7 @@ class _Analysis:
         """Per bucket the scale index that codes its pixels in fewest bits, searched around ``_start_ell``.
         (A mean offset per bucket was tried: 0.003 % smaller, not worth its side information.)"""
         start = _start_ell(low, count)
-        members = _sample(self.values.size, SEARCH_SAMPLE, self.width)
+        members = _sample(self.values.size, SEARCH_SAMPLE * self.sample_scale, self.width)
         found = rm.search_class_adjustments(self.values[members], self.mu[members], start[self.buckets[members]],
                                             self.buckets[members], count)
         return np.clip(start + np.array([a.offsets[0] for a in found]), 0, rm.MAX_ELL - 1).astype(np.int64)
@@ -787,7 +793,7 @@ class _Analysis:
         size estimate scales by it: the boosted cost of every pixel would cost a table build each)."""
         if not BOOSTS:
             return 1.0
-        members = _sample(self.values.size, BOOST_SAMPLE, self.width)
+        members = _sample(self.values.size, BOOST_SAMPLE * self.sample_scale, self.width)
         values, mu, buckets = self.values[members], self.mu[members], self.buckets[members].astype(np.int64)
         if (rm.pixel_params(mu, self.model.ell[buckets]).low_bits > 0).mean() > 0.9:
             return 1.0  # wide 16-bit residuals: the boost does not apply
@@ -937,6 +943,12 @@ def _palette_of_runs(runs, bits: int) -> np.ndarray:
     return runs[0] + np.flatnonzero(used)
 
 
+def thorough_differs(pixels: int) -> bool:
+    """Whether a thorough analysis of a plane of this many pixels can differ from the plain one: only
+    when some sample of the plain one leaves pixels out."""
+    return pixels > min(FIT_SAMPLE, SEARCH_SAMPLE, BOOST_SAMPLE, BLOCK_SAMPLE)
+
+
 def _coded_bits(bits: int, step: int, offset: int) -> int:
     """Bits of the coded plane: enough for the largest value of ``bits`` on the grid."""
     return max(1, (((1 << bits) - 1 - offset) // step).bit_length())
@@ -948,7 +960,7 @@ def _index_bits(count: int) -> int:
 
 
 def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
-                    robust: int | None = None) -> _Analysis:
+                    robust: int | None = None, thorough: bool = False) -> _Analysis:
     """The analysis of the plane (activity classes), or of (plane - offset) / step when all its values lie
     on such a grid (a 12-bit CT stored shifted into 16 bits; the raw low bits would otherwise cost 4 bits a pixel), or
     of the index of each value among the plane's distinct values (a palette) when many values between the
@@ -960,16 +972,18 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
     values = np.flatnonzero(np.bincount(plane.ravel()))  # the distinct values (a count, not a sort)
     step = int(np.gcd.reduce(values - values[0])) if values.size > 1 else 1
     if step <= 1:
-        analysis = _Analysis(plane, bits, correction=correction, robust=robust)
+        analysis = _Analysis(plane, bits, correction=correction, robust=robust, thorough=thorough)
     else:
         offset = int(values[0]) % step
         coded = ((plane.astype(np.int64) - offset) // step).astype(np.uint16)
-        analysis = _Analysis(coded, _coded_bits(bits, step, offset), correction=correction, robust=robust)
+        analysis = _Analysis(coded, _coded_bits(bits, step, offset), correction=correction, robust=robust,
+                             thorough=thorough)
         analysis.model.step, analysis.model.offset = step, offset
     grid_points = (int(values[-1]) - int(values[0])) // step + 1
     if bits > 8 and values.size < (1 - PALETTE_HOLES) * grid_points:
         indices = np.searchsorted(values, plane).astype(np.uint16)
-        palette = _Analysis(indices, _index_bits(values.size), correction=correction, robust=robust)
+        palette = _Analysis(indices, _index_bits(values.size), correction=correction, robust=robust,
+                            thorough=thorough)
         palette.model.palette = values.astype(np.int64)
         if palette.estimated_bytes() < analysis.estimated_bytes():
             analysis = palette
@@ -977,12 +991,12 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
 
 
 def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
-             robust: int | None = None) -> _Analysis:
+             robust: int | None = None, thorough: bool = False) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
     smaller. On a large plane only one block-class analysis is alive at a time (a 4096^2 plane's is
     ~1.4 GB): the first is dropped while the second is built, and rebuilt if the block classes lose."""
-    analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust), correction)
+    analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
         return plain
@@ -997,10 +1011,10 @@ def _with_block_classes(analysis: _Analysis, correction: raster_mlp.RasterCorrec
     coded, coded_bits = analysis.values.reshape(analysis.height, analysis.width), analysis.bits
     step, offset, palette = analysis.model.step, analysis.model.offset, analysis.model.palette
     corrected = analysis.model.correction is not None  # the block-class analysis corrects where the first did
-    robust = analysis.robust
+    robust, thorough = analysis.robust, analysis.thorough
 
     def build(block_classes: np.ndarray | None) -> _Analysis:
-        out = _Analysis(coded, coded_bits, block_classes, correction if corrected else None, robust)
+        out = _Analysis(coded, coded_bits, block_classes, correction if corrected else None, robust, thorough)
         out.model.step, out.model.offset, out.model.palette = step, offset, palette
         return out
 
@@ -1043,23 +1057,24 @@ class RasterMethod(Method):
     name = "raster"
 
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
-                 robust: int | None = None):
+                 robust: int | None = None, thorough: bool = False):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
         self.correction_model = correction_model  # the encoder's; the decoder uses the one a frame names
         self.robust = robust  # the encoder's robust fits (_Analysis.robust; None: by bit depth)
+        self.thorough = thorough  # the encoder's larger samples (_Analysis.thorough)
 
     def _correction(self) -> raster_mlp.RasterCorrection | None:
         return shipped_correction(self.correction_model) if self.use_correction else None
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
-        return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust).streams()
+        return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough).streams()
 
     def encode_alternatives(self, plane: np.ndarray, bits: int,
                             beaten_by: int | None = None) -> list[tuple[str, list[Stream]]]:
         """The raster streams, or none when their estimated size is over ``beaten_by`` bytes (another
         coding's size) by more than the estimate's error: the rANS coding is then not run (a third of
         the encoder's time)."""
-        analysis = _analyse(check_plane(plane, bits), bits, self._correction(), self.robust)
+        analysis = _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough)
         if beaten_by is not None and analysis.estimated_bytes() > ESTIMATE_MARGIN * beaten_by:
             return []
         return [(self.name, analysis.streams())]
