@@ -228,6 +228,21 @@ def test_format_2_is_smaller_than_format_1():
     assert unpack(pack(make_header(meta={"x": 0.5}), []))[0].meta == {"x": 0.5}
 
 
+def test_compact_header_meta_is_bounded(monkeypatch):
+    monkeypatch.setattr(fmt, "MAX_COMPACT_META", 16)
+    big = make_header(meta={"frames": [{"method": "raster"}] * 40})
+    head = fmt._encode_header(big)
+    assert head[_meta_start(head) + 4:][:1] == b"{"  # the writer keeps JSON text past the bound
+    assert unpack(pack(big, []))[0] == big
+    compact = fmt.compact_json.encode(big.meta)
+    too_big = head[:_meta_start(head)] + struct.pack("<I", len(compact)) + compact
+    with pytest.raises(CorruptStreamError, match="over the size limit"):
+        unpack(assemble(too_big, uvarint(0), b""))
+    damaged = head[:_meta_start(head)] + struct.pack("<I", 2) + bytes([fmt.compact_json.MARKER, 0xFF])
+    with pytest.raises(CorruptStreamError, match="header meta is damaged"):
+        unpack(assemble(damaged, uvarint(0), b""))
+
+
 def test_future_minor_version_is_accepted_with_extra_header_field():
     """A later minor writer may append header fields and add section kinds; this reader ignores both."""
     head = SMALL_HEAD + b"NEWFIELD"

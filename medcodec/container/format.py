@@ -41,6 +41,9 @@ _U8 = struct.Struct("<B")
 _U32 = struct.Struct("<I")
 _SHA_LEN = 32
 _VARINT_MAX_BYTES = 10  # a u64 in 7-bit groups
+# The compact coding's reader works on a bit string (8 characters a byte): a header meta in it is
+# bounded, as PLANE_META is (the frame list of 100,000 frames is ~300 KB); beyond, the writer keeps JSON.
+MAX_COMPACT_META = 1 << 20
 _MIN_ENTRY_V2 = 4 + _CRC.size  # kind, frame, index and length of one byte each, and the CRC
 # Bytes one section adds to a file besides its payload (its table entry: kind, frame and index of one
 # byte each, a length of two to three, the CRC): lets a caller compare costs.
@@ -117,7 +120,7 @@ def _encode_header(h: Header) -> bytes:
     # when it is shorter (it holds no floats; a meta with one stays JSON text).
     meta = json.dumps(h.meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
     compact = compact_json.encode(h.meta)
-    if compact is not None and len(compact) < len(meta):
+    if compact is not None and len(compact) < len(meta) and len(compact) <= MAX_COMPACT_META:
         meta = compact
     return b"".join([
         _str8(h.source_kind, "source_kind"),
@@ -223,6 +226,8 @@ def _check_prelude(data: bytes) -> tuple[int, int, int, int, int]:
 def _parse_meta(raw: bytes, major: int) -> dict:
     """The header meta: JSON text, or (format 2) the compact binary coding."""
     if major >= 2 and raw[:1] == bytes([compact_json.MARKER]):
+        if len(raw) > MAX_COMPACT_META:
+            raise CorruptStreamError("corrupt medcodec file: compact header meta is over the size limit")
         try:
             meta = compact_json.decode(raw)
         except (ValueError, TypeError, RecursionError):
