@@ -1,6 +1,7 @@
 """Raster-order coding (medcodec/pipelines/raster.py) against the fast path's own streams and JPEG-XL
 effort 9, plane by plane: where each wins, and what raster costs in time; and raster without its
-learned correction (raster.CORRECTION_MODEL), what the network saves; and raster with the slow mode's larger
+learned correction (raster.CORRECTION_MODEL), what the network saves; raster without its learned scale
+(raster.SCALE_MODEL: the linear scale sum's buckets only), what that network saves; and raster with the slow mode's larger
 correction (codec.raster_corrections("slow")[0]), what it saves more and costs. Stream bytes only (no
 container; methods driven directly, so no fallback hides a coding), every coding verified by decoding it.
 
@@ -29,13 +30,14 @@ from medcodec.pipelines.raster import RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod  # noqa: E402
 from method_runs import coded_planes, groupings, plane_ablation_arguments  # noqa: E402
 
-CODINGS = ("raster", "raster-plain", "raster-slow", "fast", "jxl9")
-VARIANTS = ("raster-plain", "raster-slow")  # not candidates for the fast mode's winner
+CODINGS = ("raster", "raster-plain", "raster-linear", "raster-slow", "fast", "jxl9")
+VARIANTS = ("raster-plain", "raster-linear", "raster-slow")  # not candidates for the fast mode's winner
 
 
 def main() -> None:
     args = plane_ablation_arguments(__doc__, Path("benchmarks/results/raster_ablation.json"))
     methods = {"raster": RasterMethod(), "raster-plain": RasterMethod(use_correction=False),
+               "raster-linear": RasterMethod(use_scale=False),
                "raster-slow": RasterMethod(correction_model=raster_corrections("slow")[0]),
                "fast": FastMethod(device="cpu")}
     start = time.perf_counter()
@@ -59,6 +61,7 @@ def main() -> None:
                         "raster_vs_jxl9": round(size["raster"] / size["jxl9"], 4),
                         "raster_vs_fast": round(size["raster"] / size["fast"], 4),
                         "correction": round(size["raster"] / size["raster-plain"], 4),
+                        "learned_scale": round(size["raster"] / size["raster-linear"], 4),
                         "slow_correction": round(size["raster-slow"] / size["raster-plain"], 4),
                         "raster_wins": sum(r["winner"] == "raster" for r in chosen),
                         "raster_mp_per_s": {s: round(pixels / 1e6 / sum(r["raster"][s] for r in chosen), 3)
@@ -71,7 +74,7 @@ def main() -> None:
     for s in summary:
         print(f"{s['by']:8s} {s['name']:28s} n={s['images']:2d} " + " ".join(f"{c} {s['bpp'][c]:.4f}" for c in CODINGS)
               + f"  raster/jxl9 {s['raster_vs_jxl9']:.3f} raster/fast {s['raster_vs_fast']:.3f}"
-              f" correction {s['correction']:.4f} slow correction {s['slow_correction']:.4f}"
+              f" correction {s['correction']:.4f} learned scale {s['learned_scale']:.4f} slow correction {s['slow_correction']:.4f}"
               f" wins {s['raster_wins']}  raster enc/dec MP/s {s['raster_mp_per_s']['encode_s']}"
               f"/{s['raster_mp_per_s']['decode_s']}")
     print(f"wrote {args.out}")

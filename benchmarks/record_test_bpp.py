@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from medcodec.codec import raster_corrections  # noqa: E402
 from medcodec.models import models_dir  # noqa: E402
-from medcodec.pipelines import latent, subimage  # noqa: E402
+from medcodec.pipelines import latent, raster, subimage  # noqa: E402
 
 MODEL_OF_MODE = {"fast": subimage.DEFAULT_MODEL, "slow": subimage.DEFAULT_MODEL, "latent": latent.DEFAULT_MODEL}
 
@@ -55,8 +55,9 @@ def main() -> None:
     manifest_path = models_dir() / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for mode, summary in summaries(results, args.results.as_posix()).items():
-        # every mode's raster frames may use its raster correction: that entry holds the mode's numbers too
-        for model_id in (MODEL_OF_MODE[mode], *raster_corrections(mode)):
+        # every mode's raster frames may use its raster correction and the learned scale: those entries
+        # hold the mode's numbers too
+        for model_id in (MODEL_OF_MODE[mode], *raster_corrections(mode), raster.SCALE_MODEL):
             if model_id in manifest["models"]:
                 manifest["models"][model_id].setdefault("test_split", {})[mode] = summary
                 print(f"{model_id} {mode}: {summary['bpp']} bpp, {summary['ratio_to_jxl9']} x JPEG-XL e9")

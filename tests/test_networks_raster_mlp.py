@@ -1,5 +1,6 @@
-"""The raster correction network: integer features, exact integer inference whatever the batch or the
-BLAS summation order, bounds that keep every float64 partial sum exact, and the shipped weights."""
+"""The raster correction and scale networks: integer features, exact integer inference whatever the
+batch or the BLAS summation order, bounds that keep every float64 partial sum exact, integer scale keys,
+and the shipped weights."""
 
 import numpy as np
 import pytest
@@ -106,3 +107,44 @@ def test_missing_weights_are_a_model_mismatch(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDCODEC_MODELS", str(tmp_path))
     with pytest.raises(ModelMismatchError):
         raster_mlp.load("raster-nn-v1")
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_scale_features_are_bounded_integers(extreme):
+    rng = np.random.default_rng(2)
+    inputs = random_inputs(rng, 500, extreme)
+    feats, _ = raster_mlp.features(*inputs)
+    scale_sum = rng.integers(0, 1 << 30, 500)
+    scale_sum[:5] = 0  # a flat neighbourhood: the sum is taken as 1
+    sfeats = raster_mlp.scale_features(feats, inputs[2], scale_sum)
+    assert sfeats.dtype == np.int64 and sfeats.shape == (500, raster_mlp.SCALE_FEATURES)
+    assert np.array_equal(sfeats[:, :raster_mlp.FEATURES], feats)
+    assert sfeats.min() >= -raster_mlp.FEATURE_LIMIT and sfeats.max() <= raster_mlp.FEATURE_LIMIT
+
+
+def test_scale_keys_are_integer_quarter_octaves_of_the_scale():
+    rng = np.random.default_rng(5)
+    sizes = [raster_mlp.SCALE_FEATURES, 8, 1]
+    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 19), 1 << 19, sizes[k + 1]))
+              for k in range(2)]
+    net = raster_mlp.from_integer_layers("test-sn", b"\0" * 32, layers, raster_mlp.SCALE_FEATURES)
+    feats = rng.integers(-(50 << 8), 50 << 8, (400, raster_mlp.SCALE_FEATURES))
+    scale_sum = rng.integers(0, 1 << 20, 400)
+    keys = raster_mlp.scale_keys(net, feats, scale_sum)
+    reference = np.floor(np.floor(8 * np.log2(np.maximum(scale_sum, 1))) / 2 + 4 * net.output(feats) / 2.0 ** 18)
+    assert keys.dtype == np.int64 and np.array_equal(keys, np.clip(reference, 0, raster_mlp.SCALE_KEY_LIMIT))
+    assert 0 < keys.min() < keys.max() < raster_mlp.SCALE_KEY_LIMIT  # the clamp is not all this tests
+
+
+def test_a_network_of_one_kind_is_refused_as_the_other():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError):
+        raster_mlp.from_integer_layers("test", b"", random_layers(rng, (8,)), raster_mlp.SCALE_FEATURES)
+
+
+def test_shipped_scale_weights_load_as_a_scale_network():
+    try:
+        net = raster_mlp.load("raster-scale-v1")
+    except ModelMismatchError as exc:
+        pytest.skip(f"raster-scale-v1 not installed here: {exc}")
+    assert net.weights[0].shape[1] == raster_mlp.SCALE_FEATURES and net.tag.startswith("raster-scale-v1/")

@@ -253,8 +253,8 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
     asked = []
     original = raster._analyse
-    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False:
-                        asked.append((robust, thorough)) or original(plane, bits, correction, robust, thorough))
+    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_net=None:
+                        asked.append((robust, thorough)) or original(plane, bits, correction, robust, thorough, scale_net))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
     for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):
@@ -295,7 +295,7 @@ def test_huge_errors_and_weights_stay_in_range():
 
 def test_estimate_is_close_and_a_beaten_coding_is_not_run():
     plane = noisy_ct((64, 64), seed=2)
-    analysis = raster._analyse(plane, 12, raster.shipped_correction())  # as RasterMethod() codes it
+    analysis = raster._analyse(plane, 12, raster.shipped_correction(), scale_net=raster.shipped_scale())  # as RasterMethod()
     coded = sum(len(s.payload) for s in analysis.streams())
     assert abs(analysis.estimated_bytes() - coded) < 0.01 * coded + 16
     method = RasterMethod()
@@ -543,3 +543,57 @@ def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch, model_id)
     streams = method.encode(plane, 12)
     assert unpack_side_info(streams[0].payload)["raster"]["nn"] == net.tag
     assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)  # any instance: the frame names it
+
+
+def small_scale(seed=0):
+    """A random integer scale network (8 hidden units): not trained, but it moves pixels between buckets."""
+    rng = np.random.default_rng(seed)
+    sizes = [raster_mlp.SCALE_FEATURES, 8, 8, 1]
+    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 16), 1 << 16, sizes[k + 1]))
+              for k in range(3)]
+    return raster_mlp.from_integer_layers("test-sn", bytes(range(1, 33)), layers, raster_mlp.SCALE_FEATURES)
+
+
+@pytest.mark.parametrize("with_correction", [False, True], ids=["scale-alone", "with-correction"])
+def test_learned_scale_round_trips_and_names_its_weights(monkeypatch, with_correction):
+    net, correction = small_scale(), small_correction() if with_correction else None
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
+    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster, "shipped_correction", lambda *model: correction)
+    monkeypatch.setattr(raster, "correction_named", lambda tag: correction if tag == correction.tag else pytest.fail(tag))
+    monkeypatch.setattr(raster, "shipped_scale", lambda *model: None)
+    linear = RasterMethod().encode(noisy_ct(), 12)
+    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", -1e12)  # used whatever it saves
+    monkeypatch.setattr(raster, "shipped_scale", lambda *model: net)
+    monkeypatch.setattr(raster, "scale_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
+    learned = round_trip(noisy_ct(), 12)
+    meta = unpack_side_info(learned[0].payload)["raster"]
+    assert meta["sn"] == net.tag and ("nn" in meta) == with_correction
+    assert learned[1].payload != linear[1].payload  # the decoder really bucketed by it
+    assert RasterMethod(use_scale=False).encode(noisy_ct(), 12) == linear  # the ablation switch
+
+
+def test_learned_scale_is_not_sent_where_it_does_not_pay(monkeypatch):
+    monkeypatch.setattr(raster, "shipped_scale", lambda *model: small_scale())  # random: it costs bits
+    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", 1e12)
+    assert "sn" not in unpack_side_info(round_trip(noisy_ct(), 12)[0].payload)["raster"]
+
+
+def test_a_frame_naming_scale_weights_this_installation_lacks_is_a_model_mismatch(monkeypatch):
+    monkeypatch.setattr(raster, "shipped_scale", lambda *model: None)
+    with pytest.raises(ModelMismatchError, match="learned-scale weights"):
+        _decode_changed(noisy_ct(), 12, lambda m: {**m, "sn": "no-such-model/0000000000000000"})
+    if raster.shipped_correction() is not None:  # a correction network named as a scale network
+        with pytest.raises(ModelMismatchError, match="learned-scale weights"):
+            _decode_changed(noisy_ct(), 12, lambda m: {**m, "sn": raster.shipped_correction().tag})
+
+
+def test_shipped_scale_codes_a_ct_like_plane_exactly(monkeypatch):
+    net = raster.shipped_scale()
+    if net is None:
+        pytest.skip(f"{raster.SCALE_MODEL} is not installed here")
+    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", -1e12)
+    plane = noisy_ct((128, 120), seed=4)
+    streams = RasterMethod().encode(plane, 12)
+    assert unpack_side_info(streams[0].payload)["raster"]["sn"] == net.tag
+    assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)

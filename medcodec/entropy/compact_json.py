@@ -42,7 +42,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2: the header meta (container.format) and the raster frames' correction network names
          "frames", "method", "modality", "description", "fallback", "shape", "classical", "jpeg", "fast",
          "slow", "nn", "bc", "raster-nn-v1/575b2b961130ba04", "raster-nn-large-v1/43307bc3595e11cf",
-         "raster-nn-xl-v1/5889accea96285a9")
+         "raster-nn-xl-v1/5889accea96285a9",
+         # format 2.1: the raster frames' learned scale
+         "sn", "raster-scale-v1/aeef9d4102914bdb")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

@@ -14,6 +14,11 @@ with ReLU (raster-nn-v1: two of 48; raster-nn-large-v1, the default since: three
 mode's raster-nn-xl-v1: four of 128); one output
 o ~ error / s. The correction added to the prediction is o * s.
 
+The same integer network shape serves the learned scale (raster-scale-v1, architecture
+raster-scale-mlp/v1): from those 38 features, the 12 neighbours' final errors over the plane's linear
+scale sum s and log2 s (51 inputs), one output o ~ log2(logistic scale / s); ``scale_keys`` turns it into
+the pixel's scale bucket key floor(4 log2 (s 2**o)) in integers.
+
 Exactness: features, weights and activations are integers; the matrix products run in float64 on
 integers whose every partial sum stays below 2**53 (features < 2**14, weights < 2**14, activations
 clamped below 2**20), so any summation order, BLAS, thread count or machine gives the same integers;
@@ -38,10 +43,21 @@ ACTIVATION_LIMIT = (1 << 20) - 1  # hidden activations (1/256) clamped below 409
 OUTPUT_LIMIT = 8 << (FEATURE_SHIFT + WEIGHT_SHIFT)  # |o| <= 8: the correction is at most 8 local scales
 MIN_SCALE = 8  # 1/16 sample: half a sample
 ARCHITECTURE = "raster-correction-mlp/v1"
+# The scale network (raster-scale-*): the correction's features, the 12 neighbours' final |errors| over
+# the plane's scale sum, and log2 of that sum; its output is log2(logistic scale / scale sum).
+SCALE_ARCHITECTURE = "raster-scale-mlp/v1"
+SCALE_FEATURES = FEATURES + TAPS + 1
+SCALE_KEY_LIMIT = 127  # keys (quarter octaves of the logistic scale in 1/16 sample) are clamped to 0..this
+INPUTS = {ARCHITECTURE: FEATURES, SCALE_ARCHITECTURE: SCALE_FEATURES}
 # rows per pass through the layers: a 65,536-row band in one pass took 1.8-2.5 us a pixel with
 # raster-nn-large-v1 on the 2-core machine, in passes of 512-1,024 rows 1.0-1.1 (4,096 and up: 1.4-2.6,
 # as the float64 activations of 96 columns leave the cache); the same integers either way
 OUTPUT_ROWS = 1024
+
+
+def _log2_feature(x: np.ndarray) -> np.ndarray:
+    """log2 x in 1/256 (from floor(8 log2 x), exact), for x >= 1, at most 255 / 8."""
+    return np.minimum(log8(np.minimum(x, (1 << 31) - 1)), 255) << (FEATURE_SHIFT - 3)
 
 
 def scale_of(errors2: np.ndarray, activity: np.ndarray) -> np.ndarray:
@@ -75,8 +91,27 @@ def features(nb: np.ndarray, errors1: np.ndarray, errors2: np.ndarray, mu1: np.n
     raw //= scale[:, None]
     np.minimum(raw, FEATURE_LIMIT, out=raw)  # np.clip's checks cost more than this on a wavefront
     np.maximum(raw, -FEATURE_LIMIT, out=raw)
-    out[:, -1] = np.minimum(log8(np.minimum(scale, (1 << 31) - 1)), 255) << (FEATURE_SHIFT - 3)  # log2 s
+    out[:, -1] = _log2_feature(scale)  # log2 s
     return out, scale
+
+
+def scale_features(feats: np.ndarray, final_errors: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
+    """int64 [pixels, SCALE_FEATURES]: the scale network's inputs, in 1/256.
+
+    feats: the correction's ``features``; final_errors: the 12 neighbours' final errors (1/16 sample, the
+    raster grids' ``errors2``); scale_sum: the plane's linear scale sum s (raster ``_scale_sum``, 1/16)."""
+    s = np.maximum(scale_sum.astype(np.int64), 1)
+    extra = (np.abs(final_errors.astype(np.int64)) << FEATURE_SHIFT) // s[:, None]
+    np.minimum(extra, FEATURE_LIMIT, out=extra)
+    return np.concatenate([feats, extra, _log2_feature(s)[:, None]], axis=1)
+
+
+def scale_keys(net: "RasterCorrection", sfeats: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
+    """int64 keys floor(4 log2 sigma) of sigma = s 2**o (o the network's output), clamped to
+    0..SCALE_KEY_LIMIT: the raster scale buckets' units (a quarter octave), in integers only."""
+    s = np.minimum(np.maximum(scale_sum.astype(np.int64), 1), (1 << 31) - 1)
+    keys = ((log8(s) << (FEATURE_SHIFT + WEIGHT_SHIFT - 1)) + (net.output(sfeats) << 2)) >> (FEATURE_SHIFT + WEIGHT_SHIFT)
+    return np.minimum(np.maximum(keys, 0), SCALE_KEY_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -129,9 +164,10 @@ def quantise_layers(layers: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[n
     return out
 
 
-def from_integer_layers(model_id: str, sha256: bytes, layers: list[tuple[np.ndarray, np.ndarray]]) -> RasterCorrection:
-    """A RasterCorrection from integer (weight, bias) pairs, checked against the exactness bounds."""
-    inputs = FEATURES
+def from_integer_layers(model_id: str, sha256: bytes, layers: list[tuple[np.ndarray, np.ndarray]],
+                        inputs: int = FEATURES) -> RasterCorrection:
+    """A RasterCorrection from integer (weight, bias) pairs, checked against the exactness bounds
+    (``inputs``: FEATURES for a correction network, SCALE_FEATURES for a scale network)."""
     weights, biases = [], []
     for k, (w, b) in enumerate(layers):
         w, b = np.asarray(w, dtype=np.int64), np.asarray(b, dtype=np.int64)
@@ -151,11 +187,17 @@ def from_integer_layers(model_id: str, sha256: bytes, layers: list[tuple[np.ndar
 
 def load(model_id: str) -> RasterCorrection:
     """The shipped network ``model_id`` from models/ (sha256 checked against the manifest, no pickle):
-    safetensors layers ``raster.l<k>.weight`` / ``.bias`` of integers."""
+    safetensors layers ``raster.l<k>.weight`` / ``.bias`` of integers; a correction or a scale network
+    by its architecture."""
+    from medcodec.errors import ModelMismatchError
     from medcodec.models import load_model
 
     loaded = load_model(model_id)
+    inputs = INPUTS.get(loaded.metadata.get("architecture"))
+    if inputs is None:
+        raise ModelMismatchError(f"model {model_id!r} is not a raster network "
+                                 f"(architecture {loaded.metadata.get('architecture')!r})")
     layers = loaded.params.get("raster", {})
     ordered = [layers[f"l{k}"] for k in range(len(layers))]
     return from_integer_layers(model_id, loaded.sha256,
-                               [(t["weight"], t["bias"]) for t in ordered])
+                               [(t["weight"], t["bias"]) for t in ordered], inputs)

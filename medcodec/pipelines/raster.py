@@ -80,11 +80,19 @@ BOOST_ELL_STEPS = (0, 2, 4)
 BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
-SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn"})
+SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
+                              "sn"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
 CORRECTION_MODEL = "raster-nn-large-v1"
+# The learned scale the encoder offers (models/): a network that, on the pixels the correction sees, puts
+# each pixel in a scale bucket by its estimate of the residual's logistic scale instead of by the plane's
+# linear scale sum (raster_mlp.scale_keys). Train planes: 0.7-1 % smaller in total (head/lung CT, brain
+# MR, breast US 1-2 %, 3D MR with background 8-10 %, chest radiographs 0.2 %; benchmarks/README.md); the
+# encoder keeps the linear buckets where they code smaller.
+SCALE_MODEL = "raster-scale-v1"
+SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
 BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
@@ -129,6 +137,7 @@ class RasterModel:
     block_size: int = 0  # > 0: inner pixels with activity take their class from blocks of this side
     block_classes: np.ndarray | None = None  # int64 [block rows * block columns], row-major: 0..11
     correction: str | None = None  # the learned correction's tag (raster_mlp.RasterCorrection.tag), if used
+    scale_net: str | None = None  # the learned scale's tag, if used (the buckets of the corrected pixels)
 
     def classes(self, activity: np.ndarray, border: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 width: int) -> np.ndarray:
@@ -171,7 +180,8 @@ class RasterModel:
                 **({"nb": list(self.boost)} if any(self.boost) else {}),
                 **({"pal": _palette_runs(self.palette)} if self.palette is not None else {}),
                 **({"bc": [self.block_size] + self.block_classes.tolist()} if self.block_classes is not None else {}),
-                **({"nn": self.correction} if self.correction is not None else {})}
+                **({"nn": self.correction} if self.correction is not None else {}),
+                **({"sn": self.scale_net} if self.scale_net is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -209,14 +219,15 @@ class RasterModel:
                 if not 1 <= block_size <= 1 << 16 or block_classes.ndim != 1 \
                         or block_classes.min() < 0 or block_classes.max() >= ACTIVITY_CLASSES:
                     raise ValueError("bad block classes")
-            correction = data.get("nn")
-            if correction is not None and (not isinstance(correction, str) or not 0 < len(correction) <= 200):
-                raise ValueError("bad correction network name")
+            correction, scale_net = data.get("nn"), data.get("sn")
+            for name in (correction, scale_net):
+                if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+                    raise ValueError("bad network name")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
                         boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
-                        correction=correction)
+                        correction=correction, scale_net=scale_net)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -326,20 +337,40 @@ def _second_stage(mu1: np.ndarray, errors1: np.ndarray, cls: np.ndarray, second:
     return _clamp(mu1 + ((errors1 * second[cls]).sum(axis=1) >> COEF_SHIFT), 0, top)
 
 
-def _corrected_prediction(net: raster_mlp.RasterCorrection, nb: np.ndarray, errors1: np.ndarray,
-                          errors_pre: np.ndarray, mu1: np.ndarray, mu2: np.ndarray, activity: np.ndarray,
-                          top: int) -> np.ndarray:
+def _corrected_prediction(net: raster_mlp.RasterCorrection, feats: np.ndarray, feature_scale: np.ndarray,
+                          mu2: np.ndarray, top: int) -> np.ndarray:
     """The second-stage prediction plus the learned correction, clamped to the plane's range, from the
-    pixels' 12 neighbours' values and first- / uncorrected second-stage errors (encoder and decoder)."""
-    feats, scale = raster_mlp.features(nb, errors1, errors_pre, mu1, mu2, activity)
-    return _clamp(mu2 + net.correction(feats, scale), 0, top)
+    pixels' ``raster_mlp.features`` (encoder and decoder)."""
+    return _clamp(mu2 + net.correction(feats, feature_scale), 0, top)
+
+
+def scale_inputs(nb: np.ndarray, errors1: np.ndarray, errors_pre: np.ndarray, final: np.ndarray, mu1: np.ndarray,
+                 mu2: np.ndarray, activity: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
+    """The learned scale's inputs (encoder; the decoder shares the correction's features instead): the 12
+    neighbours' values, first-stage, uncorrected second-stage and final errors; the pixel's two stage
+    predictions, activity and linear scale sum."""
+    feats, _ = raster_mlp.features(nb, errors1, errors_pre, mu1, mu2, activity)
+    return raster_mlp.scale_features(feats, final, scale_sum)
+
+
+def _scale_sum(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> np.ndarray:
+    """The linear scale sum s (1/16 sample): the plane's weights on 8 neighbours' final errors and the activity."""
+    w = model.scale_weights
+    return ((np.abs(errors2) * w[:-1]).sum(axis=1) + w[-1] * (activity << 4)) >> 4
+
+
+def _linear_keys(scale_sum: np.ndarray) -> np.ndarray:
+    """floor(4 log2 (s + 1)): a pixel's scale key without the learned scale."""
+    return log8(np.minimum(scale_sum, (1 << 31) - 2) + 1) >> 1  # log8 takes x < 2**31
+
+
+def _bucket_of(keys: np.ndarray, model: RasterModel) -> np.ndarray:
+    return _clamp(keys - model.bucket_low, 0, model.ell.size - 1)
 
 
 def _buckets(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> np.ndarray:
-    w = model.scale_weights
-    s = ((np.abs(errors2) * w[:-1]).sum(axis=1) + w[-1] * (activity << 4)) >> 4
-    bucket = log8(np.minimum(s, (1 << 31) - 2) + 1) >> 1  # log8 takes x < 2**31
-    return _clamp(bucket - model.bucket_low, 0, model.ell.size - 1)
+    """The scale buckets of pixels without the learned scale."""
+    return _bucket_of(_linear_keys(_scale_sum(errors2, activity, model)), model)
 
 
 def _error(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -566,14 +597,80 @@ class _Analysis:
         self.errors2 = _error(self.values, self.mu).astype(np.int32)
         errors2 = self._grid_of(self.errors2)
         self.model.scale_weights = self._fit_scale(self._taps_at(errors2, SCALE_TAPS))
-        raw = self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _buckets(e2, self.activity[band], self.model))
-        low, high = int(raw.min()), int(raw.max())
-        self.buckets = (raw - low).astype(np.int16)
+        self._settle(self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _linear_keys(
+            _scale_sum(e2, self.activity[band], self.model))), None)
+
+    def offer_learned_scale(self, net: raster_mlp.RasterCorrection) -> None:
+        """Takes the learned scale's buckets (``_learned_keys``) where they code smaller than the linear
+        ones. Offered once, to the analysis the other choices settled on (with the linear buckets): on
+        every candidate analysis it cost ~50 % more encoder time for no smaller file on the train planes."""
+        errors2 = self._grid_of(self.errors2)
+        scale_sum = self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _scale_sum(e2, self.activity[band], self.model))
+        learned = self._learned_keys(net, _linear_keys(scale_sum), scale_sum, errors2)
+        del scale_sum, errors2
+        if learned is None:
+            return
+        estimate, linear = self.estimated_bytes(), self._bucket_state()
+        self._settle(learned, net.tag)
+        if self.estimated_bytes() >= estimate - SCALE_MIN_SAVING:
+            self._set_bucket_state(linear)
+
+    def _settle(self, keys: np.ndarray, scale_tag: str | None) -> None:
+        """Buckets from every pixel's scale key; their scale indices and the boost fitted."""
+        low, high = int(keys.min()), int(keys.max())
+        self.buckets = (keys - low).astype(np.int16)
         self.model.bucket_low = low
+        self.model.scale_net = scale_tag
         self.model.boost = (0, 0)
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.boost_ratio = self._fit_boost()
         self.plain_cost_bits: float | None = None
+
+    def _bucket_state(self) -> tuple:
+        m = self.model
+        return (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
+                self.plain_cost_bits)
+
+    def _set_bucket_state(self, state: tuple) -> None:
+        m = self.model
+        (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
+         self.plain_cost_bits) = state
+
+    def _learned_keys(self, net: raster_mlp.RasterCorrection, keys: np.ndarray, scale_sum: np.ndarray,
+                      errors2: np.ndarray) -> np.ndarray | None:
+        """The scale keys with the learned scale's on the pixels with a raster class (inner, not flat),
+        as the decoder computes them; None where there are none. errors2: the final errors' grid."""
+        eligible = self.cls < ACTIVITY_CLASSES
+        if not eligible.any():
+            return None
+        pre_mu = self.mu if self._uncorrected is None else self._uncorrected
+        grids = (self.grid.reshape(self.layout.padded_shape), self._grid_of(_error(self.values, self.mu1)),
+                 errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu)), errors2)
+        out = keys.copy()
+        rows = max(1, BAND_PIXELS // self.width)
+        for first_row in range(0, self.height, rows):
+            end_row = min(self.height, first_row + rows)
+            inside = np.flatnonzero(eligible[first_row * self.width:end_row * self.width])
+            if inside.size == 0:
+                continue
+            pixels = inside + first_row * self.width
+            taps = (self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in grids)
+            inputs = scale_inputs(*taps, self.mu1[pixels], pre_mu[pixels], self.activity[pixels], scale_sum[pixels])
+            out[pixels] = raster_mlp.scale_keys(net, inputs, scale_sum[pixels])
+        return out
+
+    def scale_samples(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scale network inputs, linear scale sums) of these pixels (flat indices, each with a raster
+        class): what the learned scale sees there, for training it (``train.raster_scale``)."""
+        pre_mu = self.mu if self._uncorrected is None else self._uncorrected
+        errors2 = self._grid_of(self.errors2)
+        grids = (self.grid, self._grid_of(_error(self.values, self.mu1)),
+                 errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu)), errors2)
+        index = self.layout.flat(*np.divmod(pixels, self.width))
+        nb, errors1, errors_pre, final = (self._taps_at(g, len(OFFSETS), index) for g in grids)
+        scale_sum = _scale_sum(final[:, :SCALE_TAPS], self.activity[pixels], self.model)
+        return scale_inputs(nb, errors1, errors_pre, final, self.mu1[pixels], pre_mu[pixels], self.activity[pixels],
+                            scale_sum), scale_sum
 
     def without_correction(self) -> "_Analysis | None":
         """This analysis again without the learned correction (None where it has none): the same fits up
@@ -607,9 +704,10 @@ class _Analysis:
             if inside.size == 0:
                 continue
             pixels = inside + first_row * self.width
-            mu[pixels] = _corrected_prediction(
-                net, *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
-                self.mu1[pixels], self.mu[pixels], self.activity[pixels], self.top)
+            feats, feature_scale = raster_mlp.features(
+                *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
+                self.mu1[pixels], self.mu[pixels], self.activity[pixels])
+            mu[pixels] = _corrected_prediction(net, feats, feature_scale, self.mu[pixels], self.top)
         del errors2
         values = self.values[sample]
         before = np.log2(np.abs(_error(values, self.mu[sample])) / 16 + 0.6)
@@ -860,7 +958,8 @@ class _Analysis:
 
 # -- decoder -------------------------------------------------------------------------------------------
 def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int], bits: int,
-            net: raster_mlp.RasterCorrection | None = None) -> np.ndarray:
+            net: raster_mlp.RasterCorrection | None = None,
+            scale_net: raster_mlp.RasterCorrection | None = None) -> np.ndarray:
     layout = _Layout(shape)
     top = (1 << bits) << 4
     size = layout.padded_shape[0] * layout.padded_shape[1]
@@ -889,15 +988,23 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         cls = model.classes(activity, layout.border(rows, cols), rows, cols, layout.width)
         mu1 = _first_stage(nb, cls, model.first, top)
         mu = mu2 = _second_stage(mu1, errors1[taps[:, :ERROR_TAPS]], cls, model.second, top)
-        if net is not None:
+        scale_sum = _scale_sum(errors2[taps[:, :SCALE_TAPS]], activity, model)
+        keys = _linear_keys(scale_sum)
+        if net is not None or scale_net is not None:
             inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
             if inside.size:
                 at = taps[inside]
-                mu = mu2.copy()
-                mu[inside] = _corrected_prediction(net, nb[inside], errors1[at], errors_pre[at], mu1[inside],
-                                                   mu2[inside], activity[inside], top)
-        buckets = _buckets(errors2[taps[:, :SCALE_TAPS]], activity, model)
-        params = _coding(model, mu, buckets)
+                # without a correction the uncorrected second-stage errors are the final ones
+                feats, feature_scale = raster_mlp.features(nb[inside], errors1[at],
+                                                           (errors2 if errors_pre is None else errors_pre)[at],
+                                                           mu1[inside], mu2[inside], activity[inside])
+                if net is not None:
+                    mu = mu2.copy()
+                    mu[inside] = _corrected_prediction(net, feats, feature_scale, mu2[inside], top)
+                if scale_net is not None:
+                    keys[inside] = raster_mlp.scale_keys(
+                        scale_net, raster_mlp.scale_features(feats, errors2[at], scale_sum[inside]), scale_sum[inside])
+        params = _coding(model, mu, _bucket_of(keys, model))
         try:
             symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
         except Exception as exc:
@@ -991,15 +1098,19 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
 
 
 def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
-             robust: int | None = None, thorough: bool = False) -> _Analysis:
+             robust: int | None = None, thorough: bool = False,
+             scale_net: raster_mlp.RasterCorrection | None = None) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
-    smaller. On a large plane only one block-class analysis is alive at a time (a 4096^2 plane's is
-    ~1.4 GB): the first is dropped while the second is built, and rebuilt if the block classes lose."""
+    smaller; then the learned scale, where offered, if it codes smaller. On a large plane only one
+    block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while the
+    second is built, and rebuilt if the block classes lose."""
     analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
-        return plain
+        analysis = plain
+    if scale_net is not None:
+        analysis.offer_learned_scale(scale_net)
     return analysis
 
 
@@ -1037,18 +1148,38 @@ def shipped_correction(model_id: str = CORRECTION_MODEL) -> raster_mlp.RasterCor
         return None
 
 
-def correction_named(tag: str) -> raster_mlp.RasterCorrection:
+@functools.lru_cache(maxsize=2)
+def shipped_scale(model_id: str = SCALE_MODEL) -> raster_mlp.RasterCorrection | None:
+    """The learned scale ``model_id`` the encoder offers, or None where its weights are not installed."""
+    try:
+        net = raster_mlp.load(model_id)
+    except ModelMismatchError:
+        return None
+    return net if net.weights[0].shape[1] == raster_mlp.SCALE_FEATURES else None
+
+
+def _network_named(tag: str, what: str, inputs: int) -> raster_mlp.RasterCorrection:
     """The network a raster frame names ("<model id>/<sha256 prefix>"), loaded and checked; a clear
     ModelMismatchError when this installation lacks those exact weights."""
     model_id = tag.split("/", 1)[0]
     try:
         net = raster_mlp.load(model_id)
     except ModelMismatchError as exc:
-        raise ModelMismatchError(f"raster frame needs the prediction-correction weights {tag} ({exc})") from None
-    if net.tag != tag:
-        raise ModelMismatchError(f"raster frame needs the prediction-correction weights {tag}; this installation "
+        raise ModelMismatchError(f"raster frame needs the {what} weights {tag} ({exc})") from None
+    if net.tag != tag or net.weights[0].shape[1] != inputs:
+        raise ModelMismatchError(f"raster frame needs the {what} weights {tag}; this installation "
                                  f"has {net.tag}: install the medcodec release that wrote the file")
     return net
+
+
+def correction_named(tag: str) -> raster_mlp.RasterCorrection:
+    """The prediction-correction network a raster frame names."""
+    return _network_named(tag, "prediction-correction", raster_mlp.FEATURES)
+
+
+def scale_named(tag: str) -> raster_mlp.RasterCorrection:
+    """The scale network a raster frame names."""
+    return _network_named(tag, "learned-scale", raster_mlp.SCALE_FEATURES)
 
 
 class RasterMethod(Method):
@@ -1057,8 +1188,9 @@ class RasterMethod(Method):
     name = "raster"
 
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
-                 robust: int | None = None, thorough: bool = False):
+                 robust: int | None = None, thorough: bool = False, use_scale: bool = True):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
+        self.use_scale = use_scale  # False: never the learned scale (ablations)
         self.correction_model = correction_model  # the encoder's; the decoder uses the one a frame names
         self.robust = robust  # the encoder's robust fits (_Analysis.robust; None: by bit depth)
         self.thorough = thorough  # the encoder's larger samples (_Analysis.thorough)
@@ -1066,15 +1198,19 @@ class RasterMethod(Method):
     def _correction(self) -> raster_mlp.RasterCorrection | None:
         return shipped_correction(self.correction_model) if self.use_correction else None
 
+    def _analyse(self, plane: np.ndarray, bits: int) -> _Analysis:
+        return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough,
+                        shipped_scale() if self.use_scale else None)
+
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
-        return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough).streams()
+        return self._analyse(plane, bits).streams()
 
     def encode_alternatives(self, plane: np.ndarray, bits: int,
                             beaten_by: int | None = None) -> list[tuple[str, list[Stream]]]:
         """The raster streams, or none when their estimated size is over ``beaten_by`` bytes (another
         coding's size) by more than the estimate's error: the rANS coding is then not run (a third of
         the encoder's time)."""
-        analysis = _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough)
+        analysis = self._analyse(plane, bits)
         if beaten_by is not None and analysis.estimated_bytes() > ESTIMATE_MARGIN * beaten_by:
             return []
         return [(self.name, analysis.streams())]
@@ -1091,5 +1227,6 @@ class RasterMethod(Method):
         model = RasterModel.from_json(meta, bits)
         model.check_blocks(shape)
         net = correction_named(model.correction) if model.correction is not None else None
-        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net)
+        scale_net = scale_named(model.scale_net) if model.scale_net is not None else None
+        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net, scale_net)
         return check_decoded(model.plane_of(coded, bits), shape, bits, "raster")

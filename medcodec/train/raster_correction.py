@@ -116,13 +116,14 @@ def gather(folders: list[Path], per_folder: int, samples: int, seed: int) -> tup
 
 
 def save_samples(path: Path, data: dict, manifest: list[dict]) -> None:
-    """Gathered samples to an .npz (no pickle): trying network shapes then skips the minutes of analysis."""
+    """Gathered samples (named arrays) to an .npz (no pickle): trying network shapes then skips the
+    minutes of analysis. Also the learned scale's (train.raster_scale)."""
     np.savez(path, manifest=np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8), **data)
 
 
 def load_samples(path: Path) -> tuple[dict, list[dict]]:
     with np.load(path, allow_pickle=False) as stored:
-        data = {key: stored[key] for key in ("features", "error", "scale", "validation")}
+        data = {key: stored[key] for key in stored.files if key != "manifest"}
         manifest = json.loads(stored["manifest"].tobytes())
     return data, manifest
 
