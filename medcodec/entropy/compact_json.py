@@ -44,7 +44,7 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          "slow", "nn", "bc", "raster-nn-v1/575b2b961130ba04", "raster-nn-large-v1/43307bc3595e11cf",
          "raster-nn-xl-v1/5889accea96285a9",
          # format 2.1: the raster frames' learned scale
-         "sn", "raster-scale-v1/aeef9d4102914bdb")
+         "sn", "raster-scale-v1/f722761cff3b41c9")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64
