@@ -647,13 +647,7 @@ class _Analysis:
         grids = (self.grid.reshape(self.layout.padded_shape), self._grid_of(_error(self.values, self.mu1)),
                  errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu)), errors2)
         out = keys.copy()
-        rows = max(1, BAND_PIXELS // self.width)
-        for first_row in range(0, self.height, rows):
-            end_row = min(self.height, first_row + rows)
-            inside = np.flatnonzero(eligible[first_row * self.width:end_row * self.width])
-            if inside.size == 0:
-                continue
-            pixels = inside + first_row * self.width
+        for first_row, end_row, inside, pixels in self._bands_of(eligible):
             taps = (self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in grids)
             inputs = scale_inputs(*taps, self.mu1[pixels], pre_mu[pixels], self.activity[pixels], scale_sum[pixels])
             out[pixels] = raster_mlp.scale_keys(net, inputs, scale_sum[pixels])
@@ -697,13 +691,7 @@ class _Analysis:
         errors2 = self._grid_of(_error(self.values, self.mu))  # the decoder's pre-correction error grid
         grid = self.grid.reshape(self.layout.padded_shape)
         mu = self.mu.copy()
-        rows = max(1, BAND_PIXELS // self.width)
-        for first_row in range(0, self.height, rows):
-            end_row = min(self.height, first_row + rows)
-            inside = np.flatnonzero(eligible[first_row * self.width:end_row * self.width])
-            if inside.size == 0:
-                continue
-            pixels = inside + first_row * self.width
+        for first_row, end_row, inside, pixels in self._bands_of(eligible):
             feats, feature_scale = raster_mlp.features(
                 *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
                 self.mu1[pixels], self.mu[pixels], self.activity[pixels])
@@ -713,6 +701,16 @@ class _Analysis:
         before = np.log2(np.abs(_error(values, self.mu[sample])) / 16 + 0.6)
         after = np.log2(np.abs(_error(values, mu[sample])) / 16 + 0.6)
         return mu if float((before - after).mean()) > CORRECTION_MIN_GAIN else None
+
+    def _bands_of(self, chosen: np.ndarray):
+        """(first row, end row, indices within the band, plane indices) of the chosen pixels (a boolean
+        per pixel), a band of about BAND_PIXELS at a time; bands without one are skipped."""
+        rows = max(1, BAND_PIXELS // self.width)
+        for first_row in range(0, self.height, rows):
+            end_row = min(self.height, first_row + rows)
+            inside = np.flatnonzero(chosen[first_row * self.width:end_row * self.width])
+            if inside.size:
+                yield first_row, end_row, inside, inside + first_row * self.width
 
     def _band_taps(self, grid: np.ndarray, first_row: int, end_row: int, taps: int) -> np.ndarray:
         return np.stack([grid[PAD_TOP + dy + first_row:PAD_TOP + dy + end_row, PAD_LEFT + dx:PAD_LEFT + dx + self.width]

@@ -97,13 +97,16 @@ def proxy_gain(error: np.ndarray, correction: np.ndarray) -> float:
     return float((before - after).mean())
 
 
-def gather(folders: list[Path], per_folder: int, samples: int, seed: int) -> tuple[dict, list[dict]]:
-    """The training samples of ``training_files`` (arrays features, error, scale, validation) and the
-    data manifest (file, sha256, samples, held out or not)."""
+def gather(folders: list[Path], per_folder: int, samples: int, seed: int,
+           sample_image=None) -> tuple[dict, list[dict]]:
+    """The training samples of ``training_files`` (the arrays of ``sample_image``, by default this
+    module's ``image_samples``: features, error, scale; and validation) and the data manifest (file,
+    sha256, samples, held out or not)."""
+    sample_image = sample_image or image_samples
     parts, manifest = [], []
     files = training_files(folders, per_folder, seed)
     for number, path in enumerate(files):
-        part = image_samples(path, samples, seed + number)
+        part = sample_image(path, samples, seed + number)
         if part is None:
             continue
         part["validation"] = np.full(part["error"].size, number % VALIDATION_EVERY == VALIDATION_EVERY // 2)
@@ -111,7 +114,7 @@ def gather(folders: list[Path], per_folder: int, samples: int, seed: int) -> tup
         manifest.append({"file": _relative(path, folders), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                          "samples": int(part["error"].size), "validation": bool(part["validation"][0])})
         print(f"[{number + 1}/{len(files)}] {path} {part['error'].size} samples", flush=True)
-    data = {key: np.concatenate([p[key] for p in parts]) for key in ("features", "error", "scale", "validation")}
+    data = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else {}
     return data, manifest
 
 
@@ -167,13 +170,15 @@ def integer_layers(net: torch.nn.Sequential) -> list[tuple[np.ndarray, np.ndarra
     return raster_mlp.quantise_layers([(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linear])
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(description: str, per_folder: int, samples: int, hidden: int, depth: int,
+              example_id: str) -> argparse.ArgumentParser:
+    """The command line both raster networks' training shares (this module's and ``raster_scale``'s)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("folders", nargs="+", type=Path, help="training folders (the train split)")
-    parser.add_argument("--per-folder", type=int, default=40, help="images per folder at most")
-    parser.add_argument("--samples", type=int, default=10000, help="pixels per image")
-    parser.add_argument("--hidden", type=int, default=48)
-    parser.add_argument("--depth", type=int, default=2, help="hidden layers")
+    parser.add_argument("--per-folder", type=int, default=per_folder, help="images per folder at most")
+    parser.add_argument("--samples", type=int, default=samples, help="pixels per image")
+    parser.add_argument("--hidden", type=int, default=hidden)
+    parser.add_argument("--depth", type=int, default=depth, help="hidden layers")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -181,19 +186,45 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--cache", type=Path, metavar="NPZ",
                         help="gathered samples: read from this file if it exists, else written to it")
-    parser.add_argument("--export", metavar="ID", help="publish under models/ as ID (e.g. raster-nn-v1)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--export", metavar="ID", help=f"publish under models/ as ID (e.g. {example_id})")
+    return parser
+
+
+def samples_of(args: argparse.Namespace, gather_samples) -> tuple[dict, list[dict], bool]:
+    """(samples, data manifest, whether they came from --cache): read from the cache file when it exists,
+    else ``gather_samples(folders, per_folder, samples, seed)`` (and written to --cache if given)."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    started = time.time()
-    cached = args.cache is not None and args.cache.exists()
-    if cached:
+    if args.cache is not None and args.cache.exists():
         data, manifest = load_samples(args.cache)
         print(f"samples from {args.cache}: {data['error'].size} pixels of {len(manifest)} images", flush=True)
-    else:
-        data, manifest = gather(args.folders, args.per_folder, args.samples, args.seed)
-        if args.cache is not None:
-            save_samples(args.cache, data, manifest)
+        return data, manifest, True
+    data, manifest = gather_samples(args.folders, args.per_folder, args.samples, args.seed)
+    if args.cache is not None:
+        save_samples(args.cache, data, manifest)
+    return data, manifest, False
+
+
+def publish_raster_network(args: argparse.Namespace, argv: list[str] | None, module: str, architecture: str,
+                           inputs: int, layers: list[tuple[np.ndarray, np.ndarray]], manifest: list[dict],
+                           report: dict) -> None:
+    """Integer layers to models/<--export>.safetensors with their manifest entry (architecture, config,
+    command, commit, data manifest, the training report)."""
+    params = {"raster": {f"l{k}": {"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)}
+                         for k, (w, b) in enumerate(layers)}}
+    metadata = {"architecture": architecture,
+                "config": {"hidden": args.hidden, "depth": args.depth, "features": inputs, "layers": len(layers),
+                           "feature_shift": raster_mlp.FEATURE_SHIFT, "weight_shift": raster_mlp.WEIGHT_SHIFT}}
+    command = f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
+    extra = {**provenance(command, None), "data_manifest": {"files": manifest}, "training": report}
+    entry = publish_model(args.export, params, metadata, extra)
+    print(f"published {args.export}: {entry['file']} sha256 {entry['sha256']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(__doc__.split("\n\n")[0], 40, 10000, 48, 2, "raster-nn-v1").parse_args(argv)
+    started = time.time()
+    data, manifest, cached = samples_of(args, gather)
     train, held = ~data["validation"], data["validation"]
     target = data["error"] / data["scale"]
     net = build(args.hidden, args.depth)
@@ -211,15 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(json.dumps(report, indent=1))
     if args.export:
-        params = {"raster": {f"l{k}": {"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)}
-                             for k, (w, b) in enumerate(layers)}}
-        metadata = {"architecture": raster_mlp.ARCHITECTURE,
-                    "config": {"hidden": args.hidden, "depth": args.depth, "features": raster_mlp.FEATURES, "layers": len(layers),
-                               "feature_shift": raster_mlp.FEATURE_SHIFT, "weight_shift": raster_mlp.WEIGHT_SHIFT}}
-        command = "python -m medcodec.train.raster_correction " + " ".join(sys.argv[1:] if argv is None else argv)
-        extra = {**provenance(command, None), "data_manifest": {"files": manifest}, "training": report}
-        entry = publish_model(args.export, params, metadata, extra)
-        print(f"published {args.export}: {entry['file']} sha256 {entry['sha256']}")
+        publish_raster_network(args, argv, "medcodec.train.raster_correction", raster_mlp.ARCHITECTURE,
+                               raster_mlp.FEATURES, layers, manifest, report)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ and reported on (mean code length per pixel, float and integer network).
 
 from __future__ import annotations
 
-import argparse
-import hashlib
+import functools
 import json
 import sys
 import time
@@ -31,8 +30,8 @@ from medcodec.io.source import load
 from medcodec.networks import raster_mlp
 from medcodec.pipelines import raster
 
-from .publish import provenance, publish_model
-from .raster_correction import VALIDATION_EVERY, _relative, load_samples, save_samples, training_files
+from . import raster_correction
+from .raster_correction import arguments, integer_layers, publish_raster_network, samples_of
 
 
 def image_samples(path: Path, samples: int, seed: int) -> dict | None:
@@ -53,22 +52,6 @@ def image_samples(path: Path, samples: int, seed: int) -> dict | None:
     pixels = np.sort(rng.choice(eligible, size=min(samples, eligible.size), replace=False))
     inputs, scale_sum = analysis.scale_samples(pixels)
     return {"inputs": inputs, "scale_sum": scale_sum, "error": analysis.errors2[pixels].astype(np.int64)}
-
-
-def gather(folders: list[Path], per_folder: int, samples: int, seed: int) -> tuple[dict, list[dict]]:
-    parts, manifest = [], []
-    files = training_files(folders, per_folder, seed)
-    for number, path in enumerate(files):
-        part = image_samples(path, samples, seed + number)
-        if part is None:
-            continue
-        part["validation"] = np.full(part["error"].size, number % VALIDATION_EVERY == VALIDATION_EVERY // 2)
-        parts.append(part)
-        manifest.append({"file": _relative(path, folders), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                         "samples": int(part["error"].size), "validation": bool(part["validation"][0])})
-        print(f"[{number + 1}/{len(files)}] {path} {part['error'].size} samples", flush=True)
-    data = {key: np.concatenate([p[key] for p in parts]) for key in ("inputs", "scale_sum", "error", "validation")}
-    return data, manifest
 
 
 def code_length(output: torch.Tensor, log2_sum: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
@@ -129,37 +112,15 @@ def held_out_bits(data: dict, rows: np.ndarray, output: np.ndarray) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="training folders (the train split)")
-    parser.add_argument("--per-folder", type=int, default=20, help="images per folder at most")
-    parser.add_argument("--samples", type=int, default=30000, help="pixels per image")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--depth", type=int, default=3, help="hidden layers")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--cache", type=Path, metavar="NPZ",
-                        help="gathered samples: read from this file if it exists, else written to it")
+    parser = arguments(__doc__.split("\n\n")[0], 20, 30000, 64, 3, "raster-scale-v1")
     parser.add_argument("--log", type=Path, metavar="TSV", help="append each epoch's loss to this file")
-    parser.add_argument("--export", metavar="ID", help="publish under models/ as ID (e.g. raster-scale-v1)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     started = time.time()
-    cached = args.cache is not None and args.cache.exists()
-    if cached:
-        data, manifest = load_samples(args.cache)
-    else:
-        data, manifest = gather(args.folders, args.per_folder, args.samples, args.seed)
-        if args.cache is not None:
-            save_samples(args.cache, data, manifest)
+    data, manifest, cached = samples_of(args, functools.partial(raster_correction.gather, sample_image=image_samples))
     train, held = np.flatnonzero(~data["validation"]), np.flatnonzero(data["validation"])
     net = build(args.hidden, args.depth)
     losses = fit(net, data, train, args.epochs, args.batch, args.lr, args.seed, args.log)
-    layers = raster_mlp.quantise_layers([(m.weight.detach().numpy(), m.bias.detach().numpy())
-                                         for m in net if isinstance(m, torch.nn.Linear)])
+    layers = integer_layers(net)
     exact = raster_mlp.from_integer_layers("candidate", b"", layers, raster_mlp.SCALE_FEATURES)
     with torch.no_grad():
         float_out = net(_tensors(data, held)[0])[:, 0].numpy()
@@ -172,16 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(json.dumps(report, indent=1))
     if args.export:
-        params = {"raster": {f"l{k}": {"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)}
-                             for k, (w, b) in enumerate(layers)}}
-        metadata = {"architecture": raster_mlp.SCALE_ARCHITECTURE,
-                    "config": {"hidden": args.hidden, "depth": args.depth, "features": raster_mlp.SCALE_FEATURES,
-                               "layers": len(layers), "feature_shift": raster_mlp.FEATURE_SHIFT,
-                               "weight_shift": raster_mlp.WEIGHT_SHIFT}}
-        command = "python -m medcodec.train.raster_scale " + " ".join(sys.argv[1:] if argv is None else argv)
-        extra = {**provenance(command, None), "data_manifest": {"files": manifest}, "training": report}
-        entry = publish_model(args.export, params, metadata, extra)
-        print(f"published {args.export}: {entry['file']} sha256 {entry['sha256']}")
+        publish_raster_network(args, argv, "medcodec.train.raster_scale", raster_mlp.SCALE_ARCHITECTURE,
+                               raster_mlp.SCALE_FEATURES, layers, manifest, report)
 
 
 if __name__ == "__main__":
