@@ -97,7 +97,7 @@ def encoded(request):
         original = uneven_values()
     elif request.param == "raster-blocks":  # textures that change by region: block classes
         original = regional_textures()
-    elif request.param == "raster-nn":  # an ultrasound crop: the learned correction (raster-nn-v1)
+    elif request.param == "raster-nn":  # an ultrasound crop: the learned correction and the learned scale
         original = _ultrasound_crop()
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
@@ -129,8 +129,10 @@ def encoded(request):
         assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
-        option = {"raster-boost": "nb", "raster-palette": "pal", "raster-blocks": "bc", "raster-nn": "nn"}.get(request.param)
-        assert option is None or option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
+        options = {"raster-boost": ("nb",), "raster-palette": ("pal",), "raster-blocks": ("bc",),
+                   "raster-nn": ("nn", "sn")}.get(request.param, ())
+        for option in options:
+            assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"
