@@ -341,8 +341,9 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"),
                                              ("step", "value grid"), ("bc", "block classes"))
                       if options.get(key)]
-            if isinstance(options.get("nn"), str):
-                extras.append(f"learned correction {options['nn']}")
+            for key, text in (("nn", "learned correction"), ("sn", "learned scale")):
+                if isinstance(options.get(key), str):
+                    extras.append(f"{text} {options[key]}")
             note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
         ensembles = side.get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]

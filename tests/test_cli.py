@@ -296,8 +296,13 @@ def test_info_names_the_raster_options_a_frame_uses():
          "side_info": {"raster": {"nb": [16, 16], "pad": 3}}},
         {"frame": 1, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
          "side_info": {"raster": {"pal": [7, 3, 2, 1]}}},
-        {"frame": 2, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90, "side_info": None}]}
+        {"frame": 2, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90, "side_info": None},
+        {"frame": 3, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
+         "side_info": {"raster": {"nn": "raster-nn-large-v1/43307bc3595e11cf", "sn": "raster-scale-v1/f722761cff3b41c9"}}}]}
     lines = format_info("x.mlc", summary).splitlines()
+    assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, learned correction "
+                              "raster-nn-large-v1/43307bc3595e11cf, learned scale raster-scale-v1/f722761cff3b41c9)")
+    lines = lines[:-1]
     assert lines[-3].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, neighbour-value boost)")
     assert lines[-2].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, palette)")
     assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights)")
