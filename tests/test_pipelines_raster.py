@@ -109,7 +109,8 @@ def test_decoder_arithmetic_equals_the_encoders():
         cls = raster._classes(activity, layout.border(rows, cols), analysis.model.class_shift)
         mu1 = raster._first_stage(nb, cls, analysis.model.first, analysis.top)
         mu = raster._second_stage(mu1, errors1[taps[:, : raster.ERROR_TAPS]], cls, analysis.model.second, analysis.top)
-        buckets = raster._buckets(errors2[taps[:, : raster.SCALE_TAPS]], activity, analysis.model)
+        scale_sum = raster._scale_sum(errors2[taps[:, : raster.SCALE_TAPS]], activity, analysis.model)
+        buckets = raster._bucket_of(raster._linear_keys(scale_sum), analysis.model)
         flat = rows * plane.shape[1] + cols
         assert np.array_equal(raster._coding(analysis.model, mu, buckets).table, params.table[flat])
 
@@ -289,7 +290,8 @@ def test_huge_errors_and_weights_stay_in_range():
                                scale_weights=np.full(raster.SCALE_TAPS + 1, raster.WEIGHT_LIMIT, np.int64),
                                bucket_low=0, ell=np.arange(128, dtype=np.int64))
     errors = np.full((3, raster.SCALE_TAPS), raster.ERROR_LIMIT, np.int64)
-    buckets = raster._buckets(errors, np.full(3, 5 * 65535, np.int64), model)
+    buckets = raster._bucket_of(raster._linear_keys(raster._scale_sum(errors, np.full(3, 5 * 65535, np.int64), model)),
+                                model)
     assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2
 
 

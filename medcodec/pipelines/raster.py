@@ -369,11 +369,6 @@ def _bucket_of(keys: np.ndarray, model: RasterModel) -> np.ndarray:
     return _clamp(keys - model.bucket_low, 0, model.ell.size - 1)
 
 
-def _buckets(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> np.ndarray:
-    """The scale buckets of pixels without the learned scale."""
-    return _bucket_of(_linear_keys(_scale_sum(errors2, activity, model)), model)
-
-
 def _error(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return _clamp((values << 4) + 8 - mu, -ERROR_LIMIT, ERROR_LIMIT)
 
@@ -608,8 +603,9 @@ class _Analysis:
         for ~50 % more encoder time instead of ~15-30 %."""
         errors2 = self._grid_of(self.errors2)
         scale_sum = self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _scale_sum(e2, self.activity[band], self.model))
-        learned = self._learned_keys(net, _linear_keys(scale_sum), scale_sum, errors2)
-        del scale_sum, errors2
+        linear_keys = self.buckets.astype(np.int64) + self.model.bucket_low  # as _settle made them
+        learned = self._learned_keys(net, linear_keys, scale_sum, errors2)
+        del scale_sum, errors2, linear_keys
         if learned is None:
             return
         estimate, linear = self.estimated_bytes(), self._bucket_state()
@@ -645,9 +641,7 @@ class _Analysis:
         eligible = self.cls < ACTIVITY_CLASSES
         if not eligible.any():
             return None
-        pre_mu = self.mu if self._uncorrected is None else self._uncorrected
-        grids = (self.grid.reshape(self.layout.padded_shape), self._grid_of(_error(self.values, self.mu1)),
-                 errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu)), errors2)
+        pre_mu, grids = self._scale_grids(errors2)
         out = keys.copy()
         for first_row, end_row, inside, pixels in self._bands_of(eligible):
             taps = (self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in grids)
@@ -655,13 +649,19 @@ class _Analysis:
             out[pixels] = raster_mlp.scale_keys(net, inputs, scale_sum[pixels])
         return out
 
+    def _scale_grids(self, errors2: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """(the uncorrected second-stage prediction, the padded grids of the values and of the first-stage,
+        uncorrected second-stage and final errors): what the learned scale's inputs are taken from.
+        errors2: the final errors' grid (without a correction, also the uncorrected ones)."""
+        pre_mu = self.mu if self._uncorrected is None else self._uncorrected
+        errors_pre = errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu))
+        return pre_mu, (self.grid.reshape(self.layout.padded_shape), self._grid_of(_error(self.values, self.mu1)),
+                        errors_pre, errors2)
+
     def scale_samples(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scale network inputs, linear scale sums) of these pixels (flat indices, each with a raster
         class): what the learned scale sees there, for training it (``train.raster_scale``)."""
-        pre_mu = self.mu if self._uncorrected is None else self._uncorrected
-        errors2 = self._grid_of(self.errors2)
-        grids = (self.grid, self._grid_of(_error(self.values, self.mu1)),
-                 errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu)), errors2)
+        pre_mu, grids = self._scale_grids(self._grid_of(self.errors2))
         index = self.layout.flat(*np.divmod(pixels, self.width))
         nb, errors1, errors_pre, final = (self._taps_at(g, len(OFFSETS), index) for g in grids)
         scale_sum = _scale_sum(final[:, :SCALE_TAPS], self.activity[pixels], self.model)
