@@ -148,3 +148,42 @@ def test_shipped_scale_weights_load_as_a_scale_network():
     except ModelMismatchError as exc:
         pytest.skip(f"raster-scale-v1 not installed here: {exc}")
     assert net.weights[0].shape[1] == raster_mlp.SCALE_FEATURES and net.tag.startswith("raster-scale-v1/")
+
+
+def _window(i, j):
+    """The wide window's cells, written out: rows i-6..i-2 at columns j-6..j+3, row i-1 at j-6..j+1, row
+    i at j-6..j-1."""
+    return ([(y, x) for y in range(i - 6, i - 1) for x in range(j - 6, j + 4)] + [(i - 1, x) for x in range(j - 6, j + 2)]
+            + [(i, x) for x in range(j - 6, j)])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (5, 12), (23, 17)])
+def test_window_sums_are_the_causal_windows_sums(shape):
+    errors = np.random.default_rng(shape[0]).integers(-900, 900, shape)
+    rows, cols = np.divmod(np.arange(errors.size), shape[1])
+    magnitude, signed, count = raster_mlp.ErrorWindows.of_plane(errors).sums(rows, cols)
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        inside = [(y, x) for y, x in _window(i, j) if 0 <= y < shape[0] and 0 <= x < shape[1]]
+        assert 2 * i + j > max((2 * y + x for y, x in inside), default=-1)  # decoded before the pixel
+        assert count[k] == len(inside)
+        assert magnitude[k] == sum(abs(int(errors[y, x])) for y, x in inside)
+        assert signed[k] == sum(int(errors[y, x]) for y, x in inside)
+
+
+def test_window_features_filled_by_wavefronts_equal_the_whole_planes():
+    """The decoder's integral images, filled a wavefront at a time, give the encoder's features."""
+    from medcodec.pipelines.raster import _Layout
+
+    rng = np.random.default_rng(3)
+    errors = rng.integers(-(1 << 24), 1 << 24, (31, 26))
+    errors[5:20, 4:9] = 0  # flat: the log2 feature's floor
+    whole = raster_mlp.ErrorWindows.of_plane(errors)
+    filled = raster_mlp.ErrorWindows(*errors.shape)
+    layout = _Layout(errors.shape)
+    for t in range(layout.wavefronts):
+        rows, cols = layout.wavefront(t)
+        scale_sum = rng.integers(0, 1 << 20, rows.size)
+        got = filled.features(rows, cols, scale_sum)
+        assert np.array_equal(got, whole.features(rows, cols, scale_sum))
+        assert np.abs(got).max() <= raster_mlp.FEATURE_LIMIT
+        filled.add(rows, cols, errors[rows, cols])

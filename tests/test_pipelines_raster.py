@@ -547,18 +547,22 @@ def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch, model_id)
     assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)  # any instance: the frame names it
 
 
-def small_scale(seed=0):
+def small_scale(seed=0, inputs=raster_mlp.SCALE_FEATURES):
     """A random integer scale network (8 hidden units): not trained, but it moves pixels between buckets."""
     rng = np.random.default_rng(seed)
-    sizes = [raster_mlp.SCALE_FEATURES, 8, 8, 1]
+    sizes = [inputs, 8, 8, 1]
     layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 16), 1 << 16, sizes[k + 1]))
               for k in range(3)]
-    return raster_mlp.from_integer_layers("test-sn", bytes(range(1, 33)), layers, raster_mlp.SCALE_FEATURES)
+    return raster_mlp.from_integer_layers("test-sn", bytes(range(1, 33)), layers, inputs)
 
 
-@pytest.mark.parametrize("with_correction", [False, True], ids=["scale-alone", "with-correction"])
-def test_learned_scale_round_trips_and_names_its_weights(monkeypatch, with_correction):
-    net, correction = small_scale(), small_correction() if with_correction else None
+@pytest.mark.parametrize("with_correction,inputs", [(False, raster_mlp.SCALE_FEATURES),
+                                                    (True, raster_mlp.SCALE_FEATURES),
+                                                    (False, raster_mlp.WINDOW_SCALE_FEATURES),
+                                                    (True, raster_mlp.WINDOW_SCALE_FEATURES)],
+                         ids=["scale-alone", "with-correction", "window-scale-alone", "window-with-correction"])
+def test_learned_scale_round_trips_and_names_its_weights(monkeypatch, with_correction, inputs):
+    net, correction = small_scale(inputs=inputs), small_correction() if with_correction else None
     monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
     monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
     monkeypatch.setattr(raster, "shipped_correction", lambda *model: correction)

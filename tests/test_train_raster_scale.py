@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examp
 
 def test_samples_are_the_scale_networks_inputs():
     part = raster_scale.image_samples(EXAMPLES / "dicom16" / "ct_philips_phantom_12bit.dcm", 500, 0)
-    assert part["inputs"].shape == (500, raster_mlp.SCALE_FEATURES) and part["error"].shape == (500,)
+    assert part["inputs"].shape == (500, raster_mlp.WINDOW_SCALE_FEATURES) and part["error"].shape == (500,)
     assert np.abs(part["inputs"]).max() <= raster_mlp.FEATURE_LIMIT and part["scale_sum"].min() >= 0
 
 
@@ -42,7 +42,8 @@ def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
                        "--hidden", "8", "--depth", "2", "--cache", str(cache), "--log", str(tmp_path / "loss.tsv"),
                        "--export", raster.SCALE_MODEL])
     entry = json.loads((models / "manifest.json").read_text())["models"][raster.SCALE_MODEL]
-    assert entry["architecture"] == raster_mlp.SCALE_ARCHITECTURE and entry["config"]["hidden"] == 8
+    assert entry["architecture"] == raster_mlp.WINDOW_SCALE_ARCHITECTURE and entry["config"]["hidden"] == 8
+    assert entry["config"]["features"] == raster_mlp.WINDOW_SCALE_FEATURES
     assert len(entry["data_manifest"]["files"]) == 3 and entry["training"]["minutes"] < 15
     assert (tmp_path / "loss.tsv").read_text().count("\n") == 1
     data, manifest = raster_correction.load_samples(cache)
@@ -59,3 +60,16 @@ def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
         assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
     finally:
         raster.shipped_scale.cache_clear()
+
+
+def test_no_window_trains_the_first_architecture(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(medcodec.models.models_dir() / "manifest.json", models / "manifest.json")
+    monkeypatch.setenv(medcodec.models.MODELS_ENV, str(models))
+    raster_scale.main([str(EXAMPLES / "dicom16"), "--per-folder", "1", "--samples", "200", "--epochs", "1",
+                       "--hidden", "4", "--depth", "1", "--no-window", "--export", "scale-test-v1"])
+    entry = json.loads((models / "manifest.json").read_text())["models"]["scale-test-v1"]
+    assert entry["architecture"] == raster_mlp.SCALE_ARCHITECTURE
+    assert entry["config"]["features"] == raster_mlp.SCALE_FEATURES
+    assert raster_mlp.load("scale-test-v1").inputs == raster_mlp.SCALE_FEATURES

@@ -48,7 +48,15 @@ ARCHITECTURE = "raster-correction-mlp/v1"
 SCALE_ARCHITECTURE = "raster-scale-mlp/v1"
 SCALE_FEATURES = FEATURES + TAPS + 1
 SCALE_KEY_LIMIT = 127  # keys (quarter octaves of the logistic scale in 1/16 sample) are clamped to 0..this
-INPUTS = {ARCHITECTURE: FEATURES, SCALE_ARCHITECTURE: SCALE_FEATURES}
+# The wide-window scale network (raster-scale-v2 on): also the mean |final error|, its log2 and the mean
+# signed final error over a wide causal window (``ErrorWindows``), over the scale sum; the 12 neighbours
+# estimate the local noise level from few samples, the window from ~70.
+WINDOW_SCALE_ARCHITECTURE = "raster-scale-mlp/v2"
+WINDOW_FEATURES = 3
+WINDOW_SCALE_FEATURES = SCALE_FEATURES + WINDOW_FEATURES
+INPUTS = {ARCHITECTURE: FEATURES, SCALE_ARCHITECTURE: SCALE_FEATURES, WINDOW_SCALE_ARCHITECTURE: WINDOW_SCALE_FEATURES}
+WINDOW_DEPTH = 6  # the window: rows i-6..i-2 at columns j-6..j+3, row i-1 at j-6..j+1, row i at j-6..j-1
+WINDOW_HALF = 6
 # rows per pass through the layers: a 65,536-row band in one pass took 1.8-2.5 us a pixel with
 # raster-nn-large-v1 on the 2-core machine, in passes of 512-1,024 rows 1.0-1.1 (4,096 and up: 1.4-2.6,
 # as the float64 activations of 96 columns leave the cache); the same integers either way
@@ -106,6 +114,66 @@ def scale_features(feats: np.ndarray, final_errors: np.ndarray, scale_sum: np.nd
     return np.concatenate([feats, extra, _log2_feature(s)[:, None]], axis=1)
 
 
+class ErrorWindows:
+    """Sums of the final errors (|e| and e, 1/16 sample) over every pixel's wide causal window, from
+    integral images: the decoder fills them a wavefront at a time (``add``), the encoder all at once
+    (``of_plane``); both read the same integers, because a window only reaches pixels of earlier
+    wavefronts (row i-2 up to column j+3, row i-1 up to j+1, row i up to j-1: 2 i + j falls by at least 1)
+    and every integral entry it reads is the sum of a rectangle ending at such a pixel."""
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+        self.stride = width + 1
+        self.magnitude = np.zeros((height + 1) * self.stride, dtype=np.int64)  # row 0 and column 0 stay 0
+        self.signed = np.zeros_like(self.magnitude)
+
+    @classmethod
+    def of_plane(cls, errors: np.ndarray) -> "ErrorWindows":
+        """The integral images of a whole plane's final errors ([height, width])."""
+        out = cls(*errors.shape)
+        for integral, grid in ((out.magnitude, np.abs(errors.astype(np.int64))), (out.signed, errors.astype(np.int64))):
+            integral.reshape(out.height + 1, out.stride)[1:, 1:] = grid.cumsum(axis=0).cumsum(axis=1)
+        return out
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, errors: np.ndarray) -> None:
+        """Enters one wavefront's final errors: I(i+1, j+1) = I(i, j+1) + I(i+1, j) - I(i, j) + e(i, j),
+        whose other terms belong to earlier wavefronts."""
+        here = (rows + 1) * self.stride + cols + 1
+        errors = errors.astype(np.int64)
+        for integral, value in ((self.magnitude, np.abs(errors)), (self.signed, errors)):
+            integral[here] = integral[here - self.stride] + integral[here - 1] - integral[here - self.stride - 1] + value
+
+    def sums(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sum |e|, sum e, pixels) over each pixel's window, clipped to the plane (int64)."""
+        magnitude = np.zeros(rows.size, dtype=np.int64)
+        signed = np.zeros(rows.size, dtype=np.int64)
+        count = np.zeros(rows.size, dtype=np.int64)
+        left = np.maximum(cols - WINDOW_HALF, 0)
+        for first, last, right in ((rows - WINDOW_DEPTH, rows - 2, cols + 3), (rows - 1, rows - 1, cols + 1),
+                                   (rows, rows, cols - 1)):
+            top, bottom = np.maximum(first, 0), np.maximum(last + 1, 0)  # integral rows (last <= height - 1)
+            end = np.minimum(right + 1, self.width)
+            start = np.minimum(left, end)
+            corners = (bottom * self.stride + end, top * self.stride + end, bottom * self.stride + start,
+                       top * self.stride + start)
+            for total, integral in ((magnitude, self.magnitude), (signed, self.signed)):
+                total += integral[corners[0]] - integral[corners[1]] - integral[corners[2]] + integral[corners[3]]
+            count += np.maximum(bottom - top, 0) * (end - start)
+        return magnitude, signed, count
+
+    def features(self, rows: np.ndarray, cols: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
+        """int64 [pixels, WINDOW_FEATURES] in 1/256: the window's mean |e| over the scale sum s, log2 of
+        that mean, and its mean e over s."""
+        magnitude, signed, count = self.sums(rows, cols)
+        count = np.maximum(count, 1)
+        s = np.maximum(scale_sum.astype(np.int64), 1) * count
+        out = np.empty((rows.size, WINDOW_FEATURES), dtype=np.int64)
+        out[:, 0] = np.minimum((magnitude << FEATURE_SHIFT) // s, FEATURE_LIMIT)
+        out[:, 1] = _log2_feature(magnitude // count + 1)
+        out[:, 2] = np.clip((signed << FEATURE_SHIFT) // s, -FEATURE_LIMIT, FEATURE_LIMIT)
+        return out
+
+
 def scale_keys(net: "RasterCorrection", sfeats: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
     """int64 keys floor(4 log2 sigma) of sigma = s 2**o (o the network's output), clamped to
     0..SCALE_KEY_LIMIT: the raster scale buckets' units (a quarter octave), in integers only."""
@@ -127,6 +195,11 @@ class RasterCorrection:
     def tag(self) -> str:
         """What a raster frame's side information names: the id and the start of the weights' sha256."""
         return f"{self.model_id}/{self.sha256.hex()[:16]}"
+
+    @property
+    def inputs(self) -> int:
+        """The width of the network's input: FEATURES, SCALE_FEATURES or WINDOW_SCALE_FEATURES."""
+        return self.weights[0].shape[1]
 
     def output(self, feats: np.ndarray) -> np.ndarray:
         """int64 o per pixel, in 1/2**18 (clamped to +-OUTPUT_LIMIT).

@@ -93,6 +93,7 @@ CORRECTION_MODEL = "raster-nn-large-v1"
 # planes' raster streams 0.84 % (benchmarks/README.md). The encoder keeps the linear buckets where they
 # code smaller.
 SCALE_MODEL = "raster-scale-v1"
+SCALE_INPUTS = (raster_mlp.SCALE_FEATURES, raster_mlp.WINDOW_SCALE_FEATURES)  # raster-scale-v1, -v2 on
 SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
@@ -642,12 +643,19 @@ class _Analysis:
         if not eligible.any():
             return None
         pre_mu, grids = self._scale_grids(errors2)
+        windows = self._windows() if net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
         out = keys.copy()
         for first_row, end_row, inside, pixels in self._bands_of(eligible):
             taps = (self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in grids)
             inputs = scale_inputs(*taps, self.mu1[pixels], pre_mu[pixels], self.activity[pixels], scale_sum[pixels])
+            if windows is not None:
+                inputs = np.concatenate([inputs, windows.features(*np.divmod(pixels, self.width), scale_sum[pixels])],
+                                        axis=1)
             out[pixels] = raster_mlp.scale_keys(net, inputs, scale_sum[pixels])
         return out
+
+    def _windows(self) -> raster_mlp.ErrorWindows:
+        return raster_mlp.ErrorWindows.of_plane(self.errors2.reshape(self.height, self.width))
 
     def _scale_grids(self, errors2: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """(the uncorrected second-stage prediction, the padded grids of the values and of the first-stage,
@@ -659,14 +667,17 @@ class _Analysis:
                         errors_pre, errors2)
 
     def scale_samples(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(scale network inputs, linear scale sums) of these pixels (flat indices, each with a raster
-        class): what the learned scale sees there, for training it (``train.raster_scale``)."""
+        """(scale network inputs with the window features, linear scale sums) of these pixels (flat
+        indices, each with a raster class): what the learned scale sees there, for training it
+        (``train.raster_scale``; a network without the window takes the first SCALE_FEATURES columns)."""
         pre_mu, grids = self._scale_grids(self._grid_of(self.errors2))
         index = self.layout.flat(*np.divmod(pixels, self.width))
         nb, errors1, errors_pre, final = (self._taps_at(g, len(OFFSETS), index) for g in grids)
         scale_sum = _scale_sum(final[:, :SCALE_TAPS], self.activity[pixels], self.model)
-        return scale_inputs(nb, errors1, errors_pre, final, self.mu1[pixels], pre_mu[pixels], self.activity[pixels],
-                            scale_sum), scale_sum
+        inputs = scale_inputs(nb, errors1, errors_pre, final, self.mu1[pixels], pre_mu[pixels], self.activity[pixels],
+                              scale_sum)
+        window = self._windows().features(*np.divmod(pixels, self.width), scale_sum)
+        return np.concatenate([inputs, window], axis=1), scale_sum
 
     def without_correction(self) -> "_Analysis | None":
         """This analysis again without the learned correction (None where it has none): the same fits up
@@ -977,6 +988,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
     reader = _BitReader(raw)
     offsets = layout.offsets
+    windows = raster_mlp.ErrorWindows(*shape) \
+        if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
@@ -1002,8 +1015,11 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                     mu = mu2.copy()
                     mu[inside] = _corrected_prediction(net, feats, feature_scale, mu2[inside], top)
                 if scale_net is not None:
-                    keys[inside] = raster_mlp.scale_keys(
-                        scale_net, raster_mlp.scale_features(feats, errors2[at], scale_sum[inside]), scale_sum[inside])
+                    sfeats = raster_mlp.scale_features(feats, errors2[at], scale_sum[inside])
+                    if windows is not None:
+                        sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum[inside])],
+                                                axis=1)
+                    keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum[inside])
         params = _coding(model, mu, _bucket_of(keys, model))
         try:
             symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
@@ -1017,6 +1033,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         grid[index] = values
         errors1[index] = _error(values, mu1)
         errors2[index] = _error(values, mu)
+        if windows is not None:
+            windows.add(rows, cols, errors2[index])
         if errors_pre is not None:
             errors_pre[index] = _error(values, mu2)
     if not coder.is_empty():
@@ -1155,10 +1173,10 @@ def shipped_scale(model_id: str = SCALE_MODEL) -> raster_mlp.RasterCorrection | 
         net = raster_mlp.load(model_id)
     except ModelMismatchError:
         return None
-    return net if net.weights[0].shape[1] == raster_mlp.SCALE_FEATURES else None
+    return net if net.inputs in SCALE_INPUTS else None
 
 
-def _network_named(tag: str, what: str, inputs: int) -> raster_mlp.RasterCorrection:
+def _network_named(tag: str, what: str, inputs: tuple[int, ...]) -> raster_mlp.RasterCorrection:
     """The network a raster frame names ("<model id>/<sha256 prefix>"), loaded and checked; a clear
     ModelMismatchError when this installation lacks those exact weights."""
     model_id = tag.split("/", 1)[0]
@@ -1166,7 +1184,7 @@ def _network_named(tag: str, what: str, inputs: int) -> raster_mlp.RasterCorrect
         net = raster_mlp.load(model_id)
     except ModelMismatchError as exc:
         raise ModelMismatchError(f"raster frame needs the {what} weights {tag} ({exc})") from None
-    if net.tag != tag or net.weights[0].shape[1] != inputs:
+    if net.tag != tag or net.inputs not in inputs:
         raise ModelMismatchError(f"raster frame needs the {what} weights {tag}; this installation "
                                  f"has {net.tag}: install the medcodec release that wrote the file")
     return net
@@ -1174,12 +1192,12 @@ def _network_named(tag: str, what: str, inputs: int) -> raster_mlp.RasterCorrect
 
 def correction_named(tag: str) -> raster_mlp.RasterCorrection:
     """The prediction-correction network a raster frame names."""
-    return _network_named(tag, "prediction-correction", raster_mlp.FEATURES)
+    return _network_named(tag, "prediction-correction", (raster_mlp.FEATURES,))
 
 
 def scale_named(tag: str) -> raster_mlp.RasterCorrection:
     """The scale network a raster frame names."""
-    return _network_named(tag, "learned-scale", raster_mlp.SCALE_FEATURES)
+    return _network_named(tag, "learned-scale", SCALE_INPUTS)
 
 
 class RasterMethod(Method):

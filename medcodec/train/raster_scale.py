@@ -1,6 +1,8 @@
 """Train the raster method's learned scale (``networks.raster_mlp.scale_keys``) and publish it.
 
-    python -m medcodec.train.raster_scale ../shared/corpus/train --export raster-scale-v1
+    python -m medcodec.train.raster_scale ../shared/corpus/train --export raster-scale-v2
+
+(raster-scale-v1, without the wide window's features: the same with ``--no-window``.)
 
 Why: the raster coder puts each pixel in a scale bucket by a linear sum of its neighbours' errors and
 its activity, fitted per plane; the per-bucket scale indices are searched by the encoder. A network that
@@ -63,17 +65,16 @@ def code_length(output: torch.Tensor, log2_sum: torch.Tensor, error: torch.Tenso
     return -torch.log2(p.clamp_min(1e-9))
 
 
-def build(hidden: int, depth: int) -> torch.nn.Sequential:
+def build(hidden: int, depth: int, inputs: int = raster_mlp.WINDOW_SCALE_FEATURES) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
-    inputs = raster_mlp.SCALE_FEATURES
     for _ in range(depth):
         layers += [torch.nn.Linear(inputs, hidden), torch.nn.ReLU()]
         inputs = hidden
     return torch.nn.Sequential(*layers, torch.nn.Linear(inputs, 1))
 
 
-def _tensors(data: dict, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(data["inputs"][rows].astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT))
+def _tensors(data: dict, rows: np.ndarray, inputs: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(data["inputs"][rows, :inputs].astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT))
     log2_sum = torch.from_numpy(np.log2(np.maximum(data["scale_sum"][rows], 1)).astype(np.float32))
     return x, log2_sum, torch.from_numpy(data["error"][rows].astype(np.float32))
 
@@ -82,7 +83,7 @@ def fit(net: torch.nn.Sequential, data: dict, rows: np.ndarray, epochs: int, bat
         seed: int, log: Path | None) -> list[float]:
     """Adam with a cosine schedule on the code length; returns (and logs) each epoch's mean bits."""
     torch.manual_seed(seed)
-    x, log2_sum, error = _tensors(data, rows)
+    x, log2_sum, error = _tensors(data, rows, net[0].in_features)
     opt = torch.optim.Adam(net.parameters(), lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     losses = []
@@ -107,24 +108,28 @@ def fit(net: torch.nn.Sequential, data: dict, rows: np.ndarray, epochs: int, bat
 
 def held_out_bits(data: dict, rows: np.ndarray, output: np.ndarray) -> float:
     """Mean code length of the held-out pixels with the network's outputs (float, o in octaves)."""
-    _, log2_sum, error = _tensors(data, rows)
+    _, log2_sum, error = _tensors(data, rows, 0)
     return float(code_length(torch.from_numpy(output.astype(np.float32)), log2_sum, error).mean())
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = arguments(__doc__.split("\n\n")[0], 20, 30000, 64, 3, "raster-scale-v1")
+    parser = arguments(__doc__.split("\n\n")[0], 20, 30000, 64, 3, "raster-scale-v2")
     parser.add_argument("--log", type=Path, metavar="TSV", help="append each epoch's loss to this file")
+    parser.add_argument("--no-window", action="store_true",
+                        help="without the wide window's features (architecture raster-scale-mlp/v1, raster-scale-v1)")
     args = parser.parse_args(argv)
     started = time.time()
+    architecture = raster_mlp.SCALE_ARCHITECTURE if args.no_window else raster_mlp.WINDOW_SCALE_ARCHITECTURE
+    inputs = raster_mlp.INPUTS[architecture]
     data, manifest, cached = samples_of(args, functools.partial(raster_correction.gather, sample_image=image_samples))
     train, held = np.flatnonzero(~data["validation"]), np.flatnonzero(data["validation"])
-    net = build(args.hidden, args.depth)
+    net = build(args.hidden, args.depth, inputs)
     losses = fit(net, data, train, args.epochs, args.batch, args.lr, args.seed, args.log)
     layers = integer_layers(net)
-    exact = raster_mlp.from_integer_layers("candidate", b"", layers, raster_mlp.SCALE_FEATURES)
+    exact = raster_mlp.from_integer_layers("candidate", b"", layers, inputs)
     with torch.no_grad():
-        float_out = net(_tensors(data, held)[0])[:, 0].numpy()
-    integer_out = exact.output(data["inputs"][held]) / float(1 << (raster_mlp.FEATURE_SHIFT + raster_mlp.WEIGHT_SHIFT))
+        float_out = net(_tensors(data, held, inputs)[0])[:, 0].numpy()
+    integer_out = exact.output(data["inputs"][held, :inputs]) / float(1 << (raster_mlp.FEATURE_SHIFT + raster_mlp.WEIGHT_SHIFT))
     report = {
         "train_samples": int(train.size), "validation_samples": int(held.size), "epoch_losses": losses,
         "validation_bits_float": held_out_bits(data, held, float_out),
@@ -133,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(json.dumps(report, indent=1))
     if args.export:
-        publish_raster_network(args, argv, "medcodec.train.raster_scale", raster_mlp.SCALE_ARCHITECTURE,
-                               raster_mlp.SCALE_FEATURES, layers, manifest, report)
+        publish_raster_network(args, argv, "medcodec.train.raster_scale", architecture, inputs, layers, manifest,
+                               report)
 
 
 if __name__ == "__main__":
