@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medcodec.codec import raster_corrections  # noqa: E402
+from medcodec.codec import RASTER_SCALES, raster_corrections  # noqa: E402
 from medcodec.models import models_dir  # noqa: E402
 from medcodec.pipelines import latent, raster, subimage  # noqa: E402
 
@@ -55,9 +55,9 @@ def main() -> None:
     manifest_path = models_dir() / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for mode, summary in summaries(results, args.results.as_posix()).items():
-        # every mode's raster frames may use its raster correction and the learned scale: those entries
+        # every mode's raster frames may use its raster corrections and learned scales: those entries
         # hold the mode's numbers too
-        for model_id in (MODEL_OF_MODE[mode], *raster_corrections(mode), raster.SCALE_MODEL):
+        for model_id in (MODEL_OF_MODE[mode], *raster_corrections(mode), *RASTER_SCALES.get(mode, (raster.SCALE_MODEL,))):
             if model_id in manifest["models"]:
                 manifest["models"][model_id].setdefault("test_split", {})[mode] = summary
                 print(f"{model_id} {mode}: {summary['bpp']} bpp, {summary['ratio_to_jxl9']} x JPEG-XL e9")

@@ -10,7 +10,7 @@ Library use::
 
 from typing import Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["__version__", "encode", "decode", "info", "verify"]
 
 

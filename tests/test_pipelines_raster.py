@@ -254,8 +254,8 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
     asked = []
     original = raster._analyse
-    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_net=None:
-                        asked.append((robust, thorough)) or original(plane, bits, correction, robust, thorough, scale_net))
+    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=():
+                        asked.append((robust, thorough)) or original(plane, bits, correction, robust, thorough, scale_nets))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
     for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):
@@ -295,9 +295,27 @@ def test_huge_errors_and_weights_stay_in_range():
     assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2
 
 
+def test_slow_mode_offers_both_learned_scales_and_fast_the_first(monkeypatch):
+    if raster.shipped_scale(raster.SCALE_MODEL) is None or raster.shipped_scale(raster.WINDOW_SCALE_MODEL) is None:
+        pytest.skip("the learned scales are not installed here")
+    offered = set()
+    original = raster._analyse
+    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=():
+                        offered.add(tuple(n.model_id for n in scale_nets))
+                        or original(plane, bits, correction, robust, thorough, scale_nets))
+    data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
+    for mode, expected in (("fast", {(raster.SCALE_MODEL,)}), ("slow", {(raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL)})):
+        offered.clear()
+        try:
+            blob = codec.encode(data, mode=mode, device="cpu")
+        except ModelMismatchError:
+            pytest.skip("the shipped subimage model is not installed")
+        assert offered == expected and codec.decode(blob).data == data
+
+
 def test_estimate_is_close_and_a_beaten_coding_is_not_run():
     plane = noisy_ct((64, 64), seed=2)
-    analysis = raster._analyse(plane, 12, raster.shipped_correction(), scale_net=raster.shipped_scale())  # as RasterMethod()
+    analysis = raster._analyse(plane, 12, raster.shipped_correction(), scale_nets=[raster.shipped_scale()])  # as RasterMethod()
     coded = sum(len(s.payload) for s in analysis.streams())
     assert abs(analysis.estimated_bytes() - coded) < 0.01 * coded + 16
     method = RasterMethod()

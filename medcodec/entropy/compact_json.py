@@ -44,7 +44,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          "slow", "nn", "bc", "raster-nn-v1/575b2b961130ba04", "raster-nn-large-v1/43307bc3595e11cf",
          "raster-nn-xl-v1/5889accea96285a9",
          # format 2.1: the raster frames' learned scale
-         "sn", "raster-scale-v1/f722761cff3b41c9")
+         "sn", "raster-scale-v1/f722761cff3b41c9",
+         # format 2.2: the learned scale that also sees a wide window
+         "raster-scale-v2/0b53cc3c2b5beb3a")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

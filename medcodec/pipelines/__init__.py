@@ -26,12 +26,13 @@ MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 @functools.lru_cache(maxsize=16)
 def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None,
-               robust: int | None = None, thorough: bool = False) -> Method:
+               robust: int | None = None, thorough: bool = False, scales: tuple[str, ...] | None = None) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
     the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
     weight fits are robust (``raster._Analysis``; None: by the plane's bit depth). thorough: the raster
-    encoder's larger fit and search samples (the slow mode's extra try).
+    encoder's larger fit and search samples (the slow mode's extra try). scales: the learned scales (models/
+    ids) the raster encoder offers (None: its default).
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -46,9 +47,8 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     if name == "raster":
         from medcodec.pipelines.raster import RasterMethod
 
-        if correction is None:
-            return RasterMethod(robust=robust, thorough=thorough)
-        return RasterMethod(correction_model=correction, robust=robust, thorough=thorough)
+        options = {"correction_model": correction, "scale_models": scales}
+        return RasterMethod(robust=robust, thorough=thorough, **{k: v for k, v in options.items() if v is not None})
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
     module_name, class_name = _LEARNED[name]

@@ -93,6 +93,11 @@ CORRECTION_MODEL = "raster-nn-large-v1"
 # planes' raster streams 0.84 % (benchmarks/README.md). The encoder keeps the linear buckets where they
 # code smaller.
 SCALE_MODEL = "raster-scale-v1"
+# The learned scale that also sees a wide causal window's errors (raster_mlp.ErrorWindows, format 2.2):
+# held-out train pixels 0.28 % fewer bits than raster-scale-v1 (3.205 vs 3.214), test planes' raster
+# streams 0.13 % smaller (16-bit CT 0.2-0.4 %, some lung CT 0.1-0.2 % larger), for ~18 % more decoding
+# time where a frame uses it: the slow mode offers it beside raster-scale-v1 (codec.RASTER_SCALES).
+WINDOW_SCALE_MODEL = "raster-scale-v2"
 SCALE_INPUTS = (raster_mlp.SCALE_FEATURES, raster_mlp.WINDOW_SCALE_FEATURES)  # raster-scale-v1, -v2 on
 SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
@@ -1117,18 +1122,18 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
 
 def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
              robust: int | None = None, thorough: bool = False,
-             scale_net: raster_mlp.RasterCorrection | None = None) -> _Analysis:
+             scale_nets: Sequence[raster_mlp.RasterCorrection] = ()) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
-    smaller; then the learned scale, where offered, if it codes smaller. On a large plane only one
+    smaller; then each learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
     block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while the
     second is built, and rebuilt if the block classes lose."""
     analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
         analysis = plain
-    if scale_net is not None:
-        analysis.offer_learned_scale(scale_net)
+    for net in scale_nets:
+        analysis.offer_learned_scale(net)
     return analysis
 
 
@@ -1206,9 +1211,11 @@ class RasterMethod(Method):
     name = "raster"
 
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
-                 robust: int | None = None, thorough: bool = False, use_scale: bool = True):
+                 robust: int | None = None, thorough: bool = False, use_scale: bool = True,
+                 scale_models: tuple[str, ...] = (SCALE_MODEL,)):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
         self.use_scale = use_scale  # False: never the learned scale (ablations)
+        self.scale_models = scale_models  # the learned scales the encoder offers, in turn
         self.correction_model = correction_model  # the encoder's; the decoder uses the one a frame names
         self.robust = robust  # the encoder's robust fits (_Analysis.robust; None: by bit depth)
         self.thorough = thorough  # the encoder's larger samples (_Analysis.thorough)
@@ -1217,8 +1224,9 @@ class RasterMethod(Method):
         return shipped_correction(self.correction_model) if self.use_correction else None
 
     def _analyse(self, plane: np.ndarray, bits: int) -> _Analysis:
+        nets = [shipped_scale(m) for m in self.scale_models] if self.use_scale else []
         return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough,
-                        shipped_scale() if self.use_scale else None)
+                        [net for net in nets if net is not None])
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         return self._analyse(plane, bits).streams()
