@@ -1,8 +1,10 @@
 """Raster-order coding (medcodec/pipelines/raster.py) against the fast path's own streams and JPEG-XL
 effort 9, plane by plane: where each wins, and what raster costs in time; and raster without its
 learned correction (raster.CORRECTION_MODEL), what the network saves; raster without its learned scale
-(raster.SCALE_MODEL: the linear scale sum's buckets only), what that network saves; and raster with the slow mode's larger
-correction (codec.raster_corrections("slow")[0]), what it saves more and costs. Stream bytes only (no
+(raster.SCALE_MODEL: the linear scale sum's buckets only), what that network saves; raster with the learned
+scale that also sees a wide window (raster.WINDOW_SCALE_MODEL) instead, what it saves more and costs to decode;
+and raster with the slow mode's larger correction (codec.raster_corrections("slow")[0]), what it saves more and
+costs. Stream bytes only (no
 container; methods driven directly, so no fallback hides a coding), every coding verified by decoding it.
 
     python benchmarks/raster_ablation.py [--corpus ../shared/corpus/test] [--per-group 4]
@@ -26,18 +28,19 @@ sys.path.insert(0, str(ROOT))
 
 from medcodec.codec import raster_corrections  # noqa: E402
 from medcodec.pipelines.classical import jpegxl_encode_plane  # noqa: E402
-from medcodec.pipelines.raster import RasterMethod  # noqa: E402
+from medcodec.pipelines.raster import WINDOW_SCALE_MODEL, RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod  # noqa: E402
 from method_runs import coded_planes, groupings, plane_ablation_arguments  # noqa: E402
 
-CODINGS = ("raster", "raster-plain", "raster-linear", "raster-slow", "fast", "jxl9")
-VARIANTS = ("raster-plain", "raster-linear", "raster-slow")  # not candidates for the fast mode's winner
+CODINGS = ("raster", "raster-plain", "raster-linear", "raster-window", "raster-slow", "fast", "jxl9")
+VARIANTS = ("raster-plain", "raster-linear", "raster-window", "raster-slow")  # not candidates for the fast mode's winner
 
 
 def main() -> None:
     args = plane_ablation_arguments(__doc__, Path("benchmarks/results/raster_ablation.json"))
     methods = {"raster": RasterMethod(), "raster-plain": RasterMethod(use_correction=False),
                "raster-linear": RasterMethod(use_scale=False),
+               "raster-window": RasterMethod(scale_models=(WINDOW_SCALE_MODEL,)),
                "raster-slow": RasterMethod(correction_model=raster_corrections("slow")[0]),
                "fast": FastMethod(device="cpu")}
     start = time.perf_counter()
@@ -62,6 +65,7 @@ def main() -> None:
                         "raster_vs_fast": round(size["raster"] / size["fast"], 4),
                         "correction": round(size["raster"] / size["raster-plain"], 4),
                         "learned_scale": round(size["raster"] / size["raster-linear"], 4),
+                        "window_scale": round(size["raster-window"] / size["raster"], 4),
                         "slow_correction": round(size["raster-slow"] / size["raster-plain"], 4),
                         "raster_wins": sum(r["winner"] == "raster" for r in chosen),
                         "raster_mp_per_s": {s: round(pixels / 1e6 / sum(r["raster"][s] for r in chosen), 3)
@@ -74,7 +78,8 @@ def main() -> None:
     for s in summary:
         print(f"{s['by']:8s} {s['name']:28s} n={s['images']:2d} " + " ".join(f"{c} {s['bpp'][c]:.4f}" for c in CODINGS)
               + f"  raster/jxl9 {s['raster_vs_jxl9']:.3f} raster/fast {s['raster_vs_fast']:.3f}"
-              f" correction {s['correction']:.4f} learned scale {s['learned_scale']:.4f} slow correction {s['slow_correction']:.4f}"
+              f" correction {s['correction']:.4f} learned scale {s['learned_scale']:.4f}"
+              f" window scale {s['window_scale']:.4f} slow correction {s['slow_correction']:.4f}"
               f" wins {s['raster_wins']}  raster enc/dec MP/s {s['raster_mp_per_s']['encode_s']}"
               f"/{s['raster_mp_per_s']['decode_s']}")
     print(f"wrote {args.out}")

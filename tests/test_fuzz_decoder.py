@@ -20,6 +20,7 @@ from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
 from medcodec.errors import MedcodecError
+from medcodec.pipelines import raster
 from medcodec.pipelines.base import unpack_side_info
 
 from planes import drifting_lattice, jpeg_blocked, regional_textures, uneven_values
@@ -68,6 +69,16 @@ def _slow_ensemble_file(original: np.ndarray) -> bytes:
     return _own_streams_file(original, "slow", method)
 
 
+def _window_scale_file(original: np.ndarray) -> bytes:
+    """The raster method's streams with the learned scale that sees a wide window (the slow mode's
+    offer), used whatever it saves: its decoder's integral images are fuzzed too."""
+    saving, raster.SCALE_MIN_SAVING = raster.SCALE_MIN_SAVING, -1e12
+    try:
+        return _own_streams_file(original, "raster", raster.RasterMethod(scale_models=(raster.WINDOW_SCALE_MODEL,)))
+    finally:
+        raster.SCALE_MIN_SAVING = saving
+
+
 def _ultrasound_crop() -> np.ndarray:
     """128x150 of the bundled breast ultrasound example, a plane the learned raster correction pays on."""
     from PIL import Image
@@ -85,7 +96,7 @@ def _once_jpeg_annotated() -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
-                                                  "raster-blocks", "raster-nn"])
+                                                  "raster-blocks", "raster-nn", "raster-window"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -97,8 +108,8 @@ def encoded(request):
         original = uneven_values()
     elif request.param == "raster-blocks":  # textures that change by region: block classes
         original = regional_textures()
-    elif request.param == "raster-nn":  # an ultrasound crop: the learned correction and the learned scale
-        original = _ultrasound_crop()
+    elif request.param in ("raster-nn", "raster-window"):  # an ultrasound crop: the learned correction and
+        original = _ultrasound_crop()  # the learned scale (raster-window: the one that sees a wide window)
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
     else:
@@ -109,6 +120,8 @@ def encoded(request):
             blob = _slow_split_file(original)
         elif request.param == "slow-ensemble":
             blob = _slow_ensemble_file(original)
+        elif request.param == "raster-window":
+            blob = _window_scale_file(original)
         elif mode == "raster":  # offered beside every learned mode; its own streams here
             blob = _own_streams_file(original, "raster")
         else:
@@ -130,9 +143,11 @@ def encoded(request):
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         options = {"raster-boost": ("nb",), "raster-palette": ("pal",), "raster-blocks": ("bc",),
-                   "raster-nn": ("nn", "sn")}.get(request.param, ())
+                   "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn")}.get(request.param, ())
         for option in options:
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
+        if request.param == "raster-window":
+            assert unpack_side_info(metas[0])["raster"]["sn"].startswith(raster.WINDOW_SCALE_MODEL + "/")
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"

@@ -252,19 +252,24 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 
 
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
-    asked = []
+    """... and the slow mode offers both learned scales (raster-scale-v1, then -v2), fast the first."""
+    asked, offered = [], set()
     original = raster._analyse
     monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=():
-                        asked.append((robust, thorough)) or original(plane, bits, correction, robust, thorough, scale_nets))
+                        asked.append((robust, thorough)) or offered.add(tuple(n.model_id for n in scale_nets))
+                        or original(plane, bits, correction, robust, thorough, scale_nets))
+    scales = {"fast": (raster.SCALE_MODEL,), "slow": (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL)}
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
     for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):
         asked.clear()
+        offered.clear()
         try:
             blob = codec.encode(data, mode=mode, device="cpu")
         except ModelMismatchError:
             pytest.skip("the shipped subimage model is not installed")
         assert asked == expected and codec.decode(blob).data == data
+        assert offered == {tuple(m for m in scales[mode] if raster.shipped_scale(m) is not None)}
     asked.clear()
     plane = noisy_ct(shape=(200, 180))
     assert raster.thorough_differs(plane.size) and not raster.thorough_differs(128 * 128)
@@ -293,24 +298,6 @@ def test_huge_errors_and_weights_stay_in_range():
     buckets = raster._bucket_of(raster._linear_keys(raster._scale_sum(errors, np.full(3, 5 * 65535, np.int64), model)),
                                 model)
     assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2
-
-
-def test_slow_mode_offers_both_learned_scales_and_fast_the_first(monkeypatch):
-    if raster.shipped_scale(raster.SCALE_MODEL) is None or raster.shipped_scale(raster.WINDOW_SCALE_MODEL) is None:
-        pytest.skip("the learned scales are not installed here")
-    offered = set()
-    original = raster._analyse
-    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=():
-                        offered.add(tuple(n.model_id for n in scale_nets))
-                        or original(plane, bits, correction, robust, thorough, scale_nets))
-    data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
-    for mode, expected in (("fast", {(raster.SCALE_MODEL,)}), ("slow", {(raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL)})):
-        offered.clear()
-        try:
-            blob = codec.encode(data, mode=mode, device="cpu")
-        except ModelMismatchError:
-            pytest.skip("the shipped subimage model is not installed")
-        assert offered == expected and codec.decode(blob).data == data
 
 
 def test_estimate_is_close_and_a_beaten_coding_is_not_run():

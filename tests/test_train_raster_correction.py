@@ -2,13 +2,11 @@
 export under models/ that the raster method then loads, uses and decodes exactly."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import medcodec.models
 from medcodec.networks import raster_mlp
 from medcodec.pipelines import raster
 from medcodec.train import raster_correction
@@ -34,11 +32,8 @@ def test_samples_match_what_the_raster_encoder_computes():
     assert np.abs(part["features"]).max() <= raster_mlp.FEATURE_LIMIT and part["scale"].min() >= raster_mlp.MIN_SCALE
 
 
-def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(medcodec.models.models_dir() / "manifest.json", models / "manifest.json")
-    monkeypatch.setenv(medcodec.models.MODELS_ENV, str(models))
+def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch, scratch_models):
+    models = scratch_models
     raster_correction.main([str(EXAMPLES / "dicom16"), "--per-folder", "3", "--samples", "300", "--epochs", "1",
                             "--hidden", "8", "--export", raster.CORRECTION_MODEL])
     entry = json.loads((models / "manifest.json").read_text())["models"][raster.CORRECTION_MODEL]

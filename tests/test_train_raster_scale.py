@@ -3,13 +3,11 @@ fit on the code length, an export under models/ that the raster method then load
 exactly."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import medcodec.models
 from medcodec.networks import raster_mlp
 from medcodec.pipelines import raster
 from medcodec.train import raster_correction, raster_scale
@@ -32,11 +30,8 @@ def test_code_length_is_smallest_near_the_errors_spread():
     assert bits[6] < bits[4] and bits[6] < bits[8]
 
 
-def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(medcodec.models.models_dir() / "manifest.json", models / "manifest.json")
-    monkeypatch.setenv(medcodec.models.MODELS_ENV, str(models))
+def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch, scratch_models):
+    models = scratch_models
     cache = tmp_path / "samples.npz"
     raster_scale.main([str(EXAMPLES / "dicom16"), "--per-folder", "3", "--samples", "300", "--epochs", "1",
                        "--hidden", "8", "--depth", "2", "--cache", str(cache), "--log", str(tmp_path / "loss.tsv"),
@@ -62,11 +57,8 @@ def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch):
         raster.shipped_scale.cache_clear()
 
 
-def test_no_window_trains_the_first_architecture(tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(medcodec.models.models_dir() / "manifest.json", models / "manifest.json")
-    monkeypatch.setenv(medcodec.models.MODELS_ENV, str(models))
+def test_no_window_trains_the_first_architecture(scratch_models):
+    models = scratch_models
     raster_scale.main([str(EXAMPLES / "dicom16"), "--per-folder", "1", "--samples", "200", "--epochs", "1",
                        "--hidden", "4", "--depth", "1", "--no-window", "--export", "scale-test-v1"])
     entry = json.loads((models / "manifest.json").read_text())["models"]["scale-test-v1"]
