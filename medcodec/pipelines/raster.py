@@ -602,22 +602,24 @@ class _Analysis:
         self._settle(self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _linear_keys(
             _scale_sum(e2, self.activity[band], self.model))), None)
 
-    def offer_learned_scale(self, net: raster_mlp.RasterCorrection) -> None:
-        """Takes the learned scale's buckets (``_learned_keys``) where they code smaller than the linear
-        ones. Offered once, to the analysis the other choices settled on (with the linear buckets):
-        offered to every candidate analysis it saved 0.37 % instead of 0.35 % on 16 held-out train files
-        for ~50 % more encoder time instead of ~15-30 %."""
+    def offer_learned_scales(self, nets: Sequence[raster_mlp.RasterCorrection]) -> None:
+        """Takes each learned scale's buckets (``_learned_keys``), in turn, where they code smaller than
+        the buckets kept so far (at first the linear ones). Offered once, to the analysis the other
+        choices settled on: offered to every candidate analysis it saved 0.37 % instead of 0.35 % on 16
+        held-out train files for ~50 % more encoder time instead of ~15-30 %. The networks' inputs are
+        computed once for all of them."""
+        if not nets:
+            return
         errors2 = self._grid_of(self.errors2)
         scale_sum = self._by_bands(errors2, SCALE_TAPS, lambda e2, band: _scale_sum(e2, self.activity[band], self.model))
         linear_keys = self.buckets.astype(np.int64) + self.model.bucket_low  # as _settle made them
-        learned = self._learned_keys(net, linear_keys, scale_sum, errors2)
+        learned = self._learned_keys(nets, linear_keys, scale_sum, errors2)
         del scale_sum, errors2, linear_keys
-        if learned is None:
-            return
-        estimate, linear = self.estimated_bytes(), self._bucket_state()
-        self._settle(learned, net.tag)
-        if self.estimated_bytes() >= estimate - SCALE_MIN_SAVING:
-            self._set_bucket_state(linear)
+        for net, keys in zip(nets, learned):
+            estimate, kept = self.estimated_bytes(), self._bucket_state()
+            self._settle(keys, net.tag)
+            if self.estimated_bytes() >= estimate - SCALE_MIN_SAVING:
+                self._set_bucket_state(kept)
 
     def _settle(self, keys: np.ndarray, scale_tag: str | None) -> None:
         """Buckets from every pixel's scale key; their scale indices and the boost fitted."""
@@ -640,23 +642,25 @@ class _Analysis:
         (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
          self.plain_cost_bits) = state
 
-    def _learned_keys(self, net: raster_mlp.RasterCorrection, keys: np.ndarray, scale_sum: np.ndarray,
-                      errors2: np.ndarray) -> np.ndarray | None:
-        """The scale keys with the learned scale's on the pixels with a raster class (inner, not flat),
-        as the decoder computes them; None where there are none. errors2: the final errors' grid."""
+    def _learned_keys(self, nets: Sequence[raster_mlp.RasterCorrection], keys: np.ndarray, scale_sum: np.ndarray,
+                      errors2: np.ndarray) -> list[np.ndarray]:
+        """For each network, the scale keys with its keys on the pixels with a raster class (inner, not
+        flat), as the decoder computes them; none where there are no such pixels. errors2: the final
+        errors' grid. A network with the window's inputs gets them appended to the others'."""
         eligible = self.cls < ACTIVITY_CLASSES
         if not eligible.any():
-            return None
+            return []
         pre_mu, grids = self._scale_grids(errors2)
-        windows = self._windows() if net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
-        out = keys.copy()
+        windows = self._windows() if any(n.inputs == raster_mlp.WINDOW_SCALE_FEATURES for n in nets) else None
+        out = [keys.copy() for _ in nets]
         for first_row, end_row, inside, pixels in self._bands_of(eligible):
             taps = (self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in grids)
             inputs = scale_inputs(*taps, self.mu1[pixels], pre_mu[pixels], self.activity[pixels], scale_sum[pixels])
-            if windows is not None:
-                inputs = np.concatenate([inputs, windows.features(*np.divmod(pixels, self.width), scale_sum[pixels])],
-                                        axis=1)
-            out[pixels] = raster_mlp.scale_keys(net, inputs, scale_sum[pixels])
+            wide = None if windows is None else np.concatenate(
+                [inputs, windows.features(*np.divmod(pixels, self.width), scale_sum[pixels])], axis=1)
+            for net, keyed in zip(nets, out):
+                chosen = wide if net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else inputs
+                keyed[pixels] = raster_mlp.scale_keys(net, chosen, scale_sum[pixels])
         return out
 
     def _windows(self) -> raster_mlp.ErrorWindows:
@@ -1132,8 +1136,7 @@ def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrecti
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
         analysis = plain
-    for net in scale_nets:
-        analysis.offer_learned_scale(net)
+    analysis.offer_learned_scales(scale_nets)
     return analysis
 
 
