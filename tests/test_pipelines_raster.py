@@ -252,13 +252,13 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 
 
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
-    """... and the slow mode offers both learned scales (raster-scale-v1, then -v2), fast the first."""
+    """... and both modes offer both learned scales (raster-scale-v1, then -v2: codec.RASTER_SCALES)."""
     asked, offered = [], set()
     original = raster._analyse
     monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=():
                         asked.append((robust, thorough)) or offered.add(tuple(n.model_id for n in scale_nets))
                         or original(plane, bits, correction, robust, thorough, scale_nets))
-    scales = {"fast": (raster.SCALE_MODEL,), "slow": (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL)}
+    scales = dict.fromkeys(("fast", "slow"), (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
     for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):

@@ -117,6 +117,9 @@ def scale_features(feats: np.ndarray, final_errors: np.ndarray, scale_sum: np.nd
     return np.concatenate([feats, extra, _log2_feature(s)[:, None]], axis=1)
 
 
+_CORNER_SIGNS = np.array([1, 1, 1, 1, -1, -1, -1, -1], dtype=np.int64)  # ErrorWindows.sums' corners
+
+
 class ErrorWindows:
     """Sums of the final errors (|e| and e, 1/16 sample) over every pixel's wide causal window, from
     integral images: the decoder fills them a wavefront at a time (``add``), the encoder all at once
@@ -144,24 +147,29 @@ class ErrorWindows:
         whose other terms belong to earlier wavefronts."""
         here = (rows + 1) * self.stride + cols + 1
         errors = errors.astype(np.int64)
-        integral = self.integral
-        integral[here] = (integral[here - self.stride] + integral[here - 1] - integral[here - self.stride - 1]
-                          + np.stack([np.abs(errors), errors], axis=1))
+        items = self.integral.view(np.complex128).ravel()  # (|e|, e) pairs as 16-byte items: see sums
+        above, left, corner = np.take(items, np.stack([here - self.stride, here - 1, here - self.stride - 1]))\
+            .view(np.int64).reshape(3, here.size, 2)
+        self.integral[here] = above + left - corner + np.stack([np.abs(errors), errors], axis=1)
 
     def sums(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sum |e|, sum e, pixels) over each pixel's window, clipped to the plane (int64)."""
-        integral, stride = self.integral, self.stride
-        left = np.maximum(cols - WINDOW_HALF, 0)
-        # integral rows of the window's row bands: i-6..i-2 (rows top..upper), i-1 (upper..middle), i (middle..bottom)
+        """(sum |e|, sum e, pixels) over each pixel's window, clipped to the plane (int64).
+
+        The window is three rectangles of integral rows (top..upper: rows i-6..i-2 to column j+3,
+        upper..middle: row i-1 to j+1, middle..bottom: row i to j-1) sharing their left edge, so their
+        left corners cancel but the outermost two: eight entries, fetched in one gather."""
+        stride = self.stride
+        left = np.maximum(cols - WINDOW_HALF, 0)  # <= every right edge, which reaches at least column j
         top, upper = np.maximum(rows - WINDOW_DEPTH, 0) * stride, np.maximum(rows - 1, 0) * stride
         middle, bottom = rows * stride, (rows + 1) * stride
-        total = np.zeros((rows.size, 2), dtype=np.int64)
-        count = np.zeros(rows.size, dtype=np.int64)
-        for first, last, right in ((top, upper, cols + 4), (upper, middle, cols + 2), (middle, bottom, cols)):
-            end = np.minimum(right, self.width)
-            start = np.minimum(left, end)
-            total += integral[last + end] - integral[first + end] - integral[last + start] + integral[first + start]
-            count += (last - first) // stride * (end - start)
+        wide, near = np.minimum(cols + 4, self.width), np.minimum(cols + 2, self.width)
+        at = np.stack([upper + wide, middle + near, bottom + cols, top + left,
+                       top + wide, upper + near, middle + cols, bottom + left], axis=1)
+        # each (|e|, e) entry gathered as one 16-byte item (a bit-for-bit view, never used as a number):
+        # ~7x faster than indexing the [entries, 2] array on a wavefront
+        corners = np.take(self.integral.view(np.complex128).ravel(), at).view(np.int64).reshape(at.shape + (2,))
+        total = np.einsum("nkc,k->nc", corners, _CORNER_SIGNS)  # int64: exact in any order
+        count = ((upper - top) * (wide - left) + (middle - upper) * (near - left)) // stride + cols - left
         return total[:, 0], total[:, 1], count
 
     def features(self, rows: np.ndarray, cols: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
