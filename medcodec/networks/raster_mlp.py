@@ -19,8 +19,8 @@ raster-scale-mlp/v1): from those 38 features, the 12 neighbours' final errors ov
 scale sum s and log2 s (51 inputs), one output o ~ log2(logistic scale / s); ``scale_keys`` turns it into
 the pixel's scale bucket key floor(4 log2 (s 2**o)) in integers. raster-scale-v2 (architecture
 raster-scale-mlp/v2, format 2.2) also sees three statistics of the final errors over a wide causal
-window of ~70 pixels (``ErrorWindows``): 0.28 % fewer bits on held-out train pixels, for ~18 % more
-decoding time where a frame uses it (the slow mode offers it).
+window of ~70 pixels (``ErrorWindows``): 0.28 % fewer bits on held-out train pixels, for ~10 % more
+decoding time where a frame uses it (every learned mode offers it after raster-scale-v1).
 
 Exactness: features, weights and activations are integers; the matrix products run in float64 on
 integers whose every partial sum stays below 2**53 (features < 2**14, weights < 2**14, activations

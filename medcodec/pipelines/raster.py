@@ -95,8 +95,8 @@ CORRECTION_MODEL = "raster-nn-large-v1"
 SCALE_MODEL = "raster-scale-v1"
 # The learned scale that also sees a wide causal window's errors (raster_mlp.ErrorWindows, format 2.2):
 # held-out train pixels 0.28 % fewer bits than raster-scale-v1 (3.205 vs 3.214), test planes' raster
-# streams 0.13 % smaller (16-bit CT 0.2-0.4 %, some lung CT 0.1-0.2 % larger), for ~18 % more decoding
-# time where a frame uses it: the slow mode offers it beside raster-scale-v1 (codec.RASTER_SCALES).
+# streams 0.13 % smaller (16-bit CT 0.2-0.4 %, some lung CT 0.1-0.2 % larger), for ~10 % more decoding
+# time where a frame uses it: every learned mode offers it after raster-scale-v1 (codec.RASTER_SCALES).
 WINDOW_SCALE_MODEL = "raster-scale-v2"
 SCALE_INPUTS = (raster_mlp.SCALE_FEATURES, raster_mlp.WINDOW_SCALE_FEATURES)  # raster-scale-v1, -v2 on
 SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
