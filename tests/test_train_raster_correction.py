@@ -32,7 +32,7 @@ def test_samples_match_what_the_raster_encoder_computes():
     assert np.abs(part["features"]).max() <= raster_mlp.FEATURE_LIMIT and part["scale"].min() >= raster_mlp.MIN_SCALE
 
 
-def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch, scratch_models):
+def test_export_is_loaded_used_and_decoded_exactly(monkeypatch, scratch_models):
     models = scratch_models
     raster_correction.main([str(EXAMPLES / "dicom16"), "--per-folder", "3", "--samples", "300", "--epochs", "1",
                             "--hidden", "8", "--export", raster.CORRECTION_MODEL])
