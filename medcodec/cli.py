@@ -339,7 +339,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         if f.get("method") == "raster":
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}
             extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"),
-                                             ("step", "value grid"), ("bc", "block classes"))
+                                             ("step", "value grid"), ("bc", "block classes"),
+                                             ("vr", "value range"))
                       if options.get(key)]
             for key, text in (("nn", "learned correction"), ("sn", "learned scale")):
                 if isinstance(options.get(key), str):

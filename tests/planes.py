@@ -83,3 +83,12 @@ def regional_textures(shape=(144, 144), seed=0, tile=48):
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     checker = ((y // tile + x // tile) % 2).astype(bool)
     return (2048 + np.where(checker, along_rows, along_cols)).clip(0, 4095).astype(np.uint16)
+
+
+def floored_noise(shape=(128, 150), seed=0):
+    """12-bit noise on a ramp that runs below 0 at the left and is clipped there, every value from 0 up
+    used (no palette): a plane whose floor holds many pixels (the raster method's value range)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    ramp = 300 * x / shape[1] - 60 + 40 * np.sin(y / 7.0)
+    return (ramp + rng.normal(0, 14, shape)).clip(0, 4095).astype(np.uint16)

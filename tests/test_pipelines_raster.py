@@ -15,7 +15,7 @@ from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
 
-from planes import EDGE_CASES, drifting_lattice, regional_textures, smooth, uneven_values
+from planes import EDGE_CASES, drifting_lattice, floored_noise, regional_textures, smooth, uneven_values
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
 
@@ -608,3 +608,93 @@ def test_shipped_scale_codes_a_ct_like_plane_exactly(monkeypatch):
     streams = RasterMethod().encode(plane, 12)
     assert unpack_side_info(streams[0].payload)["raster"]["sn"] == net.tag
     assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
+
+
+def clipped_ct(shape=(96, 80), seed=0):
+    """A 12-bit CT-like slice whose air and padding sit on the plane's floor: noise clipped at 0, the
+    values a scanner's rescale leaves (many pixels predicted near the floor)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    inside = (y - shape[0] / 2) ** 2 + (x - shape[1] / 2) ** 2 < (min(shape) / 2.4) ** 2
+    tissue = 1000 + 60 * np.sin(x / 6.0) + rng.normal(0, 18, shape)
+    air = rng.normal(4, 12, shape)
+    return np.where(inside, tissue, air).clip(0, 4095).astype(np.uint16)
+
+
+def test_value_range_is_sent_where_a_plane_sits_on_its_floor_and_saves(monkeypatch):
+    plane = clipped_ct()
+    streams = round_trip(plane, 12)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    # in the coded plane's values: here palette indices (air and tissue leave a gap)
+    assert "pal" in meta and meta["vr"] == [0, np.unique(plane).size - 1]
+    monkeypatch.setattr(raster, "RANGE_MIN_BYTES", 1 << 40)  # never pays: the tables as before
+    without = round_trip(plane, 12)
+    assert "vr" not in unpack_side_info(without[0].payload)["raster"]
+    assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in without) - 8
+
+
+def test_value_range_without_a_palette_round_trips():
+    plane = floored_noise()
+    meta = unpack_side_info(round_trip(plane, 12)[0].payload)["raster"]
+    assert "pal" not in meta and meta["vr"] == [0, int(plane.max())]
+
+
+def test_value_range_is_not_sent_where_it_does_not_pay():
+    streams = round_trip(dense_noise((96, 80)), 12)  # few pixels are predicted near the extremes
+    assert "vr" not in unpack_side_info(streams[0].payload)["raster"]
+
+
+def test_clipped_tables_hold_nothing_outside_the_range_and_the_saving_matches_them():
+    rng = np.random.default_rng(3)
+    count = 600
+    mu = rng.integers(-200 << 4, 4300 << 4, count)
+    ell = rng.integers(0, 90, count)  # some pixels with low bits: symbols are ranges of values
+    params = rm.pixel_params(mu, ell)
+    value_range = (40, 4000)
+    model = raster.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
+                               second=np.zeros((1, 12), np.int64), scale_weights=np.zeros(9, np.int64), bucket_low=0,
+                               ell=np.zeros(1, np.int64), value_range=value_range)
+    probabilities = raster._probabilities(model, params, None)
+    table = rm.tables()[params.table].astype(np.float64)
+    entry = np.arange(rm.ESCAPE)
+    values_low = (entry - rm.SUPPORT + params.base[:, None]) << params.low_bits[:, None]  # each entry's lowest value
+    values_high = values_low + (1 << params.low_bits[:, None]) - 1
+    outside = np.zeros(table.shape, dtype=bool)
+    outside[:, :rm.ESCAPE] = (values_high < value_range[0]) | (values_low > value_range[1])
+    # the escape stays where an escaped value can be in the range
+    can_escape = ((value_range[0] >> params.low_bits) < params.base - rm.SUPPORT) \
+        | ((value_range[1] >> params.low_bits) > params.base + rm.SUPPORT)
+    outside[:, rm.ESCAPE] = ~can_escape
+    assert np.all(probabilities[outside] == 0)
+    kept = np.where(outside, 0.0, table)
+    assert np.array_equal(probabilities, kept / kept.sum(axis=1, keepdims=True))  # exactly f / sum(f)
+    expected = -np.log2(kept.sum(axis=1) / rm.TOTAL).sum()
+    assert np.isclose(raster._range_saving_bits(params, value_range), expected)
+
+
+def test_clipped_decoding_does_not_depend_on_how_pixels_are_batched():
+    rng = np.random.default_rng(4)
+    mu = rng.integers(0, 300 << 4, 64)
+    params = rm.pixel_params(mu, rng.integers(0, 40, 64))
+    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS)))
+    model = raster.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
+                               second=np.zeros((1, 12), np.int64), scale_weights=np.zeros(9, np.int64), bucket_low=0,
+                               ell=np.zeros(1, np.int64), boost=(16, 16), value_range=(20, 255))
+    batch = raster._probabilities(model, params, nb)
+    for i in (0, 17, 63):
+        one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
+        assert np.array_equal(raster._probabilities(model, one, nb[i:i + 1]), batch[i:i + 1])
+
+
+@pytest.mark.parametrize("value_range", [[5, 3], [-1, 4], [0, 1 << 12], [7], "x"])
+def test_bad_value_range_is_refused(value_range):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(clipped_ct((32, 32)), 12, lambda meta: {**meta, "vr": value_range})
+
+
+def test_a_value_outside_the_sent_range_is_corruption():
+    plane = clipped_ct((32, 32))
+    with pytest.raises(CorruptStreamError):
+        decoded = _decode_changed(plane, 12, lambda meta: {**meta, "vr": [1, int(plane.max())]})
+        assert not np.array_equal(decoded, plane)  # a damage the stream cannot see is caught by the checksum
+        raise CorruptStreamError("undetected here; the codec's pixel checksum catches it")

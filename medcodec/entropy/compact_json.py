@@ -46,7 +46,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2.1: the raster frames' learned scale
          "sn", "raster-scale-v1/f722761cff3b41c9",
          # format 2.2: the learned scale that also sees a wide window
-         "raster-scale-v2/0b53cc3c2b5beb3a")
+         "raster-scale-v2/0b53cc3c2b5beb3a",
+         # format 2.3: the raster frames' value range
+         "vr")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

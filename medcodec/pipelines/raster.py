@@ -81,7 +81,7 @@ BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn"})
+                              "sn", "vr"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
@@ -121,6 +121,9 @@ ROBUST_ITERATIONS = 4
 BLOCK_CLASS_BITS = 3.6  # what one block's class is reckoned to cost in the side information
 BLOCK_PROXY_GAIN = 0.01  # block classes are tried when their code-length proxy promises this share
 BLOCK_KEEP_BOTH = 1 << 21  # pixels up to which the analyses with and without block classes coexist
+# The plane's value range is sent (tables hold nothing outside it: _probabilities) where the estimate says
+# it saves this many bytes, about its side information; elsewhere no table is rebuilt for it.
+RANGE_MIN_BYTES = 8
 PALETTE_HOLES = 0.05  # a palette is tried when this share of the values between the extremes is unused
 MAX_PALETTE_RUNS = 1 << 16
 
@@ -145,6 +148,7 @@ class RasterModel:
     block_classes: np.ndarray | None = None  # int64 [block rows * block columns], row-major: 0..11
     correction: str | None = None  # the learned correction's tag (raster_mlp.RasterCorrection.tag), if used
     scale_net: str | None = None  # the learned scale's tag, if used (the buckets of the corrected pixels)
+    value_range: tuple[int, int] | None = None  # (lo, hi) of the coded plane: the tables hold nothing outside
 
     def classes(self, activity: np.ndarray, border: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 width: int) -> np.ndarray:
@@ -188,7 +192,8 @@ class RasterModel:
                 **({"pal": _palette_runs(self.palette)} if self.palette is not None else {}),
                 **({"bc": [self.block_size] + self.block_classes.tolist()} if self.block_classes is not None else {}),
                 **({"nn": self.correction} if self.correction is not None else {}),
-                **({"sn": self.scale_net} if self.scale_net is not None else {})}
+                **({"sn": self.scale_net} if self.scale_net is not None else {}),
+                **({"vr": list(self.value_range)} if self.value_range is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -230,11 +235,16 @@ class RasterModel:
             for name in (correction, scale_net):
                 if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
                     raise ValueError("bad network name")
+            value_range = None
+            if "vr" in data:
+                if not isinstance(data["vr"], list) or len(data["vr"]) != 2:
+                    raise ValueError("bad value range")
+                value_range = (int(data["vr"][0]), int(data["vr"][1]))
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
                         boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
-                        correction=correction, scale_net=scale_net)
+                        correction=correction, scale_net=scale_net, value_range=value_range)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -242,7 +252,9 @@ class RasterModel:
               and model.scale_weights.shape == (SCALE_TAPS + 1,)
               and np.abs(model.first).max() <= FIRST_LIMIT and np.abs(model.second).max() <= COEF_LIMIT
               and model.scale_weights.min() >= 0 and model.scale_weights.max() <= WEIGHT_LIMIT
-              and model.ell.min() >= 0 and model.ell.max() < rm.MAX_ELL)
+              and model.ell.min() >= 0 and model.ell.max() < rm.MAX_ELL
+              and (model.value_range is None
+                   or 0 <= model.value_range[0] <= model.value_range[1] < (1 << model.coded_bits(bits))))
         if not ok:
             raise CorruptStreamError("raster side information is out of range")
         return model
@@ -433,12 +445,75 @@ def _boosted(params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> 
     return freq
 
 
+def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(first, last) per pixel: the table entries whose values can lie in the plane's range [lo, hi] are
+    first..last (entry s holds the values v with v >> b = s - SUPPORT + base); either may lie beyond
+    the table's 2 * SUPPORT + 1 entries, and then escaped values can be in the range."""
+    lo, hi = value_range
+    first = (lo >> params.low_bits) - params.base + rm.SUPPORT
+    last = (hi >> params.low_bits) - params.base + rm.SUPPORT
+    return first, last
+
+
+_ENTRIES = np.arange(rm.ALPHABET)
+
+
+def _clipped_rows(params: rm.PixelParams, value_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, inside): the pixels whose tables hold values outside the plane's range, and for each a
+    mask of its entries that can hold a value inside it (the escape where an escaped value can)."""
+    first, last = _in_range_entries(params, value_range)
+    rows = np.flatnonzero((first > 0) | (last < 2 * rm.SUPPORT))
+    first, last = first[rows, None], last[rows, None]
+    inside = (_ENTRIES >= first) & (_ENTRIES <= last)
+    inside[:, rm.ESCAPE] = (first[:, 0] < 0) | (last[:, 0] > 2 * rm.SUPPORT)
+    return rows, inside
+
+
 def _probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray) -> np.ndarray:
-    """float64 [pixels, ALPHABET] probabilities for the coder: f / sum(f) of integer frequencies f."""
-    if not any(model.boost):
-        return _float_tables()[params.table]
-    freq = _boosted(params, nb, model.boost)
-    return freq / freq.sum(axis=1, keepdims=True)  # exact sums; IEEE division: the same on every machine
+    """float64 [pixels, ALPHABET] probabilities for the coder: f / sum(f) of integer frequencies f.
+
+    With a value range, a pixel's entries for values outside it get frequency 0 (the coder's leaky
+    quantisation still gives them its smallest probability) and the rest share their mass: a pixel
+    predicted near a plane's floor or ceiling (CT padding and air, saturated radiographs) no longer
+    spends probability on values the plane never holds."""
+    freq = _boosted(params, nb, model.boost) if any(model.boost) else None
+    if freq is None:
+        probabilities = _float_tables()[params.table]
+    else:
+        probabilities = freq / freq.sum(axis=1, keepdims=True)  # exact sums; IEEE division: the same everywhere
+    if model.value_range is not None:
+        rows, inside = _clipped_rows(params, model.value_range)
+        if rows.size:
+            kept = _int_tables_f64()[params.table[rows]] if freq is None else freq[rows]
+            kept *= inside  # still integers: the entries outside become 0
+            probabilities[rows] = kept / kept.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+@functools.lru_cache(maxsize=1)
+def _table_prefix_sums() -> np.ndarray:
+    """int64 [tables, 2 * SUPPORT + 2]: entry k is the sum of a table's first k value entries."""
+    main = rm.tables()[:, :rm.ESCAPE].astype(np.int64)
+    return np.concatenate([np.zeros((main.shape[0], 1), np.int64), np.cumsum(main, axis=1)], axis=1)
+
+
+def _outside_mass(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """int64 per pixel: how much of its plain table's total (rm.TOTAL) holds only values outside the range
+    (entries below first and above last, and the escape where no escaped value can be inside)."""
+    sums = _table_prefix_sums()
+    size = rm.ESCAPE
+    below = sums[table, np.clip(first, 0, size)]
+    above = sums[table, size] - sums[table, np.clip(last + 1, 0, size)]
+    escape = np.where((first >= 0) & (last <= 2 * rm.SUPPORT), rm.tables()[table, rm.ESCAPE], 0)
+    return below + above + escape
+
+
+def _range_saving_bits(params: rm.PixelParams, value_range: tuple[int, int]) -> float:
+    """Bits the value range saves on these pixels' plain tables: each pixel codes in log2(T / (T - m))
+    fewer bits where m of its table's total T holds only values outside the range (its own value never
+    does)."""
+    outside = _outside_mass(params.table, *_in_range_entries(params, value_range)).astype(np.float64)
+    return float(-np.log2(1.0 - outside / rm.TOTAL).sum())
 
 
 def _cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> np.ndarray:
@@ -554,6 +629,7 @@ class _Analysis:
         self.height, self.width = height, width = plane.shape
         rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
         self.values = plane.astype(np.int64).ravel()
+        self.value_range = (int(self.values.min()), int(self.values.max())) if self.values.size else (0, 0)
         self.border = layout.border(rows, cols).astype(np.int8)
         self.order = np.lexsort((rows, 2 * rows + cols))  # decode order: wavefront, then row
         self.sample = _sample(self.values.size, FIT_SAMPLE * self.sample_scale, width)
@@ -631,16 +707,17 @@ class _Analysis:
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.boost_ratio = self._fit_boost()
         self.plain_cost_bits: float | None = None
+        self.range_saving_bits = 0.0
 
     def _bucket_state(self) -> tuple:
         m = self.model
         return (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
-                self.plain_cost_bits)
+                self.plain_cost_bits, self.range_saving_bits, m.value_range)
 
     def _set_bucket_state(self, state: tuple) -> None:
         m = self.model
         (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
-         self.plain_cost_bits) = state
+         self.plain_cost_bits, self.range_saving_bits, m.value_range) = state
 
     def _learned_keys(self, nets: Sequence[raster_mlp.RasterCorrection], keys: np.ndarray, scale_sum: np.ndarray,
                       errors2: np.ndarray) -> list[np.ndarray]:
@@ -937,16 +1014,27 @@ class _Analysis:
         self.model.ell = np.clip(self.plain_ell + np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)], 0, rm.MAX_ELL - 1)
         return best / plain
 
-    def estimated_bytes(self) -> float:
-        """The streams' size from the ideal code length (the coder adds a few words) and the side information."""
+    def _settle_range(self) -> None:
+        """The plain code length, and whether the value range is sent: where it saves RANGE_MIN_BYTES."""
         if self.plain_cost_bits is None:  # once: the residuals' part is a pass over every pixel
-            self.plain_cost_bits = rm.ideal_cost_bits(self.values, rm.pixel_params(self.mu, self.plain_ell[self.buckets]))
-        return self.plain_cost_bits * self.boost_ratio / 8 + len(pack_side_info({KEY: self.model.to_json()}))
+            params = rm.pixel_params(self.mu, self.plain_ell[self.buckets])
+            self.plain_cost_bits = rm.ideal_cost_bits(self.values, params)
+            self.range_saving_bits = _range_saving_bits(params, self.value_range)
+        pays = self.range_saving_bits >= 8 * RANGE_MIN_BYTES
+        self.model.value_range = self.value_range if pays else None
+
+    def estimated_bytes(self) -> float:
+        """The streams' size from the ideal code length (the coder adds a few words) and the side information
+        (the value range's saving is reckoned on the plain tables, scaled like them by the boost's ratio)."""
+        self._settle_range()
+        saved = self.range_saving_bits if self.model.value_range is not None else 0.0
+        return (self.plain_cost_bits - saved) * self.boost_ratio / 8 + len(pack_side_info({KEY: self.model.to_json()}))
 
     def streams(self) -> list[Stream]:
         """The three streams. Pixels are taken in decoding order a chunk at a time, keeping only int32
         symbols, int16 table rows and the raw bits' widths and values (a 4096^2 plane in ~2x less memory);
         with the neighbour-value boost the chunk's tables are rebuilt when it is coded."""
+        self._settle_range()
         chunks = range(0, self.order.size, CHUNK)
         symbols, tables, widths, raws = [], [], [], []
         for start in chunks:
@@ -961,10 +1049,10 @@ class _Analysis:
         probabilities = _float_tables()
         for start, symbol, table in zip(reversed(chunks), reversed(symbols), reversed(tables)):
             # ANS is a stack: the last chunk first
-            if any(self.model.boost):
+            if any(self.model.boost) or self.model.value_range is not None:
                 chosen = self.order[start:start + CHUNK]
                 chunk_probabilities = _probabilities(self.model, _coding(self.model, self.mu[chosen], self.buckets[chosen]),
-                                                     self._neighbour_values(chosen))
+                                                     self._neighbour_values(chosen) if any(self.model.boost) else None)
             else:
                 chunk_probabilities = probabilities[table]
             coder.encode_reverse(symbol, _FAMILY, chunk_probabilities)
@@ -1037,7 +1125,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         escaped = symbols == rm.ESCAPE
         extra = reader.read(np.where(escaped, RAW_ESCAPE_BITS, params.low_bits))
         values = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
-        if values.min() < 0 or values.max() >= (1 << bits):
+        low, high = model.value_range if model.value_range is not None else (0, (1 << bits) - 1)
+        if values.min() < low or values.max() > high:
             raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
         grid[index] = values
         errors1[index] = _error(values, mu1)
