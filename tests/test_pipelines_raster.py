@@ -626,7 +626,7 @@ def test_value_range_is_sent_where_a_plane_sits_on_its_floor_and_saves(monkeypat
     streams = round_trip(plane, 12)
     meta = unpack_side_info(streams[0].payload)["raster"]
     # in the coded plane's values: here palette indices (air and tissue leave a gap)
-    assert "pal" in meta and meta["vr"] == [0, np.unique(plane).size - 1]
+    assert "pal" in meta and meta["vr"][:2] == [0, np.unique(plane).size - 1]
     monkeypatch.setattr(raster, "RANGE_MIN_BYTES", 1 << 40)  # never pays: the tables as before
     without = round_trip(plane, 12)
     assert "vr" not in unpack_side_info(without[0].payload)["raster"]
@@ -636,7 +636,7 @@ def test_value_range_is_sent_where_a_plane_sits_on_its_floor_and_saves(monkeypat
 def test_value_range_without_a_palette_round_trips():
     plane = floored_noise()
     meta = unpack_side_info(round_trip(plane, 12)[0].payload)["raster"]
-    assert "pal" not in meta and meta["vr"] == [0, int(plane.max())]
+    assert "pal" not in meta and meta["vr"][:2] == [0, int(plane.max())]
 
 
 def test_value_range_is_not_sent_where_it_does_not_pay():
@@ -644,49 +644,59 @@ def test_value_range_is_not_sent_where_it_does_not_pay():
     assert "vr" not in unpack_side_info(streams[0].payload)["raster"]
 
 
-def test_clipped_tables_hold_nothing_outside_the_range_and_the_saving_matches_them():
+def _model_with(value_range, boost=(0, 0)):
+    return raster.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
+                              second=np.zeros((1, 12), np.int64), scale_weights=np.zeros(9, np.int64), bucket_low=0,
+                              ell=np.zeros(1, np.int64), boost=boost, value_range=value_range)
+
+
+@pytest.mark.parametrize("censor", [0, 1, 2, 3])
+def test_clipped_tables_hold_nothing_outside_the_range_and_the_saving_matches_them(censor):
     rng = np.random.default_rng(3)
     count = 600
     mu = rng.integers(-200 << 4, 4300 << 4, count)
     ell = rng.integers(0, 90, count)  # some pixels with low bits: symbols are ranges of values
     params = rm.pixel_params(mu, ell)
-    value_range = (40, 4000)
-    model = raster.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
-                               second=np.zeros((1, 12), np.int64), scale_weights=np.zeros(9, np.int64), bucket_low=0,
-                               ell=np.zeros(1, np.int64), value_range=value_range)
-    probabilities = raster._probabilities(model, params, None)
+    lo, hi = 40, 4000
+    probabilities = raster._probabilities(_model_with((lo, hi, censor)), params, None)
     table = rm.tables()[params.table].astype(np.float64)
-    entry = np.arange(rm.ESCAPE)
-    values_low = (entry - rm.SUPPORT + params.base[:, None]) << params.low_bits[:, None]  # each entry's lowest value
-    values_high = values_low + (1 << params.low_bits[:, None]) - 1
-    outside = np.zeros(table.shape, dtype=bool)
-    outside[:, :rm.ESCAPE] = (values_high < value_range[0]) | (values_low > value_range[1])
-    # the escape stays where an escaped value can be in the range
-    can_escape = ((value_range[0] >> params.low_bits) < params.base - rm.SUPPORT) \
-        | ((value_range[1] >> params.low_bits) > params.base + rm.SUPPORT)
-    outside[:, rm.ESCAPE] = ~can_escape
-    assert np.all(probabilities[outside] == 0)
-    kept = np.where(outside, 0.0, table)
+    # written out from the values each entry holds: [q << b, (q << b) + 2**b - 1], q = s - SUPPORT + base
+    q = np.arange(rm.ESCAPE) - rm.SUPPORT + params.base[:, None]
+    lowest, highest = q << params.low_bits[:, None], ((q + 1) << params.low_bits[:, None]) - 1
+    below, above = highest < lo, lowest > hi
+    can_escape = ((lo >> params.low_bits) < params.base - rm.SUPPORT) | ((hi >> params.low_bits) > params.base + rm.SUPPORT)
+    kept = table.copy()
+    kept[:, :rm.ESCAPE][below | above] = 0
+    clipped = (below | above).any(axis=1)
+    kept[clipped & ~can_escape, rm.ESCAPE] = 0
+    for bit, outside, holds in ((1, below, (lowest <= lo) & (highest >= lo)), (2, above, (lowest <= hi) & (highest >= hi))):
+        if censor & bit:
+            for i in np.flatnonzero(holds.any(axis=1) & clipped):
+                kept[i, np.flatnonzero(holds[i])[0]] += table[i, :rm.ESCAPE][outside[i]].sum()
     assert np.array_equal(probabilities, kept / kept.sum(axis=1, keepdims=True))  # exactly f / sum(f)
-    expected = -np.log2(kept.sum(axis=1) / rm.TOTAL).sum()
-    assert np.isclose(raster._range_saving_bits(params, value_range), expected)
+    # the estimate: the code length the clipped tables give to values in the range, against the plain ones
+    values = np.clip((mu >> 4) + rng.integers(-40, 41, count), lo, hi)
+    symbols, _ = rm.coded_symbols(values, params)
+    rows = np.arange(count)
+    exact = np.log2(probabilities[rows, symbols] / (table[rows, symbols] / rm.TOTAL)).sum()
+    assert np.isclose(raster._range_savings(values, params, (lo, hi))[censor], exact)
 
 
 def test_clipped_decoding_does_not_depend_on_how_pixels_are_batched():
     rng = np.random.default_rng(4)
     mu = rng.integers(0, 300 << 4, 64)
     params = rm.pixel_params(mu, rng.integers(0, 40, 64))
-    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS)))
-    model = raster.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
-                               second=np.zeros((1, 12), np.int64), scale_weights=np.zeros(9, np.int64), bucket_low=0,
-                               ell=np.zeros(1, np.int64), boost=(16, 16), value_range=(20, 255))
-    batch = raster._probabilities(model, params, nb)
-    for i in (0, 17, 63):
-        one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
-        assert np.array_equal(raster._probabilities(model, one, nb[i:i + 1]), batch[i:i + 1])
+    nb = np.clip((mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS))), 20, 255)
+    for censor in range(4):
+        model = _model_with((20, 255, censor), boost=(16, 16))
+        batch = raster._probabilities(model, params, nb)
+        for i in (0, 17, 63):
+            one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
+            assert np.array_equal(raster._probabilities(model, one, nb[i:i + 1]), batch[i:i + 1])
 
 
-@pytest.mark.parametrize("value_range", [[5, 3], [-1, 4], [0, 1 << 12], [7], "x"])
+@pytest.mark.parametrize("value_range", [[5, 3, 0], [-1, 4, 0], [0, 1 << 12, 0], [0, 9, 4], [0, 9, -1], [0, 9],
+                                         [7], "x"])
 def test_bad_value_range_is_refused(value_range):
     with pytest.raises(CorruptStreamError):
         _decode_changed(clipped_ct((32, 32)), 12, lambda meta: {**meta, "vr": value_range})
@@ -695,6 +705,6 @@ def test_bad_value_range_is_refused(value_range):
 def test_a_value_outside_the_sent_range_is_corruption():
     plane = clipped_ct((32, 32))
     with pytest.raises(CorruptStreamError):
-        decoded = _decode_changed(plane, 12, lambda meta: {**meta, "vr": [1, int(plane.max())]})
+        decoded = _decode_changed(plane, 12, lambda meta: {**meta, "vr": [1] + meta["vr"][1:]})
         assert not np.array_equal(decoded, plane)  # a damage the stream cannot see is caught by the checksum
         raise CorruptStreamError("undetected here; the codec's pixel checksum catches it")

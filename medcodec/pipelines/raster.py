@@ -148,7 +148,9 @@ class RasterModel:
     block_classes: np.ndarray | None = None  # int64 [block rows * block columns], row-major: 0..11
     correction: str | None = None  # the learned correction's tag (raster_mlp.RasterCorrection.tag), if used
     scale_net: str | None = None  # the learned scale's tag, if used (the buckets of the corrected pixels)
-    value_range: tuple[int, int] | None = None  # (lo, hi) of the coded plane: the tables hold nothing outside
+    # (lo, hi, censor) of the coded plane: the tables hold nothing outside [lo, hi]; censor bit 0 (1): the
+    # mass below lo goes to lo's entry instead of being dropped, bit 1 (2): the mass above hi to hi's
+    value_range: tuple[int, int, int] | None = None
 
     def classes(self, activity: np.ndarray, border: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 width: int) -> np.ndarray:
@@ -237,9 +239,9 @@ class RasterModel:
                     raise ValueError("bad network name")
             value_range = None
             if "vr" in data:
-                if not isinstance(data["vr"], list) or len(data["vr"]) != 2:
+                if not isinstance(data["vr"], list) or len(data["vr"]) != 3:
                     raise ValueError("bad value range")
-                value_range = (int(data["vr"][0]), int(data["vr"][1]))
+                value_range = (int(data["vr"][0]), int(data["vr"][1]), int(data["vr"][2]))
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
@@ -254,7 +256,8 @@ class RasterModel:
               and model.scale_weights.min() >= 0 and model.scale_weights.max() <= WEIGHT_LIMIT
               and model.ell.min() >= 0 and model.ell.max() < rm.MAX_ELL
               and (model.value_range is None
-                   or 0 <= model.value_range[0] <= model.value_range[1] < (1 << model.coded_bits(bits))))
+                   or (0 <= model.value_range[0] <= model.pad <= model.value_range[1] < (1 << model.coded_bits(bits))
+                       and 0 <= model.value_range[2] <= 3)))
         if not ok:
             raise CorruptStreamError("raster side information is out of range")
         return model
@@ -445,11 +448,11 @@ def _boosted(params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> 
     return freq
 
 
-def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(first, last) per pixel: the table entries whose values can lie in the plane's range [lo, hi] are
     first..last (entry s holds the values v with v >> b = s - SUPPORT + base); either may lie beyond
     the table's 2 * SUPPORT + 1 entries, and then escaped values can be in the range."""
-    lo, hi = value_range
+    lo, hi = value_range[:2]
     first = (lo >> params.low_bits) - params.base + rm.SUPPORT
     last = (hi >> params.low_bits) - params.base + rm.SUPPORT
     return first, last
@@ -458,34 +461,61 @@ def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, int]) -> t
 _ENTRIES = np.arange(rm.ALPHABET)
 
 
-def _clipped_rows(params: rm.PixelParams, value_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, inside): the pixels whose tables hold values outside the plane's range, and for each a
-    mask of its entries that can hold a value inside it (the escape where an escaped value can)."""
-    first, last = _in_range_entries(params, value_range)
-    rows = np.flatnonzero((first > 0) | (last < 2 * rm.SUPPORT))
-    first, last = first[rows, None], last[rows, None]
-    inside = (_ENTRIES >= first) & (_ENTRIES <= last)
-    inside[:, rm.ESCAPE] = (first[:, 0] < 0) | (last[:, 0] > 2 * rm.SUPPORT)
-    return rows, inside
+def _clipped(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The pixels whose tables hold entries for values outside the range only (the ones clipped)."""
+    return (first > 0) | (last < 2 * rm.SUPPORT)
 
 
-def _probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray) -> np.ndarray:
+def _range_masses(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
+    """int64 per pixel, of its plain table (total rm.TOTAL): the mass of the entries below first, of those
+    above last, and of the escape where no escaped value can lie in the range; 0 on unclipped pixels."""
+    sums = _table_prefix_sums()
+    size = rm.ESCAPE
+    clipped = _clipped(first, last)
+    below = np.where(clipped, sums[table, np.clip(first, 0, size)], 0)
+    above = np.where(clipped, sums[table, size] - sums[table, np.clip(last + 1, 0, size)], 0)
+    escape = np.where(clipped & (first >= 0) & (last < size), rm.tables()[table, rm.ESCAPE], 0)
+    return below, above, escape
+
+
+def _clip_to_range(freq: np.ndarray, table: np.ndarray, first: np.ndarray, last: np.ndarray, censor: int,
+                   unit: float) -> np.ndarray:
+    """Clipped pixels' integer frequencies (float64, in place): entries outside first..last set to 0 (the
+    escape too where no escaped value can be inside); with censor bit 0 the plain mass below first is
+    added to entry first, with bit 1 the mass above last to entry last, where those are table entries.
+    unit: what a plain table's 1 is in freq (16 in boosted tables, whose entries outside the range are
+    16 f: the neighbours' values lie inside it)."""
+    inside = (_ENTRIES >= first[:, None]) & (_ENTRIES <= last[:, None])
+    inside[:, rm.ESCAPE] = (first < 0) | (last > 2 * rm.SUPPORT)
+    freq *= inside  # still integers
+    if censor:
+        below, above, _ = _range_masses(table, first, last)
+        for bit, entry, mass in ((1, first, below), (2, last, above)):
+            onto = np.flatnonzero((entry >= 0) & (entry < rm.ESCAPE)) if censor & bit else ()
+            if len(onto):
+                freq[onto, entry[onto]] += unit * mass[onto]  # integers below 2**40: exact in float64
+    return freq
+
+
+def _probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray | None) -> np.ndarray:
     """float64 [pixels, ALPHABET] probabilities for the coder: f / sum(f) of integer frequencies f.
 
     With a value range, a pixel's entries for values outside it get frequency 0 (the coder's leaky
-    quantisation still gives them its smallest probability) and the rest share their mass: a pixel
-    predicted near a plane's floor or ceiling (CT padding and air, saturated radiographs) no longer
-    spends probability on values the plane never holds."""
+    quantisation still gives them its smallest probability) and their mass is dropped or, censored, moved
+    onto the range's end: a pixel predicted near a plane's floor or ceiling (CT padding and air, saturated
+    CT windows and radiographs) no longer spends probability on values the plane never holds."""
     freq = _boosted(params, nb, model.boost) if any(model.boost) else None
     if freq is None:
         probabilities = _float_tables()[params.table]
     else:
         probabilities = freq / freq.sum(axis=1, keepdims=True)  # exact sums; IEEE division: the same everywhere
     if model.value_range is not None:
-        rows, inside = _clipped_rows(params, model.value_range)
+        first, last = _in_range_entries(params, model.value_range)
+        rows = np.flatnonzero(_clipped(first, last))
         if rows.size:
             kept = _int_tables_f64()[params.table[rows]] if freq is None else freq[rows]
-            kept *= inside  # still integers: the entries outside become 0
+            kept = _clip_to_range(kept, params.table[rows], first[rows], last[rows], model.value_range[2],
+                                  1.0 if freq is None else 16.0)
             probabilities[rows] = kept / kept.sum(axis=1, keepdims=True)
     return probabilities
 
@@ -497,23 +527,23 @@ def _table_prefix_sums() -> np.ndarray:
     return np.concatenate([np.zeros((main.shape[0], 1), np.int64), np.cumsum(main, axis=1)], axis=1)
 
 
-def _outside_mass(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """int64 per pixel: how much of its plain table's total (rm.TOTAL) holds only values outside the range
-    (entries below first and above last, and the escape where no escaped value can be inside)."""
-    sums = _table_prefix_sums()
-    size = rm.ESCAPE
-    below = sums[table, np.clip(first, 0, size)]
-    above = sums[table, size] - sums[table, np.clip(last + 1, 0, size)]
-    escape = np.where((first >= 0) & (last <= 2 * rm.SUPPORT), rm.tables()[table, rm.ESCAPE], 0)
-    return below + above + escape
-
-
-def _range_saving_bits(params: rm.PixelParams, value_range: tuple[int, int]) -> float:
-    """Bits the value range saves on these pixels' plain tables: each pixel codes in log2(T / (T - m))
-    fewer bits where m of its table's total T holds only values outside the range (its own value never
-    does)."""
-    outside = _outside_mass(params.table, *_in_range_entries(params, value_range)).astype(np.float64)
-    return float(-np.log2(1.0 - outside / rm.TOTAL).sum())
+def _range_savings(values: np.ndarray, params: rm.PixelParams, value_range: tuple[int, int]) -> list[float]:
+    """Bits the value range saves on these pixels' plain tables, for each censor choice 0..3: a pixel
+    codes in log2((f' / T') / (f / T)) fewer bits, f its value's entry and T the table's total before
+    (T = rm.TOTAL) and after clipping (its own value is never dropped)."""
+    first, last = _in_range_entries(params, value_range)
+    below, above, escape = _range_masses(params.table, first, last)
+    symbols, escaped = rm.coded_symbols(values, params)
+    own = rm.tables()[params.table, symbols]
+    savings = []
+    for censor in range(4):
+        kept_below = np.where((first >= 0) & (first < rm.ESCAPE), below, 0) if censor & 1 else 0
+        kept_above = np.where((last >= 0) & (last < rm.ESCAPE), above, 0) if censor & 2 else 0
+        total = rm.TOTAL - below - above - escape + kept_below + kept_above
+        gained = own + np.where(symbols == first, kept_below, 0) + np.where(symbols == last, kept_above, 0)
+        gained = np.where(escaped, own, gained)
+        savings.append(float(np.log2(gained / own).sum() + np.log2(rm.TOTAL / total).sum()))
+    return savings
 
 
 def _cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> np.ndarray:
@@ -707,17 +737,17 @@ class _Analysis:
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.boost_ratio = self._fit_boost()
         self.plain_cost_bits: float | None = None
-        self.range_saving_bits = 0.0
+        self.range_saving_bits, self.range_censor = 0.0, 0
 
     def _bucket_state(self) -> tuple:
         m = self.model
         return (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
-                self.plain_cost_bits, self.range_saving_bits, m.value_range)
+                self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range)
 
     def _set_bucket_state(self, state: tuple) -> None:
         m = self.model
         (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
-         self.plain_cost_bits, self.range_saving_bits, m.value_range) = state
+         self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range) = state
 
     def _learned_keys(self, nets: Sequence[raster_mlp.RasterCorrection], keys: np.ndarray, scale_sum: np.ndarray,
                       errors2: np.ndarray) -> list[np.ndarray]:
@@ -1019,9 +1049,11 @@ class _Analysis:
         if self.plain_cost_bits is None:  # once: the residuals' part is a pass over every pixel
             params = rm.pixel_params(self.mu, self.plain_ell[self.buckets])
             self.plain_cost_bits = rm.ideal_cost_bits(self.values, params)
-            self.range_saving_bits = _range_saving_bits(params, self.value_range)
+            savings = _range_savings(self.values, params, self.value_range)
+            self.range_censor = int(np.argmax(savings))
+            self.range_saving_bits = savings[self.range_censor]
         pays = self.range_saving_bits >= 8 * RANGE_MIN_BYTES
-        self.model.value_range = self.value_range if pays else None
+        self.model.value_range = (*self.value_range, self.range_censor) if pays else None
 
     def estimated_bytes(self) -> float:
         """The streams' size from the ideal code length (the coder adds a few words) and the side information
@@ -1125,7 +1157,7 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         escaped = symbols == rm.ESCAPE
         extra = reader.read(np.where(escaped, RAW_ESCAPE_BITS, params.low_bits))
         values = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
-        low, high = model.value_range if model.value_range is not None else (0, (1 << bits) - 1)
+        low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
         if values.min() < low or values.max() > high:
             raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
         grid[index] = values
