@@ -466,6 +466,16 @@ def _clipped(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return (first > 0) | (last < 2 * rm.SUPPORT)
 
 
+def _can_escape(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Whether an escaped value (beyond the table's value entries) can lie in the range."""
+    return (first < 0) | (last > 2 * rm.SUPPORT)
+
+
+def _is_entry(entry: np.ndarray) -> np.ndarray:
+    """Whether these positions are value entries of a table (the ones a censored mass can go onto)."""
+    return (entry >= 0) & (entry < rm.ESCAPE)
+
+
 def _range_masses(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
     """int64 per pixel, of its plain table (total rm.TOTAL): the mass of the entries below first, of those
     above last, and of the escape where no escaped value can lie in the range; 0 on unclipped pixels."""
@@ -474,7 +484,7 @@ def _range_masses(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> tup
     clipped = _clipped(first, last)
     below = np.where(clipped, sums[table, np.clip(first, 0, size)], 0)
     above = np.where(clipped, sums[table, size] - sums[table, np.clip(last + 1, 0, size)], 0)
-    escape = np.where(clipped & (first >= 0) & (last < size), rm.tables()[table, rm.ESCAPE], 0)
+    escape = np.where(clipped & ~_can_escape(first, last), rm.tables()[table, rm.ESCAPE], 0)
     return below, above, escape
 
 
@@ -486,12 +496,12 @@ def _clip_to_range(freq: np.ndarray, table: np.ndarray, first: np.ndarray, last:
     unit: what a plain table's 1 is in freq (16 in boosted tables, whose entries outside the range are
     16 f: the neighbours' values lie inside it)."""
     inside = (_ENTRIES >= first[:, None]) & (_ENTRIES <= last[:, None])
-    inside[:, rm.ESCAPE] = (first < 0) | (last > 2 * rm.SUPPORT)
+    inside[:, rm.ESCAPE] = _can_escape(first, last)
     freq *= inside  # still integers
     if censor:
         below, above, _ = _range_masses(table, first, last)
         for bit, entry, mass in ((1, first, below), (2, last, above)):
-            onto = np.flatnonzero((entry >= 0) & (entry < rm.ESCAPE)) if censor & bit else ()
+            onto = np.flatnonzero(_is_entry(entry)) if censor & bit else ()
             if len(onto):
                 freq[onto, entry[onto]] += unit * mass[onto]  # integers below 2**40: exact in float64
     return freq
@@ -537,8 +547,8 @@ def _range_savings(values: np.ndarray, params: rm.PixelParams, value_range: tupl
     own = rm.tables()[params.table, symbols]
     savings = []
     for censor in range(4):
-        kept_below = np.where((first >= 0) & (first < rm.ESCAPE), below, 0) if censor & 1 else 0
-        kept_above = np.where((last >= 0) & (last < rm.ESCAPE), above, 0) if censor & 2 else 0
+        kept_below = np.where(_is_entry(first), below, 0) if censor & 1 else 0
+        kept_above = np.where(_is_entry(last), above, 0) if censor & 2 else 0
         total = rm.TOTAL - below - above - escape + kept_below + kept_above
         gained = own + np.where(symbols == first, kept_below, 0) + np.where(symbols == last, kept_above, 0)
         gained = np.where(escaped, own, gained)
@@ -1065,7 +1075,7 @@ class _Analysis:
     def streams(self) -> list[Stream]:
         """The three streams. Pixels are taken in decoding order a chunk at a time, keeping only int32
         symbols, int16 table rows and the raw bits' widths and values (a 4096^2 plane in ~2x less memory);
-        with the neighbour-value boost the chunk's tables are rebuilt when it is coded."""
+        with the neighbour-value boost or a value range the chunk's tables are rebuilt when it is coded."""
         self._settle_range()
         chunks = range(0, self.order.size, CHUNK)
         symbols, tables, widths, raws = [], [], [], []
@@ -1119,6 +1129,7 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     offsets = layout.offsets
     windows = raster_mlp.ErrorWindows(*shape) \
         if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
+    low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
@@ -1157,7 +1168,6 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         escaped = symbols == rm.ESCAPE
         extra = reader.read(np.where(escaped, RAW_ESCAPE_BITS, params.low_bits))
         values = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
-        low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
         if values.min() < low or values.max() > high:
             raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
         grid[index] = values
