@@ -113,6 +113,12 @@ _SCALES = ("raster-scale-v1", "raster-scale-v2")
 RASTER_SCALES: dict[str, tuple[str, ...]] = {"fast": _SCALES, "slow": _SCALES, "latent": _SCALES}
 
 
+# The share of a raster frame's estimated size the local least-squares blend (pipelines.local_ls) must
+# save to be sent (a mode not named: the raster method's LOCAL_MIN_SHARE, which weighs the ~2x decoding
+# time of the frames that use it). The slow mode takes any saving.
+RASTER_LOCAL_MIN_SHARE: dict[str, float] = {"slow": 0.0}
+
+
 def raster_tries(mode: str) -> tuple[tuple[str | None, int | None, bool], ...]:
     """The (correction, robust fits, thorough) triples the mode's raster coding is tried with
     (RASTER_TRIES; a mode not named there: the raster method's defaults once)."""
@@ -239,8 +245,9 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
     from medcodec.pipelines.raster import thorough_differs
 
-    rasters = [(get_method("raster", correction=c, robust=robust, thorough=thorough, scales=RASTER_SCALES.get(mode)),
-                thorough) for c, robust, thorough in raster_tries(mode)]
+    rasters = [(get_method("raster", correction=c, robust=robust, thorough=thorough, scales=RASTER_SCALES.get(mode),
+                           local_min_share=RASTER_LOCAL_MIN_SHARE.get(mode)), thorough)
+               for c, robust, thorough in raster_tries(mode)]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         out = []

@@ -92,3 +92,14 @@ def floored_noise(shape=(128, 150), seed=0):
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     ramp = 300 * x / shape[1] - 60 + 40 * np.sin(y / 7.0)
     return (ramp + rng.normal(0, 14, shape)).clip(0, 4095).astype(np.uint16)
+
+
+def turning_stripes(shape=(96, 104), seed=0):
+    """A 12-bit plane of stripes whose direction turns across the image, with mild noise: every region
+    has its own linear predictor, which the per-plane weights cannot hold and a local fit follows (the
+    raster coder's local least-squares blend)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    angle = np.pi * x / shape[1]
+    phase = (np.cos(angle) * x + np.sin(angle) * y) / 2.5
+    return np.clip(2000 + 600 * np.sin(phase) + rng.normal(0, 4, shape), 0, 4095).astype(np.uint16)

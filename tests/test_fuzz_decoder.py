@@ -23,7 +23,7 @@ from medcodec.errors import MedcodecError
 from medcodec.pipelines import raster
 from medcodec.pipelines.base import unpack_side_info
 
-from planes import drifting_lattice, floored_noise, jpeg_blocked, regional_textures, uneven_values
+from planes import drifting_lattice, floored_noise, jpeg_blocked, regional_textures, turning_stripes, uneven_values
 
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -96,7 +96,8 @@ def _once_jpeg_annotated() -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
-                                                  "raster-blocks", "raster-nn", "raster-window", "raster-range"])
+                                                  "raster-blocks", "raster-nn", "raster-window", "raster-range",
+                                                  "raster-local"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -110,6 +111,8 @@ def encoded(request):
         original = regional_textures()
     elif request.param == "raster-range":  # many pixels on the plane's floor: the value range
         original = floored_noise()
+    elif request.param == "raster-local":  # stripes turning across the plane: the local least squares
+        original = turning_stripes()
     elif request.param in ("raster-nn", "raster-window"):  # an ultrasound crop: the learned correction and
         original = _ultrasound_crop()  # the learned scale (raster-window: the one that sees a wide window)
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
@@ -145,7 +148,8 @@ def encoded(request):
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         options = {"raster-boost": ("nb",), "raster-palette": ("pal",), "raster-blocks": ("bc",),
-                   "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn"), "raster-range": ("vr",)}.get(request.param, ())
+                   "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn"), "raster-range": ("vr",),
+                   "raster-local": ("lw",)}.get(request.param, ())
         for option in options:
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
         if request.param == "raster-window":

@@ -15,7 +15,7 @@ from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
 
-from planes import EDGE_CASES, drifting_lattice, floored_noise, regional_textures, smooth, uneven_values
+from planes import EDGE_CASES, drifting_lattice, floored_noise, regional_textures, smooth, turning_stripes, uneven_values
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
 
@@ -253,23 +253,27 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
     """... and both modes offer both learned scales (raster-scale-v1, then -v2: codec.RASTER_SCALES)."""
-    asked, offered = [], set()
+    asked, offered, shares = [], set(), set()
     original = raster._analyse
-    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=():
+    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=(),
+                        local_min_share=None:
                         asked.append((robust, thorough)) or offered.add(tuple(n.model_id for n in scale_nets))
-                        or original(plane, bits, correction, robust, thorough, scale_nets))
+                        or shares.add(local_min_share)
+                        or original(plane, bits, correction, robust, thorough, scale_nets, local_min_share))
     scales = dict.fromkeys(("fast", "slow"), (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
     for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):
         asked.clear()
         offered.clear()
+        shares.clear()
         try:
             blob = codec.encode(data, mode=mode, device="cpu")
         except ModelMismatchError:
             pytest.skip("the shipped subimage model is not installed")
         assert asked == expected and codec.decode(blob).data == data
         assert offered == {tuple(m for m in scales[mode] if raster.shipped_scale(m) is not None)}
+        assert shares == {codec.RASTER_LOCAL_MIN_SHARE.get(mode)}  # slow: any saving; fast: the default
     asked.clear()
     plane = noisy_ct(shape=(200, 180))
     assert raster.thorough_differs(plane.size) and not raster.thorough_differs(128 * 128)
@@ -359,6 +363,7 @@ def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips(m
 
 
 def test_block_classes_are_chosen_on_regional_textures_and_round_trip(monkeypatch):
+    monkeypatch.setattr(raster, "LOCAL_MIN_SHARE", float("inf"))  # the local fit would follow the regions too
     blocked, plain = _with_and_without(monkeypatch, regional_textures(), 12, "bc", "BLOCK_PROXY_GAIN", float("inf"))
     assert blocked < 0.98 * plain
 
@@ -708,3 +713,26 @@ def test_a_value_outside_the_sent_range_is_corruption():
         decoded = _decode_changed(plane, 12, lambda meta: {**meta, "vr": [1] + meta["vr"][1:]})
         assert not np.array_equal(decoded, plane)  # a damage the stream cannot see is caught by the checksum
         raise CorruptStreamError("undetected here; the codec's pixel checksum catches it")
+
+
+def test_local_least_squares_is_sent_where_regions_need_their_own_predictor(monkeypatch):
+    plane = turning_stripes()
+    streams = round_trip(plane, 12)
+    weights = unpack_side_info(streams[0].payload)["raster"]["lw"]
+    assert len(weights) == raster.CLASSES and max(weights) > 0 and min(weights) >= 0
+    monkeypatch.setattr(raster, "LOCAL_MIN_SHARE", 1.0)  # never pays
+    without = RasterMethod().encode(plane, 12)
+    assert "lw" not in unpack_side_info(without[0].payload)["raster"]
+    assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in without)
+
+
+def test_local_least_squares_is_not_sent_where_it_saves_too_little():
+    streams = round_trip(dense_noise((96, 80)), 12)  # white noise: no neighbour predicts it
+    assert "lw" not in unpack_side_info(streams[0].payload)["raster"]
+
+
+@pytest.mark.parametrize("weights", [[1] * (raster.CLASSES - 1), [-1] + [0] * (raster.CLASSES - 1),
+                                     [65] + [0] * (raster.CLASSES - 1), 3, "x"])
+def test_bad_local_weights_are_refused(weights):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(turning_stripes((40, 40)), 12, lambda meta: {**meta, "lw": weights})

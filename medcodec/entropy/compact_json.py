@@ -48,7 +48,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2.2: the learned scale that also sees a wide window
          "raster-scale-v2/0b53cc3c2b5beb3a",
          # format 2.3: the raster frames' value range
-         "vr")
+         "vr",
+         # format 2.4: the raster frames' local least-squares blend
+         "lw")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

@@ -26,13 +26,15 @@ MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 @functools.lru_cache(maxsize=16)
 def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None,
-               robust: int | None = None, thorough: bool = False, scales: tuple[str, ...] | None = None) -> Method:
+               robust: int | None = None, thorough: bool = False, scales: tuple[str, ...] | None = None,
+               local_min_share: float | None = None) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
     the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
     weight fits are robust (``raster._Analysis``; None: by the plane's bit depth). thorough: the raster
     encoder's larger fit and search samples (the slow mode's extra try). scales: the learned scales (models/
-    ids) the raster encoder offers (None: its default).
+    ids) the raster encoder offers (None: its default). local_min_share: the share of a raster frame's
+    estimate the local least-squares blend must save to be sent (None: the raster method's default).
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -47,7 +49,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     if name == "raster":
         from medcodec.pipelines.raster import RasterMethod
 
-        options = {"correction_model": correction, "scale_models": scales}
+        options = {"correction_model": correction, "scale_models": scales, "local_min_share": local_min_share}
         return RasterMethod(robust=robust, thorough=thorough, **{k: v for k, v in options.items() if v is not None})
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")

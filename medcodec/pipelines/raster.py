@@ -49,6 +49,7 @@ from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from medcodec.networks import raster_mlp
+from medcodec.pipelines import local_ls
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from medcodec.pipelines.surprise import log8
 
@@ -81,7 +82,7 @@ BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr"})
+                              "sn", "vr", "lw"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
@@ -124,6 +125,10 @@ BLOCK_KEEP_BOTH = 1 << 21  # pixels up to which the analyses with and without bl
 # The plane's value range is sent (tables hold nothing outside it: _probabilities) where the estimate says
 # it saves this many bytes, about its side information; elsewhere no table is rebuilt for it.
 RANGE_MIN_BYTES = 8
+# The local least-squares blend is sent where it saves this share of the frame's estimate: it about
+# doubles the frame's decoding time (train planes: 16-bit CTs -2.7 %, a GE MP-RAGE slice -3.7 %, head
+# and lung CT -0.6..-0.8 %, 12-bit MR and radiographs -0.1..-0.4 %, ultrasound -0.03 %)
+LOCAL_MIN_SHARE = 0.005
 PALETTE_HOLES = 0.05  # a palette is tried when this share of the values between the extremes is unused
 MAX_PALETTE_RUNS = 1 << 16
 
@@ -151,6 +156,9 @@ class RasterModel:
     # (lo, hi, censor) of the coded plane: the tables hold nothing outside [lo, hi]; censor bit 0 (1): the
     # mass below lo goes to lo's entry instead of being dropped, bit 1 (2): the mass above hi to hi's
     value_range: tuple[int, int, int] | None = None
+    # int64 [CLASSES] in 1/64: how far each class's prediction moves towards the local least-squares one
+    # (pipelines.local_ls); None: not used
+    local_weights: np.ndarray | None = None
 
     def classes(self, activity: np.ndarray, border: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 width: int) -> np.ndarray:
@@ -195,7 +203,8 @@ class RasterModel:
                 **({"bc": [self.block_size] + self.block_classes.tolist()} if self.block_classes is not None else {}),
                 **({"nn": self.correction} if self.correction is not None else {}),
                 **({"sn": self.scale_net} if self.scale_net is not None else {}),
-                **({"vr": list(self.value_range)} if self.value_range is not None else {})}
+                **({"vr": list(self.value_range)} if self.value_range is not None else {}),
+                **({"lw": self.local_weights.tolist()} if self.local_weights is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -242,11 +251,18 @@ class RasterModel:
                 if not isinstance(data["vr"], list) or len(data["vr"]) != 3:
                     raise ValueError("bad value range")
                 value_range = (int(data["vr"][0]), int(data["vr"][1]), int(data["vr"][2]))
+            local_weights = None
+            if "lw" in data:
+                local_weights = np.array(data["lw"], dtype=np.int64)
+                if local_weights.shape != (CLASSES,) or local_weights.min() < 0 \
+                        or local_weights.max() > local_ls.WEIGHT_ONE:
+                    raise ValueError("bad local least-squares weights")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
                         boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
-                        correction=correction, scale_net=scale_net, value_range=value_range)
+                        correction=correction, scale_net=scale_net, value_range=value_range,
+                        local_weights=local_weights)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -702,6 +718,7 @@ class _Analysis:
         corrected = self._corrected(correction, errors1) if correction is not None else None
         del errors1
         self._uncorrected = self.mu if corrected is not None else None  # for without_correction()
+        self._before_local: np.ndarray | None = None  # the prediction the local least squares moved
         self.model = RasterModel(pad=pad, class_shift=class_shift, shared=shared, first=first, second=second,
                                  scale_weights=np.zeros(SCALE_TAPS + 1, np.int64), bucket_low=0,
                                  ell=np.zeros(128, np.int64), block_size=BLOCK if block_classes is not None else 0,
@@ -787,7 +804,8 @@ class _Analysis:
         """(the uncorrected second-stage prediction, the padded grids of the values and of the first-stage,
         uncorrected second-stage and final errors): what the learned scale's inputs are taken from.
         errors2: the final errors' grid (without a correction, also the uncorrected ones)."""
-        pre_mu = self.mu if self._uncorrected is None else self._uncorrected
+        pre_mu = self._uncorrected if self._uncorrected is not None else \
+            self.mu if self._before_local is None else self._before_local
         errors_pre = errors2 if self._uncorrected is None else self._grid_of(_error(self.values, pre_mu))
         return pre_mu, (self.grid.reshape(self.layout.padded_shape), self._grid_of(_error(self.values, self.mu1)),
                         errors_pre, errors2)
@@ -816,6 +834,30 @@ class _Analysis:
         other.model = dataclasses.replace(self.model)
         other._uncorrected = None
         other._finish(self._uncorrected, None)
+        return other
+
+    def with_local_ls(self) -> "_Analysis | None":
+        """This analysis with its prediction moved towards the local least-squares one
+        (``pipelines.local_ls``) by a weight per class, fitted on every pixel (least squares, clipped to
+        0..1), the rest refitted; None where no class takes any. The caller keeps whichever estimate is
+        smaller."""
+        local = local_ls.plane_predictions(
+            lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
+            self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width))
+        delta = np.clip(local - self.mu, -local_ls.DELTA_LIMIT, local_ls.DELTA_LIMIT).astype(np.float64)
+        target = _error(self.values, self.mu).astype(np.float64)
+        cls = self.cls.astype(np.int64)
+        moved = np.bincount(cls, delta * target, CLASSES)
+        power = np.bincount(cls, delta * delta, CLASSES)
+        ratio = np.divide(moved, power, out=np.zeros(CLASSES), where=power > 0)
+        weights = np.clip(np.round(ratio * local_ls.WEIGHT_ONE), 0, local_ls.WEIGHT_ONE).astype(np.int64)
+        if not weights.any():
+            return None
+        other = copy.copy(self)
+        other.model = dataclasses.replace(self.model, local_weights=weights)
+        other._before_local = self.mu
+        other._finish(local_ls.blend(self.mu.astype(np.int64), local, weights[cls]).astype(np.int32),
+                      self.model.correction)
         return other
 
     def _corrected(self, net: raster_mlp.RasterCorrection, errors1: np.ndarray) -> np.ndarray | None:
@@ -1130,6 +1172,7 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     windows = raster_mlp.ErrorWindows(*shape) \
         if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
     low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
+    local = local_ls.RunningSums(*shape) if model.local_weights is not None else None
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
@@ -1160,6 +1203,13 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                         sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum[inside])],
                                                 axis=1)
                     keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum[inside])
+        if local is not None:
+            weights = model.local_weights[cls]
+            moving = np.flatnonzero(weights)  # a class with weight 0 keeps its prediction: no solve there
+            if moving.size:
+                mu = mu.copy()
+                mu[moving] = local_ls.blend(mu[moving], local.predict(rows[moving], cols[moving], nb[moving], top),
+                                            weights[moving])
         params = _coding(model, mu, _bucket_of(keys, model))
         try:
             symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
@@ -1171,6 +1221,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         if values.min() < low or values.max() > high:
             raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
         grid[index] = values
+        if local is not None:
+            local.add(rows, cols, nb, values)
         errors1[index] = _error(values, mu1)
         errors2[index] = _error(values, mu)
         if windows is not None:
@@ -1257,16 +1309,23 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
 
 def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
              robust: int | None = None, thorough: bool = False,
-             scale_nets: Sequence[raster_mlp.RasterCorrection] = ()) -> _Analysis:
+             scale_nets: Sequence[raster_mlp.RasterCorrection] = (),
+             local_min_share: float | None = None) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
-    smaller; then each learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
+    smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
+    LOCAL_MIN_SHARE); then each
+    learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
     block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while the
     second is built, and rebuilt if the block classes lose."""
     analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
         analysis = plain
+    local = analysis.with_local_ls()
+    local_min_share = LOCAL_MIN_SHARE if local_min_share is None else local_min_share
+    if local is not None and local.estimated_bytes() < (1 - local_min_share) * analysis.estimated_bytes():
+        analysis = local
     analysis.offer_learned_scales(scale_nets)
     return analysis
 
@@ -1346,13 +1405,14 @@ class RasterMethod(Method):
 
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
                  robust: int | None = None, thorough: bool = False, use_scale: bool = True,
-                 scale_models: tuple[str, ...] = (SCALE_MODEL,)):
+                 scale_models: tuple[str, ...] = (SCALE_MODEL,), local_min_share: float | None = None):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
         self.use_scale = use_scale  # False: never the learned scale (ablations)
         self.scale_models = scale_models  # the learned scales the encoder offers, in turn
         self.correction_model = correction_model  # the encoder's; the decoder uses the one a frame names
         self.robust = robust  # the encoder's robust fits (_Analysis.robust; None: by bit depth)
         self.thorough = thorough  # the encoder's larger samples (_Analysis.thorough)
+        self.local_min_share = local_min_share  # what the local least-squares blend must save (_analyse)
 
     def _correction(self) -> raster_mlp.RasterCorrection | None:
         return shipped_correction(self.correction_model) if self.use_correction else None
@@ -1360,7 +1420,7 @@ class RasterMethod(Method):
     def _analyse(self, plane: np.ndarray, bits: int) -> _Analysis:
         nets = [shipped_scale(m) for m in self.scale_models] if self.use_scale else []
         return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough,
-                        [net for net in nets if net is not None])
+                        [net for net in nets if net is not None], self.local_min_share)
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         return self._analyse(plane, bits).streams()

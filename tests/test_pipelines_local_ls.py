@@ -1,0 +1,100 @@
+"""The local least-squares predictor: the encoder's whole-plane computation equals the decoder's
+wavefront one bit for bit, whatever the batch; the blend and the ridge behave as documented."""
+
+import numpy as np
+import pytest
+
+from medcodec.pipelines import local_ls, raster
+
+from planes import turning_stripes
+
+
+def _padded(plane):
+    layout = raster._Layout(plane.shape)
+    grid = np.full(layout.padded_shape, int(np.median(plane)), np.int64)
+    grid[raster.PAD_TOP:, raster.PAD_LEFT:raster.PAD_LEFT + plane.shape[1]] = plane
+    return layout, grid.ravel()
+
+
+def _taps(layout, grid, rows, cols):
+    return grid[layout.flat(rows, cols)[:, None] + layout.offsets[None, :len(raster.OFFSETS)]]
+
+
+def _encoder_predictions(plane, top, band_rows):
+    layout, grid = _padded(plane)
+    width = plane.shape[1]
+
+    def taps(first, end):
+        rows, cols = np.divmod(np.arange(first * width, end * width), width)
+        return _taps(layout, grid, rows, cols)
+
+    return local_ls.plane_predictions(taps, plane.ravel().astype(np.int64), *plane.shape, top, band_rows)
+
+
+def _decoder_predictions(plane, top):
+    layout, grid = _padded(plane)
+    sums = local_ls.RunningSums(*plane.shape)
+    out = np.zeros(plane.size, np.int64)
+    for t in range(layout.wavefronts):
+        rows, cols = layout.wavefront(t)
+        if rows.size == 0:
+            continue
+        nb = _taps(layout, grid, rows, cols)
+        out[rows * plane.shape[1] + cols] = sums.predict(rows, cols, nb, top)
+        sums.add(rows, cols, nb, plane[rows, cols])
+    return out
+
+
+PLANES = {
+    "stripes": (turning_stripes((41, 37)), 12),
+    "noise16": (np.random.default_rng(1).integers(0, 1 << 16, (23, 31)).astype(np.uint16), 16),
+    "one-row": (np.arange(40, dtype=np.uint16).reshape(1, 40), 8),
+    "one-column": (np.arange(30, dtype=np.uint16).reshape(30, 1) * 3, 8),
+    "narrow": (turning_stripes((33, 5)), 12),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANES))
+@pytest.mark.parametrize("band_rows", [1, 4, 1000])
+def test_encoder_equals_decoder_in_wavefront_order(name, band_rows):
+    plane, bits = PLANES[name]
+    top = (1 << bits) << 4
+    encoded = _encoder_predictions(plane, top, band_rows)
+    assert np.array_equal(encoded, _decoder_predictions(plane, top))
+    assert encoded.min() >= 0 and encoded.max() <= top
+
+
+def test_prediction_does_not_depend_on_the_batch():
+    plane, bits = PLANES["stripes"]
+    layout, grid = _padded(plane)
+    rows, cols = np.divmod(np.arange(plane.size), plane.shape[1])
+    nb = _taps(layout, grid, rows, cols)
+    rng = np.random.default_rng(2)
+    sums = rng.integers(-(1 << 30), 1 << 30, (plane.size, local_ls.TERMS))
+    sums[:, : local_ls.TERMS - local_ls.FEATURES] = np.abs(sums[:, : local_ls.TERMS - local_ls.FEATURES])
+    top = (1 << bits) << 4
+    whole = local_ls.predict(sums, nb, top)
+    for part in (slice(0, 1), slice(5, 6), slice(100, 357), slice(plane.size - 3, plane.size)):
+        assert np.array_equal(local_ls.predict(sums[part], nb[part], top), whole[part])
+
+
+def test_a_window_without_information_predicts_the_left_neighbour():
+    nb = np.array([[100] + [130] * 11, [7] * 12])
+    mu = local_ls.predict(np.zeros((2, local_ls.TERMS), np.int64), nb, 4096 << 4)
+    assert mu.tolist() == [100 * 16 + 8, 7 * 16 + 8]  # weights 0: the bin centre of the left neighbour
+
+
+def test_an_exact_linear_texture_is_predicted_exactly():
+    # a ramp: every window holds value - left neighbour = 3 exactly, from the differences
+    plane = (np.add.outer(np.arange(20) * 5, np.arange(24) * 3) + 100).astype(np.uint16)
+    top = (1 << 12) << 4
+    mu = _encoder_predictions(plane, top, 1000).reshape(plane.shape)
+    inner = mu[8:, 8:-3]
+    assert np.abs(inner - (plane[8:, 8:-3].astype(np.int64) * 16 + 8)).max() <= 2  # within 1/8 sample (ridge)
+
+
+def test_blend_moves_by_the_weight_and_stays_in_integers():
+    mu = np.array([1000, 1000, 1000, 1000])
+    local = np.array([1640, 1640, 360, 1000 + 2 * local_ls.DELTA_LIMIT])
+    weights = np.array([0, 64, 32, 64])
+    assert local_ls.blend(mu, local, weights).tolist() == [1000, 1640, 680, 1000 + local_ls.DELTA_LIMIT]
