@@ -98,3 +98,13 @@ def test_blend_moves_by_the_weight_and_stays_in_integers():
     local = np.array([1640, 1640, 360, 1000 + 2 * local_ls.DELTA_LIMIT])
     weights = np.array([0, 64, 32, 64])
     assert local_ls.blend(mu, local, weights).tolist() == [1000, 1640, 680, 1000 + local_ls.DELTA_LIMIT]
+
+
+def test_a_degenerate_system_stays_in_range_without_floating_point_errors():
+    sums = np.zeros((1, local_ls.TERMS), np.int64)
+    sums[0, 0] = -(1 << 30)  # not a sum of squares (damaged state): a negative pivot, weights that overflow
+    sums[0, local_ls.TERMS - local_ls.FEATURES] = 1 << 38
+    nb = np.array([[50] + [60000] * 11])
+    with np.errstate(all="raise"):
+        mu = local_ls.predict(sums, nb, 1 << 20)
+    assert 0 <= mu[0] <= 1 << 20

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-RADIUS = 6
+RADIUS = 9  # 6: 0.3-0.5 % larger CT frames; 12: CTs 0.1 % larger, 8-bit CT 0.1 % smaller
 RING = 3 * RADIUS + 4  # columns of running sums a decoder keeps per row (a window reads 3 RADIUS + 1 back)
 FEATURES = 11
 _PAIRS = [(i, j) for i in range(FEATURES) for j in range(i, FEATURES)]
@@ -29,10 +29,12 @@ _I = np.array([i for i, _ in _PAIRS])
 _J = np.array([j for _, j in _PAIRS])
 TERMS = len(_PAIRS) + FEATURES  # the products f_i f_j (i <= j), then f_i t
 _DIAGONAL = np.array([k for k, (i, j) in enumerate(_PAIRS) if i == j])
-RIDGE_SHIFT = 13  # ridge: trace / 2**13 + 1 added to the diagonal (a flat window: weights 0)
+RIDGE_SHIFT = 18  # ridge: trace / 2**18 + 1 added to the diagonal (a flat window: weights 0); 2**13: CTs
+# 0.3-0.6 % larger
 PREDICTION_LIMIT = float(1 << 20)  # |prediction - left neighbour|, samples, before rounding
 WEIGHT_ONE = 64  # blend weights in 1/64
 DELTA_LIMIT = 1 << 14  # |local - plane prediction| the blend takes (1/16 sample)
+CHUNK = 2048  # pixels whose window sums the encoder gathers at once
 
 
 def features(nb: np.ndarray) -> np.ndarray:
@@ -61,18 +63,21 @@ def predict(sums: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
     system[:, _I, _J] = quad
     system[:, _J, _I] = quad
     system[:, :, FEATURES] = sums[:, len(_PAIRS):].astype(np.float64)
-    for k in range(FEATURES - 1):
-        factor = system[:, k + 1:, k] / system[:, k:k + 1, k]
-        system[:, k + 1:, k:] -= factor[:, :, None] * system[:, None, k, k:]
-    weights = np.zeros((n, FEATURES), dtype=np.float64)
-    rhs = system[:, :, FEATURES].copy()
-    for k in range(FEATURES - 1, -1, -1):
-        weights[:, k] = rhs[:, k] / system[:, k, k]
-        rhs[:, :k] -= system[:, :k, k] * weights[:, k:k + 1]
-    f = features(nb).astype(np.float64)
-    q = np.zeros(n, dtype=np.float64)
-    for k in range(FEATURES):  # in order: no pairwise summation
-        q = q + weights[:, k] * f[:, k]
+    # rounding can leave a near-singular system a zero or negative pivot: its weights, infinite or not a
+    # number, are the same on every machine, and such a prediction is replaced by the left neighbour's
+    with np.errstate(all="ignore"):
+        for k in range(FEATURES - 1):
+            factor = system[:, k + 1:, k] / system[:, k:k + 1, k]
+            system[:, k + 1:, k:] -= factor[:, :, None] * system[:, None, k, k:]
+        weights = np.zeros((n, FEATURES), dtype=np.float64)
+        rhs = system[:, :, FEATURES].copy()
+        for k in range(FEATURES - 1, -1, -1):
+            weights[:, k] = rhs[:, k] / system[:, k, k]
+            rhs[:, :k] -= system[:, :k, k] * weights[:, k:k + 1]
+        f = features(nb).astype(np.float64)
+        q = np.zeros(n, dtype=np.float64)
+        for k in range(FEATURES):  # in order: no pairwise summation
+            q = q + weights[:, k] * f[:, k]
     q = np.where(np.isfinite(q), np.clip(q, -PREDICTION_LIMIT, PREDICTION_LIMIT), 0.0)
     mu = (nb[:, 0].astype(np.int64) << 4) + 8 + np.floor(q * 16.0 + 0.5).astype(np.int64)
     return np.clip(mu, 0, top)
@@ -84,28 +89,23 @@ def blend(mu: np.ndarray, local: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return mu + ((weights * delta + WEIGHT_ONE // 2) >> 6)
 
 
-def _window_sums(prefix, rows: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
-    """int64 [pixels, TERMS]: the window sums from row running sums, prefix(r, c) = sum of a row's
-    products in columns 0..c (callers pass only r >= 0, c >= 0)."""
-    right = np.minimum(cols + 1, width - 1)
-    left = cols - RADIUS - 1
-    total = np.zeros((rows.size, TERMS), dtype=np.int64)
+# The window's running-sum lookups, as (rows back, which column): a row above's right end (+) and left
+# end (-), the pixel's row's left neighbour (+) and left end (-)
+_LAG = np.r_[np.arange(1, RADIUS + 1), 0, np.arange(1, RADIUS + 1), 0]
+_PLUS = RADIUS + 1  # the first _PLUS lookups add, the rest subtract
 
-    def add(r: np.ndarray, c: np.ndarray, sign: int) -> None:
-        ok = (r >= 0) & (c >= 0)
-        if ok.any():
-            at = np.flatnonzero(ok)
-            if sign > 0:
-                total[at] += prefix(r[at], c[at])
-            else:
-                total[at] -= prefix(r[at], c[at])
 
-    for k in range(1, RADIUS + 1):
-        add(rows - k, right, 1)
-        add(rows - k, left, -1)
-    add(rows, cols - 1, 1)
-    add(rows, left, -1)
-    return total
+def _window_sums(prefix, rows: np.ndarray, cols: np.ndarray, width: int, zero_row: int) -> np.ndarray:
+    """int64 [pixels, TERMS]: the window sums from row running sums, prefix(r, c) = sum of row r's
+    products in columns 0..c for arrays of rows and columns, where row zero_row holds zeros (what a
+    lookup above the plane or left of column 0 reads). Integers: exact in any order."""
+    r = rows[:, None] - _LAG[None, :]
+    right = np.minimum(cols + 1, width - 1)[:, None]
+    left = (cols - RADIUS - 1)[:, None]
+    c = np.concatenate([np.repeat(right, RADIUS, axis=1), cols[:, None] - 1,
+                        np.repeat(left, RADIUS + 1, axis=1)], axis=1)
+    gathered = prefix(np.where((r >= 0) & (c >= 0), r, zero_row), np.maximum(c, 0))
+    return gathered[:, :_PLUS].sum(axis=1) - gathered[:, _PLUS:].sum(axis=1)
 
 
 def plane_predictions(taps, values: np.ndarray, height: int, width: int, top: int,
@@ -117,11 +117,15 @@ def plane_predictions(taps, values: np.ndarray, height: int, width: int, top: in
         end = min(height, first + band_rows)
         top_row = max(0, first - RADIUS)
         nb = taps(top_row, end)
-        prefix = np.cumsum(products(nb, values[top_row * width:end * width]).reshape(end - top_row, width, TERMS),
-                           axis=1)
-        rows, cols = np.divmod(np.arange(first * width, end * width), width)
-        sums = _window_sums(lambda r, c: prefix[r - top_row, c], rows, cols, width)
-        out[first * width:end * width] = predict(sums, nb[(first - top_row) * width:], top)
+        prefix = np.zeros((end - top_row + 1, width, TERMS), dtype=np.int64)  # and a row of zeros
+        prefix[:-1] = np.cumsum(products(nb, values[top_row * width:end * width]).reshape(end - top_row, width, TERMS),
+                                axis=1)
+        own = nb[(first - top_row) * width:]
+        for start in range(0, own.shape[0], CHUNK):  # [CHUNK, 2 RADIUS + 2, TERMS] gathered at a time
+            at = np.arange(first * width + start, min(end * width, first * width + start + CHUNK))
+            rows, cols = np.divmod(at, width)
+            sums = _window_sums(lambda r, c: prefix[r - top_row, c], rows, cols, width, end)
+            out[at] = predict(sums, own[start:start + at.size], top)
     return out
 
 
@@ -129,14 +133,14 @@ class RunningSums:
     """The decoder's: each row's running sums of products over its last RING columns."""
 
     def __init__(self, height: int, width: int):
-        self.width = width
-        self.prefix = np.zeros((height, RING, TERMS), dtype=np.int64)
+        self.width, self.height = width, height
+        self.prefix = np.zeros((height + 1, RING, TERMS), dtype=np.int64)  # the last row stays 0
 
     def _at(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
         return self.prefix[r, c % RING]
 
     def predict(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
-        return predict(_window_sums(self._at, rows, cols, self.width), nb, top)
+        return predict(_window_sums(self._at, rows, cols, self.width, self.height), nb, top)
 
     def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray) -> None:
         """The wavefront's decoded pixels (their left neighbours' running sums are in)."""
