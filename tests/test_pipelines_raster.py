@@ -736,3 +736,17 @@ def test_local_least_squares_is_not_sent_where_it_saves_too_little():
 def test_bad_local_weights_are_refused(weights):
     with pytest.raises(CorruptStreamError):
         _decode_changed(turning_stripes((40, 40)), 12, lambda meta: {**meta, "lw": weights})
+
+
+def test_local_predictions_are_computed_once_per_plane(monkeypatch):
+    calls = []
+    original = raster.local_ls.plane_predictions
+    monkeypatch.setattr(raster.local_ls, "plane_predictions", lambda *args: calls.append(1) or original(*args))
+    raster._LOCAL_CACHE.clear()
+    plane = turning_stripes((40, 40))
+    coded = [RasterMethod(robust=robust).encode(plane, 12) for robust in (0, 2)]  # the slow mode's tries
+    assert len(calls) == 1
+    for streams in coded:
+        assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
+    RasterMethod().encode(turning_stripes((40, 40), seed=1), 12)
+    assert len(calls) == 2

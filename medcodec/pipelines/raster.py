@@ -39,6 +39,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -126,8 +128,8 @@ BLOCK_KEEP_BOTH = 1 << 21  # pixels up to which the analyses with and without bl
 # it saves this many bytes, about its side information; elsewhere no table is rebuilt for it.
 RANGE_MIN_BYTES = 8
 # The local least-squares blend is sent where it saves this share of the frame's estimate: it about
-# doubles the frame's decoding time (train planes: 16-bit CTs -2.7 %, a GE MP-RAGE slice -3.7 %, head
-# and lung CT -0.6..-0.8 %, 12-bit MR and radiographs -0.1..-0.4 %, ultrasound -0.03 %)
+# doubles the frame's decoding time (train planes: 16-bit CTs -3.5..-3.8 %, an MP-RAGE slice -2.7 %, head
+# and lung CT -0.7..-0.9 %; 12-bit MR, radiographs and ultrasound save less than this)
 LOCAL_MIN_SHARE = 0.005
 PALETTE_HOLES = 0.05  # a palette is tried when this share of the values between the extremes is unused
 MAX_PALETTE_RUNS = 1 << 16
@@ -665,6 +667,10 @@ def _sample(count: int, limit: int, width: int) -> np.ndarray:
     return np.arange(0, count, stride, dtype=np.int64)
 
 
+_LOCAL_CACHE: dict = {}  # _Analysis._local_predictions': the key and predictions of the last plane
+_LOCAL_LOCK = threading.Lock()  # encoders in several threads (library use) share the cache
+
+
 class _Analysis:
     """The encoder's pass over the whole plane: fits the model, then everything the decoder will compute.
 
@@ -841,9 +847,7 @@ class _Analysis:
         (``pipelines.local_ls``) by a weight per class, fitted on every pixel (least squares, clipped to
         0..1), the rest refitted; None where no class takes any. The caller keeps whichever estimate is
         smaller."""
-        local = local_ls.plane_predictions(
-            lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
-            self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width))
+        local = self._local_predictions()
         delta = np.clip(local - self.mu, -local_ls.DELTA_LIMIT, local_ls.DELTA_LIMIT).astype(np.float64)
         target = _error(self.values, self.mu).astype(np.float64)
         cls = self.cls.astype(np.int64)
@@ -859,6 +863,23 @@ class _Analysis:
         other._finish(local_ls.blend(self.mu.astype(np.int64), local, weights[cls]).astype(np.int32),
                       self.model.correction)
         return other
+
+    def _local_predictions(self) -> np.ndarray:
+        """Every pixel's local least-squares prediction (they depend on the coded plane alone: the slow
+        mode's tries of one plane compute them once; the last plane's are kept)."""
+        key = (self.height, self.width, self.top, hashlib.blake2b(self.values.tobytes(), digest_size=16).digest())
+        with _LOCAL_LOCK:
+            if _LOCAL_CACHE.get("key") == key:
+                return _LOCAL_CACHE["value"]
+            _LOCAL_CACHE.clear()  # before computing: a 4096^2 plane's are 128 MB
+        predictions = local_ls.plane_predictions(
+            lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
+            self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width))
+        predictions.flags.writeable = False  # shared between analyses
+        with _LOCAL_LOCK:
+            _LOCAL_CACHE.clear()
+            _LOCAL_CACHE.update(key=key, value=predictions)
+        return predictions
 
     def _corrected(self, net: raster_mlp.RasterCorrection, errors1: np.ndarray) -> np.ndarray | None:
         """The second-stage prediction plus the learned correction on every pixel with a raster class
