@@ -34,7 +34,7 @@ RIDGE_SHIFT = 18  # ridge: trace / 2**18 + 1 added to the diagonal (a flat windo
 PREDICTION_LIMIT = float(1 << 20)  # |prediction - left neighbour|, samples, before rounding
 WEIGHT_ONE = 64  # blend weights in 1/64
 DELTA_LIMIT = 1 << 14  # |local - plane prediction| the blend takes (1/16 sample)
-CHUNK = 2048  # pixels whose window sums the encoder gathers at once
+CHUNK = 4096  # pixels the encoder solves at once
 
 
 def features(nb: np.ndarray) -> np.ndarray:
@@ -56,28 +56,31 @@ def predict(sums: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
     symmetric positive definite: no pivoting)."""
     n = sums.shape[0]
     ridge = (sums[:, _DIAGONAL].sum(axis=1) >> RIDGE_SHIFT) + 1  # int64: exact
-    system = np.zeros((n, FEATURES, FEATURES + 1), dtype=np.float64)
     quad = sums[:, :len(_PAIRS)].copy()
     quad[:, _DIAGONAL] += ridge[:, None]
-    quad = quad.astype(np.float64)  # below 2**53: exact
-    system[:, _I, _J] = quad
-    system[:, _J, _I] = quad
-    system[:, :, FEATURES] = sums[:, len(_PAIRS):].astype(np.float64)
+    quad = quad.T.astype(np.float64)  # below 2**53: exact
+    # [row, column, pixel]: each step's operations run along contiguous pixels (the same operations on
+    # each element as any other layout, so the same bits)
+    system = np.empty((FEATURES, FEATURES + 1, n), dtype=np.float64)
+    system[_I, _J] = quad
+    system[_J, _I] = quad
+    system[:, FEATURES] = sums[:, len(_PAIRS):].T
     # rounding can leave a near-singular system a zero or negative pivot: its weights, infinite or not a
     # number, are the same on every machine, and such a prediction is replaced by the left neighbour's
     with np.errstate(all="ignore"):
         for k in range(FEATURES - 1):
-            factor = system[:, k + 1:, k] / system[:, k:k + 1, k]
-            system[:, k + 1:, k:] -= factor[:, :, None] * system[:, None, k, k:]
-        weights = np.zeros((n, FEATURES), dtype=np.float64)
-        rhs = system[:, :, FEATURES].copy()
+            # column k below the pivot is never read again: only the columns right of it are updated
+            factor = system[k + 1:, k] / system[k, k]
+            system[k + 1:, k + 1:] -= factor[:, None, :] * system[k, k + 1:][None]
+        weights = np.empty((FEATURES, n), dtype=np.float64)
+        rhs = system[:, FEATURES].copy()
         for k in range(FEATURES - 1, -1, -1):
-            weights[:, k] = rhs[:, k] / system[:, k, k]
-            rhs[:, :k] -= system[:, :k, k] * weights[:, k:k + 1]
-        f = features(nb).astype(np.float64)
+            weights[k] = rhs[k] / system[k, k]
+            rhs[:k] -= system[:k, k] * weights[k]
+        f = features(nb).T.astype(np.float64)
         q = np.zeros(n, dtype=np.float64)
         for k in range(FEATURES):  # in order: no pairwise summation
-            q = q + weights[:, k] * f[:, k]
+            q = q + weights[k] * f[k]
     q = np.where(np.isfinite(q), np.clip(q, -PREDICTION_LIMIT, PREDICTION_LIMIT), 0.0)
     mu = (nb[:, 0].astype(np.int64) << 4) + 8 + np.floor(q * 16.0 + 0.5).astype(np.int64)
     return np.clip(mu, 0, top)
@@ -89,62 +92,76 @@ def blend(mu: np.ndarray, local: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return mu + ((weights * delta + WEIGHT_ONE // 2) >> 6)
 
 
-# The window's running-sum lookups, as (rows back, which column): a row above's right end (+) and left
-# end (-), the pixel's row's left neighbour (+) and left end (-)
-_LAG = np.r_[np.arange(1, RADIUS + 1), 0, np.arange(1, RADIUS + 1), 0]
-_PLUS = RADIUS + 1  # the first _PLUS lookups add, the rest subtract
-
-
-def _window_sums(prefix, rows: np.ndarray, cols: np.ndarray, width: int, zero_row: int) -> np.ndarray:
-    """int64 [pixels, TERMS]: the window sums from row running sums, prefix(r, c) = sum of row r's
-    products in columns 0..c for arrays of rows and columns, where row zero_row holds zeros (what a
-    lookup above the plane or left of column 0 reads). Integers: exact in any order."""
-    r = rows[:, None] - _LAG[None, :]
-    right = np.minimum(cols + 1, width - 1)[:, None]
-    left = (cols - RADIUS - 1)[:, None]
-    c = np.concatenate([np.repeat(right, RADIUS, axis=1), cols[:, None] - 1,
-                        np.repeat(left, RADIUS + 1, axis=1)], axis=1)
-    gathered = prefix(np.where((r >= 0) & (c >= 0), r, zero_row), np.maximum(c, 0))
-    return gathered[:, :_PLUS].sum(axis=1) - gathered[:, _PLUS:].sum(axis=1)
-
-
 def plane_predictions(taps, values: np.ndarray, height: int, width: int, top: int,
                       band_rows: int) -> np.ndarray:
     """The encoder's: every pixel's local prediction (1/16 sample) from the plane's values (row-major)
-    and taps(first row, end row), the 12 neighbours [pixels, 12] of those rows; a band of rows at a time."""
+    and taps(first row, end row), the 12 neighbours [pixels, 12] of those rows; a band of rows at a time.
+    The windows are box sums of a band's 2-D running sums (integers, wrapping or not: the same sums as
+    the decoder's lookups), so a pixel costs a few lookups instead of the decoder's 2 RADIUS + 2."""
     out = np.empty(values.size, dtype=np.int64)
     for first in range(0, height, band_rows):
         end = min(height, first + band_rows)
         top_row = max(0, first - RADIUS)
         nb = taps(top_row, end)
-        prefix = np.zeros((end - top_row + 1, width, TERMS), dtype=np.int64)  # and a row of zeros
-        prefix[:-1] = np.cumsum(products(nb, values[top_row * width:end * width]).reshape(end - top_row, width, TERMS),
-                                axis=1)
-        own = nb[(first - top_row) * width:]
-        for start in range(0, own.shape[0], CHUNK):  # [CHUNK, 2 RADIUS + 2, TERMS] gathered at a time
-            at = np.arange(first * width + start, min(end * width, first * width + start + CHUNK))
-            rows, cols = np.divmod(at, width)
-            sums = _window_sums(lambda r, c: prefix[r - top_row, c], rows, cols, width, end)
-            out[at] = predict(sums, own[start:start + at.size], top)
+        rows = end - top_row
+        # running sums along each row: column RADIUS + c holds the sum of columns 0..c-1; RADIUS + 1 zero
+        # columns before (a window clipped at the left edge) and the total repeated after (at the right)
+        row_sums = np.zeros((rows, RADIUS + width + 2, TERMS), dtype=np.int64)
+        np.cumsum(products(nb, values[top_row * width:end * width]).reshape(rows, width, TERMS), axis=1,
+                  out=row_sums[:, RADIUS + 1:RADIUS + 1 + width])
+        row_sums[:, -1] = row_sums[:, -2]
+        own = row_sums[:, RADIUS:RADIUS + width] - row_sums[:, :width]  # columns c-RADIUS..c-1
+        above = np.zeros((rows + 1, width, TERMS), dtype=np.int64)  # running sums down the columns
+        np.cumsum(row_sums[:, RADIUS + 2:] - row_sums[:, :width], axis=0, out=above[1:])  # c-RADIUS..c+1
+        del row_sums
+        step = max(1, CHUNK // width)
+        for i in range(first - top_row, rows, step):  # a few rows at a time (a few MB)
+            at = np.arange(i, min(rows, i + step))
+            sums = (above[at] - above[np.maximum(at - RADIUS, 0)] + own[at]).reshape(-1, TERMS)
+            out[(top_row + i) * width:(top_row + at[-1] + 1) * width] = predict(
+                sums, nb[i * width:(at[-1] + 1) * width], top)
     return out
 
 
 class RunningSums:
-    """The decoder's: each row's running sums of products over its last RING columns."""
+    """The decoder's: the window sums kept as they grow, so a pixel's costs four lookups.
+
+    For each row, its running sums over the last ROW_RING columns; for each column c, the running sum
+    down the rows of the above-window's part of a row (columns c-RADIUS..c+1), for the last
+    COLUMN_RING rows. Row r's part for column c is known once (r, c+1) is decoded, which the wavefront
+    order does before any pixel below reads it; a ring slot is overwritten only after its last reader
+    (COLUMN_RING > RADIUS + 1 rows, ROW_RING > RADIUS + 2 columns back). Integers: the encoder's sums."""
+
+    ROW_RING = RADIUS + 3
+    COLUMN_RING = RADIUS + 2
 
     def __init__(self, height: int, width: int):
         self.width, self.height = width, height
-        self.prefix = np.zeros((height + 1, RING, TERMS), dtype=np.int64)  # the last row stays 0
+        # one more slot of zeros each: what a lookup left of column 0 or above row 0 reads
+        self.rows = np.zeros((height, self.ROW_RING + 1, TERMS), dtype=np.int64)
+        self.columns = np.zeros((self.COLUMN_RING + 1, width, TERMS), dtype=np.int64)
 
-    def _at(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return self.prefix[r, c % RING]
+    def _row(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Sums of row r's products over columns 0..c (0 where c < 0)."""
+        return self.rows[r, np.where(c >= 0, c % self.ROW_RING, self.ROW_RING)]
+
+    def _column(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Sums down column c's above-window parts over rows 0..r (0 where r < 0)."""
+        return self.columns[np.where(r >= 0, r % self.COLUMN_RING, self.COLUMN_RING), c]
 
     def predict(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
-        return predict(_window_sums(self._at, rows, cols, self.width, self.height), nb, top)
+        sums = self._column(rows - 1, cols) - self._column(rows - RADIUS - 1, cols) \
+            + self._row(rows, cols - 1) - self._row(rows, cols - RADIUS - 1)
+        return predict(sums, nb, top)
 
     def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray) -> None:
-        """The wavefront's decoded pixels (their left neighbours' running sums are in)."""
-        row_sums = products(nb, values)
-        has_left = cols > 0
-        row_sums[has_left] += self.prefix[rows[has_left], (cols[has_left] - 1) % RING]
-        self.prefix[rows, cols % RING] = row_sums
+        """The wavefront's decoded pixels (their left neighbours' sums are in): their rows' running sums,
+        then the column sums of the window parts they complete (column c - 1, and the last column too)."""
+        running = products(nb, values) + self._row(rows, cols - 1)
+        self.rows[rows, cols % self.ROW_RING] = running
+        self._complete(rows, cols - 1, running - self._row(rows, cols - RADIUS - 2), cols > 0)
+        self._complete(rows, cols, running - self._row(rows, cols - RADIUS - 1), cols == self.width - 1)
+
+    def _complete(self, rows: np.ndarray, cols: np.ndarray, part: np.ndarray, chosen: np.ndarray) -> None:
+        rows, cols = rows[chosen], cols[chosen]
+        self.columns[rows % self.COLUMN_RING, cols] = self._column(rows - 1, cols) + part[chosen]
