@@ -117,6 +117,9 @@ RASTER_SCALES: dict[str, tuple[str, ...]] = {"fast": _SCALES, "slow": _SCALES, "
 # save to be sent (a mode not named: the raster method's LOCAL_MIN_SHARE, which weighs the ~2x decoding
 # time of the frames that use it). The slow mode takes any saving.
 RASTER_LOCAL_MIN_SHARE: dict[str, float] = {"slow": 0.0}
+# The radii of the local least-squares windows the mode's raster coding may blend in besides the default
+# one (format 2.5): each a full local fit more per plane in the encoder and in the decoder where sent.
+RASTER_LOCAL_RADII: dict[str, tuple[int, ...]] = {"slow": (4, 14)}
 
 
 def raster_tries(mode: str) -> tuple[tuple[str | None, int | None, bool], ...]:
@@ -246,7 +249,8 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     from medcodec.pipelines.raster import thorough_differs
 
     rasters = [(get_method("raster", correction=c, robust=robust, thorough=thorough, scales=RASTER_SCALES.get(mode),
-                           local_min_share=RASTER_LOCAL_MIN_SHARE.get(mode)), thorough)
+                           local_min_share=RASTER_LOCAL_MIN_SHARE.get(mode), local_radii=RASTER_LOCAL_RADII.get(mode)),
+                thorough)
                for c, robust, thorough in raster_tries(mode)]
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:

@@ -97,7 +97,7 @@ def _once_jpeg_annotated() -> np.ndarray:
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
-                                                  "raster-local"])
+                                                  "raster-local", "raster-radii"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -113,6 +113,8 @@ def encoded(request):
         original = floored_noise()
     elif request.param == "raster-local":  # stripes turning across the plane: the local least squares
         original = turning_stripes()
+    elif request.param == "raster-radii":  # smaller: the slow mode's windows of other radii pay there too
+        original = turning_stripes((40, 40))
     elif request.param in ("raster-nn", "raster-window"):  # an ultrasound crop: the learned correction and
         original = _ultrasound_crop()  # the learned scale (raster-window: the one that sees a wide window)
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
@@ -127,6 +129,11 @@ def encoded(request):
             blob = _slow_ensemble_file(original)
         elif request.param == "raster-window":
             blob = _window_scale_file(original)
+        elif request.param == "raster-radii":
+            from medcodec.pipelines.raster import RasterMethod
+
+            blob = _own_streams_file(original, "raster", RasterMethod(local_radii=codec.RASTER_LOCAL_RADII["slow"],
+                                                                      local_min_share=0.0))
         elif mode == "raster":  # offered beside every learned mode; its own streams here
             blob = _own_streams_file(original, "raster")
         else:
@@ -149,7 +156,7 @@ def encoded(request):
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         options = {"raster-boost": ("nb",), "raster-palette": ("pal",), "raster-blocks": ("bc",),
                    "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn"), "raster-range": ("vr",),
-                   "raster-local": ("lw",)}.get(request.param, ())
+                   "raster-local": ("lw",), "raster-radii": ("lw", "lx")}.get(request.param, ())
         for option in options:
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
         if request.param == "raster-window":

@@ -20,7 +20,7 @@ def _taps(layout, grid, rows, cols):
     return grid[layout.flat(rows, cols)[:, None] + layout.offsets[None, :len(raster.OFFSETS)]]
 
 
-def _encoder_predictions(plane, top, band_rows):
+def _encoder_predictions(plane, top, band_rows, radius=local_ls.RADIUS):
     layout, grid = _padded(plane)
     width = plane.shape[1]
 
@@ -28,12 +28,12 @@ def _encoder_predictions(plane, top, band_rows):
         rows, cols = np.divmod(np.arange(first * width, end * width), width)
         return _taps(layout, grid, rows, cols)
 
-    return local_ls.plane_predictions(taps, plane.ravel().astype(np.int64), *plane.shape, top, band_rows)
+    return local_ls.plane_predictions(taps, plane.ravel().astype(np.int64), *plane.shape, top, band_rows, radius)
 
 
-def _decoder_predictions(plane, top):
+def _decoder_predictions(plane, top, radius=local_ls.RADIUS):
     layout, grid = _padded(plane)
-    sums = local_ls.RunningSums(*plane.shape)
+    sums = local_ls.RunningSums(*plane.shape, radius)
     out = np.zeros(plane.size, np.int64)
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
@@ -56,12 +56,32 @@ PLANES = {
 
 @pytest.mark.parametrize("name", sorted(PLANES))
 @pytest.mark.parametrize("band_rows", [1, 4, 1000])
-def test_encoder_equals_decoder_in_wavefront_order(name, band_rows):
+@pytest.mark.parametrize("radius", [local_ls.RADIUS, 1, 4, 14])
+def test_encoder_equals_decoder_in_wavefront_order(name, band_rows, radius):
     plane, bits = PLANES[name]
     top = (1 << bits) << 4
-    encoded = _encoder_predictions(plane, top, band_rows)
-    assert np.array_equal(encoded, _decoder_predictions(plane, top))
+    encoded = _encoder_predictions(plane, top, band_rows, radius)
+    assert np.array_equal(encoded, _decoder_predictions(plane, top, radius))
     assert encoded.min() >= 0 and encoded.max() <= top
+
+
+@pytest.mark.parametrize("radius", [local_ls.RADIUS, 4])
+def test_the_window_is_the_documented_one(radius):
+    """docs/FORMAT.md: rows i-r..i-1 at columns j-r..j+1 and row i at columns j-r..j-1, inside the plane."""
+    plane, bits = PLANES["stripes"]
+    layout, grid = _padded(plane)
+    height, width = plane.shape
+    rows, cols = np.divmod(np.arange(plane.size), width)
+    nb = _taps(layout, grid, rows, cols)
+    products = local_ls.products(nb, plane.ravel()).reshape(height, width, local_ls.TERMS)
+    sums = np.zeros((plane.size, local_ls.TERMS), np.int64)
+    for i in range(height):
+        for j in range(width):
+            above = products[max(0, i - radius):i, max(0, j - radius):j + 2].reshape(-1, local_ls.TERMS)
+            left = products[i, max(0, j - radius):j]
+            sums[i * width + j] = above.sum(axis=0) + left.sum(axis=0)
+    top = (1 << bits) << 4
+    assert np.array_equal(local_ls.predict(sums, nb, top), _encoder_predictions(plane, top, 7, radius))
 
 
 def test_prediction_does_not_depend_on_the_batch():

@@ -37,8 +37,8 @@ def dense_noise(shape=(48, 40), seed=0):
     return (1000 + 60 * np.sin(x / 6.0) + 40 * np.cos(y / 9.0) + rng.normal(0, 18, shape)).astype(np.uint16)
 
 
-def round_trip(plane, bits):
-    method = RasterMethod()
+def round_trip(plane, bits, **options):
+    method = RasterMethod(**options)
     streams = method.encode(plane, bits)
     decoded = method.decode(streams, plane.shape, bits)
     assert decoded.dtype == np.uint16 and np.array_equal(decoded, plane)
@@ -256,10 +256,10 @@ def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkey
     asked, offered, shares = [], set(), set()
     original = raster._analyse
     monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=(),
-                        local_min_share=None:
+                        local_min_share=None, local_radii=():
                         asked.append((robust, thorough)) or offered.add(tuple(n.model_id for n in scale_nets))
-                        or shares.add(local_min_share)
-                        or original(plane, bits, correction, robust, thorough, scale_nets, local_min_share))
+                        or shares.add((local_min_share, local_radii))
+                        or original(plane, bits, correction, robust, thorough, scale_nets, local_min_share, local_radii))
     scales = dict.fromkeys(("fast", "slow"), (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
@@ -273,7 +273,8 @@ def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkey
             pytest.skip("the shipped subimage model is not installed")
         assert asked == expected and codec.decode(blob).data == data
         assert offered == {tuple(m for m in scales[mode] if raster.shipped_scale(m) is not None)}
-        assert shares == {codec.RASTER_LOCAL_MIN_SHARE.get(mode)}  # slow: any saving; fast: the default
+        # slow: any saving, and windows of other radii too; fast: the defaults
+        assert shares == {(codec.RASTER_LOCAL_MIN_SHARE.get(mode), codec.RASTER_LOCAL_RADII.get(mode, ()))}
     asked.clear()
     plane = noisy_ct(shape=(200, 180))
     assert raster.thorough_differs(plane.size) and not raster.thorough_differs(128 * 128)
@@ -736,6 +737,36 @@ def test_local_least_squares_is_not_sent_where_it_saves_too_little():
 def test_bad_local_weights_are_refused(weights):
     with pytest.raises(CorruptStreamError):
         _decode_changed(turning_stripes((40, 40)), 12, lambda meta: {**meta, "lw": weights})
+
+
+def test_windows_of_other_radii_are_blended_in_where_they_code_smaller():
+    plane = turning_stripes((40, 40))
+    streams = round_trip(plane, 12, local_radii=(4, 14), local_min_share=0.0)
+    extra = unpack_side_info(streams[0].payload)["raster"]["lx"]
+    assert [entry[0] for entry in extra] == [4] and len(extra[0]) == raster.CLASSES + 1 and max(extra[0][1:]) > 0
+    alone = RasterMethod(local_min_share=0.0).encode(plane, 12)
+    assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in alone)
+
+
+@pytest.mark.parametrize("extra", [[[4] + [1] * (raster.CLASSES - 1)], [[9] + [1] * raster.CLASSES],
+                                   [[0] + [1] * raster.CLASSES], [[33] + [1] * raster.CLASSES],
+                                   [[4] + [65] + [0] * (raster.CLASSES - 1)], [[4] + [-1] * raster.CLASSES],
+                                   [[4] + [1] * raster.CLASSES] * 2, [], 4, "x"])
+def test_bad_local_radii_are_refused(extra):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(turning_stripes((40, 40)), 12, lambda meta: {**meta, "lx": extra})
+
+
+def test_other_radii_without_the_blend_are_refused():
+    plane = turning_stripes((40, 40))
+
+    def change(meta):
+        meta = {**meta, "lx": [[4] + [1] * raster.CLASSES]}
+        meta.pop("lw", None)
+        return meta
+
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(plane, 12, change)
 
 
 def test_local_predictions_are_computed_once_per_plane(monkeypatch):

@@ -50,7 +50,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2.3: the raster frames' value range
          "vr",
          # format 2.4: the raster frames' local least-squares blend
-         "lw")
+         "lw",
+         # format 2.5: the blend's windows of other radii
+         "lx")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

@@ -27,7 +27,7 @@ MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 @functools.lru_cache(maxsize=16)
 def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None,
                robust: int | None = None, thorough: bool = False, scales: tuple[str, ...] | None = None,
-               local_min_share: float | None = None) -> Method:
+               local_min_share: float | None = None, local_radii: tuple[int, ...] | None = None) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
     the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
@@ -35,6 +35,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     encoder's larger fit and search samples (the slow mode's extra try). scales: the learned scales (models/
     ids) the raster encoder offers (None: its default). local_min_share: the share of a raster frame's
     estimate the local least-squares blend must save to be sent (None: the raster method's default).
+    local_radii: the radii of the local windows the raster encoder may blend in besides the default one.
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -49,7 +50,8 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     if name == "raster":
         from medcodec.pipelines.raster import RasterMethod
 
-        options = {"correction_model": correction, "scale_models": scales, "local_min_share": local_min_share}
+        options = {"correction_model": correction, "scale_models": scales, "local_min_share": local_min_share,
+                   "local_radii": local_radii}
         return RasterMethod(robust=robust, thorough=thorough, **{k: v for k, v in options.items() if v is not None})
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")

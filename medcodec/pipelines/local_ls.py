@@ -14,7 +14,10 @@ Decodable anywhere: the window's sums of products are int64 (exact, any order); 
 solved in float64 with IEEE-754 basic operations only (+, -, *, / on elements, each correctly rounded,
 in a fixed order per pixel; no reduction, BLAS, LAPACK or libm), so the same bits on every machine, for
 a pixel alone or in any batch; the result is rounded to 1/16 sample with ``floor``. The decoder keeps
-each row's running sums for the last RING columns only (RING covers the columns any later window reads).
+running sums of the window's rows and columns over the last few rows and columns only.
+
+Windows of other radii can be blended in as well, each with its own weights (format 2.5; the slow mode's
+radii 4 and 14, ``codec.RASTER_LOCAL_RADII``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 RADIUS = 9  # 6: 0.3-0.5 % larger CT frames; 12: CTs 0.1 % larger, 8-bit CT 0.1 % smaller
-RING = 3 * RADIUS + 4  # columns of running sums a decoder keeps per row (a window reads 3 RADIUS + 1 back)
+RADIUS_LIMIT = 32  # the largest radius a stream may name (the decoder keeps radius + 2 rows of column sums)
 FEATURES = 11
 _PAIRS = [(i, j) for i in range(FEATURES) for j in range(i, FEATURES)]
 _I = np.array([i for i, _ in _PAIRS])
@@ -86,38 +89,47 @@ def predict(sums: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
     return np.clip(mu, 0, top)
 
 
+def shift(mu: np.ndarray, local: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """How far (in 1/64 of 1/16 sample) weight / 64 moves mu towards the local prediction."""
+    return weights * np.clip(local - mu, -DELTA_LIMIT, DELTA_LIMIT)
+
+
 def blend(mu: np.ndarray, local: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """mu moved towards the local prediction by weight / 64 (per pixel, 0..64), in integers."""
-    delta = np.clip(local - mu, -DELTA_LIMIT, DELTA_LIMIT)
-    return mu + ((weights * delta + WEIGHT_ONE // 2) >> 6)
+    return moved(mu, shift(mu, local, weights))
+
+
+def moved(mu: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """mu moved by the sum of its shifts (one local prediction's or several radii's), rounded."""
+    return mu + ((shifts + WEIGHT_ONE // 2) >> 6)
 
 
 def plane_predictions(taps, values: np.ndarray, height: int, width: int, top: int,
-                      band_rows: int) -> np.ndarray:
+                      band_rows: int, radius: int = RADIUS) -> np.ndarray:
     """The encoder's: every pixel's local prediction (1/16 sample) from the plane's values (row-major)
     and taps(first row, end row), the 12 neighbours [pixels, 12] of those rows; a band of rows at a time.
     The windows are box sums of a band's 2-D running sums (integers, wrapping or not: the same sums as
-    the decoder's lookups), so a pixel costs a few lookups instead of the decoder's 2 RADIUS + 2."""
+    the decoder's lookups), so a pixel costs a few lookups (the decoder's: four)."""
     out = np.empty(values.size, dtype=np.int64)
     for first in range(0, height, band_rows):
         end = min(height, first + band_rows)
-        top_row = max(0, first - RADIUS)
+        top_row = max(0, first - radius)
         nb = taps(top_row, end)
         rows = end - top_row
-        # running sums along each row: column RADIUS + c holds the sum of columns 0..c-1; RADIUS + 1 zero
+        # running sums along each row: column radius + c holds the sum of columns 0..c-1; radius + 1 zero
         # columns before (a window clipped at the left edge) and the total repeated after (at the right)
-        row_sums = np.zeros((rows, RADIUS + width + 2, TERMS), dtype=np.int64)
+        row_sums = np.zeros((rows, radius + width + 2, TERMS), dtype=np.int64)
         np.cumsum(products(nb, values[top_row * width:end * width]).reshape(rows, width, TERMS), axis=1,
-                  out=row_sums[:, RADIUS + 1:RADIUS + 1 + width])
+                  out=row_sums[:, radius + 1:radius + 1 + width])
         row_sums[:, -1] = row_sums[:, -2]
-        own = row_sums[:, RADIUS:RADIUS + width] - row_sums[:, :width]  # columns c-RADIUS..c-1
+        own = row_sums[:, radius:radius + width] - row_sums[:, :width]  # columns c-radius..c-1
         above = np.zeros((rows + 1, width, TERMS), dtype=np.int64)  # running sums down the columns
-        np.cumsum(row_sums[:, RADIUS + 2:] - row_sums[:, :width], axis=0, out=above[1:])  # c-RADIUS..c+1
+        np.cumsum(row_sums[:, radius + 2:] - row_sums[:, :width], axis=0, out=above[1:])  # c-radius..c+1
         del row_sums
         step = max(1, CHUNK // width)
         for i in range(first - top_row, rows, step):  # a few rows at a time (a few MB)
             at = np.arange(i, min(rows, i + step))
-            sums = (above[at] - above[np.maximum(at - RADIUS, 0)] + own[at]).reshape(-1, TERMS)
+            sums = (above[at] - above[np.maximum(at - radius, 0)] + own[at]).reshape(-1, TERMS)
             out[(top_row + i) * width:(top_row + at[-1] + 1) * width] = predict(
                 sums, nb[i * width:(at[-1] + 1) * width], top)
     return out
@@ -126,17 +138,15 @@ def plane_predictions(taps, values: np.ndarray, height: int, width: int, top: in
 class RunningSums:
     """The decoder's: the window sums kept as they grow, so a pixel's costs four lookups.
 
-    For each row, its running sums over the last ROW_RING columns; for each column c, the running sum
-    down the rows of the above-window's part of a row (columns c-RADIUS..c+1), for the last
-    COLUMN_RING rows. Row r's part for column c is known once (r, c+1) is decoded, which the wavefront
+    For each row, its running sums over the last radius + 3 columns; for each column c, the running sum
+    down the rows of the above-window's part of a row (columns c-radius..c+1), for the last
+    radius + 2 rows. Row r's part for column c is known once (r, c+1) is decoded, which the wavefront
     order does before any pixel below reads it; a ring slot is overwritten only after its last reader
-    (COLUMN_RING > RADIUS + 1 rows, ROW_RING > RADIUS + 2 columns back). Integers: the encoder's sums."""
+    (radius + 2 rows > radius + 1, radius + 3 columns > radius + 2 back). Integers: the encoder's sums."""
 
-    ROW_RING = RADIUS + 3
-    COLUMN_RING = RADIUS + 2
-
-    def __init__(self, height: int, width: int):
-        self.width, self.height = width, height
+    def __init__(self, height: int, width: int, radius: int = RADIUS):
+        self.width, self.height, self.radius = width, height, radius
+        self.ROW_RING, self.COLUMN_RING = radius + 3, radius + 2
         # one more slot of zeros each: what a lookup left of column 0 or above row 0 reads
         self.rows = np.zeros((height, self.ROW_RING + 1, TERMS), dtype=np.int64)
         self.columns = np.zeros((self.COLUMN_RING + 1, width, TERMS), dtype=np.int64)
@@ -150,8 +160,8 @@ class RunningSums:
         return self.columns[np.where(r >= 0, r % self.COLUMN_RING, self.COLUMN_RING), c]
 
     def predict(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
-        sums = self._column(rows - 1, cols) - self._column(rows - RADIUS - 1, cols) \
-            + self._row(rows, cols - 1) - self._row(rows, cols - RADIUS - 1)
+        sums = self._column(rows - 1, cols) - self._column(rows - self.radius - 1, cols) \
+            + self._row(rows, cols - 1) - self._row(rows, cols - self.radius - 1)
         return predict(sums, nb, top)
 
     def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray) -> None:
@@ -159,8 +169,8 @@ class RunningSums:
         then the column sums of the window parts they complete (column c - 1, and the last column too)."""
         running = products(nb, values) + self._row(rows, cols - 1)
         self.rows[rows, cols % self.ROW_RING] = running
-        self._complete(rows, cols - 1, running - self._row(rows, cols - RADIUS - 2), cols > 0)
-        self._complete(rows, cols, running - self._row(rows, cols - RADIUS - 1), cols == self.width - 1)
+        self._complete(rows, cols - 1, running - self._row(rows, cols - self.radius - 2), cols > 0)
+        self._complete(rows, cols, running - self._row(rows, cols - self.radius - 1), cols == self.width - 1)
 
     def _complete(self, rows: np.ndarray, cols: np.ndarray, part: np.ndarray, chosen: np.ndarray) -> None:
         rows, cols = rows[chosen], cols[chosen]

@@ -84,7 +84,7 @@ BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw"})
+                              "sn", "vr", "lw", "lx"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
@@ -161,6 +161,15 @@ class RasterModel:
     # int64 [CLASSES] in 1/64: how far each class's prediction moves towards the local least-squares one
     # (pipelines.local_ls); None: not used
     local_weights: np.ndarray | None = None
+    # (radius, int64 [CLASSES] weights) of windows of other radii blended in as well (format 2.5; with
+    # local_weights only)
+    local_extra: tuple[tuple[int, np.ndarray], ...] = ()
+
+    def local_blends(self) -> list[tuple[int, np.ndarray]]:
+        """(window radius, weights per class) of every local least-squares prediction blended in."""
+        if self.local_weights is None:
+            return []
+        return [(local_ls.RADIUS, self.local_weights), *self.local_extra]
 
     def classes(self, activity: np.ndarray, border: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 width: int) -> np.ndarray:
@@ -206,7 +215,9 @@ class RasterModel:
                 **({"nn": self.correction} if self.correction is not None else {}),
                 **({"sn": self.scale_net} if self.scale_net is not None else {}),
                 **({"vr": list(self.value_range)} if self.value_range is not None else {}),
-                **({"lw": self.local_weights.tolist()} if self.local_weights is not None else {})}
+                **({"lw": self.local_weights.tolist()} if self.local_weights is not None else {}),
+                **({"lx": [[radius] + weights.tolist() for radius, weights in self.local_extra]}
+                   if self.local_extra else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -259,12 +270,13 @@ class RasterModel:
                 if local_weights.shape != (CLASSES,) or local_weights.min() < 0 \
                         or local_weights.max() > local_ls.WEIGHT_ONE:
                     raise ValueError("bad local least-squares weights")
+            local_extra = _local_extra(data["lx"], local_weights) if "lx" in data else ()
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
                         boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
-                        local_weights=local_weights)
+                        local_weights=local_weights, local_extra=local_extra)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -286,6 +298,22 @@ class RasterModel:
 # such pixels in hundredths of a bit (pooled with the lowest-activity class they cost 0.75 bit on CT
 # padding).
 BORDER_DEFAULT = np.array([0] * (len(OFFSETS) - 1) + [1 << (COEF_SHIFT - 1)], dtype=np.int64)
+
+
+def _local_extra(entries, local_weights: np.ndarray | None) -> tuple[tuple[int, np.ndarray], ...]:
+    """The side information's "lx": [[radius, 17 weights], ...], validated (ValueError)."""
+    if local_weights is None or not isinstance(entries, list) or not entries:
+        raise ValueError("bad local least-squares radii")
+    out = []
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) != CLASSES + 1:
+            raise ValueError("bad local least-squares radii")
+        radius, weights = int(entry[0]), np.array(entry[1:], dtype=np.int64)
+        if not 1 <= radius <= local_ls.RADIUS_LIMIT or radius == local_ls.RADIUS \
+                or radius in [r for r, _ in out] or weights.min() < 0 or weights.max() > local_ls.WEIGHT_ONE:
+            raise ValueError("bad local least-squares radii")
+        out.append((radius, weights))
+    return tuple(out)
 
 
 def _start_ell(bucket_low: int, count: int) -> np.ndarray:
@@ -667,6 +695,25 @@ def _sample(count: int, limit: int, width: int) -> np.ndarray:
     return np.arange(0, count, stride, dtype=np.int64)
 
 
+def _blend_weights(deltas: list[np.ndarray], target: np.ndarray, cls: np.ndarray) -> list[np.ndarray]:
+    """Per class, the least-squares weights (1/64, clipped to 0..64) of the local predictions' moves
+    (deltas, one per radius) that best explain the errors (target): one weight is a ratio of sums, as
+    the decoder needs nothing of this; several are solved together, a singular class getting none."""
+    if len(deltas) == 1:
+        moved = np.bincount(cls, deltas[0] * target, CLASSES)
+        power = np.bincount(cls, deltas[0] * deltas[0], CLASSES)
+        ratios = np.divide(moved, power, out=np.zeros(CLASSES), where=power > 0)[None]
+    else:
+        k = len(deltas)
+        gram = np.array([[np.bincount(cls, a * b, CLASSES) for b in deltas] for a in deltas]).transpose(2, 0, 1)
+        moved = np.array([np.bincount(cls, a * target, CLASSES) for a in deltas]).T
+        ratios = np.zeros((k, CLASSES))
+        for c in range(CLASSES):
+            if np.linalg.matrix_rank(gram[c]) == k:
+                ratios[:, c] = np.linalg.solve(gram[c], moved[c])
+    return list(np.clip(np.round(ratios * local_ls.WEIGHT_ONE), 0, local_ls.WEIGHT_ONE).astype(np.int64))
+
+
 _LOCAL_CACHE: dict = {}  # _Analysis._local_predictions': the key and predictions of the last plane
 _LOCAL_LOCK = threading.Lock()  # encoders in several threads (library use) share the cache
 
@@ -842,43 +889,55 @@ class _Analysis:
         other._finish(self._uncorrected, None)
         return other
 
-    def with_local_ls(self) -> "_Analysis | None":
+    def with_local_ls(self, extra_radii: Sequence[int] = ()) -> "_Analysis | None":
         """This analysis with its prediction moved towards the local least-squares one
         (``pipelines.local_ls``) by a weight per class, fitted on every pixel (least squares, clipped to
-        0..1), the rest refitted; None where no class takes any. The caller keeps whichever estimate is
-        smaller."""
-        local = self._local_predictions()
-        delta = np.clip(local - self.mu, -local_ls.DELTA_LIMIT, local_ls.DELTA_LIMIT).astype(np.float64)
-        target = _error(self.values, self.mu).astype(np.float64)
+        0..1), the rest refitted; None where no class takes any. With extra_radii, also the blends of
+        the RADIUS window's prediction with those of each and all of these radii (fitted jointly), the
+        smallest estimate kept. The caller keeps whichever estimate is smaller than this one's."""
         cls = self.cls.astype(np.int64)
-        moved = np.bincount(cls, delta * target, CLASSES)
-        power = np.bincount(cls, delta * delta, CLASSES)
-        ratio = np.divide(moved, power, out=np.zeros(CLASSES), where=power > 0)
-        weights = np.clip(np.round(ratio * local_ls.WEIGHT_ONE), 0, local_ls.WEIGHT_ONE).astype(np.int64)
-        if not weights.any():
-            return None
-        other = copy.copy(self)
-        other.model = dataclasses.replace(self.model, local_weights=weights)
-        other._before_local = self.mu
-        other._finish(local_ls.blend(self.mu.astype(np.int64), local, weights[cls]).astype(np.int32),
-                      self.model.correction)
-        return other
+        target = _error(self.values, self.mu).astype(np.float64)
+        choices = [(local_ls.RADIUS,)] + [(local_ls.RADIUS, r) for r in extra_radii]
+        if len(extra_radii) > 1:
+            choices.append((local_ls.RADIUS, *extra_radii))
+        best = None
+        for radii in choices:
+            local = [self._local_predictions(radius) for radius in radii]
+            deltas = [np.clip(prediction - self.mu, -local_ls.DELTA_LIMIT, local_ls.DELTA_LIMIT) for prediction in local]
+            weights = _blend_weights([d.astype(np.float64) for d in deltas], target, cls)
+            if not weights[0].any() and len(radii) == 1:
+                return None
+            kept = [(radius, w) for radius, w in zip(radii[1:], weights[1:]) if w.any()]
+            if len(radii) > 1 and len(kept) < len(radii) - 1:
+                continue  # the same as a smaller choice (or no blend of its own)
+            shifts = sum(w[cls] * d for w, d in zip(weights, deltas))
+            other = copy.copy(self)
+            other.model = dataclasses.replace(self.model, local_weights=weights[0], local_extra=tuple(kept))
+            other._before_local = self.mu
+            other._finish(local_ls.moved(self.mu.astype(np.int64), shifts).astype(np.int32), self.model.correction)
+            if best is None or other.estimated_bytes() < best.estimated_bytes():
+                best = other
+        return best
 
-    def _local_predictions(self) -> np.ndarray:
-        """Every pixel's local least-squares prediction (they depend on the coded plane alone: the slow
-        mode's tries of one plane compute them once; the last plane's are kept)."""
+    def _local_predictions(self, radius: int = local_ls.RADIUS) -> np.ndarray:
+        """Every pixel's local least-squares prediction with a window of this radius (they depend on the
+        coded plane alone: the slow mode's tries of one plane compute them once; the last plane's are
+        kept)."""
         key = (self.height, self.width, self.top, hashlib.blake2b(self.values.tobytes(), digest_size=16).digest())
         with _LOCAL_LOCK:
-            if _LOCAL_CACHE.get("key") == key:
-                return _LOCAL_CACHE["value"]
-            _LOCAL_CACHE.clear()  # before computing: a 4096^2 plane's are 128 MB
+            if _LOCAL_CACHE.get("key") != key:
+                _LOCAL_CACHE.clear()  # before computing: a 4096^2 plane's are 128 MB a radius
+            elif radius in _LOCAL_CACHE["value"]:
+                return _LOCAL_CACHE["value"][radius]
         predictions = local_ls.plane_predictions(
             lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
-            self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width))
+            self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width), radius)
         predictions.flags.writeable = False  # shared between analyses
         with _LOCAL_LOCK:
-            _LOCAL_CACHE.clear()
-            _LOCAL_CACHE.update(key=key, value=predictions)
+            if _LOCAL_CACHE.get("key") != key:
+                _LOCAL_CACHE.clear()
+                _LOCAL_CACHE.update(key=key, value={})
+            _LOCAL_CACHE["value"][radius] = predictions
         return predictions
 
     def _corrected(self, net: raster_mlp.RasterCorrection, errors1: np.ndarray) -> np.ndarray | None:
@@ -1193,7 +1252,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     windows = raster_mlp.ErrorWindows(*shape) \
         if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
     low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
-    local = local_ls.RunningSums(*shape) if model.local_weights is not None else None
+    # each blended radius's weights and running window sums
+    local = [(weights, local_ls.RunningSums(*shape, radius)) for radius, weights in model.local_blends()]
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
@@ -1224,13 +1284,15 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                         sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum[inside])],
                                                 axis=1)
                     keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum[inside])
-        if local is not None:
-            weights = model.local_weights[cls]
-            moving = np.flatnonzero(weights)  # a class with weight 0 keeps its prediction: no solve there
-            if moving.size:
-                mu = mu.copy()
-                mu[moving] = local_ls.blend(mu[moving], local.predict(rows[moving], cols[moving], nb[moving], top),
-                                            weights[moving])
+        if local:
+            shifts = np.zeros(mu.size, dtype=np.int64)
+            for class_weights, sums in local:
+                weights = class_weights[cls]
+                moving = np.flatnonzero(weights)  # a class with weight 0 keeps its prediction: no solve there
+                if moving.size:
+                    shifts[moving] += local_ls.shift(mu[moving], sums.predict(rows[moving], cols[moving], nb[moving],
+                                                                              top), weights[moving])
+            mu = local_ls.moved(mu, shifts)
         params = _coding(model, mu, _bucket_of(keys, model))
         try:
             symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
@@ -1242,8 +1304,8 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         if values.min() < low or values.max() > high:
             raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
         grid[index] = values
-        if local is not None:
-            local.add(rows, cols, nb, values)
+        for _, sums in local:
+            sums.add(rows, cols, nb, values)
         errors1[index] = _error(values, mu1)
         errors2[index] = _error(values, mu)
         if windows is not None:
@@ -1331,18 +1393,18 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
 def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
              robust: int | None = None, thorough: bool = False,
              scale_nets: Sequence[raster_mlp.RasterCorrection] = (),
-             local_min_share: float | None = None) -> _Analysis:
+             local_min_share: float | None = None, local_radii: Sequence[int] = ()) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
     smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
-    LOCAL_MIN_SHARE); then each learned scale offered, in turn, where it codes smaller than what is
+    LOCAL_MIN_SHARE), with windows of local_radii blended in too where that codes smaller; then each learned scale offered, in turn, where it codes smaller than what is
     kept. On a large plane only one block-class analysis is alive at a time (a 4096^2 plane's is
     ~1.4 GB): the first is dropped while the second is built, and rebuilt if the block classes lose."""
     analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
         analysis = plain
-    local = analysis.with_local_ls()
+    local = analysis.with_local_ls(local_radii)
     local_min_share = LOCAL_MIN_SHARE if local_min_share is None else local_min_share
     if local is not None and local.estimated_bytes() < (1 - local_min_share) * analysis.estimated_bytes():
         analysis = local
@@ -1425,7 +1487,8 @@ class RasterMethod(Method):
 
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
                  robust: int | None = None, thorough: bool = False, use_scale: bool = True,
-                 scale_models: tuple[str, ...] = (SCALE_MODEL,), local_min_share: float | None = None):
+                 scale_models: tuple[str, ...] = (SCALE_MODEL,), local_min_share: float | None = None,
+                 local_radii: tuple[int, ...] = ()):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
         self.use_scale = use_scale  # False: never the learned scale (ablations)
         self.scale_models = scale_models  # the learned scales the encoder offers, in turn
@@ -1433,6 +1496,7 @@ class RasterMethod(Method):
         self.robust = robust  # the encoder's robust fits (_Analysis.robust; None: by bit depth)
         self.thorough = thorough  # the encoder's larger samples (_Analysis.thorough)
         self.local_min_share = local_min_share  # what the local least-squares blend must save (_analyse)
+        self.local_radii = local_radii  # the windows blended in besides local_ls.RADIUS's, where they pay
 
     def _correction(self) -> raster_mlp.RasterCorrection | None:
         return shipped_correction(self.correction_model) if self.use_correction else None
@@ -1440,7 +1504,7 @@ class RasterMethod(Method):
     def _analyse(self, plane: np.ndarray, bits: int) -> _Analysis:
         nets = [shipped_scale(m) for m in self.scale_models] if self.use_scale else []
         return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough,
-                        [net for net in nets if net is not None], self.local_min_share)
+                        [net for net in nets if net is not None], self.local_min_share, self.local_radii)
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         return self._analyse(plane, bits).streams()
