@@ -5,15 +5,18 @@ is the child's ru_maxrss (resident set, includes torch and its arenas), next to 
 work starts (interpreter, torch, weights, the test plane). The method is driven directly
 (pipelines.get_method), so the learned decoder is what is measured even where codec.encode would store
 this plane classically. The plane is a synthetic radiograph-like image (smooth anatomy + detector
-noise), 12 bits used of 16.
+noise), 12 bits used of 16, or (--plane stripes) stripes whose direction turns across it.
 
-    python benchmarks/memory_large.py [--sizes 2048,4096] [--modes fast,slow,slow-ensemble,raster]
+    python benchmarks/memory_large.py [--sizes 2048,4096] [--modes fast,slow,slow-ensemble,raster,raster-slow]
+        [--plane radiograph|stripes]
         [--out benchmarks/results/memory_large.json]
 
 Mode slow-ensemble is the slow path with its test-time ensemble (pipelines/ensemble.py) kept for every
 subimage, whatever it saves, and surprise offsets (pipelines/surprise.py) on every set, for which its
 decoder also keeps each subimage's first single pass: the slow decoder's worst case for memory and time.
-Mode raster is the raster-order method (pipelines/raster.py) every learned mode offers beside its own.
+Mode raster is the raster-order method (pipelines/raster.py) every learned mode offers beside its own;
+raster-slow is the same with the slow mode's options (the local least-squares blend wherever it saves,
+windows of three radii: the decoder keeps running sums for each).
 """
 
 from __future__ import annotations
@@ -28,15 +31,23 @@ CHILD = r"""
 import resource, struct, sys, time, numpy as np
 import medcodec
 from medcodec.pipelines import Stream, get_method
-size, mode, step, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+size, mode, step, path, kind = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 rng = np.random.default_rng(0)
 plane = np.empty((size, size), np.uint16)
 x = np.arange(size) / size
 for top in range(0, size, 128):  # in bands, so making the test image does not raise the baseline
     y = (np.arange(top, min(top + 128, size)) / size)[:, None]
-    band = 1500 + 900 * np.sin(6 * x) * np.cos(4 * y) + rng.normal(0, 12, (y.shape[0], size))
+    if kind == "stripes":  # stripes turning across the plane: the raster coder's local blend pays
+        phase = size * (np.cos(np.pi * x) * x + np.sin(np.pi * x) * y) / 2.5
+        band = 2000 + 600 * np.sin(phase) + rng.normal(0, 4, (y.shape[0], size))
+    else:
+        band = 1500 + 900 * np.sin(6 * x) * np.cos(4 * y) + rng.normal(0, 12, (y.shape[0], size))
     plane[top:top + y.shape[0]] = band.clip(0, 4095)
 method = get_method(mode.split("-")[0], "cpu")  # the weights are loaded before the clock and the baseline
+if mode == "raster-slow":  # the slow mode's raster options: the local blend wherever it saves, 3 radii
+    from medcodec import codec
+    method = get_method("raster", "cpu", local_min_share=codec.RASTER_LOCAL_MIN_SHARE["slow"],
+                        local_radii=codec.RASTER_LOCAL_RADII["slow"])
 if mode == "slow-ensemble":  # the slow path with its ensemble and surprise offsets on every subimage: its
     method.ensemble_choice = method.surprise_choice = "always"  # worst case (the first pass kept beside)
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -62,11 +73,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, baseline, size_bytes, 
 """
 
 
-def measure(size: int, mode: str, scratch: Path) -> dict:
+def measure(size: int, mode: str, scratch: Path, plane: str = "radiograph") -> dict:
     blob_path = scratch / f"m_{size}_{mode}.streams"
-    record = {"size": size, "mode": mode}
+    record = {"size": size, "mode": mode, **({"plane": plane} if plane != "radiograph" else {})}
     for step in ("encode", "decode"):
-        out = subprocess.run([sys.executable, "-c", CHILD, str(size), mode, step, str(blob_path)],
+        out = subprocess.run([sys.executable, "-c", CHILD, str(size), mode, step, str(blob_path), plane],
                              capture_output=True, text=True, check=True).stdout.split()
         record[f"{step}_peak_mb"] = round(int(out[0]) / 1024, 1)
         record[f"{step}_baseline_mb"] = round(int(out[1]) / 1024, 1)  # interpreter + torch + weights
@@ -81,13 +92,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="2048,4096")
     p.add_argument("--modes", default="fast,slow,slow-ensemble,raster")
+    p.add_argument("--plane", choices=("radiograph", "stripes"), default="radiograph",
+                   help="radiograph: smooth anatomy + detector noise; stripes: stripes turning across the "
+                        "plane, where the raster coder's local least-squares blend is sent")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/memory_large.json"))
     args = p.parse_args()
     scratch = Path("/tmp")
     records = []
     for size in map(int, args.sizes.split(",")):
         for mode in args.modes.split(","):
-            records.append(measure(size, mode, scratch))
+            records.append(measure(size, mode, scratch, args.plane))
             print(records[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fast = {r["size"]: r["decode_peak_mb"] for r in records if r["mode"] == "fast"}

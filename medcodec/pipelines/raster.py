@@ -1397,9 +1397,10 @@ def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrecti
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
     smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
-    LOCAL_MIN_SHARE), with windows of local_radii blended in too where that codes smaller; then each learned scale offered, in turn, where it codes smaller than what is
-    kept. On a large plane only one block-class analysis is alive at a time (a 4096^2 plane's is
-    ~1.4 GB): the first is dropped while the second is built, and rebuilt if the block classes lose."""
+    LOCAL_MIN_SHARE), with windows of local_radii blended in too where that codes smaller; then each
+    learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
+    block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while
+    the second is built, and rebuilt if the block classes lose."""
     analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
     plain = analysis.without_correction()
     if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
