@@ -117,7 +117,8 @@ def test_blend_moves_by_the_weight_and_stays_in_integers():
     mu = np.array([1000, 1000, 1000, 1000])
     local = np.array([1640, 1640, 360, 1000 + 2 * local_ls.DELTA_LIMIT])
     weights = np.array([0, 64, 32, 64])
-    assert local_ls.blend(mu, local, weights).tolist() == [1000, 1640, 680, 1000 + local_ls.DELTA_LIMIT]
+    assert local_ls.moved(mu, local_ls.shift(mu, local, weights)).tolist() == [1000, 1640, 680,
+                                                                              1000 + local_ls.DELTA_LIMIT]
 
 
 def test_a_degenerate_system_stays_in_range_without_floating_point_errors():

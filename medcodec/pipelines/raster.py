@@ -900,17 +900,19 @@ class _Analysis:
         choices = [(local_ls.RADIUS,)] + [(local_ls.RADIUS, r) for r in extra_radii]
         if len(extra_radii) > 1:
             choices.append((local_ls.RADIUS, *extra_radii))
+        # each radius's moves once, for every choice that holds it
+        deltas = {radius: np.clip(prediction - self.mu, -local_ls.DELTA_LIMIT, local_ls.DELTA_LIMIT)
+                  for radius, prediction in self._local_predictions((local_ls.RADIUS, *extra_radii)).items()}
+        moves = {radius: delta.astype(np.float64) for radius, delta in deltas.items()}
         best = None
         for radii in choices:
-            local = [self._local_predictions(radius) for radius in radii]
-            deltas = [np.clip(prediction - self.mu, -local_ls.DELTA_LIMIT, local_ls.DELTA_LIMIT) for prediction in local]
-            weights = _blend_weights([d.astype(np.float64) for d in deltas], target, cls)
+            weights = _blend_weights([moves[radius] for radius in radii], target, cls)
             if not weights[0].any() and len(radii) == 1:
                 return None
             kept = [(radius, w) for radius, w in zip(radii[1:], weights[1:]) if w.any()]
             if len(radii) > 1 and len(kept) < len(radii) - 1:
                 continue  # the same as a smaller choice (or no blend of its own)
-            shifts = sum(w[cls] * d for w, d in zip(weights, deltas))
+            shifts = sum(w[cls] * deltas[radius] for w, radius in zip(weights, radii))
             other = copy.copy(self)
             other.model = dataclasses.replace(self.model, local_weights=weights[0], local_extra=tuple(kept))
             other._before_local = self.mu
@@ -919,26 +921,30 @@ class _Analysis:
                 best = other
         return best
 
-    def _local_predictions(self, radius: int = local_ls.RADIUS) -> np.ndarray:
-        """Every pixel's local least-squares prediction with a window of this radius (they depend on the
-        coded plane alone: the slow mode's tries of one plane compute them once; the last plane's are
-        kept)."""
+    def _local_predictions(self, radii: Sequence[int]) -> dict[int, np.ndarray]:
+        """Every pixel's local least-squares prediction with a window of each of these radii (they
+        depend on the coded plane alone: the slow mode's tries of one plane compute them once; the last
+        plane's are kept)."""
         key = (self.height, self.width, self.top, hashlib.blake2b(self.values.tobytes(), digest_size=16).digest())
-        with _LOCAL_LOCK:
-            if _LOCAL_CACHE.get("key") != key:
-                _LOCAL_CACHE.clear()  # before computing: a 4096^2 plane's are 128 MB a radius
-            elif radius in _LOCAL_CACHE["value"]:
-                return _LOCAL_CACHE["value"][radius]
-        predictions = local_ls.plane_predictions(
-            lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
-            self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width), radius)
-        predictions.flags.writeable = False  # shared between analyses
-        with _LOCAL_LOCK:
-            if _LOCAL_CACHE.get("key") != key:
-                _LOCAL_CACHE.clear()
-                _LOCAL_CACHE.update(key=key, value={})
-            _LOCAL_CACHE["value"][radius] = predictions
-        return predictions
+        out = {}
+        for radius in radii:
+            with _LOCAL_LOCK:
+                if _LOCAL_CACHE.get("key") != key:
+                    _LOCAL_CACHE.clear()  # before computing: a 4096^2 plane's are 128 MB a radius
+                elif radius in _LOCAL_CACHE["value"]:
+                    out[radius] = _LOCAL_CACHE["value"][radius]
+                    continue
+            predictions = local_ls.plane_predictions(
+                lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
+                self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width), radius)
+            predictions.flags.writeable = False  # shared between analyses
+            with _LOCAL_LOCK:
+                if _LOCAL_CACHE.get("key") != key:
+                    _LOCAL_CACHE.clear()
+                    _LOCAL_CACHE.update(key=key, value={})
+                _LOCAL_CACHE["value"][radius] = predictions
+            out[radius] = predictions
+        return out
 
     def _corrected(self, net: raster_mlp.RasterCorrection, errors1: np.ndarray) -> np.ndarray | None:
         """The second-stage prediction plus the learned correction on every pixel with a raster class
