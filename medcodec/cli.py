@@ -342,6 +342,11 @@ def format_info(name: str, s: dict[str, Any]) -> str:
                                              ("step", "value grid"), ("bc", "block classes"),
                                              ("vr", "value range"))
                       if options.get(key)]
+            if options.get("lw"):  # the local least-squares blend: what roughly doubles a frame's decoding
+                from medcodec.pipelines.local_ls import RADIUS
+
+                radii = [RADIUS] + [entry[0] for entry in options.get("lx") or () if isinstance(entry, list) and entry]
+                extras.append(f"local least squares (radius {', '.join(str(r) for r in radii)})")
             for key, text in (("nn", "learned correction"), ("sn", "learned scale")):
                 if isinstance(options.get(key), str):
                     extras.append(f"{text} {options[key]}")

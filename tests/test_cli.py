@@ -306,3 +306,17 @@ def test_info_names_the_raster_options_a_frame_uses():
     assert lines[-3].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, neighbour-value boost)")
     assert lines[-2].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, palette)")
     assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights)")
+
+
+def test_info_names_the_local_least_squares_radii():
+    """The local blend about doubles a frame's decoding time, so `info` says which windows it uses."""
+    from medcodec.cli import format_info
+
+    summary = {"format_major": 2, "kind": "png", "integrity": "ok", "stream_size": 100, "frames": [
+        {"frame": 0, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
+         "side_info": {"raster": {"lw": [16] * 17}}},
+        {"frame": 1, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
+         "side_info": {"raster": {"lw": [16] * 17, "lx": [[4] + [8] * 17, [14] + [8] * 17]}}}]}
+    lines = format_info("x.mlc", summary).splitlines()
+    assert lines[-2].endswith("per-plane weights, local least squares (radius 9))")
+    assert lines[-1].endswith("per-plane weights, local least squares (radius 9, 4, 14))")
