@@ -129,3 +129,64 @@ def test_a_degenerate_system_stays_in_range_without_floating_point_errors():
     with np.errstate(all="raise"):
         mu = local_ls.predict(sums, nb, 1 << 20)
     assert 0 <= mu[0] <= 1 << 20
+
+
+def _numpy_predict(sums, nb, top):
+    """The documented solve as numpy ran it until 2026-12 (streams of 2.3-2.5 were written with it): the
+    same IEEE operations a pixel at a time, vectorised along pixels."""
+    n = sums.shape[0]
+    f_count, pairs = local_ls.FEATURES, local_ls.PAIRS
+    i_of, j_of = local_ls._I, local_ls._J
+    ridge = (sums[:, local_ls._DIAGONAL].sum(axis=1) >> local_ls.RIDGE_SHIFT) + 1
+    quad = sums[:, :pairs].copy()
+    quad[:, local_ls._DIAGONAL] += ridge[:, None]
+    system = np.empty((f_count, f_count + 1, n))
+    system[i_of, j_of] = quad.T
+    system[j_of, i_of] = quad.T
+    system[:, f_count] = sums[:, pairs:].T
+    with np.errstate(all="ignore"):
+        for k in range(f_count - 1):
+            factor = system[k + 1:, k] / system[k, k]
+            system[k + 1:, k + 1:] -= factor[:, None, :] * system[k, k + 1:][None]
+        weights = np.empty((f_count, n))
+        rhs = system[:, f_count].copy()
+        for k in range(f_count - 1, -1, -1):
+            weights[k] = rhs[k] / system[k, k]
+            rhs[:k] -= system[:k, k] * weights[k]
+        f = local_ls.features(nb).T.astype(np.float64)
+        q = np.zeros(n)
+        for k in range(f_count):
+            q = q + weights[k] * f[k]
+    q = np.where(np.isfinite(q), np.clip(q, -local_ls.PREDICTION_LIMIT, local_ls.PREDICTION_LIMIT), 0.0)
+    mu = (nb[:, 0].astype(np.int64) << 4) + 8 + np.floor(q * 16.0 + 0.5).astype(np.int64)
+    return np.clip(mu, 0, top)
+
+
+def _window_sums(plane, radius):
+    """Every pixel's window sums by brute force (the documented window) and its neighbours."""
+    layout, grid = _padded(plane)
+    rows, cols = np.divmod(np.arange(plane.size), plane.shape[1])
+    nb = _taps(layout, grid, rows, cols)
+    height, width = plane.shape
+    products = local_ls.products(nb, plane.ravel()).reshape(height, width, local_ls.TERMS)
+    sums = np.zeros((plane.size, local_ls.TERMS), np.int64)
+    for i in range(height):
+        for j in range(width):
+            above = products[max(0, i - radius):i, max(0, j - radius):j + 2].reshape(-1, local_ls.TERMS)
+            sums[i * width + j] = above.sum(axis=0) + products[i, max(0, j - radius):j].sum(axis=0)
+    return sums, nb
+
+
+@pytest.mark.parametrize("name", ["stripes", "noise16", "narrow"])
+def test_the_compiled_solve_is_the_documented_one_bit_for_bit(name):
+    """Flat, textured, noisy, near-singular and damaged windows: the compiled solve gives numpy's bits."""
+    plane, bits = PLANES[name]
+    top = (1 << bits) << 4
+    sums, nb = _window_sums(plane, local_ls.RADIUS)
+    assert np.array_equal(local_ls.predict(sums, nb, top), _numpy_predict(sums, nb, top))
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 3, (4000, 12))  # few distinct values: singular and near-singular windows
+    damaged = rng.integers(-(1 << 40), 1 << 40, (4000, local_ls.TERMS))  # no sums of squares at all
+    for nb, sums in ((small, np.cumsum(local_ls.products(small, rng.integers(0, 3, 4000)), axis=0)),
+                     (small, damaged)):
+        assert np.array_equal(local_ls.predict(sums, nb, 1 << 20), _numpy_predict(sums, nb, 1 << 20))

@@ -413,45 +413,6 @@ def test_boost_is_not_sent_where_it_does_not_pay():
     assert "nb" not in unpack_side_info(streams[0].payload)["raster"]
 
 
-def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
-    rng = np.random.default_rng(1)
-    count = 500
-    mu = rng.integers(0, 4096 << 4, count)
-    ell = rng.integers(0, 70, count)  # some pixels with low bits: left as their table
-    params = rm.pixel_params(mu, ell)
-    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.OFFSETS)))
-    for boost in raster.BOOSTS + ((0, 0), (raster.BOOST_LIMIT, raster.BOOST_LIMIT)):
-        freq = raster._boosted(params, nb, boost)
-        table = rm.tables()[params.table]
-        assert np.array_equal(freq, np.round(freq)) and freq.max() < 2**31 and freq.sum(axis=1).max() < 2**39
-        assert np.all(freq >= 16 * table)
-        wide = params.low_bits > 0
-        assert np.array_equal(freq[wide], 16 * table[wide]) and np.array_equal(freq[:, rm.ESCAPE], 16 * table[:, rm.ESCAPE])
-        if boost == (0, 0):
-            assert np.array_equal(freq, 16 * table)
-        # a value held by c neighbours is weighted (16 + seen + per_count * c) / 16, exactly
-        i = int(np.flatnonzero(~wide)[0])
-        held, c = np.unique(nb[i] - params.base[i] + rm.SUPPORT, return_counts=True)
-        inside = (held >= 0) & (held < rm.ESCAPE)
-        assert np.array_equal(freq[i, held[inside]], table[i, held[inside]] * (16 + boost[0] + boost[1] * c[inside]))
-        values = (mu >> 4) + rng.integers(-8, 9, count)
-        symbols, escaped = rm.coded_symbols(values, params)
-        exact = np.log2(freq.sum(axis=1) / freq[np.arange(count), symbols]) + np.where(escaped, 16, params.low_bits)
-        assert np.allclose(raster._cost_bits(values, params, nb, boost), exact)
-
-
-def test_boosted_decoding_does_not_depend_on_how_pixels_are_batched():
-    # the decoder builds a wavefront's tables at once; one pixel at a time gives the same frequencies
-    rng = np.random.default_rng(2)
-    mu = rng.integers(0, 256 << 4, 64)
-    params = rm.pixel_params(mu, rng.integers(0, 40, 64))
-    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS)))
-    batch = raster._boosted(params, nb, (16, 16))
-    for i in (0, 17, 63):
-        one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
-        assert np.array_equal(raster._boosted(one, nb[i:i + 1], (16, 16)), batch[i:i + 1])
-
-
 @pytest.mark.parametrize("boost", [[-1, 0], [0, raster.BOOST_LIMIT + 1], [16], "x"])
 def test_bad_boost_is_refused(boost):
     with pytest.raises(CorruptStreamError):

@@ -22,6 +22,7 @@ radii 4 and 14, ``codec.RASTER_LOCAL_RADII``).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 RADIUS = 9  # 6: 0.3-0.5 % larger CT frames; 12: CTs 0.1 % larger, 8-bit CT 0.1 % smaller
@@ -30,7 +31,8 @@ FEATURES = 11
 _PAIRS = [(i, j) for i in range(FEATURES) for j in range(i, FEATURES)]
 _I = np.array([i for i, _ in _PAIRS])
 _J = np.array([j for _, j in _PAIRS])
-TERMS = len(_PAIRS) + FEATURES  # the products f_i f_j (i <= j), then f_i t
+PAIRS = len(_PAIRS)
+TERMS = PAIRS + FEATURES  # the products f_i f_j (i <= j), then f_i t
 _DIAGONAL = np.array([k for k, (i, j) in enumerate(_PAIRS) if i == j])
 RIDGE_SHIFT = 18  # ridge: trace / 2**18 + 1 added to the diagonal (a flat window: weights 0); 2**13: CTs
 # 0.3-0.6 % larger
@@ -56,37 +58,65 @@ def products(nb: np.ndarray, values: np.ndarray) -> np.ndarray:
 def predict(sums: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
     """Each pixel's local prediction in 1/16 sample, clamped to [0, top], from its window's int64 sums
     of products and its neighbours: the ridge fit, solved by Gaussian elimination (the matrix is
-    symmetric positive definite: no pivoting)."""
-    n = sums.shape[0]
-    ridge = (sums[:, _DIAGONAL].sum(axis=1) >> RIDGE_SHIFT) + 1  # int64: exact
-    quad = sums[:, :len(_PAIRS)].copy()
-    quad[:, _DIAGONAL] += ridge[:, None]
-    quad = quad.T.astype(np.float64)  # below 2**53: exact
-    # [row, column, pixel]: each step's operations run along contiguous pixels (the same operations on
-    # each element as any other layout, so the same bits)
-    system = np.empty((FEATURES, FEATURES + 1, n), dtype=np.float64)
-    system[_I, _J] = quad
-    system[_J, _I] = quad
-    system[:, FEATURES] = sums[:, len(_PAIRS):].T
-    # rounding can leave a near-singular system a zero or negative pivot: its weights, infinite or not a
-    # number, are the same on every machine, and such a prediction is replaced by the left neighbour's
-    with np.errstate(all="ignore"):
-        for k in range(FEATURES - 1):
-            # column k below the pivot is never read again: only the columns right of it are updated
-            factor = system[k + 1:, k] / system[k, k]
-            system[k + 1:, k + 1:] -= factor[:, None, :] * system[k, k + 1:][None]
-        weights = np.empty((FEATURES, n), dtype=np.float64)
-        rhs = system[:, FEATURES].copy()
-        for k in range(FEATURES - 1, -1, -1):
-            weights[k] = rhs[k] / system[k, k]
-            rhs[:k] -= system[:k, k] * weights[k]
-        f = features(nb).T.astype(np.float64)
-        q = np.zeros(n, dtype=np.float64)
-        for k in range(FEATURES):  # in order: no pairwise summation
-            q = q + weights[k] * f[k]
-    q = np.where(np.isfinite(q), np.clip(q, -PREDICTION_LIMIT, PREDICTION_LIMIT), 0.0)
-    mu = (nb[:, 0].astype(np.int64) << 4) + 8 + np.floor(q * 16.0 + 0.5).astype(np.int64)
-    return np.clip(mu, 0, top)
+    symmetric positive definite: no pivoting). Compiled (``_solve_window``), a pixel at a time."""
+    sums = np.ascontiguousarray(sums, dtype=np.int64)
+    nb = np.ascontiguousarray(nb)
+    out = np.empty(sums.shape[0], dtype=np.int64)
+    _predict_rows(sums, nb, top, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _predict_rows(sums, nb, top, out):
+    system = np.empty((FEATURES, FEATURES + 1), dtype=np.float64)
+    weights = np.empty(FEATURES, dtype=np.float64)
+    for p in range(sums.shape[0]):
+        out[p] = _solve_window(sums[p], nb[p], top, system, weights)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _solve_window(sums, nb, top, system, weights):
+    """One pixel's prediction from its window sums ([TERMS] int64) and neighbours ([12]).
+
+    The operations, and their order, are part of the format (streams since 2.3 were written with them):
+    the ridge and the system in integers, exact; then elimination, for k = 0..9 and each row i > k,
+    factor = a[i, k] / a[k, k] and a[i, j] = a[i, j] - factor * a[k, j] for j > k (the right-hand side
+    as column 11); back substitution, for k = 10..0, w[k] = b[k] / a[k, k] and b[i] = b[i] - a[i, k] *
+    w[k] for i < k; q = ((0 + w[0] f[0]) + w[1] f[1]) + ... in that order. Each is one correctly rounded
+    IEEE-754 operation (compiled without fast-math, so no fused multiply-add and no reordering): the
+    same bits on every machine. A zero pivot gives inf or nan (numpy's error model, no exception), and
+    such a prediction is the left neighbour's."""
+    ridge = np.int64(0)
+    for d in range(_DIAGONAL.size):
+        ridge += sums[_DIAGONAL[d]]
+    ridge = (ridge >> RIDGE_SHIFT) + 1
+    for k in range(PAIRS):
+        value = sums[k]
+        if _I[k] == _J[k]:
+            value += ridge
+        system[_I[k], _J[k]] = value  # below 2**53: exact
+        system[_J[k], _I[k]] = value
+    for i in range(FEATURES):
+        system[i, FEATURES] = sums[PAIRS + i]
+    for k in range(FEATURES - 1):
+        for i in range(k + 1, FEATURES):
+            factor = system[i, k] / system[k, k]
+            for j in range(k + 1, FEATURES + 1):
+                system[i, j] = system[i, j] - factor * system[k, j]
+    for k in range(FEATURES - 1, -1, -1):
+        weights[k] = system[k, FEATURES] / system[k, k]
+        for i in range(k):
+            system[i, FEATURES] = system[i, FEATURES] - system[i, k] * weights[k]
+    west = np.int64(nb[0])
+    q = 0.0
+    for k in range(FEATURES):
+        q = q + weights[k] * np.float64(np.int64(nb[k + 1]) - west)
+    if np.isfinite(q):
+        q = min(max(q, -PREDICTION_LIMIT), PREDICTION_LIMIT)
+    else:
+        q = 0.0
+    mu = (west << 4) + 8 + np.int64(np.floor(q * 16.0 + 0.5))
+    return min(max(mu, np.int64(0)), np.int64(top))
 
 
 def shift(mu: np.ndarray, local: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -146,27 +176,68 @@ class RunningSums:
         self.rows = np.zeros((height, self.ROW_RING + 1, TERMS), dtype=np.int64)
         self.columns = np.zeros((self.COLUMN_RING + 1, width, TERMS), dtype=np.int64)
 
-    def _row(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Sums of row r's products over columns 0..c (0 where c < 0)."""
-        return self.rows[r, np.where(c >= 0, c % self.ROW_RING, self.ROW_RING)]
-
-    def _column(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Sums down column c's above-window parts over rows 0..r (0 where r < 0)."""
-        return self.columns[np.where(r >= 0, r % self.COLUMN_RING, self.COLUMN_RING), c]
-
     def predict(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
-        sums = self._column(rows - 1, cols) - self._column(rows - self.radius - 1, cols) \
-            + self._row(rows, cols - 1) - self._row(rows, cols - self.radius - 1)
-        return predict(sums, nb, top)
+        """The wavefront's pixels' local predictions (1/16 sample), from the sums of the pixels before."""
+        out = np.empty(rows.size, dtype=np.int64)
+        _running_predict(self.rows, self.columns, self.radius, rows, cols, np.ascontiguousarray(nb), top, out)
+        return out
 
     def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray) -> None:
         """The wavefront's decoded pixels (their left neighbours' sums are in): their rows' running sums,
-        then the column sums of the window parts they complete (column c - 1, and the last column too)."""
-        running = products(nb, values) + self._row(rows, cols - 1)
-        self.rows[rows, cols % self.ROW_RING] = running
-        self._complete(rows, cols - 1, running - self._row(rows, cols - self.radius - 2), cols > 0)
-        self._complete(rows, cols, running - self._row(rows, cols - self.radius - 1), cols == self.width - 1)
+        then the column sums of the window parts they complete (column c - 1, and the last column too).
+        No pixel of a wavefront reads what another one writes (other rows, other ring slots), so a
+        pixel at a time is the same as all at once."""
+        _running_add(self.rows, self.columns, self.radius, rows, cols, np.ascontiguousarray(nb), values)
 
-    def _complete(self, rows: np.ndarray, cols: np.ndarray, part: np.ndarray, chosen: np.ndarray) -> None:
-        rows, cols = rows[chosen], cols[chosen]
-        self.columns[rows % self.COLUMN_RING, cols] = self._column(rows - 1, cols) + part[chosen]
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ring(index, size):
+    """A ring slot: index % size, or the zero slot (size) for a negative index."""
+    return index % size if index >= 0 else size
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _running_predict(row_sums, column_sums, radius, rows, cols, nb, top, out):
+    row_ring, column_ring = radius + 3, radius + 2
+    sums = np.empty(TERMS, dtype=np.int64)
+    system = np.empty((FEATURES, FEATURES + 1), dtype=np.float64)
+    weights = np.empty(FEATURES, dtype=np.float64)
+    for p in range(rows.size):
+        r, c = rows[p], cols[p]
+        # columns c-radius..c+1 of rows r-radius..r-1, then columns c-radius..c-1 of row r
+        below, above = _ring(r - 1, column_ring), _ring(r - radius - 1, column_ring)
+        right, left = _ring(c - 1, row_ring), _ring(c - radius - 1, row_ring)
+        for k in range(TERMS):
+            sums[k] = column_sums[below, c, k] - column_sums[above, c, k] + row_sums[r, right, k] \
+                - row_sums[r, left, k]
+        out[p] = _solve_window(sums, nb[p], top, system, weights)
+
+
+@numba.njit(cache=True, nogil=True)
+def _running_add(row_sums, column_sums, radius, rows, cols, nb, values):
+    row_ring, column_ring = radius + 3, radius + 2
+    width = column_sums.shape[1]
+    running = np.empty(TERMS, dtype=np.int64)
+    for p in range(rows.size):
+        r, c = rows[p], cols[p]
+        west = np.int64(nb[p, 0])
+        target = np.int64(values[p]) - west
+        previous = _ring(c - 1, row_ring)
+        for k in range(PAIRS):
+            running[k] = (np.int64(nb[p, _I[k] + 1]) - west) * (np.int64(nb[p, _J[k] + 1]) - west) \
+                + row_sums[r, previous, k]
+        for i in range(FEATURES):
+            running[PAIRS + i] = (np.int64(nb[p, i + 1]) - west) * target + row_sums[r, previous, PAIRS + i]
+        here = c % row_ring
+        row_sums[r, here] = running
+        # the above-window part of row r for column c - 1 (columns c-1-radius..c) is complete now, and
+        # for the last column (columns c-radius..c) too
+        slot, up = r % column_ring, _ring(r - 1, column_ring)
+        if c > 0:
+            gone = _ring(c - radius - 2, row_ring)
+            for k in range(TERMS):
+                column_sums[slot, c - 1, k] = column_sums[up, c - 1, k] + running[k] - row_sums[r, gone, k]
+        if c == width - 1:
+            gone = _ring(c - radius - 1, row_ring)
+            for k in range(TERMS):
+                column_sums[slot, c, k] = column_sums[up, c, k] + running[k] - row_sums[r, gone, k]

@@ -51,7 +51,7 @@ from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from medcodec.networks import raster_mlp
-from medcodec.pipelines import local_ls
+from medcodec.pipelines import local_ls, raster_tables
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from medcodec.pipelines.surprise import log8
 
@@ -448,12 +448,6 @@ def _float_tables() -> np.ndarray:
     return rm.tables().astype(np.float64) / float(rm.TOTAL)
 
 
-@functools.lru_cache(maxsize=1)
-def _int_tables_f64() -> np.ndarray:
-    """The residual tables' integer frequencies, as float64 (exact)."""
-    return rm.tables().astype(np.float64)
-
-
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
@@ -476,24 +470,6 @@ def _boost_taps(params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) 
     return np.where(inside, position, 0), extra
 
 
-def _boosted(params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> np.ndarray:
-    """float64 [pixels, ALPHABET] integer-valued frequencies: each pixel's residual table with the values
-    its 12 neighbours hold made likelier, entry i weighted (16 + seen [c_i > 0] + per_count c_i) / 16
-    where c_i neighbours hold value i. Every entry is an integer below 2**31 and their sum below 2**39,
-    so float64 holds them and their sum exactly, whatever the order of the additions.
-
-    Why: on planes whose values sit on a lattice that drifts across the image (contrast-stretched or
-    locally equalised radiographs: 2 of 3 values used, which ones changing over tens of pixels) the
-    values the neighbours hold are the likely ones; a global histogram does not see it (train chest
-    radiographs: 12-14 % smaller on such planes, ~1 % on the others)."""
-    table = _int_tables_f64()[params.table]
-    freq = table * 16.0
-    position, extra = _boost_taps(params, nb, boost)
-    entries = np.arange(table.shape[0])[:, None] * rm.ALPHABET + position
-    np.add.at(freq.ravel(), entries.ravel(), (table.ravel()[entries] * extra).ravel())  # repeats add up
-    return freq
-
-
 def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(first, last) per pixel: the table entries whose values can lie in the plane's range [lo, hi] are
     first..last (entry s holds the values v with v >> b = s - SUPPORT + base); either may lie beyond
@@ -502,9 +478,6 @@ def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, ...]) -> t
     first = (lo >> params.low_bits) - params.base + rm.SUPPORT
     last = (hi >> params.low_bits) - params.base + rm.SUPPORT
     return first, last
-
-
-_ENTRIES = np.arange(rm.ALPHABET)
 
 
 def _clipped(first: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -525,7 +498,7 @@ def _is_entry(entry: np.ndarray) -> np.ndarray:
 def _range_masses(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
     """int64 per pixel, of its plain table (total rm.TOTAL): the mass of the entries below first, of those
     above last, and of the escape where no escaped value can lie in the range; 0 on unclipped pixels."""
-    sums = _table_prefix_sums()
+    sums = raster_tables.prefix_sums()
     size = rm.ESCAPE
     clipped = _clipped(first, last)
     below = np.where(clipped, sums[table, np.clip(first, 0, size)], 0)
@@ -534,53 +507,22 @@ def _range_masses(table: np.ndarray, first: np.ndarray, last: np.ndarray) -> tup
     return below, above, escape
 
 
-def _clip_to_range(freq: np.ndarray, table: np.ndarray, first: np.ndarray, last: np.ndarray, censor: int,
-                   unit: float) -> np.ndarray:
-    """Clipped pixels' integer frequencies (float64, in place): entries outside first..last set to 0 (the
-    escape too where no escaped value can be inside); with censor bit 0 the plain mass below first is
-    added to entry first, with bit 1 the mass above last to entry last, where those are table entries.
-    unit: what a plain table's 1 is in freq (16 in boosted tables, whose entries outside the range are
-    16 f: the neighbours' values lie inside it)."""
-    inside = (_ENTRIES >= first[:, None]) & (_ENTRIES <= last[:, None])
-    inside[:, rm.ESCAPE] = _can_escape(first, last)
-    freq *= inside  # still integers
-    if censor:
-        below, above, _ = _range_masses(table, first, last)
-        for bit, entry, mass in ((1, first, below), (2, last, above)):
-            onto = np.flatnonzero(_is_entry(entry)) if censor & bit else ()
-            if len(onto):
-                freq[onto, entry[onto]] += unit * mass[onto]  # integers below 2**40: exact in float64
-    return freq
-
-
 def _probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray | None) -> np.ndarray:
-    """float64 [pixels, ALPHABET] probabilities for the coder: f / sum(f) of integer frequencies f.
+    """float64 [pixels, ALPHABET] probabilities for the coder: f / sum(f) of integer frequencies f, built by
+    ``raster_tables.probabilities`` (which defines them) from the pixels' residual tables and:
 
-    With a value range, a pixel's entries for values outside it get frequency 0 (the coder's leaky
-    quantisation still gives them its smallest probability) and their mass is dropped or, censored, moved
-    onto the range's end: a pixel predicted near a plane's floor or ceiling (CT padding and air, saturated
-    CT windows and radiographs) no longer spends probability on values the plane never holds."""
-    freq = _boosted(params, nb, model.boost) if any(model.boost) else None
-    if freq is None:
-        probabilities = _float_tables()[params.table]
-    else:
-        probabilities = freq / freq.sum(axis=1, keepdims=True)  # exact sums; IEEE division: the same everywhere
-    if model.value_range is not None:
-        first, last = _in_range_entries(params, model.value_range)
-        rows = np.flatnonzero(_clipped(first, last))
-        if rows.size:
-            kept = _int_tables_f64()[params.table[rows]] if freq is None else freq[rows]
-            kept = _clip_to_range(kept, params.table[rows], first[rows], last[rows], model.value_range[2],
-                                  1.0 if freq is None else 16.0)
-            probabilities[rows] = kept / kept.sum(axis=1, keepdims=True)
-    return probabilities
-
-
-@functools.lru_cache(maxsize=1)
-def _table_prefix_sums() -> np.ndarray:
-    """int64 [tables, 2 * SUPPORT + 2]: entry k is the sum of a table's first k value entries."""
-    main = rm.tables()[:, :rm.ESCAPE].astype(np.int64)
-    return np.concatenate([np.zeros((main.shape[0], 1), np.int64), np.cumsum(main, axis=1)], axis=1)
+    * the neighbour-value boost, where sent: the values a pixel's 12 neighbours hold made likelier. On
+      planes whose values sit on a lattice that drifts across the image (contrast-stretched or locally
+      equalised radiographs: 2 of 3 values used, which ones changing over tens of pixels) the values the
+      neighbours hold are the likely ones; a global histogram does not see it (train chest radiographs:
+      12-14 % smaller on such planes, ~1 % on the others).
+    * the value range, where sent: a pixel's entries for values outside it get frequency 0 (the coder's
+      leaky quantisation still gives them its smallest probability) and their mass is dropped or,
+      censored, moved onto the range's end: a pixel predicted near a plane's floor or ceiling (CT padding
+      and air, saturated CT windows and radiographs) no longer spends probability on values the plane
+      never holds."""
+    return raster_tables.probabilities(params.table, params.low_bits, params.base, nb, model.boost,
+                                       model.value_range)
 
 
 def _range_savings(values: np.ndarray, params: rm.PixelParams, value_range: tuple[int, int]) -> list[float]:
@@ -606,7 +548,7 @@ def _cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost
     """Per pixel code length under the boosted frequencies (float; encoder choices only), from the taps
     alone: the total is 16 * 2**20 plus each boosted entry's addition, so no [pixels, ALPHABET] array."""
     symbols, escaped = rm.coded_symbols(values, params)
-    table = _int_tables_f64()
+    table = raster_tables.frequencies()
     position, extra = _boost_taps(params, nb, boost)
     at_taps = table[params.table[:, None], position] * extra
     total = 16.0 * rm.TOTAL + at_taps.sum(axis=1)

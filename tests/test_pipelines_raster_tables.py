@@ -1,0 +1,120 @@
+"""The compiled probability rows: exactly the numpy definition the streams before them were written with
+(kept here as the reference), whatever the batch; boosted frequencies are exact integers."""
+
+import numpy as np
+import pytest
+
+from medcodec.entropy import residual_model as rm
+from medcodec.pipelines import raster, raster_tables
+
+
+def _boosted(params, nb, boost):
+    """The numpy definition of the boosted integer frequencies (float64 [pixels, ALPHABET])."""
+    table = raster_tables.frequencies()[params.table]
+    freq = table * 16.0
+    position, extra = raster._boost_taps(params, nb, boost)
+    entries = np.arange(table.shape[0])[:, None] * rm.ALPHABET + position
+    np.add.at(freq.ravel(), entries.ravel(), (table.ravel()[entries] * extra).ravel())  # repeats add up
+    return freq
+
+
+def _clip_to_range(freq, table, first, last, censor, unit):
+    """The numpy definition of the value range on clipped pixels' frequencies (in place)."""
+    entries = np.arange(rm.ALPHABET)
+    inside = (entries >= first[:, None]) & (entries <= last[:, None])
+    inside[:, rm.ESCAPE] = raster._can_escape(first, last)
+    freq *= inside
+    if censor:
+        below, above, _ = raster._range_masses(table, first, last)
+        for bit, entry, mass in ((1, first, below), (2, last, above)):
+            onto = np.flatnonzero(raster._is_entry(entry)) if censor & bit else ()
+            if len(onto):
+                freq[onto, entry[onto]] += unit * mass[onto]
+    return freq
+
+
+def _reference(params, nb, boost, value_range):
+    """The numpy definition of the rows (raster._probabilities until 2026-12)."""
+    freq = _boosted(params, nb, boost) if any(boost) else None
+    if freq is None:
+        probabilities = raster_tables.frequencies()[params.table] / float(rm.TOTAL)
+    else:
+        probabilities = freq / freq.sum(axis=1, keepdims=True)
+    if value_range is not None:
+        first, last = raster._in_range_entries(params, value_range)
+        rows = np.flatnonzero(raster._clipped(first, last))
+        if rows.size:
+            kept = raster_tables.frequencies()[params.table[rows]] if freq is None else freq[rows]
+            kept = _clip_to_range(kept, params.table[rows], first[rows], last[rows], value_range[2],
+                                  1.0 if freq is None else 16.0)
+            probabilities[rows] = kept / kept.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def _pixels(rng, count, values, ells):
+    mu = rng.integers(-20 << 4, (values + 20) << 4, count)
+    params = rm.pixel_params(mu, rng.integers(0, ells, count))  # ells > SPLIT_ELL: pixels with low bits
+    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.OFFSETS)))
+    return params, nb
+
+
+@pytest.mark.parametrize("boost", [(0, 0), *raster.BOOSTS, (raster.BOOST_LIMIT, raster.BOOST_LIMIT)])
+@pytest.mark.parametrize("value_range", [None, (40, 4000, 0), (40, 4000, 1), (40, 4000, 2), (40, 4000, 3),
+                                         (7, 7, 3), (0, 255, 3)])
+def test_rows_are_the_numpy_definition_bit_for_bit(boost, value_range):
+    rng = np.random.default_rng(7)
+    for values, ells in ((4096, 90), (256, 40)):
+        params, nb = _pixels(rng, 700, values, ells)
+        got = raster_tables.probabilities(params.table, params.low_bits, params.base, nb, boost, value_range)
+        assert np.array_equal(got, _reference(params, nb, boost, value_range))
+
+
+def test_rows_do_not_depend_on_the_batch():
+    rng = np.random.default_rng(8)
+    params, nb = _pixels(rng, 64, 300, 40)
+    batch = raster_tables.probabilities(params.table, params.low_bits, params.base, nb, (16, 16), (20, 255, 3))
+    for i in (0, 17, 63):
+        one = raster_tables.probabilities(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1],
+                                          nb[i:i + 1], (16, 16), (20, 255, 3))
+        assert np.array_equal(one, batch[i:i + 1])
+
+
+def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
+    rng = np.random.default_rng(1)
+    count = 500
+    mu = rng.integers(0, 4096 << 4, count)
+    ell = rng.integers(0, 70, count)  # some pixels with low bits: left as their table
+    params = rm.pixel_params(mu, ell)
+    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.OFFSETS)))
+    for boost in raster.BOOSTS + ((0, 0), (raster.BOOST_LIMIT, raster.BOOST_LIMIT)):
+        freq = _boosted(params, nb, boost)
+        table = rm.tables()[params.table]
+        assert np.array_equal(freq, np.round(freq)) and freq.max() < 2**31 and freq.sum(axis=1).max() < 2**39
+        assert np.all(freq >= 16 * table)
+        wide = params.low_bits > 0
+        assert np.array_equal(freq[wide], 16 * table[wide]) and np.array_equal(freq[:, rm.ESCAPE], 16 * table[:, rm.ESCAPE])
+        if boost == (0, 0):
+            assert np.array_equal(freq, 16 * table)
+        # a value held by c neighbours is weighted (16 + seen + per_count * c) / 16, exactly
+        i = int(np.flatnonzero(~wide)[0])
+        held, c = np.unique(nb[i] - params.base[i] + rm.SUPPORT, return_counts=True)
+        inside = (held >= 0) & (held < rm.ESCAPE)
+        assert np.array_equal(freq[i, held[inside]], table[i, held[inside]] * (16 + boost[0] + boost[1] * c[inside]))
+        values = (mu >> 4) + rng.integers(-8, 9, count)
+        symbols, escaped = rm.coded_symbols(values, params)
+        exact = np.log2(freq.sum(axis=1) / freq[np.arange(count), symbols]) + np.where(escaped, 16, params.low_bits)
+        assert np.allclose(raster._cost_bits(values, params, nb, boost), exact)
+
+
+def test_boosted_frequencies_do_not_depend_on_how_pixels_are_batched():
+    # the decoder builds a wavefront's tables at once; one pixel at a time gives the same frequencies
+    rng = np.random.default_rng(2)
+    mu = rng.integers(0, 256 << 4, 64)
+    params = rm.pixel_params(mu, rng.integers(0, 40, 64))
+    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS)))
+    batch = _boosted(params, nb, (16, 16))
+    for i in (0, 17, 63):
+        one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
+        assert np.array_equal(_boosted(one, nb[i:i + 1], (16, 16)), batch[i:i + 1])
+
+
