@@ -7,6 +7,7 @@ import pytest
 
 from medcodec.errors import ModelMismatchError
 from medcodec.networks import raster_mlp
+from medcodec.pipelines.surprise import log8
 
 
 def random_layers(rng, hidden=(16, 16), limit=raster_mlp.WEIGHT_LIMIT):
@@ -46,8 +47,48 @@ def test_features_are_bounded_integers(extreme):
 
 
 def test_scale_is_the_neighbours_mean_error_plus_four_times_the_activity():
+    nb = np.zeros((2, 12), np.int64)
     errors2 = np.array([[16] * 8 + [999] * 4, [0] * 12])
-    assert raster_mlp.scale_of(errors2, np.array([2, 0])).tolist() == [16 + 8, raster_mlp.MIN_SCALE]
+    zeros = np.zeros(2, np.int64)
+    _, scale = raster_mlp.features(nb, np.zeros((2, 12), np.int64), errors2, zeros, zeros, np.array([2, 0]))
+    assert scale.tolist() == [16 + 8, raster_mlp.MIN_SCALE]
+
+
+def _numpy_log2(x):
+    return np.minimum(log8(np.minimum(x, (1 << 31) - 1)), 255) << (raster_mlp.FEATURE_SHIFT - 3)
+
+
+def _numpy_features(nb, errors1, errors2, mu1, mu2, activity):
+    """The numpy definition the compiled features replaced (streams before 2026-12 were written with it)."""
+    shift, limit, taps = raster_mlp.FEATURE_SHIFT, raster_mlp.FEATURE_LIMIT, raster_mlp.TAPS
+    nb = nb.astype(np.int64)
+    scale = np.maximum((np.abs(errors2[:, :8].astype(np.int64)).sum(axis=1) + (activity.astype(np.int64) << 5)) >> 3,
+                       raster_mlp.MIN_SCALE)
+    west = nb[:, 0] << 4
+    out = np.empty((nb.shape[0], raster_mlp.FEATURES), dtype=np.int64)
+    out[:, :taps - 1] = (nb[:, 1:] << 4) - west[:, None]
+    out[:, taps - 1:2 * taps - 1] = errors1
+    out[:, 2 * taps - 1:3 * taps - 1] = errors2
+    out[:, -3] = mu2 - west
+    out[:, -2] = mu1 - west
+    out[:, :-1] = np.clip((out[:, :-1] << shift) // scale[:, None], -limit, limit)
+    out[:, -1] = _numpy_log2(scale)
+    return out, scale
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_compiled_inputs_are_the_numpy_definition(extreme):
+    rng = np.random.default_rng(5)
+    inputs = random_inputs(rng, 2000, extreme)
+    feats, scale = raster_mlp.features(*inputs)
+    want, want_scale = _numpy_features(*inputs)
+    assert np.array_equal(feats, want) and np.array_equal(scale, want_scale)
+    final = rng.integers(-(1 << 24), 1 << 24, (2000, 12)) if extreme else rng.integers(-900, 900, (2000, 12))
+    scale_sum = rng.integers(-5, 1 << 30 if extreme else 4000, 2000)
+    s = np.maximum(scale_sum, 1)
+    extra = np.minimum((np.abs(final) << raster_mlp.FEATURE_SHIFT) // s[:, None], raster_mlp.FEATURE_LIMIT)
+    assert np.array_equal(raster_mlp.scale_features(feats, final, scale_sum),
+                          np.concatenate([want, extra, _numpy_log2(s)[:, None]], axis=1))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -158,16 +199,23 @@ def _window(i, j):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (5, 12), (23, 17)])
-def test_window_sums_are_the_causal_windows_sums(shape):
-    errors = np.random.default_rng(shape[0]).integers(-900, 900, shape)
+def test_window_features_are_the_causal_windows_statistics(shape):
+    rng = np.random.default_rng(shape[0])
+    errors = rng.integers(-900, 900, shape)
     rows, cols = np.divmod(np.arange(errors.size), shape[1])
-    magnitude, signed, count = raster_mlp.ErrorWindows.of_plane(errors).sums(rows, cols)
+    scale_sum = rng.integers(0, 3000, errors.size)
+    feats = raster_mlp.ErrorWindows.of_plane(errors).features(rows, cols, scale_sum)
+    shift, limit = raster_mlp.FEATURE_SHIFT, raster_mlp.FEATURE_LIMIT
     for k, (i, j) in enumerate(zip(rows, cols)):
         inside = [(y, x) for y, x in _window(i, j) if 0 <= y < shape[0] and 0 <= x < shape[1]]
         assert 2 * i + j > max((2 * y + x for y, x in inside), default=-1)  # decoded before the pixel
-        assert count[k] == len(inside)
-        assert magnitude[k] == sum(abs(int(errors[y, x])) for y, x in inside)
-        assert signed[k] == sum(int(errors[y, x]) for y, x in inside)
+        count = max(len(inside), 1)
+        magnitude = sum(abs(int(errors[y, x])) for y, x in inside)
+        signed = sum(int(errors[y, x]) for y, x in inside)
+        s = max(int(scale_sum[k]), 1) * count
+        assert feats[k].tolist() == [min((magnitude << shift) // s, limit),
+                                     int(_numpy_log2(np.array([magnitude // count + 1]))[0]),
+                                     min(max((signed << shift) // s, -limit), limit)]
 
 
 def test_window_features_filled_by_wavefronts_equal_the_whole_planes():

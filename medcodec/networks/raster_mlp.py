@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medcodec.pipelines.surprise import log8
+from medcodec.compiled import kernel
+from medcodec.pipelines.surprise import EIGHTHS, log8
 
 TAPS = 12  # the raster template's neighbours
 FEATURES = (TAPS - 1) + 2 * TAPS + 2 + 1  # value differences from W, two stages' errors, two predictions, log2 s
@@ -66,18 +67,6 @@ WINDOW_HALF = 6
 OUTPUT_ROWS = 1024
 
 
-def _log2_feature(x: np.ndarray) -> np.ndarray:
-    """log2 x in 1/256 (from floor(8 log2 x), exact), for x >= 1, at most 255 / 8."""
-    return np.minimum(log8(np.minimum(x, (1 << 31) - 1)), 255) << (FEATURE_SHIFT - 3)
-
-
-def scale_of(errors2: np.ndarray, activity: np.ndarray) -> np.ndarray:
-    """The local scale s (1/16 sample, >= MIN_SCALE): mean |second-stage error| of the 8 nearest
-    neighbours plus 4 x the activity, in int64."""
-    total = np.abs(errors2[:, :8].astype(np.int64)).sum(axis=1) + (activity.astype(np.int64) << 5)
-    return np.maximum(total >> 3, MIN_SCALE)
-
-
 def features(nb: np.ndarray, errors1: np.ndarray, errors2: np.ndarray, mu1: np.ndarray, mu2: np.ndarray,
              activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(int64 [pixels, FEATURES] features in 1/256, int64 [pixels] scale s).
@@ -85,40 +74,88 @@ def features(nb: np.ndarray, errors1: np.ndarray, errors2: np.ndarray, mu1: np.n
     nb: the 12 neighbours' values; errors1 / errors2: their first- / second-stage errors (1/16 sample,
     the raster grids' ``_error``); mu1 / mu2: the pixel's two stage predictions (1/16 sample). The first
     error tap of each kind is W's, already in (mu - 16 W) terms, so all 12 are kept; the value taps are
-    differences from W (11)."""
-    nb = nb.astype(np.int64)
-    scale = scale_of(errors2, activity)
-    west = nb[:, 0] << 4
-    # every raw entry is below 2**25 in magnitude (values < 2**16, errors clamped to 2**24, predictions
-    # < 2**21), so the shift by FEATURE_SHIFT stays far inside int64
-    out = np.empty((nb.shape[0], FEATURES), dtype=np.int64)
-    np.subtract(nb[:, 1:] << 4, west[:, None], out=out[:, :TAPS - 1])
-    out[:, TAPS - 1:2 * TAPS - 1] = errors1
-    out[:, 2 * TAPS - 1:3 * TAPS - 1] = errors2
-    out[:, -3] = mu2 - west
-    out[:, -2] = mu1 - west
-    raw = out[:, :-1]
-    raw <<= FEATURE_SHIFT
-    raw //= scale[:, None]
-    np.minimum(raw, FEATURE_LIMIT, out=raw)  # np.clip's checks cost more than this on a wavefront
-    np.maximum(raw, -FEATURE_LIMIT, out=raw)
-    out[:, -1] = _log2_feature(scale)  # log2 s
+    differences from W (11). Each raw entry (the value differences times 16, the errors, mu2 - 16 W and
+    mu1 - 16 W) is shifted by FEATURE_SHIFT, floor-divided by s and clamped to +-FEATURE_LIMIT; the last
+    feature is log2 s in 1/256 (from floor(8 log2 s), exact: ``_log2_of``). Compiled a pixel at a time (the decoder's wavefronts)."""
+    count = nb.shape[0]
+    out = np.empty((count, FEATURES), dtype=np.int64)
+    scale = np.empty(count, dtype=np.int64)
+    _features(_c(nb), _c(errors1), _c(errors2), _c(mu1), _c(mu2), _c(activity), out, scale)
     return out, scale
+
+
+def _c(x: np.ndarray) -> np.ndarray:
+    """A C-ordered array, for the compiled loops (no copy when it is one already)."""
+    return np.ascontiguousarray(x)
+
+
+@kernel(inline=True)
+def _log8(x):
+    """``surprise.log8`` of one int64 x < 2**31: floor(8 log2 max(x, 1)), exactly."""
+    x = max(x, np.int64(1))
+    bit_length = 0
+    while (x >> bit_length) > 0:
+        bit_length += 1
+    mantissa = x << (31 - bit_length)
+    reached = 0
+    for threshold in EIGHTHS:
+        if mantissa >= threshold:
+            reached += 1
+    return 8 * (bit_length - 1) + reached
+
+
+@kernel(inline=True)
+def _log2_of(x):
+    """log2 x in 1/256 (from floor(8 log2 x), exact) for int64 x >= 1, at most 255 / 8."""
+    return min(_log8(min(x, np.int64((1 << 31) - 1))), 255) << (FEATURE_SHIFT - 3)
+
+
+@kernel(inline=True)
+def _scaled(raw, scale):
+    """(raw << FEATURE_SHIFT) // scale, clamped to +-FEATURE_LIMIT."""
+    return min(max((raw << FEATURE_SHIFT) // scale, -FEATURE_LIMIT), FEATURE_LIMIT)
+
+
+@kernel
+def _features(nb, errors1, errors2, mu1, mu2, activity, out, scale):
+    for p in range(nb.shape[0]):
+        total = np.int64(activity[p]) << 5
+        for k in range(8):
+            total += abs(np.int64(errors2[p, k]))
+        s = max(total >> 3, np.int64(MIN_SCALE))
+        scale[p] = s
+        west = np.int64(nb[p, 0]) << 4
+        for k in range(TAPS - 1):
+            out[p, k] = _scaled((np.int64(nb[p, k + 1]) << 4) - west, s)
+        for k in range(TAPS):
+            out[p, TAPS - 1 + k] = _scaled(np.int64(errors1[p, k]), s)
+            out[p, 2 * TAPS - 1 + k] = _scaled(np.int64(errors2[p, k]), s)
+        out[p, FEATURES - 3] = _scaled(np.int64(mu2[p]) - west, s)
+        out[p, FEATURES - 2] = _scaled(np.int64(mu1[p]) - west, s)
+        out[p, FEATURES - 1] = _log2_of(s)
 
 
 def scale_features(feats: np.ndarray, final_errors: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
     """int64 [pixels, SCALE_FEATURES]: the scale network's inputs, in 1/256.
 
     feats: the correction's ``features``; final_errors: the 12 neighbours' final errors (1/16 sample, the
-    raster grids' ``errors2``); scale_sum: the plane's linear scale sum s (raster ``_scale_sum``, 1/16)."""
-    s = np.maximum(scale_sum.astype(np.int64), 1)
-    extra = (np.abs(final_errors.astype(np.int64)) << FEATURE_SHIFT) // s[:, None]
-    np.minimum(extra, FEATURE_LIMIT, out=extra)
-    return np.concatenate([feats, extra, _log2_feature(s)[:, None]], axis=1)
+    raster grids' ``errors2``); scale_sum: the plane's linear scale sum s (raster ``_scale_sum``, 1/16).
+    Added: min((|e| << FEATURE_SHIFT) // s, FEATURE_LIMIT) per neighbour, then log2 s (s at least 1)."""
+    out = np.empty((feats.shape[0], SCALE_FEATURES), dtype=np.int64)
+    out[:, :FEATURES] = feats
+    _scale_extra(_c(final_errors), _c(scale_sum), out)
+    return out
 
 
-_CORNER_SIGNS = np.array([1, 1, 1, 1, -1, -1, -1, -1], dtype=np.int64)  # ErrorWindows.sums' corners
-_PAIR = np.dtype("V16")  # an integral image entry's (|e|, e) as one raw item, for single gathers
+@kernel
+def _scale_extra(final_errors, scale_sum, out):
+    for p in range(final_errors.shape[0]):
+        s = max(np.int64(scale_sum[p]), np.int64(1))
+        for k in range(TAPS):
+            out[p, FEATURES + k] = min((abs(np.int64(final_errors[p, k])) << FEATURE_SHIFT) // s, FEATURE_LIMIT)
+        out[p, FEATURES + TAPS] = _log2_of(s)
+
+
 
 
 class ErrorWindows:
@@ -145,46 +182,52 @@ class ErrorWindows:
 
     def add(self, rows: np.ndarray, cols: np.ndarray, errors: np.ndarray) -> None:
         """Enters one wavefront's final errors: I(i+1, j+1) = I(i, j+1) + I(i+1, j) - I(i, j) + e(i, j),
-        whose other terms belong to earlier wavefronts."""
-        here = (rows + 1) * self.stride + cols + 1
-        errors = errors.astype(np.int64)
-        above, left, corner = self._entries(np.stack([here - self.stride, here - 1, here - self.stride - 1]))
-        self.integral[here] = above + left - corner + np.stack([np.abs(errors), errors], axis=1)
-
-    def _entries(self, at: np.ndarray) -> np.ndarray:
-        """int64 [*at.shape, 2]: the integral entries (|e|, e) at these flat positions, in one gather of
-        opaque 16-byte items (copied bit for bit, never a number): ~7x faster than indexing the
-        [entries, 2] array on a wavefront."""
-        return np.take(self.integral.view(_PAIR).ravel(), at).view(np.int64).reshape(at.shape + (2,))
-
-    def sums(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sum |e|, sum e, pixels) over each pixel's window, clipped to the plane (int64).
-
-        The window is three rectangles of integral rows (top..upper: rows i-6..i-2 to column j+3,
-        upper..middle: row i-1 to j+1, middle..bottom: row i to j-1) sharing their left edge, so their
-        left corners cancel but the outermost two: eight entries, fetched in one gather."""
-        stride = self.stride
-        left = np.maximum(cols - WINDOW_HALF, 0)  # <= every right edge, which reaches at least column j
-        top, upper = np.maximum(rows - WINDOW_DEPTH, 0) * stride, np.maximum(rows - 1, 0) * stride
-        middle, bottom = rows * stride, (rows + 1) * stride
-        wide, near = np.minimum(cols + 4, self.width), np.minimum(cols + 2, self.width)
-        at = np.stack([upper + wide, middle + near, bottom + cols, top + left,
-                       top + wide, upper + near, middle + cols, bottom + left], axis=1)
-        total = np.einsum("nkc,k->nc", self._entries(at), _CORNER_SIGNS)  # int64: exact in any order
-        count = ((upper - top) * (wide - left) + (middle - upper) * (near - left)) // stride + cols - left
-        return total[:, 0], total[:, 1], count
+        whose other terms belong to earlier wavefronts (so a pixel at a time is all at once)."""
+        _window_add(self.integral, self.stride, _c(rows), _c(cols), _c(errors))
 
     def features(self, rows: np.ndarray, cols: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
         """int64 [pixels, WINDOW_FEATURES] in 1/256: the window's mean |e| over the scale sum s, log2 of
-        that mean, and its mean e over s."""
-        magnitude, signed, count = self.sums(rows, cols)
-        count = np.maximum(count, 1)
-        s = np.maximum(scale_sum.astype(np.int64), 1) * count
+        that mean, and its mean e over s (count and s at least 1).
+
+        The window is three rectangles of integral rows (top..upper: rows i-6..i-2 to column j+3,
+        upper..middle: row i-1 to j+1, middle..bottom: row i to j-1) sharing their left edge, so their
+        left corners cancel but the outermost two: eight entries a pixel."""
         out = np.empty((rows.size, WINDOW_FEATURES), dtype=np.int64)
-        out[:, 0] = np.minimum((magnitude << FEATURE_SHIFT) // s, FEATURE_LIMIT)
-        out[:, 1] = _log2_feature(magnitude // count + 1)
-        out[:, 2] = np.clip((signed << FEATURE_SHIFT) // s, -FEATURE_LIMIT, FEATURE_LIMIT)
+        _window_features(self.integral, self.width, _c(rows), _c(cols), _c(scale_sum), out)
         return out
+
+
+@kernel
+def _window_add(integral, stride, rows, cols, errors):
+    for p in range(rows.size):
+        here = (np.int64(rows[p]) + 1) * stride + cols[p] + 1
+        error = np.int64(errors[p])
+        integral[here, 0] = integral[here - stride, 0] + integral[here - 1, 0] - integral[here - stride - 1, 0] \
+            + abs(error)
+        integral[here, 1] = integral[here - stride, 1] + integral[here - 1, 1] - integral[here - stride - 1, 1] + error
+
+
+@kernel
+def _window_features(integral, width, rows, cols, scale_sum, out):
+    """The window sums and the features from them, a pixel at a time (integers: any order)."""
+    stride = width + 1
+    for p in range(rows.size):
+        i, j = np.int64(rows[p]), np.int64(cols[p])
+        left = max(j - WINDOW_HALF, 0)
+        top, upper = max(i - WINDOW_DEPTH, 0) * stride, max(i - 1, 0) * stride
+        middle, bottom = i * stride, (i + 1) * stride
+        wide, near = min(j + 4, width), min(j + 2, width)
+        magnitude = np.int64(0)
+        signed = np.int64(0)
+        for at, sign in ((upper + wide, 1), (middle + near, 1), (bottom + j, 1), (top + left, 1),
+                         (top + wide, -1), (upper + near, -1), (middle + j, -1), (bottom + left, -1)):
+            magnitude += sign * integral[at, 0]
+            signed += sign * integral[at, 1]
+        count = max(((upper - top) * (wide - left) + (middle - upper) * (near - left)) // stride + j - left, 1)
+        s = max(np.int64(scale_sum[p]), np.int64(1)) * count
+        out[p, 0] = min((magnitude << FEATURE_SHIFT) // s, FEATURE_LIMIT)
+        out[p, 1] = _log2_of(magnitude // count + 1)
+        out[p, 2] = min(max((signed << FEATURE_SHIFT) // s, -FEATURE_LIMIT), FEATURE_LIMIT)
 
 
 def scale_keys(net: "RasterCorrection", sfeats: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:

@@ -22,8 +22,9 @@ radii 4 and 14, ``codec.RASTER_LOCAL_RADII``).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from medcodec.compiled import kernel
 
 RADIUS = 9  # 6: 0.3-0.5 % larger CT frames; 12: CTs 0.1 % larger, 8-bit CT 0.1 % smaller
 RADIUS_LIMIT = 32  # the largest radius a stream may name (the decoder keeps radius + 2 rows of column sums)
@@ -66,7 +67,7 @@ def predict(sums: np.ndarray, nb: np.ndarray, top: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@kernel
 def _predict_rows(sums, nb, top, out):
     system = np.empty((FEATURES, FEATURES + 1), dtype=np.float64)
     weights = np.empty(FEATURES, dtype=np.float64)
@@ -74,7 +75,7 @@ def _predict_rows(sums, nb, top, out):
         out[p] = _solve_window(sums[p], nb[p], top, system, weights)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@kernel(inline=True)
 def _solve_window(sums, nb, top, system, weights):
     """One pixel's prediction from its window sums ([TERMS] int64) and neighbours ([12]).
 
@@ -190,13 +191,13 @@ class RunningSums:
         _running_add(self.rows, self.columns, self.radius, rows, cols, np.ascontiguousarray(nb), values)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(inline=True)
 def _ring(index, size):
     """A ring slot: index % size, or the zero slot (size) for a negative index."""
     return index % size if index >= 0 else size
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@kernel
 def _running_predict(row_sums, column_sums, radius, rows, cols, nb, top, out):
     row_ring, column_ring = radius + 3, radius + 2
     sums = np.empty(TERMS, dtype=np.int64)
@@ -213,7 +214,7 @@ def _running_predict(row_sums, column_sums, radius, rows, cols, nb, top, out):
         out[p] = _solve_window(sums, nb[p], top, system, weights)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _running_add(row_sums, column_sums, radius, rows, cols, nb, values):
     row_ring, column_ring = radius + 3, radius + 2
     width = column_sums.shape[1]

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 
+from medcodec.compiled import kernel
 from medcodec.entropy import residual_model as rm
 
 _SUPPORT, _ESCAPE, _ALPHABET, _TOTAL = rm.SUPPORT, rm.ESCAPE, rm.ALPHABET, float(rm.TOTAL)
@@ -69,7 +69,7 @@ def probabilities(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count, boosted, lo, hi, censor, out):
     """censor < 0: no value range. Row by row, the rows defined in the module docstring; the same
     integers and divisions as the numpy definition the streams before 2026-12 were written with (the
