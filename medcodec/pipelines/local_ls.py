@@ -13,8 +13,10 @@ a 12-bit CT phantom -2.9 %, an MP-RAGE slice -2.7 %, head CT -0.9 %, lung CT -0.
 Decodable anywhere: the window's sums of products are int64 (exact, any order); the 11x11 system is
 solved in float64 with IEEE-754 basic operations only (+, -, *, / on elements, each correctly rounded,
 in a fixed order per pixel; no reduction, BLAS, LAPACK or libm), so the same bits on every machine, for
-a pixel alone or in any batch; the result is rounded to 1/16 sample with ``floor``. The decoder keeps
-running sums of the window's rows and columns over the last few rows and columns only.
+a pixel alone or in any batch; the result is rounded to 1/16 sample with ``floor``. Both sides keep
+running sums of the window's rows and columns over the last few rows and columns only (``RunningSums``):
+the decoder fills them a wavefront at a time, the encoder in raster order; the loops are compiled
+(``medcodec.compiled``), with the same operations a pixel as the numpy code that wrote streams 2.3-2.5.
 
 Windows of other radii can be blended in as well, each with its own weights (format 2.5; the slow mode's
 radii 4 and 14, ``codec.RASTER_LOCAL_RADII``).
@@ -40,7 +42,6 @@ RIDGE_SHIFT = 18  # ridge: trace / 2**18 + 1 added to the diagonal (a flat windo
 PREDICTION_LIMIT = float(1 << 20)  # |prediction - left neighbour|, samples, before rounding
 WEIGHT_ONE = 64  # blend weights in 1/64
 DELTA_LIMIT = 1 << 14  # |local - plane prediction| the blend takes (1/16 sample)
-CHUNK = 4096  # pixels the encoder solves at once
 
 
 def features(nb: np.ndarray) -> np.ndarray:
@@ -134,30 +135,16 @@ def plane_predictions(taps, values: np.ndarray, height: int, width: int, top: in
                       band_rows: int, radius: int = RADIUS) -> np.ndarray:
     """The encoder's: every pixel's local prediction (1/16 sample) from the plane's values (row-major)
     and taps(first row, end row), the 12 neighbours [pixels, 12] of those rows; a band of rows at a time.
-    The windows are box sums of a band's 2-D running sums (integers, wrapping or not: the same sums as
-    the decoder's lookups), so a pixel costs a few lookups (the decoder's: four)."""
+    The decoder's running sums, filled in raster order: each pixel is predicted from the pixels before
+    it, which hold every pixel of its window (the rows above, and the row's pixels to the left), so it
+    gets the decoder's integers and solve by construction."""
     out = np.empty(values.size, dtype=np.int64)
+    sums = RunningSums(height, width, radius)
+    values = np.ascontiguousarray(values, dtype=np.int64)
     for first in range(0, height, band_rows):
         end = min(height, first + band_rows)
-        top_row = max(0, first - radius)
-        nb = taps(top_row, end)
-        rows = end - top_row
-        # running sums along each row: column radius + c holds the sum of columns 0..c-1; radius + 1 zero
-        # columns before (a window clipped at the left edge) and the total repeated after (at the right)
-        row_sums = np.zeros((rows, radius + width + 2, TERMS), dtype=np.int64)
-        np.cumsum(products(nb, values[top_row * width:end * width]).reshape(rows, width, TERMS), axis=1,
-                  out=row_sums[:, radius + 1:radius + 1 + width])
-        row_sums[:, -1] = row_sums[:, -2]
-        own = row_sums[:, radius:radius + width] - row_sums[:, :width]  # columns c-radius..c-1
-        above = np.zeros((rows + 1, width, TERMS), dtype=np.int64)  # running sums down the columns
-        np.cumsum(row_sums[:, radius + 2:] - row_sums[:, :width], axis=0, out=above[1:])  # c-radius..c+1
-        del row_sums
-        step = max(1, CHUNK // width)
-        for i in range(first - top_row, rows, step):  # a few rows at a time (a few MB)
-            at = np.arange(i, min(rows, i + step))
-            sums = (above[at] - above[np.maximum(at - radius, 0)] + own[at]).reshape(-1, TERMS)
-            out[(top_row + i) * width:(top_row + at[-1] + 1) * width] = predict(
-                sums, nb[i * width:(at[-1] + 1) * width], top)
+        _raster_pass(sums.rows, sums.columns, radius, first, end, np.ascontiguousarray(taps(first, end)),
+                     values[first * width:end * width], top, out[first * width:end * width])
     return out
 
 
@@ -199,46 +186,66 @@ def _ring(index, size):
 
 @kernel
 def _running_predict(row_sums, column_sums, radius, rows, cols, nb, top, out):
-    row_ring, column_ring = radius + 3, radius + 2
     sums = np.empty(TERMS, dtype=np.int64)
     system = np.empty((FEATURES, FEATURES + 1), dtype=np.float64)
     weights = np.empty(FEATURES, dtype=np.float64)
     for p in range(rows.size):
-        r, c = rows[p], cols[p]
-        # columns c-radius..c+1 of rows r-radius..r-1, then columns c-radius..c-1 of row r
-        below, above = _ring(r - 1, column_ring), _ring(r - radius - 1, column_ring)
-        right, left = _ring(c - 1, row_ring), _ring(c - radius - 1, row_ring)
-        for k in range(TERMS):
-            sums[k] = column_sums[below, c, k] - column_sums[above, c, k] + row_sums[r, right, k] \
-                - row_sums[r, left, k]
-        out[p] = _solve_window(sums, nb[p], top, system, weights)
+        out[p] = _predict_pixel(row_sums, column_sums, radius, rows[p], cols[p], nb[p], top, sums, system, weights)
 
 
 @kernel
 def _running_add(row_sums, column_sums, radius, rows, cols, nb, values):
-    row_ring, column_ring = radius + 3, radius + 2
-    width = column_sums.shape[1]
     running = np.empty(TERMS, dtype=np.int64)
     for p in range(rows.size):
-        r, c = rows[p], cols[p]
-        west = np.int64(nb[p, 0])
-        target = np.int64(values[p]) - west
-        previous = _ring(c - 1, row_ring)
-        for k in range(PAIRS):
-            running[k] = (np.int64(nb[p, _I[k] + 1]) - west) * (np.int64(nb[p, _J[k] + 1]) - west) \
-                + row_sums[r, previous, k]
-        for i in range(FEATURES):
-            running[PAIRS + i] = (np.int64(nb[p, i + 1]) - west) * target + row_sums[r, previous, PAIRS + i]
-        here = c % row_ring
-        row_sums[r, here] = running
-        # the above-window part of row r for column c - 1 (columns c-1-radius..c) is complete now, and
-        # for the last column (columns c-radius..c) too
-        slot, up = r % column_ring, _ring(r - 1, column_ring)
-        if c > 0:
-            gone = _ring(c - radius - 2, row_ring)
-            for k in range(TERMS):
-                column_sums[slot, c - 1, k] = column_sums[up, c - 1, k] + running[k] - row_sums[r, gone, k]
-        if c == width - 1:
-            gone = _ring(c - radius - 1, row_ring)
-            for k in range(TERMS):
-                column_sums[slot, c, k] = column_sums[up, c, k] + running[k] - row_sums[r, gone, k]
+        _add_pixel(row_sums, column_sums, radius, rows[p], cols[p], nb[p], values[p], running)
+
+
+@kernel
+def _raster_pass(row_sums, column_sums, radius, first, end, nb, values, top, out):
+    """Rows first..end-1 in raster order: each pixel predicted, then added."""
+    sums = np.empty(TERMS, dtype=np.int64)
+    running = np.empty(TERMS, dtype=np.int64)
+    system = np.empty((FEATURES, FEATURES + 1), dtype=np.float64)
+    weights = np.empty(FEATURES, dtype=np.float64)
+    width = column_sums.shape[1]
+    for r in range(first, end):
+        for c in range(width):
+            p = (r - first) * width + c
+            out[p] = _predict_pixel(row_sums, column_sums, radius, r, c, nb[p], top, sums, system, weights)
+            _add_pixel(row_sums, column_sums, radius, r, c, nb[p], values[p], running)
+
+
+@kernel(inline=True)
+def _predict_pixel(row_sums, column_sums, radius, r, c, nb, top, sums, system, weights):
+    """Pixel (r, c)'s prediction: its window's sums (columns c-radius..c+1 of rows r-radius..r-1, then
+    columns c-radius..c-1 of row r), four lookups, and the solve."""
+    row_ring, column_ring = radius + 3, radius + 2
+    below, above = _ring(r - 1, column_ring), _ring(r - radius - 1, column_ring)
+    right, left = _ring(c - 1, row_ring), _ring(c - radius - 1, row_ring)
+    for k in range(TERMS):
+        sums[k] = column_sums[below, c, k] - column_sums[above, c, k] + row_sums[r, right, k] - row_sums[r, left, k]
+    return _solve_window(sums, nb, top, system, weights)
+
+
+@kernel(inline=True)
+def _add_pixel(row_sums, column_sums, radius, r, c, nb, value, running):
+    """Pixel (r, c)'s products into its row's running sums, and the column sums of the window parts it
+    completes: row r's part for column c - 1 (columns c-1-radius..c), and for the last column too."""
+    row_ring, column_ring = radius + 3, radius + 2
+    west = np.int64(nb[0])
+    target = np.int64(value) - west
+    previous = _ring(c - 1, row_ring)
+    for k in range(PAIRS):
+        running[k] = (np.int64(nb[_I[k] + 1]) - west) * (np.int64(nb[_J[k] + 1]) - west) + row_sums[r, previous, k]
+    for i in range(FEATURES):
+        running[PAIRS + i] = (np.int64(nb[i + 1]) - west) * target + row_sums[r, previous, PAIRS + i]
+    row_sums[r, c % row_ring] = running
+    slot, up = r % column_ring, _ring(r - 1, column_ring)
+    if c > 0:
+        gone = _ring(c - radius - 2, row_ring)
+        for k in range(TERMS):
+            column_sums[slot, c - 1, k] = column_sums[up, c - 1, k] + running[k] - row_sums[r, gone, k]
+    if c == column_sums.shape[1] - 1:
+        gone = _ring(c - radius - 1, row_ring)
+        for k in range(TERMS):
+            column_sums[slot, c, k] = column_sums[up, c, k] + running[k] - row_sums[r, gone, k]
