@@ -24,7 +24,8 @@ the same tables. The weights are fitted in floating point by the encoder only, t
 
 Decoding is sequential but vectorised along wavefronts: pixel (i, j) needs only neighbours with a
 smaller ``2 i + j`` (the template reaches one column right on the row above, two on the row above
-that), so each of the ``2 H + W - 2`` wavefronts is decoded as one numpy batch.
+that), so each of the ``2 H + W - 2`` wavefronts is decoded as one batch: its per-pixel arithmetic in
+compiled loops (``raster_wavefront``, ``raster_tables``, ``local_ls``), the networks' products in numpy.
 
 A plane whose values all lie on a grid ``step * k + offset`` (12-bit data stored shifted into 16
 bits) is coded as its k; one that uses few of the values between its extremes may be coded as the
@@ -51,7 +52,7 @@ from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from medcodec.networks import raster_mlp
-from medcodec.pipelines import local_ls, raster_tables
+from medcodec.pipelines import local_ls, raster_tables, raster_wavefront
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
 from medcodec.pipelines.surprise import log8
 
@@ -1177,6 +1178,18 @@ class _Analysis:
 
 
 # -- decoder -------------------------------------------------------------------------------------------
+def _wavefront_plane(model: RasterModel, layout: _Layout, top: int) -> raster_wavefront.Plane:
+    """What the compiled wavefront arithmetic needs of a plane (the definitions: ``_activity``,
+    ``_classes``, ``_first_stage``, ``_second_stage``, ``_scale_sum``, ``_linear_keys``, ``_error``)."""
+    return raster_wavefront.Plane(
+        stride=layout.stride, width=layout.width, offsets=layout.offsets, pad_top=PAD_TOP, pad_left=PAD_LEFT,
+        pad_right=PAD_RIGHT, class_shift=model.class_shift, blocks=model.block_classes, block_size=model.block_size,
+        first=np.ascontiguousarray(model.first, dtype=np.int64),
+        second=np.ascontiguousarray(model.second[:, :ERROR_TAPS], dtype=np.int64),
+        scale_weights=np.ascontiguousarray(model.scale_weights, dtype=np.int64), activity_classes=ACTIVITY_CLASSES,
+        flat_class=FLAT_CLASS, coef_shift=COEF_SHIFT, top=top, error_limit=ERROR_LIMIT)
+
+
 def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int], bits: int,
             net: raster_mlp.RasterCorrection | None = None,
             scale_net: raster_mlp.RasterCorrection | None = None) -> np.ndarray:
@@ -1196,42 +1209,38 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     except Exception as exc:  # constriction reports invalid data as ValueError; catch its whole family
         raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
     reader = _BitReader(raw)
-    offsets = layout.offsets
     windows = raster_mlp.ErrorWindows(*shape) \
         if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
     low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
     # each blended radius's weights and running window sums
     local = [(weights, local_ls.RunningSums(*shape, radius)) for radius, weights in model.local_blends()]
+    plane = _wavefront_plane(model, layout, top)
+    grids = (grid, errors1, errors2, errors_pre)
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
             continue
-        index = layout.flat(rows, cols)
-        taps = index[:, None] + offsets[None, :]
-        nb = grid[taps]
-        activity = _activity(nb)
-        cls = model.classes(activity, layout.border(rows, cols), rows, cols, layout.width)
-        mu1 = _first_stage(nb, cls, model.first, top)
-        mu = mu2 = _second_stage(mu1, errors1[taps[:, :ERROR_TAPS]], cls, model.second, top)
-        scale_sum = _scale_sum(errors2[taps[:, :SCALE_TAPS]], activity, model)
-        keys = _linear_keys(scale_sum)
+        ctx = raster_wavefront.context(plane, grids, rows, cols)
+        nb, cls = ctx.nb, ctx.cls
+        mu = ctx.mu2
+        keys = ctx.keys
         if net is not None or scale_net is not None:
             inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
             if inside.size:
-                at = taps[inside]
                 # without a correction the uncorrected second-stage errors are the final ones
-                feats, feature_scale = raster_mlp.features(nb[inside], errors1[at],
-                                                           (errors2 if errors_pre is None else errors_pre)[at],
-                                                           mu1[inside], mu2[inside], activity[inside])
+                feats, feature_scale = raster_mlp.features(nb[inside], ctx.errors1[inside],
+                                                           (ctx.errors2 if errors_pre is None else ctx.errors_pre)[inside],
+                                                           ctx.mu1[inside], ctx.mu2[inside], ctx.activity[inside])
                 if net is not None:
-                    mu = mu2.copy()
-                    mu[inside] = _corrected_prediction(net, feats, feature_scale, mu2[inside], top)
+                    mu = ctx.mu2.copy()
+                    mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
                 if scale_net is not None:
-                    sfeats = raster_mlp.scale_features(feats, errors2[at], scale_sum[inside])
+                    scale_sum = ctx.scale_sum[inside]
+                    sfeats = raster_mlp.scale_features(feats, ctx.errors2[inside], scale_sum)
                     if windows is not None:
-                        sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum[inside])],
+                        sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum)],
                                                 axis=1)
-                    keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum[inside])
+                    keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum)
         if local:
             shifts = np.zeros(mu.size, dtype=np.int64)
             for class_weights, sums in local:
@@ -1251,15 +1260,11 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
         values = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
         if values.min() < low or values.max() > high:
             raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
-        grid[index] = values
+        raster_wavefront.store(plane, grids, ctx, values, mu)
         for _, sums in local:
             sums.add(rows, cols, nb, values)
-        errors1[index] = _error(values, mu1)
-        errors2[index] = _error(values, mu)
         if windows is not None:
-            windows.add(rows, cols, errors2[index])
-        if errors_pre is not None:
-            errors_pre[index] = _error(values, mu2)
+            windows.add(rows, cols, errors2[ctx.index])
     if not coder.is_empty():
         raise CorruptStreamError("raster rANS stream is damaged: data left over after the last pixel")
     reader.finish()
