@@ -185,3 +185,9 @@ def test_damaged_offsets_are_corrupt(method, damage):
     streams = with_meta(_forced(type(method)).encode(plane, 12), damage)
     with pytest.raises(CorruptStreamError):
         method.decode(streams, plane.shape, 12)
+
+
+def test_compiled_log8_is_log8():
+    edges = [0, 1, 2, 3] + [v for k in range(1, 31) for v in ((1 << k) - 1, 1 << k, (1 << k) + 1)] + [(1 << 31) - 1]
+    values = np.array(edges + list(np.random.default_rng(0).integers(0, 1 << 31, 2000)), dtype=np.int64)
+    assert [surprise.log8_of(int(v)) for v in values] == surprise.log8(values).tolist()

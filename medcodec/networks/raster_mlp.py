@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medcodec.compiled import kernel
-from medcodec.pipelines.surprise import EIGHTHS, log8
+from medcodec.pipelines.surprise import log8, log8_of
 
 TAPS = 12  # the raster template's neighbours
 FEATURES = (TAPS - 1) + 2 * TAPS + 2 + 1  # value differences from W, two stages' errors, two predictions, log2 s
@@ -90,24 +90,9 @@ def _c(x: np.ndarray) -> np.ndarray:
 
 
 @kernel(inline=True)
-def _log8(x):
-    """``surprise.log8`` of one int64 x < 2**31: floor(8 log2 max(x, 1)), exactly."""
-    x = max(x, np.int64(1))
-    bit_length = 0
-    while (x >> bit_length) > 0:
-        bit_length += 1
-    mantissa = x << (31 - bit_length)
-    reached = 0
-    for threshold in EIGHTHS:
-        if mantissa >= threshold:
-            reached += 1
-    return 8 * (bit_length - 1) + reached
-
-
-@kernel(inline=True)
 def _log2_of(x):
     """log2 x in 1/256 (from floor(8 log2 x), exact) for int64 x >= 1, at most 255 / 8."""
-    return min(_log8(min(x, np.int64((1 << 31) - 1))), 255) << (FEATURE_SHIFT - 3)
+    return min(log8_of(min(x, np.int64((1 << 31) - 1))), 255) << (FEATURE_SHIFT - 3)
 
 
 @kernel(inline=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medcodec.compiled import kernel
-from medcodec.pipelines.surprise import EIGHTHS
+from medcodec.pipelines.surprise import log8_of
 
 TAPS = 12  # the template's neighbours (raster.OFFSETS)
 
@@ -89,21 +89,6 @@ def context(plane: Plane, grids: tuple, rows: np.ndarray, cols: np.ndarray) -> C
     return out
 
 
-@kernel(inline=True)
-def _log8(x):
-    """floor(8 log2 max(x, 1)) for int64 x < 2**31, exactly (``surprise.log8``)."""
-    x = max(x, np.int64(1))
-    bit_length = 0
-    while (x >> bit_length) > 0:
-        bit_length += 1
-    mantissa = x << (31 - bit_length)
-    reached = 0
-    for threshold in EIGHTHS:
-        if mantissa >= threshold:
-            reached += 1
-    return 8 * (bit_length - 1) + reached
-
-
 @kernel
 def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offsets, pad_top, pad_left, pad_right,
              rows, cols, class_shift, blocks, use_blocks, block_size, blocks_per_row, first, second,
@@ -156,7 +141,7 @@ def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offset
             total += abs(e2[p, t]) * scale_weights[t]
         s = total >> 4
         scale_sum[p] = s
-        keys[p] = _log8(min(s, (1 << 31) - 2) + 1) >> 1
+        keys[p] = log8_of(min(s, (1 << 31) - 2) + 1) >> 1
 
 
 def store(plane: Plane, grids: tuple, ctx: Context, values: np.ndarray, mu: np.ndarray) -> None:

@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from ..compiled import kernel
 from ..entropy import residual_model as rm
 from . import class_offsets
 from .class_offsets import Offsets
@@ -79,6 +80,21 @@ def log8(x: np.ndarray) -> np.ndarray:
     # how many thresholds m reaches: one binary search each (half the time of seven comparisons on a
     # raster decoder's wavefront, which calls this four times)
     return 8 * (bit_length - 1) + np.searchsorted(EIGHTHS, mantissa, side="right")
+
+
+@kernel(inline=True)
+def log8_of(x):
+    """``log8`` of one int64 x < 2**31, in compiled loops: the same integers."""
+    x = max(x, np.int64(1))
+    bit_length = 0
+    while (x >> bit_length) > 0:
+        bit_length += 1
+    mantissa = x << (31 - bit_length)
+    reached = 0
+    for threshold in EIGHTHS:
+        if mantissa >= threshold:
+            reached += 1
+    return 8 * (bit_length - 1) + reached
 
 
 def a_errors(a: np.ndarray) -> np.ndarray:
