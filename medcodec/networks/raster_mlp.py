@@ -76,7 +76,8 @@ def features(nb: np.ndarray, errors1: np.ndarray, errors2: np.ndarray, mu1: np.n
     error tap of each kind is W's, already in (mu - 16 W) terms, so all 12 are kept; the value taps are
     differences from W (11). Each raw entry (the value differences times 16, the errors, mu2 - 16 W and
     mu1 - 16 W) is shifted by FEATURE_SHIFT, floor-divided by s and clamped to +-FEATURE_LIMIT; the last
-    feature is log2 s in 1/256 (from floor(8 log2 s), exact: ``_log2_of``). Compiled a pixel at a time (the decoder's wavefronts)."""
+    feature is log2 s in 1/256 (from floor(8 log2 s), exact: ``_log2_of``). Compiled a pixel at a time
+    (the decoder's wavefronts)."""
     count = nb.shape[0]
     out = np.empty((count, FEATURES), dtype=np.int64)
     scale = np.empty(count, dtype=np.int64)
