@@ -219,7 +219,7 @@ def _raster_pass(row_sums, column_sums, radius, first, end, nb, values, top, out
 def _predict_pixel(row_sums, column_sums, radius, r, c, nb, top, sums, system, weights):
     """Pixel (r, c)'s prediction: its window's sums (columns c-radius..c+1 of rows r-radius..r-1, then
     columns c-radius..c-1 of row r), four lookups, and the solve."""
-    row_ring, column_ring = radius + 3, radius + 2
+    row_ring, column_ring = row_sums.shape[1] - 1, column_sums.shape[0] - 1  # RunningSums' rings
     below, above = _ring(r - 1, column_ring), _ring(r - radius - 1, column_ring)
     right, left = _ring(c - 1, row_ring), _ring(c - radius - 1, row_ring)
     for k in range(TERMS):
@@ -231,7 +231,7 @@ def _predict_pixel(row_sums, column_sums, radius, r, c, nb, top, sums, system, w
 def _add_pixel(row_sums, column_sums, radius, r, c, nb, value, running):
     """Pixel (r, c)'s products into its row's running sums, and the column sums of the window parts it
     completes: row r's part for column c - 1 (columns c-1-radius..c), and for the last column too."""
-    row_ring, column_ring = radius + 3, radius + 2
+    row_ring, column_ring = row_sums.shape[1] - 1, column_sums.shape[0] - 1  # RunningSums' rings
     west = np.int64(nb[0])
     target = np.int64(value) - west
     previous = _ring(c - 1, row_ring)

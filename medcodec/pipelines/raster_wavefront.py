@@ -19,9 +19,6 @@ import numpy as np
 from medcodec.compiled import kernel
 from medcodec.pipelines.surprise import log8_of
 
-TAPS = 12  # the template's neighbours (raster.OFFSETS)
-
-
 @dataclass(frozen=True)
 class Plane:
     """What every wavefront of a plane shares: the padded grid's geometry and the plane's weights, in the
@@ -94,6 +91,7 @@ def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offset
              rows, cols, class_shift, blocks, use_blocks, block_size, blocks_per_row, first, second,
              scale_weights, activity_classes, flat_class, coef_shift, top,
              index, nb, e1, e2, epre, activity, cls, mu1, mu2, scale_sum, keys):
+    taps = offsets.size
     for p in range(rows.size):
         r, c = rows[p], cols[p]
         here = (r + pad_top) * stride + c + pad_left
@@ -127,13 +125,13 @@ def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offset
                 bit_length += 1
             k = min(max(bit_length - class_shift, 0), activity_classes - 1)
         cls[p] = k
-        acc = first[k, TAPS - 1]
-        for t in range(TAPS - 1):
+        acc = first[k, taps - 1]
+        for t in range(taps - 1):
             acc += (nb[p, t + 1] - w) * first[k, t]
         m1 = min(max((w << 4) + (acc >> (coef_shift - 4)), 0), top)
         mu1[p] = m1
         acc = 0
-        for t in range(TAPS):
+        for t in range(taps):
             acc += e1[p, t] * second[k, t]
         mu2[p] = min(max(m1 + (acc >> coef_shift), 0), top)
         total = scale_weights[scale_weights.size - 1] * (a << 4)
