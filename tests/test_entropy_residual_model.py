@@ -121,6 +121,36 @@ def test_search_costs_every_offset_as_the_definition_does(seed):
             assert cost(d_ell, d_mu) == _reference_cost(values, mu + d_mu, ell + d_ell)
 
 
+def _reference_class_costs(values, mu, ell, classes, d_ell, d_mu, n_classes):
+    """The per-pixel definition: each pixel's table entry under pixel_params (its class's scale offset,
+    the mean offset), escapes costing their raw bytes, plus its raw low bits; summed per class by
+    np.bincount (pixel order), as the class search summed them before its loop was compiled."""
+    params = rm.pixel_params(mu + d_mu, ell + d_ell[classes])
+    symbols, escaped = rm.coded_symbols(values, params)
+    terms = np.take(rm._flat_costs_with_raw_bytes(), params.table * rm.ALPHABET + symbols)
+    if params.low_bits.any():
+        terms = terms + np.where(escaped, 0, params.low_bits)
+    return np.bincount(classes, weights=terms, minlength=n_classes)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_class_cost_sums_are_the_definitions_floats(seed):
+    # the search's choices depend on these floats: the compiled sums must be numpy's, bit for bit
+    rng = np.random.default_rng(300 + seed)
+    n, n_classes = int(rng.integers(1, 5000)), int(rng.integers(1, 20))
+    bits = (8, 12, 16)[seed % 3]
+    values = rng.integers(0, 1 << bits, n)
+    mu = values * 16 + rng.integers(-16 * 300, 16 * 300, n) * (50 if seed % 4 == 3 else 1)
+    ell = rng.integers(-5, rm.MAX_ELL + 5, n)  # beyond both ends: clamped
+    classes = rng.integers(0, n_classes, n)
+    for d_mu in (-8, 0, 6):
+        for d_ell in (np.full(n_classes, -24), np.zeros(n_classes, np.int64), rng.integers(-30, 30, n_classes)):
+            out = np.zeros(n_classes)
+            rm._class_cost_sums(values, mu, ell, classes, d_ell, d_mu, rm._flat_costs_with_raw_bytes(), out)
+            want = _reference_class_costs(values, mu, ell, classes, d_ell, d_mu, n_classes)
+            assert out.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_class_search_chooses_what_each_class_alone_would(seed):
     # the refinement's activity bins and the block-phase classes are searched at once; each class must

@@ -102,6 +102,18 @@ def test_inference_equals_pure_integer_arithmetic_at_the_bounds(seed):
     assert np.array_equal(net.output(feats), reference_output(layers, feats))
 
 
+@pytest.mark.parametrize("model_id", ["raster-nn-v1", "raster-nn-large-v1", "raster-nn-xl-v1", "raster-scale-v1",
+                                      "raster-scale-v2"])
+def test_shipped_networks_equal_pure_integer_arithmetic(model_id):
+    # the compiled hidden-layer step (add, scale, floor, clamp in one pass) on the real weights
+    net = raster_mlp.load(model_id)
+    layers = [(w.astype(np.int64), b) for w, b in zip(net.weights, net.biases)]
+    rng = np.random.default_rng(11)
+    feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1, (500, net.inputs))
+    feats[:100] //= 64  # typical magnitudes too, where few units clamp
+    assert np.array_equal(net.output(feats), reference_output(layers, feats))
+
+
 def test_inference_does_not_depend_on_the_batch():
     rng = np.random.default_rng(5)
     net = raster_mlp.from_integer_layers("test", b"\0" * 32, random_layers(rng, (48, 48), limit=4000))

@@ -115,6 +115,24 @@ def test_decoder_arithmetic_equals_the_encoders():
         assert np.array_equal(raster._coding(analysis.model, mu, buckets).table, params.table[flat])
 
 
+def test_encoder_neighbour_gathers_are_numpys_slices_and_fancy_indexing():
+    # the compiled gathers that feed the encoder's fits and bands: the numpy definitions they replaced
+    rng = np.random.default_rng(3)
+    analysis = raster._Analysis(rng.integers(0, 4096, (37, 53)), 12)
+    grid = analysis.grid.reshape(analysis.layout.padded_shape)
+    for first_row, end_row in ((0, 37), (5, 6), (30, 37)):
+        for taps in (len(raster.OFFSETS), raster.SCALE_TAPS):
+            want = np.stack([grid[raster.PAD_TOP + dy + first_row:raster.PAD_TOP + dy + end_row,
+                                  raster.PAD_LEFT + dx:raster.PAD_LEFT + dx + 53].ravel()
+                             for dy, dx in raster.OFFSETS[:taps]], axis=1)
+            got = analysis._band_taps(grid, first_row, end_row, taps)
+            assert got.dtype == grid.dtype and np.array_equal(got, want)
+    index = analysis.sample_index
+    want = analysis.grid[index[:, None] + analysis.layout.offsets[None, :]]
+    assert np.array_equal(analysis._taps_at(grid, len(raster.OFFSETS)), want)
+    assert np.array_equal(analysis._taps_at(grid.astype(np.int32), 5, index[:7]), want[:7, :5])
+
+
 def test_bit_packing_round_trips():
     rng = np.random.default_rng(0)
     widths = rng.integers(0, 17, 500)

@@ -8,11 +8,27 @@ from medcodec.entropy import residual_model as rm
 from medcodec.pipelines import raster, raster_tables
 
 
+def _boost_taps(params, nb, boost):
+    """The numpy definition (raster._boost_taps until 2026-12): (symbol position, extra weight in 1/16),
+    both [pixels, taps] with each row's positions sorted: the neighbour-value boost as additions to
+    single entries of each pixel's table. A tap whose value is in
+    the pixel's support adds per_count, plus seen for the first of equal values; a tap outside it, and
+    every tap of a pixel with low bits (wide 16-bit residuals, where a symbol is a range of values),
+    adds 0 (at position 0, which it leaves as it is)."""
+    seen, per_count = boost
+    position = np.sort(nb.astype(np.int64) - params.base[:, None] + rm.SUPPORT, axis=1)
+    inside = (position >= 0) & (position < rm.ESCAPE) & (params.low_bits == 0)[:, None]
+    first = np.ones(position.shape, dtype=bool)
+    first[:, 1:] = position[:, 1:] != position[:, :-1]
+    extra = np.where(inside, per_count + np.where(first, seen, 0), 0)
+    return np.where(inside, position, 0), extra
+
+
 def _boosted(params, nb, boost):
     """The numpy definition of the boosted integer frequencies (float64 [pixels, ALPHABET])."""
     table = raster_tables.frequencies()[params.table]
     freq = table * 16.0
-    position, extra = raster._boost_taps(params, nb, boost)
+    position, extra = _boost_taps(params, nb, boost)
     entries = np.arange(table.shape[0])[:, None] * rm.ALPHABET + position
     np.add.at(freq.ravel(), entries.ravel(), (table.ravel()[entries] * extra).ravel())  # repeats add up
     return freq
@@ -104,6 +120,34 @@ def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
         symbols, escaped = rm.coded_symbols(values, params)
         exact = np.log2(freq.sum(axis=1) / freq[np.arange(count), symbols]) + np.where(escaped, 16, params.low_bits)
         assert np.allclose(raster._cost_bits(values, params, nb, boost), exact)
+
+
+def _reference_code_terms(values, params, nb, boost):
+    """The numpy definition of the boost search's (total, own) (raster._cost_bits until 2026-12)."""
+    symbols, _ = rm.coded_symbols(values, params)
+    table = raster_tables.frequencies()
+    position, extra = _boost_taps(params, nb, boost)
+    at_taps = table[params.table[:, None], position] * extra
+    total = 16.0 * rm.TOTAL + at_taps.sum(axis=1)
+    own = table[params.table, symbols] * 16.0 + (at_taps * (position == symbols[:, None])).sum(axis=1)
+    return total, own
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_boosted_code_terms_are_the_definitions_floats(seed):
+    # the boost search chooses by these: the compiled terms must be numpy's, bit for bit
+    rng = np.random.default_rng(40 + seed)
+    count = 800
+    mu = rng.integers(-64, (4096 if seed % 2 else 256) << 4, count)
+    ell = rng.integers(0, 70, count)  # some pixels with low bits, some escapes
+    params = rm.pixel_params(mu, ell)
+    nb = (mu >> 4)[:, None] + rng.integers(-120, 121, (count, len(raster.OFFSETS))) // (1 + 20 * (seed % 2))
+    values = (mu >> 4) + rng.integers(-150, 151, count)
+    for boost in raster.BOOSTS + ((raster.BOOST_LIMIT, raster.BOOST_LIMIT),):
+        symbols, _ = rm.coded_symbols(values, params)
+        got = raster_tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols, boost)
+        for a, b in zip(got, _reference_code_terms(values, params, nb, boost)):
+            assert a.tobytes() == b.tobytes()
 
 
 def test_boosted_frequencies_do_not_depend_on_how_pixels_are_batched():

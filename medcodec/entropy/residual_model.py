@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medcodec.compiled import kernel
+
 from .rans import Segment
 
 STEPS_PER_OCTAVE = 8
@@ -217,21 +219,48 @@ def search_class_adjustments(values: np.ndarray, mu: np.ndarray, ell: np.ndarray
                              n_classes: int, limit: int = 24) -> list[Adjustment]:
     """``search_adjustment`` for each class of pixels at once (classes: int64 in [0, n_classes), one per
     pixel; all pixels are looked at, no stride). Each class gets the offsets that search would choose
-    on its pixels alone, up to the order in which its pixels' costs are added (here: bincount's).
+    on its pixels alone, up to the order in which its pixels' costs are added (here: pixel order).
 
     Why at once: the refinement's activity bins and the block-phase classes are 16 small searches of
     ~27 costings each; one costing of all pixels, summed per class, replaces 16 small ones."""
     if values.size == 0:
         return [Adjustment((0, 0), 0.0, 0.0)] * n_classes
-    cost = _SampleCost(values, mu, ell)
+    values, mu, ell, classes = (np.ascontiguousarray(a, dtype=np.int64) for a in (values, mu, ell, classes))
     present = np.bincount(classes, minlength=n_classes) > 0
+    costs = _flat_costs_with_raw_bytes()
 
     def class_costs(d_ell: np.ndarray, d_mu: int) -> np.ndarray:
-        shift = int(d_ell[0]) if (d_ell == d_ell[0]).all() else d_ell[classes]
-        return np.bincount(classes, weights=cost.pixel_costs(shift, d_mu), minlength=n_classes)
+        out = np.zeros(n_classes, dtype=np.float64)
+        _class_cost_sums(values, mu, ell, classes, np.ascontiguousarray(d_ell, dtype=np.int64), int(d_mu), costs, out)
+        return out
 
     found = _search(class_costs, n_classes, limit, True)
     return [a if present[k] else Adjustment((0, 0), 0.0, 0.0) for k, a in enumerate(found)]
+
+
+@kernel
+def _class_cost_sums(values, mu, ell, classes, d_ell, d_mu, costs, out):
+    """out[c] += the code length of each pixel of class c with its class's scale offset and the mean
+    offset, in one pass (a search costs every class ~30 times: numpy's passes over the pixels took ~40 %
+    of the slow mode's raster analyses). Each pixel's term is its entry of the escape-weighted cost
+    table plus its raw low bits (one IEEE addition), added to its class's sum in pixel order, as
+    ``np.bincount`` adds per-pixel weights: the floats numpy gave (tests: the per-pixel definition,
+    summed by bincount). The integer rule is ``pixel_params``', which below SPLIT_ELL is the 8-bit one."""
+    for p in range(values.size):
+        c = classes[p]
+        e = min(max(ell[p] + d_ell[c], 0), MAX_ELL - 1)
+        m = mu[p] + d_mu
+        low_bits = max(e - (SPLIT_ELL - STEPS_PER_OCTAVE), 0) // STEPS_PER_OCTAVE
+        shift = low_bits + 4
+        base = m >> shift
+        row = (e - low_bits * STEPS_PER_OCTAVE) * FRACTIONS + ((m - (base << shift)) >> (shift - 3))
+        offset = (values[p] >> low_bits) - base
+        if offset > SUPPORT or offset < -SUPPORT:
+            out[c] += costs[row * ALPHABET + ESCAPE]
+        elif low_bits == 0:
+            out[c] += costs[row * ALPHABET + offset + SUPPORT]
+        else:
+            out[c] += costs[row * ALPHABET + offset + SUPPORT] + np.float64(low_bits)
 
 
 def _search(costs_at, n: int, limit: int, search_mean: bool) -> list[Adjustment]:
@@ -266,8 +295,7 @@ class _SampleCost:
     float. The symbol column of a pixel that sheds no low bits depends on the mean offset only, so it is
     kept per mean offset; a scale offset then costs one gather, plus the full rule for the pixels that
     do shed low bits. The gathered costs are the elements ideal_cost_bits sums, in the same order, so
-    the sum is the same float and the searches choose exactly what they chose without this shortcut.
-    ``pixel_costs`` gives the same terms per pixel (d_ell may then be one offset per pixel)."""
+    the sum is the same float and the searches choose exactly what they chose without this shortcut."""
 
     def __init__(self, values: np.ndarray, mu: np.ndarray, ell: np.ndarray):
         self.values = values.astype(np.int64, copy=False)
@@ -276,7 +304,7 @@ class _SampleCost:
         self.ell_range = (int(self.ell.min()), int(self.ell.max())) if self.ell.size else (0, 0)
         self.columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _terms(self, d_ell, d_mu: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _terms(self, d_ell: int, d_mu: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(flat table index, escaped, raw low bits sent or None when no pixel sheds any), per pixel."""
         if d_mu not in self.columns:
             mu = self.mu + d_mu
@@ -286,8 +314,7 @@ class _SampleCost:
             self.columns[d_mu] = (column, escaped)
         column, escaped = self.columns[d_mu]
         # the offsets' range bounds the scales: whether to clamp, whether to look for shedding pixels
-        d_low, d_high = (d_ell, d_ell) if np.isscalar(d_ell) else (int(d_ell.min()), int(d_ell.max()))
-        low_end, high_end = self.ell_range[0] + d_low, self.ell_range[1] + d_high
+        low_end, high_end = self.ell_range[0] + d_ell, self.ell_range[1] + d_ell
         ell = self.ell + d_ell
         if low_end < 0 or high_end > MAX_ELL - 1:
             ell = _clamp_ell(ell)
@@ -313,10 +340,6 @@ class _SampleCost:
         extra = 2 * RAW_BITS * int(np.count_nonzero(escaped))
         return main + extra if low is None else main + extra + float(low.sum())
 
-    def pixel_costs(self, d_ell, d_mu: int) -> np.ndarray:
-        index, _, low = self._terms(d_ell, d_mu)
-        costs = np.take(_flat_costs_with_raw_bytes(), index)
-        return costs if low is None else costs + low
 
 
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:

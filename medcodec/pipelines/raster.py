@@ -48,6 +48,7 @@ from typing import Sequence
 import constriction
 import numpy as np
 
+from medcodec.compiled import kernel
 from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
@@ -456,21 +457,6 @@ def _coding(model: RasterModel, mu: np.ndarray, buckets: np.ndarray) -> rm.Pixel
     return rm.pixel_params(mu, model.ell[buckets])
 
 
-def _boost_taps(params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(symbol position, extra weight in 1/16), both [pixels, taps] with each row's positions sorted: the
-    neighbour-value boost as additions to single entries of each pixel's table. A tap whose value is in
-    the pixel's support adds per_count, plus seen for the first of equal values; a tap outside it, and
-    every tap of a pixel with low bits (wide 16-bit residuals, where a symbol is a range of values),
-    adds 0 (at position 0, which it leaves as it is)."""
-    seen, per_count = boost
-    position = np.sort(nb.astype(np.int64) - params.base[:, None] + rm.SUPPORT, axis=1)
-    inside = (position >= 0) & (position < rm.ESCAPE) & (params.low_bits == 0)[:, None]
-    first = np.ones(position.shape, dtype=bool)
-    first[:, 1:] = position[:, 1:] != position[:, :-1]
-    extra = np.where(inside, per_count + np.where(first, seen, 0), 0)
-    return np.where(inside, position, 0), extra
-
-
 def _in_range_entries(params: rm.PixelParams, value_range: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(first, last) per pixel: the table entries whose values can lie in the plane's range [lo, hi] are
     first..last (entry s holds the values v with v >> b = s - SUPPORT + base); either may lie beyond
@@ -547,13 +533,9 @@ def _range_savings(values: np.ndarray, params: rm.PixelParams, value_range: tupl
 
 def _cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int]) -> np.ndarray:
     """Per pixel code length under the boosted frequencies (float; encoder choices only), from the taps
-    alone: the total is 16 * 2**20 plus each boosted entry's addition, so no [pixels, ALPHABET] array."""
+    alone (raster_tables.boosted_code_terms): no [pixels, ALPHABET] array."""
     symbols, escaped = rm.coded_symbols(values, params)
-    table = raster_tables.frequencies()
-    position, extra = _boost_taps(params, nb, boost)
-    at_taps = table[params.table[:, None], position] * extra
-    total = 16.0 * rm.TOTAL + at_taps.sum(axis=1)
-    own = table[params.table, symbols] * 16.0 + (at_taps * (position == symbols[:, None])).sum(axis=1)
+    total, own = raster_tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols, boost)
     return np.log2(total / own) + np.where(escaped, RAW_ESCAPE_BITS, params.low_bits)
 
 
@@ -923,8 +905,11 @@ class _Analysis:
                 yield first_row, end_row, inside, inside + first_row * self.width
 
     def _band_taps(self, grid: np.ndarray, first_row: int, end_row: int, taps: int) -> np.ndarray:
-        return np.stack([grid[PAD_TOP + dy + first_row:PAD_TOP + dy + end_row, PAD_LEFT + dx:PAD_LEFT + dx + self.width]
-                         .ravel() for dy, dx in OFFSETS[:taps]], axis=1)
+        """The first ``taps`` neighbours [pixels, taps] of every pixel of rows first_row..end_row - 1, in a
+        padded grid (2-D), of the grid's dtype."""
+        out = np.empty(((end_row - first_row) * self.width, taps), dtype=grid.dtype)
+        _gather_band(grid, first_row + PAD_TOP, end_row + PAD_TOP, PAD_LEFT, self.width, _TEMPLATE[:taps], out)
+        return out
 
     def _by_bands(self, grid: np.ndarray, taps: int, compute) -> np.ndarray:
         """compute(neighbours [pixels, taps], slice of the band's pixels) over bands of rows, concatenated."""
@@ -940,7 +925,9 @@ class _Analysis:
         """The first ``taps`` neighbours, in a padded grid, of the pixels at these padded indices (default:
         the sampled pixels)."""
         index = self.sample_index if index is None else index
-        return grid.ravel()[index[:, None] + self.layout.offsets[None, :taps]]
+        out = np.empty((index.size, taps), dtype=grid.dtype)
+        _gather_at(grid.ravel(), np.ascontiguousarray(index, dtype=np.int64), self.layout.offsets[:taps], out)
+        return out
 
     def _grid_of(self, errors: np.ndarray) -> np.ndarray:
         grid = np.zeros(self.layout.padded_shape, dtype=np.int64)
@@ -1175,6 +1162,29 @@ class _Analysis:
         return [Stream(SectionKind.PLANE_META, 0, pack_side_info({KEY: self.model.to_json()})),
                 Stream(SectionKind.RESIDUAL, 0, words),
                 Stream(SectionKind.METHOD_STREAM, 0, raw_bits)]
+
+
+_TEMPLATE = np.array(OFFSETS, dtype=np.int64)  # (dy, dx) rows, for the encoder's band gathers
+
+
+@kernel
+def _gather_band(grid, first, end, left, width, offsets, out):
+    """out[p, k] = grid[row + dy_k, left + col + dx_k] for the p-th pixel of padded rows first..end - 1
+    (one pass; numpy's stack of a dozen strided slices copied each twice)."""
+    p = 0
+    for r in range(first, end):
+        for c in range(left, left + width):
+            for k in range(offsets.shape[0]):
+                out[p, k] = grid[r + offsets[k, 0], c + offsets[k, 1]]
+            p += 1
+
+
+@kernel
+def _gather_at(grid, index, offsets, out):
+    """out[p, k] = grid[index[p] + offsets[k]] (flat padded indices), without numpy's [pixels, taps] index array."""
+    for p in range(index.size):
+        for k in range(offsets.size):
+            out[p, k] = grid[index[p] + offsets[k]]
 
 
 # -- decoder -------------------------------------------------------------------------------------------

@@ -82,14 +82,11 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
         for e in range(_ALPHABET):
             freq[e] = row[e] * unit
         if boosted and low_bits[p] == 0:  # wide residuals (low bits) keep their table
-            for k in range(taps.shape[1]):
-                position[k] = taps[p, k] - base[p] + _SUPPORT
-            position.sort()
-            for k in range(taps.shape[1]):
-                at = position[k]
-                if 0 <= at < _ESCAPE:
-                    extra = per_count + (seen if k == 0 or at != position[k - 1] else 0)
-                    freq[at] += row[at] * extra  # integers: exact in any order
+            _sorted_positions(taps, p, base[p], position)
+            for k in range(position.size):
+                extra = _tap_weight(position, k, seen, per_count)
+                if extra:
+                    freq[position[k]] += row[position[k]] * extra  # integers: exact in any order
         plain = not boosted
         if censor >= 0:
             first = (lo >> low_bits[p]) - base[p] + _SUPPORT
@@ -115,3 +112,62 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
                 total += freq[e]  # integers below 2**53: exact in any order
             for e in range(_ALPHABET):
                 out[p, e] = freq[e] / total
+
+
+def boosted_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray,
+                       symbols: np.ndarray, boost: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(total, own) float64 per pixel: the sum of its boosted frequencies and the boosted frequency of its
+    coded symbol (its row's, in the units above: 16 per unit of the plain table), without building
+    the rows: what the encoder's boost search costs a pixel, log2(total / own). Exact integers."""
+    count = table.size
+    total, own = np.empty(count, dtype=np.float64), np.empty(count, dtype=np.float64)
+    _boosted_terms(frequencies(), np.ascontiguousarray(table, dtype=np.int64),
+                   np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
+                   np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(symbols, dtype=np.int64),
+                   int(boost[0]), int(boost[1]), total, own)
+    return total, own
+
+
+@kernel(inline=True)
+def _sorted_positions(taps, p, base, position):
+    """Pixel p's neighbours' values as entries of its table (entry s holds value s - SUPPORT + base), sorted."""
+    for k in range(taps.shape[1]):  # insertion sort: 12 integers, where numba's general sort is ~5x slower
+        at = taps[p, k] - base + _SUPPORT
+        i = k
+        while i > 0 and position[i - 1] > at:
+            position[i] = position[i - 1]
+            i -= 1
+        position[i] = at
+
+
+@kernel(inline=True)
+def _tap_weight(position, k, seen, per_count):
+    """The boost sorted tap k adds to its entry: per_count, plus seen for the first of equal values; 0
+    for a tap outside the table's value entries."""
+    at = position[k]
+    if at < 0 or at >= _ESCAPE:
+        return 0
+    return per_count + (seen if k == 0 or at != position[k - 1] else 0)
+
+
+@kernel
+def _boosted_terms(frequencies, table, low_bits, base, taps, symbols, seen, per_count, total, own):
+    """The row _fill builds, summed and read at the symbol, from the taps alone: the plain table sums to
+    TOTAL, times 16, and each boosted entry adds its frequency times its weight."""
+    position = np.empty(taps.shape[1], dtype=np.int64)
+    for p in range(table.size):
+        row = frequencies[table[p]]
+        symbol = symbols[p]
+        whole = 16.0 * _TOTAL
+        mine = row[symbol] * 16.0
+        if low_bits[p] == 0:
+            _sorted_positions(taps, p, base[p], position)
+            for k in range(position.size):
+                extra = _tap_weight(position, k, seen, per_count)
+                if extra:
+                    added = row[position[k]] * extra
+                    whole += added
+                    if position[k] == symbol:
+                        mine += added
+        total[p] = whole
+        own[p] = mine
