@@ -349,7 +349,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
                 extras.append(f"local least squares (radius {', '.join(str(r) for r in radii)})")
             for key, text in (("nn", "learned correction"), ("sn", "learned scale")):
                 if isinstance(options.get(key), str):
-                    extras.append(f"{text} {options[key]}")
+                    extras.append(f"{text} {options[key]}"
+                                  + (" (output layer fitted to the plane)" if key == "nn" and options.get("od") else ""))
             note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
         ensembles = side.get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]

@@ -79,6 +79,17 @@ def _window_scale_file(original: np.ndarray) -> bytes:
         raster.SCALE_MIN_SAVING = saving
 
 
+def _output_fit_file(original: np.ndarray) -> bytes:
+    """The raster method's streams with the correction's output layer fitted to the plane (format 2.6),
+    sent whatever it saves: its adjusted weights are fuzzed too."""
+    margin, raster.OUTPUT_FIT_MARGIN = raster.OUTPUT_FIT_MARGIN, float("-inf")
+    shipped, raster._Analysis.without_output_fit = raster._Analysis.without_output_fit, lambda self: None
+    try:
+        return _own_streams_file(original, "raster")
+    finally:
+        raster.OUTPUT_FIT_MARGIN, raster._Analysis.without_output_fit = margin, shipped
+
+
 def _ultrasound_crop() -> np.ndarray:
     """128x150 of the bundled breast ultrasound example, a plane the learned raster correction pays on."""
     from PIL import Image
@@ -97,7 +108,7 @@ def _once_jpeg_annotated() -> np.ndarray:
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
-                                                  "raster-local", "raster-radii"])
+                                                  "raster-local", "raster-radii", "raster-fit"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -115,8 +126,10 @@ def encoded(request):
         original = turning_stripes()
     elif request.param == "raster-radii":  # smaller: the slow mode's windows of other radii pay there too
         original = turning_stripes((40, 40))
-    elif request.param in ("raster-nn", "raster-window"):  # an ultrasound crop: the learned correction and
-        original = _ultrasound_crop()  # the learned scale (raster-window: the one that sees a wide window)
+    elif request.param in ("raster-nn", "raster-window", "raster-fit"):  # an ultrasound crop: the learned
+        # correction and the learned scale (raster-window: the one that sees a wide window; raster-fit: the
+        # correction's output layer fitted to the plane)
+        original = _ultrasound_crop()
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
     else:
@@ -129,6 +142,8 @@ def encoded(request):
             blob = _slow_ensemble_file(original)
         elif request.param == "raster-window":
             blob = _window_scale_file(original)
+        elif request.param == "raster-fit":
+            blob = _output_fit_file(original)
         elif request.param == "raster-radii":
             from medcodec.pipelines.raster import RasterMethod
 
@@ -147,6 +162,9 @@ def encoded(request):
     if request.param == "fast-phase":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"
+    if request.param == "raster-fit":
+        metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
+        assert "od" in unpack_side_info(metas[0])["raster"], "fuzz the fitted output layer too"
     if request.param == "slow-ensemble":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         meta = unpack_side_info(metas[0])

@@ -114,6 +114,23 @@ def test_shipped_networks_equal_pure_integer_arithmetic(model_id):
     assert np.array_equal(net.output(feats), reference_output(layers, feats))
 
 
+def test_output_delta_adds_to_the_output_layer_within_the_bounds():
+    rng = np.random.default_rng(12)
+    layers = random_layers(rng, limit=2000)
+    net = raster_mlp.from_integer_layers("test", b"\1" * 32, layers)
+    delta = rng.integers(-300, 301, 17)
+    adjusted = net.with_output_delta(delta)
+    assert adjusted.tag == net.tag  # the frame names the shipped network
+    w, b = layers[-1]
+    want = layers[:-1] + [(w + delta[None, :16], b + delta[16])]
+    feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1, (200, raster_mlp.FEATURES))
+    assert np.array_equal(adjusted.output(feats), reference_output(want, feats))
+    assert np.array_equal(adjusted.output_of_hidden(net.hidden(feats)), adjusted.output(feats))
+    for bad in (delta[:-1], np.r_[np.full(16, raster_mlp.WEIGHT_LIMIT * 2), 0], np.r_[np.zeros(16, np.int64), 1 << 41]):
+        with pytest.raises(ValueError):
+            net.with_output_delta(bad)
+
+
 def test_inference_does_not_depend_on_the_batch():
     rng = np.random.default_rng(5)
     net = raster_mlp.from_integer_layers("test", b"\0" * 32, random_layers(rng, (48, 48), limit=4000))

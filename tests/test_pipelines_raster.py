@@ -188,6 +188,66 @@ def test_out_of_range_side_information_is_refused(change):
         _decode_changed(smooth((16, 16), 12), 12, change)
 
 
+def _fitted_output_frame(monkeypatch):
+    """A noisy CT plane's raster streams with the correction's output layer fitted to it (the margin that
+    weighs the fit against its side information waived: the plane is small)."""
+    monkeypatch.setattr(raster, "OUTPUT_FIT_MARGIN", float("-inf"))
+    plane = noisy_ct()
+    analysis = raster._Analysis(plane, 12, correction=raster.shipped_correction())
+    assert analysis.model.correction is not None and analysis.model.output_delta is not None
+    return plane, analysis.streams()
+
+
+def test_output_layer_fit_round_trips_and_is_sent(monkeypatch):
+    plane, streams = _fitted_output_frame(monkeypatch)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    net = raster.shipped_correction()
+    assert len(meta["od"]) == net.weights[-1].shape[1] + 1 and any(meta["od"])
+    assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
+    # the decoder adds the delta: without it the same streams decode to other values, or fail
+    bad = _replace(streams, SectionKind.PLANE_META,
+                   lambda p: pack_side_info({"raster": {k: v for k, v in meta.items() if k != "od"}}))
+    try:
+        assert not np.array_equal(RasterMethod().decode(bad, plane.shape, 12), plane)
+    except CorruptStreamError:
+        pass
+
+
+def test_without_the_output_fit_is_the_shipped_layers_analysis(monkeypatch):
+    monkeypatch.setattr(raster, "OUTPUT_FIT_MARGIN", float("-inf"))
+    plane, net = noisy_ct(), raster.shipped_correction()
+    fitted = raster._Analysis(plane, 12, correction=net)
+    other = fitted.without_output_fit()
+    monkeypatch.setattr(raster, "ADAPT_OUTPUT", False)
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", float("-inf"))  # kept, as the fitted one was
+    shipped = raster._Analysis(plane, 12, correction=net)
+    assert other.model.output_delta is None and other.model.correction == shipped.model.correction
+    assert np.array_equal(other.mu, shipped.mu) and not np.array_equal(fitted.mu, shipped.mu)
+    assert other.estimated_bytes() == shipped.estimated_bytes()
+    assert other.without_output_fit() is None and shipped.without_output_fit() is None
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: {k: v for k, v in m.items() if k != "nn"},
+    lambda m: {**m, "od": m["od"][:-1]},
+    lambda m: {**m, "od": [1 << 20] * len(m["od"])},
+    lambda m: {**m, "od": [0] * (len(m["od"]) - 1) + [1 << 42]},
+    lambda m: {**m, "od": 5},
+], ids=["without-nn", "length", "weights", "bias", "type"])
+def test_bad_output_layer_fits_are_refused(change, monkeypatch):
+    plane, streams = _fitted_output_frame(monkeypatch)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": change(meta)}))
+    with pytest.raises(CorruptStreamError):
+        RasterMethod().decode(bad, plane.shape, 12)
+
+
+def test_output_layer_fit_is_not_sent_where_it_cannot_pay():
+    # a plane with fewer eligible pixels than OUTPUT_FIT_MIN: no fit, the shipped layer
+    analysis = raster._Analysis(noisy_ct((40, 40)), 12, correction=raster.shipped_correction())
+    assert analysis.model.output_delta is None and "od" not in analysis.model.to_json()
+
+
 def test_registry_names_it_model_free():
     from medcodec.pipelines import MODEL_FREE
 

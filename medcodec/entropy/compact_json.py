@@ -52,7 +52,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2.4: the raster frames' local least-squares blend
          "lw",
          # format 2.5: the blend's windows of other radii
-         "lx")
+         "lx",
+         # format 2.6: the raster frames' fit of the correction's output layer
+         "od")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

@@ -268,6 +268,20 @@ class RasterCorrection:
         acc += self.biases[-1]
         return np.clip(acc[:, 0], -OUTPUT_LIMIT, OUTPUT_LIMIT).astype(np.int64)
 
+    def with_output_delta(self, delta: np.ndarray) -> "RasterCorrection":
+        """This network with ``delta`` (int64: one per input of the output layer, then its bias) added to
+        its output layer: a raster frame's fit of the output to its own plane (format 2.6). The id and
+        sha256 stay the shipped network's, whose tag the frame names. Raises ValueError where a weight
+        leaves the bounds that keep the sums exact."""
+        delta = np.asarray(delta, dtype=np.int64)
+        width = self.weights[-1].shape[1]
+        if delta.shape != (width + 1,):
+            raise ValueError(f"output-layer delta needs {width + 1} entries, has {delta.size}")
+        layers = [(w.astype(np.int64), b) for w, b in zip(self.weights, self.biases)]
+        w, b = layers[-1]
+        layers[-1] = (w + delta[None, :width], b + delta[width])
+        return from_integer_layers(self.model_id, self.sha256, layers, self.inputs)
+
     @functools.cached_property
     def float_biases(self) -> tuple[np.ndarray, ...]:
         """The biases as float64 (exact: below 2**40), as ``acc += b`` converted them."""
@@ -275,7 +289,23 @@ class RasterCorrection:
 
     def correction(self, feats: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """The correction to add to the prediction, int64 in 1/16 sample: o * s."""
-        return (self.output(feats) * scale) >> (FEATURE_SHIFT + WEIGHT_SHIFT)
+        return correction_of(self.output(feats), scale)
+
+    def outputs_with(self, fitted: "RasterCorrection", feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(this network's output, ``fitted``'s), where fitted differs from it in the output layer only
+        (``with_output_delta``): the hidden layers computed once, in passes of OUTPUT_ROWS."""
+        pairs = []
+        for i in range(0, feats.shape[0], OUTPUT_ROWS):
+            hidden = self.hidden(feats[i:i + OUTPUT_ROWS])
+            pairs.append((self.output_of_hidden(hidden), fitted.output_of_hidden(hidden)))
+        if not pairs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
+
+
+def correction_of(output: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """A correction network's output o (1/2**18) as the correction in 1/16 sample: o * s, floored."""
+    return (output * scale) >> (FEATURE_SHIFT + WEIGHT_SHIFT)
 
 
 @kernel

@@ -86,7 +86,7 @@ BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx"})
+                              "sn", "vr", "lw", "lx", "od"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
@@ -106,6 +106,15 @@ WINDOW_SCALE_MODEL = "raster-scale-v2"
 SCALE_INPUTS = (raster_mlp.SCALE_FEATURES, raster_mlp.WINDOW_SCALE_FEATURES)  # raster-scale-v1, -v2 on
 SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
+# The per-plane fit of the correction network's output layer (format 2.6, _Analysis._output_delta):
+# pixels it looks at, the fewest worth a fit, and how many times its side information the held-out
+# proxy must promise to save.
+ADAPT_OUTPUT = True
+OUTPUT_FIT_SAMPLE = 1 << 16
+OUTPUT_FIT_MIN = 2048
+OUTPUT_FIT_MARGIN = 2.0
+OUTPUT_BIAS_LIMIT = 1 << 40
+OUTPUT_RIDGE = 1e-3
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
 BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
 BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
@@ -166,6 +175,9 @@ class RasterModel:
     # (radius, int64 [CLASSES] weights) of windows of other radii blended in as well (format 2.5; with
     # local_weights only)
     local_extra: tuple[tuple[int, np.ndarray], ...] = ()
+    # int64 [width of the correction's last hidden layer + 1]: additions to its output layer's weights and
+    # bias fitted to this plane (format 2.6; with a correction only); None: the shipped layer
+    output_delta: np.ndarray | None = None
 
     def local_blends(self) -> list[tuple[int, np.ndarray]]:
         """(window radius, weights per class) of every local least-squares prediction blended in."""
@@ -219,7 +231,8 @@ class RasterModel:
                 **({"vr": list(self.value_range)} if self.value_range is not None else {}),
                 **({"lw": self.local_weights.tolist()} if self.local_weights is not None else {}),
                 **({"lx": [[radius] + weights.tolist() for radius, weights in self.local_extra]}
-                   if self.local_extra else {})}
+                   if self.local_extra else {}),
+                **({"od": self.output_delta.tolist()} if self.output_delta is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -273,12 +286,17 @@ class RasterModel:
                         or local_weights.max() > local_ls.WEIGHT_ONE:
                     raise ValueError("bad local least-squares weights")
             local_extra = _local_extra(data["lx"], local_weights) if "lx" in data else ()
+            output_delta = None
+            if "od" in data:  # its length and bounds are checked against the network it adjusts
+                output_delta = np.array(data["od"], dtype=np.int64)
+                if correction is None or output_delta.ndim != 1:
+                    raise ValueError("bad output-layer delta")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
                         boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
-                        local_weights=local_weights, local_extra=local_extra)
+                        local_weights=local_weights, local_extra=local_extra, output_delta=output_delta)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -589,6 +607,30 @@ def _lstsq(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(features.T @ features, features.T @ target, rcond=None)[0]
 
 
+def _ridge_lad(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Near-least-absolute-deviations weights (``_robust_lstsq``'s reweighting) with a ridge towards 0
+    of OUTPUT_RIDGE times each column's mean weighted square: hidden units that move together would
+    otherwise take large opposite weights whose rounding to integers no longer cancels."""
+    scale = np.ones(target.size)
+    for _ in range(ROBUST_ITERATIONS + 1):
+        weighted = features * scale[:, None]
+        gram = weighted.T @ features
+        gram[np.diag_indices_from(gram)] += OUTPUT_RIDGE * np.diag(gram).mean() + 1e-12
+        weights = np.linalg.solve(gram, weighted.T @ target)
+        scale = 1.0 / np.maximum(np.abs(target - features @ weights), ROBUST_EPSILON)
+    return weights
+
+
+def _output_delta_of(solution: np.ndarray, weights: np.ndarray, bias: int) -> np.ndarray:
+    """A fitted output-layer change (float: weights, then bias, in the layer's integer units) rounded to
+    integers that keep the adjusted layer within the network's exactness bounds."""
+    delta = np.round(solution).astype(np.int64)
+    limit = raster_mlp.WEIGHT_LIMIT
+    delta[:-1] = np.clip(delta[:-1], -limit - weights, limit - weights)
+    delta[-1] = int(np.clip(delta[-1], -OUTPUT_BIAS_LIMIT - bias, OUTPUT_BIAS_LIMIT - bias))
+    return delta
+
+
 def default_robustness(bits: int) -> int:
     """Which of the encoder's fits are robust on a plane coded with this many bits (_Analysis.robust)."""
     return 2 if bits > ROBUST_ABOVE_BITS else 0
@@ -693,6 +735,8 @@ class _Analysis:
         self.mu = self._by_bands(errors1, ERROR_TAPS,
                                  lambda e1, band: _second_stage(self.mu1[band], e1, self.cls[band], second,
                                                                 self.top)).astype(np.int32)
+        self.output_delta: np.ndarray | None = None  # set by _corrected
+        self._shipped_output: np.ndarray | None = None  # the prediction with the shipped output layer, if fitted
         corrected = self._corrected(correction, errors1) if correction is not None else None
         del errors1
         self._uncorrected = self.mu if corrected is not None else None  # for without_correction()
@@ -700,13 +744,16 @@ class _Analysis:
         self.model = RasterModel(pad=pad, class_shift=class_shift, shared=shared, first=first, second=second,
                                  scale_weights=np.zeros(SCALE_TAPS + 1, np.int64), bucket_low=0,
                                  ell=np.zeros(128, np.int64), block_size=BLOCK if block_classes is not None else 0,
-                                 block_classes=block_classes)
+                                 block_classes=block_classes,
+                                 output_delta=self.output_delta if corrected is not None else None)
         self._finish(self.mu if corrected is None else corrected, None if corrected is None else correction.tag)
 
     def _finish(self, mu: np.ndarray, correction_tag: str | None) -> None:
         """Everything after the final prediction: errors, scale weights, buckets and their scale indices."""
         self.mu = mu
         self.model.correction = correction_tag
+        if correction_tag is None:
+            self.model.output_delta = None
         self.errors2 = _error(self.values, self.mu).astype(np.int32)
         errors2 = self._grid_of(self.errors2)
         self.model.scale_weights = self._fit_scale(self._taps_at(errors2, SCALE_TAPS))
@@ -814,6 +861,18 @@ class _Analysis:
         other._finish(self._uncorrected, None)
         return other
 
+    def without_output_fit(self) -> "_Analysis | None":
+        """This analysis again with the correction's shipped output layer (None where its output layer was
+        not fitted to the plane), the rest refitted. The fit is chosen by a code-length proxy; the caller
+        keeps whichever estimate is smaller (on 8-bit head CTs the proxy's choice was 0.1-0.2 % larger)."""
+        if self._shipped_output is None or self.model.output_delta is None:
+            return None
+        other = copy.copy(self)
+        other.model = dataclasses.replace(self.model, output_delta=None)
+        other._shipped_output = None
+        other._finish(self._shipped_output, self.model.correction)
+        return other
+
     def with_local_ls(self, extra_radii: Sequence[int] = ()) -> "_Analysis | None":
         """This analysis with its prediction moved towards the local least-squares one
         (``pipelines.local_ls``) by a weight per class, fitted on every pixel (least squares, clipped to
@@ -882,17 +941,67 @@ class _Analysis:
             return None
         errors2 = self._grid_of(_error(self.values, self.mu))  # the decoder's pre-correction error grid
         grid = self.grid.reshape(self.layout.padded_shape)
+        self.output_delta = self._output_delta(net, (grid, errors1, errors2), sample) if ADAPT_OUTPUT else None
+        fitted = net.with_output_delta(self.output_delta) if self.output_delta is not None else None
         mu = self.mu.copy()
+        shipped = self.mu.copy() if fitted is not None else None  # the shipped layer's, for without_output_fit
         for first_row, end_row, inside, pixels in self._bands_of(eligible):
             feats, feature_scale = raster_mlp.features(
                 *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in (grid, errors1, errors2)),
                 self.mu1[pixels], self.mu[pixels], self.activity[pixels])
-            mu[pixels] = _corrected_prediction(net, feats, feature_scale, self.mu[pixels], self.top)
+            if fitted is None:
+                mu[pixels] = _corrected_prediction(net, feats, feature_scale, self.mu[pixels], self.top)
+                continue
+            plain, adjusted = net.outputs_with(fitted, feats)
+            for out, output in ((shipped, plain), (mu, adjusted)):
+                out[pixels] = _clamp(self.mu[pixels] + raster_mlp.correction_of(output, feature_scale), 0, self.top)
+        self._shipped_output = shipped
         del errors2
         values = self.values[sample]
         before = np.log2(np.abs(_error(values, self.mu[sample])) / 16 + 0.6)
         after = np.log2(np.abs(_error(values, mu[sample])) / 16 + 0.6)
         return mu if float((before - after).mean()) > CORRECTION_MIN_GAIN else None
+
+    def _output_delta(self, net: raster_mlp.RasterCorrection, grids: tuple[np.ndarray, ...],
+                      sample: np.ndarray) -> np.ndarray | None:
+        """Integer additions to the correction's output layer (its last hidden activations' weights, then
+        its bias) fitted to this plane, or None where they do not pay for their side information.
+
+        Why: the network was trained on many planes; its last layer is a linear map of 48-128 features
+        it computes, and the best map differs per plane (detector noise, resampling, contrast). A fit
+        of that map to the plane's own errors is a least-squares problem of ~100 unknowns on the fit
+        sample (L1 by reweighting, as the code length is nearer |error| than error**2); the decoder
+        just uses the adjusted weights. Fitted on half the sample and judged on the other half by the
+        code-length proxy, then refitted on all of it."""
+        pixels = sample[::max(1, sample.size // OUTPUT_FIT_SAMPLE)]
+        if pixels.size < OUTPUT_FIT_MIN:
+            return None
+        index = self.layout.flat(*np.divmod(pixels, self.width))
+        feats, scale = raster_mlp.features(*(self._taps_at(g, len(OFFSETS), index) for g in grids),
+                                           self.mu1[pixels], self.mu[pixels], self.activity[pixels])
+        hidden = net.hidden(feats)
+        mu2, target = self.mu[pixels].astype(np.int64), (self.values[pixels].astype(np.int64) << 4) + 8  # as _error
+        design = np.c_[hidden, np.ones(pixels.size)] * (scale / float(1 << (raster_mlp.FEATURE_SHIFT +
+                                                                                raster_mlp.WEIGHT_SHIFT)))[:, None]
+        left = target - mu2 - design @ np.r_[net.weights[-1][0], net.biases[-1][0]]  # the plain output's error
+        last = net.weights[-1][0].astype(np.int64), int(net.biases[-1][0])
+
+        def proxy(delta, chosen):
+            adjusted = net if delta is None else net.with_output_delta(delta)
+            mu = _clamp(mu2[chosen] + ((adjusted.output_of_hidden(hidden[chosen]) * scale[chosen])
+                                       >> (raster_mlp.FEATURE_SHIFT + raster_mlp.WEIGHT_SHIFT)), 0, self.top)
+            return float(np.log2(np.abs(target[chosen] - mu) / 16 + 0.6).sum())
+
+        def fit(chosen):
+            return _output_delta_of(_ridge_lad(design[chosen], left[chosen]), *last)
+
+        half = np.arange(pixels.size) % 2 == 0
+        held_out = ~half
+        trial = fit(half)
+        saved = (proxy(None, held_out) - proxy(trial, held_out)) / held_out.sum() * (self.cls < ACTIVITY_CLASSES).sum()
+        if saved < OUTPUT_FIT_MARGIN * 8 * len(pack_side_info({"d": trial.tolist()})):
+            return None
+        return fit(np.ones(pixels.size, dtype=bool))
 
     def _bands_of(self, chosen: np.ndarray):
         """(first row, end row, indices within the band, plane indices) of the chosen pixels (a boolean
@@ -1365,9 +1474,11 @@ def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrecti
     block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while
     the second is built, and rebuilt if the block classes lose."""
     analysis = _with_block_classes(_first_analysis(plane, bits, correction, robust, thorough), correction)
-    plain = analysis.without_correction()
-    if plain is not None and plain.estimated_bytes() < analysis.estimated_bytes():
-        analysis = plain
+    for alternative in (_Analysis.without_output_fit, _Analysis.without_correction):
+        other = alternative(analysis)
+        if other is not None and other.estimated_bytes() < analysis.estimated_bytes():
+            analysis = other
+        del other
     local = analysis.with_local_ls(local_radii)
     local_min_share = LOCAL_MIN_SHARE if local_min_share is None else local_min_share
     if local is not None and local.estimated_bytes() < (1 - local_min_share) * analysis.estimated_bytes():
@@ -1495,6 +1606,11 @@ class RasterMethod(Method):
         model = RasterModel.from_json(meta, bits)
         model.check_blocks(shape)
         net = correction_named(model.correction) if model.correction is not None else None
+        if model.output_delta is not None:
+            try:
+                net = net.with_output_delta(model.output_delta)
+            except ValueError as exc:
+                raise CorruptStreamError(f"raster side information is out of range ({exc})") from None
         scale_net = scale_named(model.scale_net) if model.scale_net is not None else None
         coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net, scale_net)
         return check_decoded(model.plane_of(coded, bits), shape, bits, "raster")

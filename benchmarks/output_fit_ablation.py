@@ -1,0 +1,84 @@
+"""The raster frames' per-plane fit of the correction network's output layer (format 2.6,
+``raster._Analysis._output_delta``): whole files coded by ``codec.encode`` with the fit offered and
+without it (``raster.ADAPT_OUTPUT``), what it changes per file and in total; every file that changes is
+decoded and verified.
+
+    python benchmarks/output_fit_ablation.py [--corpus ../shared/corpus/train] [--mode fast]
+        [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/output_fit_ablation.json]
+
+Files: every file under the --folders (default dicom16, whose subfolders are several series) and
+--per-folder evenly spaced files of every other folder. Run it on the train split to design (the
+default), on the test split to report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from medcodec import codec  # noqa: E402
+from medcodec.io.source import is_candidate_file  # noqa: E402
+from medcodec.pipelines import raster  # noqa: E402
+
+
+def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:
+    """All files under the folders named in ``every``, and per_folder evenly spaced files of each other
+    folder that holds files."""
+    chosen = []
+    folders = sorted({p.parent for p in corpus.rglob("*") if p.is_file() and is_candidate_file(p)})
+    for folder in folders:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and is_candidate_file(p))
+        if any(part in every for part in folder.relative_to(corpus).parts):
+            chosen += files
+        elif files:
+            step = max(1, len(files) // per_folder)
+            chosen += files[::step][:per_folder]
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus/train"))
+    parser.add_argument("--mode", default="fast", choices=("fast", "slow"))
+    parser.add_argument("--per-folder", type=int, default=3)
+    parser.add_argument("--folders", nargs="*", default=["dicom16"], help="folders whose every file is coded")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/output_fit_ablation.json"))
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    rows = []
+    for path in pick(args.corpus, tuple(args.folders), args.per_folder):
+        sizes, seconds = {}, {}
+        for name, offered in (("without", False), ("with", True)):
+            raster.ADAPT_OUTPUT = offered
+            start = time.perf_counter()
+            blob = codec.encode(path, mode=args.mode)
+            seconds[name], sizes[name] = round(time.perf_counter() - start, 2), len(blob)
+            if offered and sizes["with"] != sizes["without"]:
+                codec.decode(blob)  # verifies the pixels and the whole file, or raises
+        rows.append({"file": str(path.relative_to(args.corpus)), "bytes": sizes, "encode_s": seconds})
+        print(rows[-1]["file"], sizes["without"], sizes["with"],
+              f"{100 * (sizes['with'] / sizes['without'] - 1):+.2f} %", flush=True)
+    total = {k: sum(r["bytes"][k] for r in rows) for k in ("without", "with")}
+    changed = [r for r in rows if r["bytes"]["with"] != r["bytes"]["without"]]
+    changed_total = {k: sum(r["bytes"][k] for r in changed) for k in ("without", "with")}
+    summary = {"files": len(rows), "changed": len(changed), "bytes": total, "changed_bytes": changed_total,
+               "change": round(total["with"] / total["without"] - 1, 5) if total["without"] else 0.0,
+               "change_where_changed": round(changed_total["with"] / changed_total["without"] - 1, 5)
+               if changed else 0.0,
+               "larger": sum(r["bytes"]["with"] > r["bytes"]["without"] for r in rows)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"corpus": str(args.corpus), "mode": args.mode, "command": " ".join(sys.argv),
+                                    "summary": summary, "files": rows}, indent=1) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
