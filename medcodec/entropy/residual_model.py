@@ -341,7 +341,6 @@ class _SampleCost:
         return main + extra if low is None else main + extra + float(low.sum())
 
 
-
 def encode_segments(values: np.ndarray, params: PixelParams) -> tuple[list[Segment], list[Segment]]:
     """Pixel values (int64 1-D) -> (main segments, escape-and-low-bit segments) for two rANS streams."""
     symbols, escaped = coded_symbols(values, params)

@@ -988,8 +988,8 @@ class _Analysis:
 
         def proxy(delta, chosen):
             adjusted = net if delta is None else net.with_output_delta(delta)
-            mu = _clamp(mu2[chosen] + ((adjusted.output_of_hidden(hidden[chosen]) * scale[chosen])
-                                       >> (raster_mlp.FEATURE_SHIFT + raster_mlp.WEIGHT_SHIFT)), 0, self.top)
+            mu = _clamp(mu2[chosen] + raster_mlp.correction_of(adjusted.output_of_hidden(hidden[chosen]),
+                                                               scale[chosen]), 0, self.top)
             return float(np.log2(np.abs(target[chosen] - mu) / 16 + 0.6).sum())
 
         def fit(chosen):
