@@ -330,21 +330,27 @@ def test_every_choice_of_robust_fits_round_trips_with_the_same_decoder(robust):
 
 
 def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkeypatch):
-    """... and both modes offer both learned scales (raster-scale-v1, then -v2: codec.RASTER_SCALES)."""
-    asked, offered, shares = [], set(), set()
+    """... and both modes offer both learned scales (raster-scale-v1, then -v2: codec.RASTER_SCALES); the
+    slow mode's tries offer the other network of codec.RASTER_STACK stacked on their own, fast none."""
+    asked, offered, shares, seconds = [], set(), set(), set()
     original = raster._analyse
     monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=(),
-                        local_min_share=None, local_radii=():
+                        local_min_share=None, local_radii=(), second=None:
                         asked.append((robust, thorough)) or offered.add(tuple(n.model_id for n in scale_nets))
                         or shares.add((local_min_share, local_radii))
-                        or original(plane, bits, correction, robust, thorough, scale_nets, local_min_share, local_radii))
+                        or seconds.add((correction and correction.model_id, second and second.model_id))
+                        or original(plane, bits, correction, robust, thorough, scale_nets, local_min_share, local_radii,
+                                    second))
     scales = dict.fromkeys(("fast", "slow"), (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL))
+    stacked = {"fast": {(raster.CORRECTION_MODEL, None)},
+               "slow": {("raster-nn-xl-v1", "raster-nn-large-v1"), ("raster-nn-large-v1", "raster-nn-xl-v1")}}
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
     for mode, expected in (("fast", [(None, False)]), ("slow", [(None, False), (0, False), (2, False)])):
         asked.clear()
         offered.clear()
         shares.clear()
+        seconds.clear()
         try:
             blob = codec.encode(data, mode=mode, device="cpu")
         except ModelMismatchError:
@@ -353,6 +359,7 @@ def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkey
         assert offered == {tuple(m for m in scales[mode] if raster.shipped_scale(m) is not None)}
         # slow: any saving, and windows of other radii too; fast: the defaults
         assert shares == {(codec.RASTER_LOCAL_MIN_SHARE.get(mode), codec.RASTER_LOCAL_RADII.get(mode, ()))}
+        assert seconds == stacked[mode]
     asked.clear()
     plane = noisy_ct(shape=(200, 180))
     assert raster.thorough_differs(plane.size) and not raster.thorough_differs(128 * 128)

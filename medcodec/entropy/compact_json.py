@@ -54,7 +54,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2.5: the blend's windows of other radii
          "lx",
          # format 2.6: the raster frames' fit of the correction's output layer
-         "od")
+         "od",
+         # format 2.7: the raster frames' second correction and the stacking weights
+         "n2", "sk")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

@@ -86,7 +86,7 @@ BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
@@ -115,6 +115,13 @@ OUTPUT_FIT_MIN = 2048
 OUTPUT_FIT_MARGIN = 2.0
 OUTPUT_BIAS_LIMIT = 1 << 40
 OUTPUT_RIDGE = 1e-3
+# Stacked corrections (format 2.7, _Analysis.with_second_correction): a frame may add a second correction
+# network's correction, each activity class weighting the two by its own integer weights (1/64, within
+# +-STACK_LIMIT) fitted to the plane; a class with fewer than STACK_MIN_PIXELS pixels keeps the first
+# network's correction alone.
+STACK_SHIFT = 6
+STACK_LIMIT = 4 << STACK_SHIFT
+STACK_MIN_PIXELS = 256
 BLOCK = 24  # side of the square blocks that may each name their activity-slot class (16: 0.2 % larger)
 BLOCK_ITERATIONS = 4  # alternations of the block-class fit (8: within 0.05 %)
 BLOCK_SAMPLE = 1 << 18  # pixels the block-class fit looks at
@@ -178,6 +185,10 @@ class RasterModel:
     # int64 [width of the correction's last hidden layer + 1]: additions to its output layer's weights and
     # bias fitted to this plane (format 2.6; with a correction only); None: the shipped layer
     output_delta: np.ndarray | None = None
+    # the second correction network's tag and int64 [ACTIVITY_CLASSES, 2] weights (1/64) of the two
+    # networks' corrections per class (format 2.7; with a correction only); None: the first network alone
+    second_correction: str | None = None
+    stack_weights: np.ndarray | None = None
 
     def local_blends(self) -> list[tuple[int, np.ndarray]]:
         """(window radius, weights per class) of every local least-squares prediction blended in."""
@@ -232,7 +243,9 @@ class RasterModel:
                 **({"lw": self.local_weights.tolist()} if self.local_weights is not None else {}),
                 **({"lx": [[radius] + weights.tolist() for radius, weights in self.local_extra]}
                    if self.local_extra else {}),
-                **({"od": self.output_delta.tolist()} if self.output_delta is not None else {})}
+                **({"od": self.output_delta.tolist()} if self.output_delta is not None else {}),
+                **({"n2": self.second_correction, "sk": self.stack_weights.ravel().tolist()}
+                   if self.second_correction is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -270,8 +283,8 @@ class RasterModel:
                 if not 1 <= block_size <= 1 << 16 or block_classes.ndim != 1 \
                         or block_classes.min() < 0 or block_classes.max() >= ACTIVITY_CLASSES:
                     raise ValueError("bad block classes")
-            correction, scale_net = data.get("nn"), data.get("sn")
-            for name in (correction, scale_net):
+            correction, scale_net, second_correction = data.get("nn"), data.get("sn"), data.get("n2")
+            for name in (correction, scale_net, second_correction):
                 if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
                     raise ValueError("bad network name")
             value_range = None
@@ -291,12 +304,20 @@ class RasterModel:
                 output_delta = np.array(data["od"], dtype=np.int64)
                 if correction is None or output_delta.ndim != 1:
                     raise ValueError("bad output-layer delta")
+            stack_weights = None
+            if "n2" in data or "sk" in data:
+                stack_weights = np.array(data["sk"], dtype=np.int64)
+                if correction is None or second_correction is None or stack_weights.shape != (2 * ACTIVITY_CLASSES,) \
+                        or np.abs(stack_weights).max() > STACK_LIMIT:
+                    raise ValueError("bad stacked corrections")
+                stack_weights = stack_weights.reshape(ACTIVITY_CLASSES, 2)
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
                         boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
-                        local_weights=local_weights, local_extra=local_extra, output_delta=output_delta)
+                        local_weights=local_weights, local_extra=local_extra, output_delta=output_delta,
+                        second_correction=second_correction, stack_weights=stack_weights)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
@@ -430,6 +451,15 @@ def _corrected_prediction(net: raster_mlp.RasterCorrection, feats: np.ndarray, f
     """The second-stage prediction plus the learned correction, clamped to the plane's range, from the
     pixels' ``raster_mlp.features`` (encoder and decoder)."""
     return _clamp(mu2 + net.correction(feats, feature_scale), 0, top)
+
+
+def _stacked(corrections: np.ndarray, weights: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """int64 floor((w0 c0 + w1 c1) / 64) per pixel: the two networks' corrections ([pixels, 2], 1/16
+    sample) weighted by their class's stacking weights (``RasterModel.stack_weights``; every product is an
+    int64 well below 2**62: |c| < 2**29, |w| <= STACK_LIMIT)."""
+    w = weights[cls.astype(np.int64)]
+    c = corrections.astype(np.int64)
+    return (w[:, 0] * c[:, 0] + w[:, 1] * c[:, 1]) >> STACK_SHIFT
 
 
 def scale_inputs(nb: np.ndarray, errors1: np.ndarray, errors_pre: np.ndarray, final: np.ndarray, mu1: np.ndarray,
@@ -736,6 +766,7 @@ class _Analysis:
                                  lambda e1, band: _second_stage(self.mu1[band], e1, self.cls[band], second,
                                                                 self.top)).astype(np.int32)
         self.output_delta: np.ndarray | None = None  # set by _corrected
+        self._correction_net = correction  # the shipped network (with_second_correction adds the frame's delta)
         self._shipped_output: np.ndarray | None = None  # the prediction with the shipped output layer, if fitted
         corrected = self._corrected(correction, errors1) if correction is not None else None
         del errors1
@@ -753,7 +784,7 @@ class _Analysis:
         self.mu = mu
         self.model.correction = correction_tag
         if correction_tag is None:
-            self.model.output_delta = None
+            self.model.output_delta = self.model.second_correction = self.model.stack_weights = None
         self.errors2 = _error(self.values, self.mu).astype(np.int32)
         errors2 = self._grid_of(self.errors2)
         self.model.scale_weights = self._fit_scale(self._taps_at(errors2, SCALE_TAPS))
@@ -871,6 +902,50 @@ class _Analysis:
         other.model = dataclasses.replace(self.model, output_delta=None)
         other._shipped_output = None
         other._finish(self._shipped_output, self.model.correction)
+        return other
+
+    def with_second_correction(self, second: raster_mlp.RasterCorrection) -> "_Analysis | None":
+        """This analysis with a second correction network's correction stacked on its own (format 2.7), the
+        rest refitted; None where it has no correction or ``second`` is the network it has. Each activity
+        class weights the two corrections by least absolute deviations (``_robust_lstsq``) of the
+        uncorrected error on them, over every pixel of the class. The caller keeps whichever estimate is
+        smaller.
+
+        Why: the two shipped networks (raster-nn-xl-v1, raster-nn-large-v1) were trained apart and err
+        apart; their weighted sum predicts better than either, and a class's weights also rescale
+        corrections that are too timid or too bold on this plane (train planes, first analyses: -0.3 to
+        -1.4 %, -0.1 to -0.9 % after the local least-squares blend). The decoder pays a second network pass."""
+        if self._uncorrected is None or self._correction_net is None or second.tag == self.model.correction:
+            return None
+        first = self._correction_net if self.model.output_delta is None \
+            else self._correction_net.with_output_delta(self.model.output_delta)
+        eligible = self.cls < ACTIVITY_CLASSES
+        pre = self._uncorrected
+        grids = (self.grid.reshape(self.layout.padded_shape), self._grid_of(_error(self.values, self.mu1)),
+                 self._grid_of(_error(self.values, pre)))
+        corrections = np.zeros((self.values.size, 2), dtype=np.int32)  # |c| <= 8 s < 2**29
+        for first_row, end_row, inside, pixels in self._bands_of(eligible):
+            feats, feature_scale = raster_mlp.features(
+                *(self._band_taps(g, first_row, end_row, len(OFFSETS))[inside] for g in grids),
+                self.mu1[pixels], pre[pixels], self.activity[pixels])
+            for k, net in enumerate((first, second)):
+                corrections[pixels, k] = net.correction(feats, feature_scale)
+        del grids
+        target = _error(self.values, pre).astype(np.float64)
+        weights = np.tile(np.array([1 << STACK_SHIFT, 0], dtype=np.int64), (ACTIVITY_CLASSES, 1))
+        cls = self.cls.astype(np.int64)
+        for k in range(ACTIVITY_CLASSES):
+            members = np.flatnonzero(cls == k)
+            if members.size >= STACK_MIN_PIXELS:
+                fitted = _robust_lstsq(corrections[members].astype(np.float64), target[members])
+                weights[k] = np.clip(np.round(fitted * (1 << STACK_SHIFT)), -STACK_LIMIT, STACK_LIMIT)
+        mu = self.mu.copy()
+        chosen = np.flatnonzero(eligible)
+        mu[chosen] = _clamp(pre[chosen] + _stacked(corrections[chosen], weights, cls[chosen]), 0, self.top)
+        del corrections
+        other = copy.copy(self)
+        other.model = dataclasses.replace(self.model, second_correction=second.tag, stack_weights=weights)
+        other._finish(mu, self.model.correction)
         return other
 
     def with_local_ls(self, extra_radii: Sequence[int] = ()) -> "_Analysis | None":
@@ -1311,7 +1386,10 @@ def _wavefront_plane(model: RasterModel, layout: _Layout, top: int) -> raster_wa
 
 def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int], bits: int,
             net: raster_mlp.RasterCorrection | None = None,
-            scale_net: raster_mlp.RasterCorrection | None = None) -> np.ndarray:
+            scale_net: raster_mlp.RasterCorrection | None = None,
+            second: raster_mlp.RasterCorrection | None = None) -> np.ndarray:
+    """The coded plane from a raster frame's streams; net: its correction (with its output-layer delta),
+    second: the correction stacked on it (``RasterModel.stack_weights``), scale_net: its learned scale."""
     layout = _Layout(shape)
     top = (1 << bits) << 4
     size = layout.padded_shape[0] * layout.padded_shape[1]
@@ -1350,7 +1428,11 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                 feats, feature_scale = raster_mlp.features(nb[inside], ctx.errors1[inside],
                                                            (ctx.errors2 if errors_pre is None else ctx.errors_pre)[inside],
                                                            ctx.mu1[inside], ctx.mu2[inside], ctx.activity[inside])
-                if net is not None:
+                if net is not None and second is not None:
+                    mu = ctx.mu2.copy()
+                    both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
+                    mu[inside] = _clamp(ctx.mu2[inside] + _stacked(both, model.stack_weights, cls[inside]), 0, top)
+                elif net is not None:
                     mu = ctx.mu2.copy()
                     mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
                 if scale_net is not None:
@@ -1465,10 +1547,12 @@ def _first_analysis(plane: np.ndarray, bits: int, correction: raster_mlp.RasterC
 def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrection | None = None,
              robust: int | None = None, thorough: bool = False,
              scale_nets: Sequence[raster_mlp.RasterCorrection] = (),
-             local_min_share: float | None = None, local_radii: Sequence[int] = ()) -> _Analysis:
+             local_min_share: float | None = None, local_radii: Sequence[int] = (),
+             second: raster_mlp.RasterCorrection | None = None) -> _Analysis:
     """``_first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
-    smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
+    smaller; then, where a correction is kept and a second network is given, the two stacked if that
+    codes smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
     LOCAL_MIN_SHARE), with windows of local_radii blended in too where that codes smaller; then each
     learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
     block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while
@@ -1479,6 +1563,10 @@ def _analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrecti
         if other is not None and other.estimated_bytes() < analysis.estimated_bytes():
             analysis = other
         del other
+    stacked = analysis.with_second_correction(second) if second is not None else None
+    if stacked is not None and stacked.estimated_bytes() < analysis.estimated_bytes():
+        analysis = stacked
+    del stacked
     local = analysis.with_local_ls(local_radii)
     local_min_share = LOCAL_MIN_SHARE if local_min_share is None else local_min_share
     if local is not None and local.estimated_bytes() < (1 - local_min_share) * analysis.estimated_bytes():
@@ -1563,7 +1651,7 @@ class RasterMethod(Method):
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
                  robust: int | None = None, thorough: bool = False, use_scale: bool = True,
                  scale_models: tuple[str, ...] = (SCALE_MODEL,), local_min_share: float | None = None,
-                 local_radii: tuple[int, ...] = ()):
+                 local_radii: tuple[int, ...] = (), second_model: str | None = None):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
         self.use_scale = use_scale  # False: never the learned scale (ablations)
         self.scale_models = scale_models  # the learned scales the encoder offers, in turn
@@ -1572,14 +1660,16 @@ class RasterMethod(Method):
         self.thorough = thorough  # the encoder's larger samples (_Analysis.thorough)
         self.local_min_share = local_min_share  # what the local least-squares blend must save (_analyse)
         self.local_radii = local_radii  # the windows blended in besides local_ls.RADIUS's, where they pay
+        self.second_model = second_model  # the correction stacked on the first where that pays (None: never)
 
     def _correction(self) -> raster_mlp.RasterCorrection | None:
         return shipped_correction(self.correction_model) if self.use_correction else None
 
     def _analyse(self, plane: np.ndarray, bits: int) -> _Analysis:
         nets = [shipped_scale(m) for m in self.scale_models] if self.use_scale else []
+        second = shipped_correction(self.second_model) if self.use_correction and self.second_model else None
         return _analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough,
-                        [net for net in nets if net is not None], self.local_min_share, self.local_radii)
+                        [net for net in nets if net is not None], self.local_min_share, self.local_radii, second)
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         return self._analyse(plane, bits).streams()
@@ -1612,5 +1702,7 @@ class RasterMethod(Method):
             except ValueError as exc:
                 raise CorruptStreamError(f"raster side information is out of range ({exc})") from None
         scale_net = scale_named(model.scale_net) if model.scale_net is not None else None
-        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net, scale_net)
+        second = correction_named(model.second_correction) if model.second_correction is not None else None
+        coded = _decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net, scale_net,
+                        second)
         return check_decoded(model.plane_of(coded, bits), shape, bits, "raster")
