@@ -350,7 +350,9 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             for key, text in (("nn", "learned correction"), ("sn", "learned scale")):
                 if isinstance(options.get(key), str):
                     extras.append(f"{text} {options[key]}"
-                                  + (" (output layer fitted to the plane)" if key == "nn" and options.get("od") else ""))
+                                  + (" (output layer fitted to the plane)" if key == "nn" and options.get("od") else "")
+                                  + (f" stacked with {options['n2']}" if key == "nn" and isinstance(options.get("n2"), str)
+                                     else ""))
             note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
         ensembles = side.get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]

@@ -124,8 +124,8 @@ RASTER_LOCAL_RADII: dict[str, tuple[int, ...]] = {"slow": (4, 14)}
 
 # The pair of learned corrections each mode's raster codings may stack (raster._Analysis.with_second_correction,
 # format 2.7): a try with one of them offers the other on top, with per-class weights fitted to the plane,
-# where that codes smaller; the decoder then runs both networks. Train planes (first analyses, after the
-# local least-squares blend): 16-bit CT and MR -0.1 to -0.9 %, head CT and brain MR PNGs ~-0.4 %.
+# where that codes smaller; the decoder then runs both networks (~1.3 x raster-nn-xl-v1's decoding time).
+# Slow-mode train files (benchmarks/results/stack_ablation.json): 13 of 24 change, -0.14 % on those.
 RASTER_STACK: dict[str, tuple[str, str]] = {"slow": ("raster-nn-xl-v1", "raster-nn-large-v1")}
 
 

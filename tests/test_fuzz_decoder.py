@@ -90,6 +90,21 @@ def _output_fit_file(original: np.ndarray) -> bytes:
         raster.OUTPUT_FIT_MARGIN, raster._Analysis.without_output_fit = margin, shipped
 
 
+def _stacked_file(original: np.ndarray) -> bytes:
+    """The raster method's streams with raster-nn-large-v1 stacked on raster-nn-xl-v1 (format 2.7), sent
+    whatever it saves: the stacking weights and the second network's pass are fuzzed too."""
+    from medcodec.io import source as io_source
+    from medcodec.pipelines import get_method
+
+    src = io_source.load(original)
+    first, second = raster.shipped_correction("raster-nn-xl-v1"), raster.shipped_correction("raster-nn-large-v1")
+    if first is None or second is None:
+        pytest.skip("the shipped correction networks are not installed")
+    stacked = raster._Analysis(src.planes[0], src.bits, correction=first).with_second_correction(second)
+    return codec._pack_file(src, envelope_coding.pack(src.envelope), get_method("raster"),
+                            [(stacked.streams(), {"method": "raster"})])
+
+
 def _ultrasound_crop() -> np.ndarray:
     """128x150 of the bundled breast ultrasound example, a plane the learned raster correction pays on."""
     from PIL import Image
@@ -108,7 +123,8 @@ def _once_jpeg_annotated() -> np.ndarray:
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
-                                                  "raster-local", "raster-radii", "raster-fit"])
+                                                  "raster-local", "raster-radii", "raster-fit",
+                                                  "raster-stack"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -126,9 +142,9 @@ def encoded(request):
         original = turning_stripes()
     elif request.param == "raster-radii":  # smaller: the slow mode's windows of other radii pay there too
         original = turning_stripes((40, 40))
-    elif request.param in ("raster-nn", "raster-window", "raster-fit"):  # an ultrasound crop: the learned
-        # correction and the learned scale (raster-window: the one that sees a wide window; raster-fit: the
-        # correction's output layer fitted to the plane)
+    elif request.param in ("raster-nn", "raster-window", "raster-fit", "raster-stack"):  # an ultrasound crop:
+        # the learned correction and the learned scale (raster-window: the one that sees a wide window;
+        # raster-fit: the correction's output layer fitted to the plane; raster-stack: two corrections)
         original = _ultrasound_crop()
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
@@ -144,6 +160,8 @@ def encoded(request):
             blob = _window_scale_file(original)
         elif request.param == "raster-fit":
             blob = _output_fit_file(original)
+        elif request.param == "raster-stack":
+            blob = _stacked_file(original)
         elif request.param == "raster-radii":
             from medcodec.pipelines.raster import RasterMethod
 
@@ -174,7 +192,8 @@ def encoded(request):
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         options = {"raster-boost": ("nb",), "raster-palette": ("pal",), "raster-blocks": ("bc",),
                    "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn"), "raster-range": ("vr",),
-                   "raster-local": ("lw",), "raster-radii": ("lw", "lx")}.get(request.param, ())
+                   "raster-local": ("lw",), "raster-radii": ("lw", "lx"),
+                   "raster-stack": ("nn", "n2", "sk")}.get(request.param, ())
         for option in options:
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
         if request.param == "raster-window":

@@ -248,6 +248,92 @@ def test_output_layer_fit_is_not_sent_where_it_cannot_pay():
     assert analysis.model.output_delta is None and "od" not in analysis.model.to_json()
 
 
+def _stacked_frame(monkeypatch):
+    """A noisy CT plane's analysis with raster-nn-large-v1 stacked on raster-nn-xl-v1 (format 2.7; the
+    correction kept whatever the proxy says of it: the plane is small)."""
+    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", float("-inf"))
+    plane = noisy_ct((120, 100))
+    first, second = raster.shipped_correction("raster-nn-xl-v1"), raster.shipped_correction("raster-nn-large-v1")
+    if first is None or second is None:
+        pytest.skip("the shipped correction networks are not installed")
+    analysis = raster._Analysis(plane, 12, correction=first)
+    assert analysis.model.correction is not None
+    return plane, analysis, analysis.with_second_correction(second)
+
+
+def _stacked_reference(analysis, stacked):
+    """The stacked prediction restated from the two networks' corrections, as FORMAT.md defines it."""
+    first, second = (raster.correction_named(tag) for tag in (analysis.model.correction, stacked.model.second_correction))
+    if analysis.model.output_delta is not None:
+        first = first.with_output_delta(analysis.model.output_delta)
+    grids = (analysis.grid.reshape(analysis.layout.padded_shape),
+             analysis._grid_of(raster._error(analysis.values, analysis.mu1)),
+             analysis._grid_of(raster._error(analysis.values, analysis._uncorrected)))
+    pixels = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
+    index = analysis.layout.flat(*np.divmod(pixels, analysis.width))
+    feats, scale = raster_mlp.features(*(analysis._taps_at(g, len(raster.OFFSETS), index) for g in grids),
+                                       analysis.mu1[pixels], analysis._uncorrected[pixels], analysis.activity[pixels])
+    w = stacked.model.stack_weights[analysis.cls[pixels].astype(np.int64)]
+    total = w[:, 0] * first.correction(feats, scale) + w[:, 1] * second.correction(feats, scale)
+    mu = analysis._uncorrected.astype(np.int64)
+    mu[pixels] = np.clip(mu[pixels] + (total >> raster.STACK_SHIFT), 0, analysis.top)
+    return mu
+
+
+def test_stacked_corrections_round_trip_and_are_sent(monkeypatch):
+    plane, analysis, stacked = _stacked_frame(monkeypatch)
+    model = stacked.model
+    assert model.second_correction == raster.shipped_correction("raster-nn-large-v1").tag
+    assert model.stack_weights.shape == (raster.ACTIVITY_CLASSES, 2) and np.abs(model.stack_weights).max() <= raster.STACK_LIMIT
+    # the fitted classes weigh the second network in; the rest keep the first alone
+    assert (model.stack_weights[:, 1] != 0).any()
+    np.testing.assert_array_equal(stacked.mu, _stacked_reference(analysis, stacked))
+    streams = stacked.streams()
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    assert meta["n2"] == model.second_correction and meta["sk"] == model.stack_weights.ravel().tolist()
+    assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
+    # the decoder stacks: without it the same streams decode to other values, or fail
+    bad = _replace(streams, SectionKind.PLANE_META,
+                   lambda p: pack_side_info({"raster": {k: v for k, v in meta.items() if k not in ("n2", "sk")}}))
+    try:
+        assert not np.array_equal(RasterMethod().decode(bad, plane.shape, 12), plane)
+    except CorruptStreamError:
+        pass
+
+
+def test_no_stack_without_a_correction_or_with_the_same_network(monkeypatch):
+    plane, analysis, _ = _stacked_frame(monkeypatch)
+    assert analysis.with_second_correction(raster.shipped_correction("raster-nn-xl-v1")) is None
+    plain = analysis.without_correction()
+    assert plain is not None and plain.with_second_correction(raster.shipped_correction("raster-nn-large-v1")) is None
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: {k: v for k, v in m.items() if k != "nn"},
+    lambda m: {k: v for k, v in m.items() if k != "sk"},
+    lambda m: {k: v for k, v in m.items() if k != "n2"},
+    lambda m: {**m, "sk": m["sk"][:-1]},
+    lambda m: {**m, "sk": [raster.STACK_LIMIT + 1] * len(m["sk"])},
+    lambda m: {**m, "n2": 7},
+    lambda m: {**m, "n2": "raster-nn-large-v1/0000000000000000"},
+    lambda m: {**m, "n2": m["sn"]} if "sn" in m else {**m, "n2": "raster-scale-v1/f722761cff3b41c9"},
+], ids=["without-nn", "without-weights", "without-name", "length", "weights", "type", "hash", "scale-net"])
+def test_bad_stacked_corrections_are_refused(change, monkeypatch):
+    plane, _, stacked = _stacked_frame(monkeypatch)
+    streams = stacked.streams()
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    bad = _replace(streams, SectionKind.PLANE_META, lambda p: pack_side_info({"raster": change(meta)}))
+    with pytest.raises((CorruptStreamError, ModelMismatchError)):
+        RasterMethod().decode(bad, plane.shape, 12)
+
+
+def test_each_mode_stacks_the_other_network_of_its_pair():
+    assert codec.raster_second("fast", None) is None and codec.raster_second("latent", None) is None
+    assert codec.raster_second("slow", None) == "raster-nn-xl-v1"  # the default is raster-nn-large-v1
+    assert codec.raster_second("slow", "raster-nn-xl-v1") == "raster-nn-large-v1"
+    assert codec.raster_second("slow", "raster-nn-v1") is None
+
+
 def test_registry_names_it_model_free():
     from medcodec.pipelines import MODEL_FREE
 

@@ -250,9 +250,20 @@ class RasterCorrection:
         Every value stays an integer held in float64: products and sums below 2**53 are exact, and
         scaling by 1/1024 then flooring is the int64 ``>> 10`` exactly (a power of two), so the layers
         never leave float64 (int64 round trips cost as much as the products)."""
-        if feats.shape[0] > OUTPUT_ROWS:  # the encoder's bands: in pieces whose activations stay in cache
-            return np.concatenate([self.output(feats[i:i + OUTPUT_ROWS]) for i in range(0, feats.shape[0], OUTPUT_ROWS)])
-        return self.output_of_hidden(self.hidden(feats))
+        if feats.shape[0] <= OUTPUT_ROWS:  # the decoder's wavefronts: one pass
+            return self.output_of_hidden(self.hidden(feats))
+        return self._in_passes(feats, (self,))[0]
+
+    def _in_passes(self, feats: np.ndarray, heads: tuple["RasterCorrection", ...]) -> list[np.ndarray]:
+        """Each head's output (networks differing from this one in the output layer only), the hidden
+        layers computed once, OUTPUT_ROWS rows at a time (the encoder's bands: pieces whose activations
+        stay in cache)."""
+        parts: list[list[np.ndarray]] = [[] for _ in heads]
+        for i in range(0, feats.shape[0], OUTPUT_ROWS):
+            hidden = self.hidden(feats[i:i + OUTPUT_ROWS])
+            for part, head in zip(parts, heads):
+                part.append(head.output_of_hidden(hidden))
+        return [np.concatenate(part) if part else np.zeros(0, np.int64) for part in parts]
 
     def hidden(self, feats: np.ndarray) -> np.ndarray:
         """float64 [pixels, width of the last hidden layer]: its activations (integers, 1/256)."""
@@ -293,14 +304,9 @@ class RasterCorrection:
 
     def outputs_with(self, fitted: "RasterCorrection", feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(this network's output, ``fitted``'s), where fitted differs from it in the output layer only
-        (``with_output_delta``): the hidden layers computed once, in passes of OUTPUT_ROWS."""
-        pairs = []
-        for i in range(0, feats.shape[0], OUTPUT_ROWS):
-            hidden = self.hidden(feats[i:i + OUTPUT_ROWS])
-            pairs.append((self.output_of_hidden(hidden), fitted.output_of_hidden(hidden)))
-        if not pairs:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
+        (``with_output_delta``): the hidden layers computed once."""
+        plain, adjusted = self._in_passes(feats, (self, fitted))
+        return plain, adjusted
 
 
 def correction_of(output: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -637,20 +637,6 @@ def _lstsq(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(features.T @ features, features.T @ target, rcond=None)[0]
 
 
-def _ridge_lad(features: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Near-least-absolute-deviations weights (``_robust_lstsq``'s reweighting) with a ridge towards 0
-    of OUTPUT_RIDGE times each column's mean weighted square: hidden units that move together would
-    otherwise take large opposite weights whose rounding to integers no longer cancels."""
-    scale = np.ones(target.size)
-    for _ in range(ROBUST_ITERATIONS + 1):
-        weighted = features * scale[:, None]
-        gram = weighted.T @ features
-        gram[np.diag_indices_from(gram)] += OUTPUT_RIDGE * np.diag(gram).mean() + 1e-12
-        weights = np.linalg.solve(gram, weighted.T @ target)
-        scale = 1.0 / np.maximum(np.abs(target - features @ weights), ROBUST_EPSILON)
-    return weights
-
-
 def _output_delta_of(solution: np.ndarray, weights: np.ndarray, bias: int) -> np.ndarray:
     """A fitted output-layer change (float: weights, then bias, in the layer's integer units) rounded to
     integers that keep the adjusted layer within the network's exactness bounds."""
@@ -666,19 +652,32 @@ def default_robustness(bits: int) -> int:
     return 2 if bits > ROBUST_ABOVE_BITS else 0
 
 
-def _robust_lstsq(features: np.ndarray, target: np.ndarray, epsilon: float = ROBUST_EPSILON) -> np.ndarray:
+def _robust_lstsq(features: np.ndarray, target: np.ndarray, epsilon: float = ROBUST_EPSILON,
+                  ridge: float | None = None) -> np.ndarray:
     """Weights near the least-absolute-deviations fit: iteratively reweighted least squares from the
     least-squares start, each pixel weighted 1 / max(|residual|, epsilon) (one sample, in the target's
     units). Why: a few large errors (edges, text, the collimator's rim) pull a squared-error fit away
     from what the many ordinary pixels need, and the coder pays by code length, closer to |error| than
-    to its square."""
-    weights = _lstsq(features, target)
-    if target.size < 2 * features.shape[1]:
-        return weights
-    for _ in range(ROBUST_ITERATIONS):
-        scale = 1.0 / np.maximum(np.abs(target - features @ weights), epsilon)
+    to its square.
+
+    With a ridge, every solve adds ridge times the mean diagonal of its Gram matrix to the diagonal
+    (shrinking towards 0) and is solved directly: the output-layer fit's (``_Analysis._output_delta``),
+    whose hidden units move together and would otherwise take large opposite weights whose rounding to
+    integers no longer cancels."""
+    if ridge is None and target.size < 2 * features.shape[1]:
+        return _lstsq(features, target)
+    weights = _lstsq(features, target) if ridge is None else None
+    scale = np.ones(target.size)
+    for _ in range(ROBUST_ITERATIONS + (ridge is not None)):
+        if weights is not None:
+            scale = 1.0 / np.maximum(np.abs(target - features @ weights), epsilon)
         weighted = features * scale[:, None]
-        weights = np.linalg.lstsq(weighted.T @ features, weighted.T @ target, rcond=None)[0]
+        gram = weighted.T @ features
+        if ridge is None:
+            weights = np.linalg.lstsq(gram, weighted.T @ target, rcond=None)[0]
+        else:
+            gram[np.diag_indices_from(gram)] += ridge * np.diag(gram).mean() + 1e-12
+            weights = np.linalg.solve(gram, weighted.T @ target)
     return weights
 
 
@@ -1068,7 +1067,7 @@ class _Analysis:
             return float(np.log2(np.abs(target[chosen] - mu) / 16 + 0.6).sum())
 
         def fit(chosen):
-            return _output_delta_of(_ridge_lad(design[chosen], left[chosen]), *last)
+            return _output_delta_of(_robust_lstsq(design[chosen], left[chosen], ridge=OUTPUT_RIDGE), *last)
 
         half = np.arange(pixels.size) % 2 == 0
         held_out = ~half

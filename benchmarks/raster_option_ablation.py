@@ -1,10 +1,13 @@
-"""The raster frames' per-plane fit of the correction network's output layer (format 2.6,
-``raster._Analysis._output_delta``): whole files coded by ``codec.encode`` with the fit offered and
-without it (``raster.ADAPT_OUTPUT``), what it changes per file and in total; every file that changes is
-decoded and verified.
+"""One option of the raster frames, offered and not: whole files coded by ``codec.encode`` both ways, what
+it changes per file and in total; every file that changes is decoded and verified. Options:
 
-    python benchmarks/output_fit_ablation.py [--corpus ../shared/corpus/train] [--mode fast]
-        [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/output_fit_ablation.json]
+- ``output-fit``: the per-plane fit of the correction network's output layer (format 2.6,
+  ``raster._Analysis._output_delta``; off: ``raster.ADAPT_OUTPUT``);
+- ``stack``: a second correction network stacked on the first (format 2.7,
+  ``raster._Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's.
+
+    python benchmarks/raster_option_ablation.py --option output-fit|stack [--corpus ../shared/corpus/train]
+        [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
 Files: every file under the --folders (default dicom16, whose subfolders are several series) and
 --per-folder evenly spaced files of every other folder. Run it on the train split to design (the
@@ -27,6 +30,17 @@ from medcodec.io.source import is_candidate_file  # noqa: E402
 from medcodec.pipelines import raster  # noqa: E402
 
 
+def offer_output_fit(offered: bool) -> None:
+    raster.ADAPT_OUTPUT = offered
+
+
+def offer_stack(offered: bool, kept: dict = dict(codec.RASTER_STACK)) -> None:
+    codec.RASTER_STACK = dict(kept) if offered else {}
+
+
+OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack}
+
+
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:
     """All files under the folders named in ``every``, and per_folder evenly spaced files of each other
     folder that holds files."""
@@ -44,12 +58,15 @@ def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--option", required=True, choices=sorted(OPTIONS))
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus/train"))
     parser.add_argument("--mode", default="fast", choices=("fast", "slow"))
     parser.add_argument("--per-folder", type=int, default=3)
     parser.add_argument("--folders", nargs="*", default=["dicom16"], help="folders whose every file is coded")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/output_fit_ablation.json"))
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/<option>_ablation.json")
     args = parser.parse_args()
+    out = args.out or Path(f"benchmarks/results/{args.option.replace('-', '_')}_ablation.json")
+    offer = OPTIONS[args.option]
     import torch
 
     torch.set_num_threads(1)
@@ -57,7 +74,7 @@ def main() -> None:
     for path in pick(args.corpus, tuple(args.folders), args.per_folder):
         sizes, seconds = {}, {}
         for name, offered in (("without", False), ("with", True)):
-            raster.ADAPT_OUTPUT = offered
+            offer(offered)
             start = time.perf_counter()
             blob = codec.encode(path, mode=args.mode)
             seconds[name], sizes[name] = round(time.perf_counter() - start, 2), len(blob)
@@ -74,8 +91,8 @@ def main() -> None:
                "change_where_changed": round(changed_total["with"] / changed_total["without"] - 1, 5)
                if changed else 0.0,
                "larger": sum(r["bytes"]["with"] > r["bytes"]["without"] for r in rows)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"corpus": str(args.corpus), "mode": args.mode, "command": " ".join(sys.argv),
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"corpus": str(args.corpus), "option": args.option, "mode": args.mode, "command": " ".join(sys.argv),
                                     "summary": summary, "files": rows}, indent=1) + "\n")
     print(json.dumps(summary))
 
