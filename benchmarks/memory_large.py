@@ -16,7 +16,8 @@ subimage, whatever it saves, and surprise offsets (pipelines/surprise.py) on eve
 decoder also keeps each subimage's first single pass: the slow decoder's worst case for memory and time.
 Mode raster is the raster-order method (pipelines/raster.py) every learned mode offers beside its own;
 raster-slow is the same with the slow mode's options (the local least-squares blend wherever it saves,
-windows of three radii: the decoder keeps running sums for each).
+windows of three radii: the decoder keeps running sums for each; raster-nn-xl-v1 stacked on the default
+correction where that codes smaller, format 2.7).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ method = get_method(mode.split("-")[0], "cpu")  # the weights are loaded before 
 if mode == "raster-slow":  # the slow mode's raster options: the local blend wherever it saves, 3 radii
     from medcodec import codec
     method = get_method("raster", "cpu", local_min_share=codec.RASTER_LOCAL_MIN_SHARE["slow"],
-                        local_radii=codec.RASTER_LOCAL_RADII["slow"])
+                        local_radii=codec.RASTER_LOCAL_RADII["slow"], second=codec.raster_second("slow", None))
 if mode == "slow-ensemble":  # the slow path with its ensemble and surprise offsets on every subimage: its
     method.ensemble_choice = method.surprise_choice = "always"  # worst case (the first pass kept beside)
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
