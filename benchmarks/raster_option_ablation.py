@@ -34,8 +34,11 @@ def offer_output_fit(offered: bool) -> None:
     raster.ADAPT_OUTPUT = offered
 
 
-def offer_stack(offered: bool, kept: dict = dict(codec.RASTER_STACK)) -> None:
-    codec.RASTER_STACK = dict(kept) if offered else {}
+SHIPPED_STACK = dict(codec.RASTER_STACK)  # the modes' pairs, restored when the option is offered
+
+
+def offer_stack(offered: bool) -> None:
+    codec.RASTER_STACK = dict(SHIPPED_STACK) if offered else {}
 
 
 OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack}
@@ -92,8 +95,8 @@ def main() -> None:
                if changed else 0.0,
                "larger": sum(r["bytes"]["with"] > r["bytes"]["without"] for r in rows)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"corpus": str(args.corpus), "option": args.option, "mode": args.mode, "command": " ".join(sys.argv),
-                                    "summary": summary, "files": rows}, indent=1) + "\n")
+    out.write_text(json.dumps({"corpus": str(args.corpus), "option": args.option, "mode": args.mode,
+                               "command": " ".join(sys.argv), "summary": summary, "files": rows}, indent=1) + "\n")
     print(json.dumps(summary))
 
 

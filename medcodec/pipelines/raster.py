@@ -453,13 +453,15 @@ def _corrected_prediction(net: raster_mlp.RasterCorrection, feats: np.ndarray, f
     return _clamp(mu2 + net.correction(feats, feature_scale), 0, top)
 
 
-def _stacked(corrections: np.ndarray, weights: np.ndarray, cls: np.ndarray) -> np.ndarray:
-    """int64 floor((w0 c0 + w1 c1) / 64) per pixel: the two networks' corrections ([pixels, 2], 1/16
-    sample) weighted by their class's stacking weights (``RasterModel.stack_weights``; every product is an
-    int64 well below 2**62: |c| < 2**29, |w| <= STACK_LIMIT)."""
+def _stacked_prediction(corrections: np.ndarray, weights: np.ndarray, cls: np.ndarray, mu2: np.ndarray,
+                        top: int) -> np.ndarray:
+    """The second-stage prediction plus floor((w0 c0 + w1 c1) / 64), clamped to the plane's range: the two
+    networks' corrections ([pixels, 2], 1/16 sample) weighted by their class's stacking weights
+    (``RasterModel.stack_weights``; every product is an int64 well below 2**62: |c| < 2**29,
+    |w| <= STACK_LIMIT). Encoder and decoder."""
     w = weights[cls.astype(np.int64)]
     c = corrections.astype(np.int64)
-    return (w[:, 0] * c[:, 0] + w[:, 1] * c[:, 1]) >> STACK_SHIFT
+    return _clamp(mu2 + ((w[:, 0] * c[:, 0] + w[:, 1] * c[:, 1]) >> STACK_SHIFT), 0, top)
 
 
 def scale_inputs(nb: np.ndarray, errors1: np.ndarray, errors_pre: np.ndarray, final: np.ndarray, mu1: np.ndarray,
@@ -940,7 +942,7 @@ class _Analysis:
                 weights[k] = np.clip(np.round(fitted * (1 << STACK_SHIFT)), -STACK_LIMIT, STACK_LIMIT)
         mu = self.mu.copy()
         chosen = np.flatnonzero(eligible)
-        mu[chosen] = _clamp(pre[chosen] + _stacked(corrections[chosen], weights, cls[chosen]), 0, self.top)
+        mu[chosen] = _stacked_prediction(corrections[chosen], weights, cls[chosen], pre[chosen], self.top)
         del corrections
         other = copy.copy(self)
         other.model = dataclasses.replace(self.model, second_correction=second.tag, stack_weights=weights)
@@ -1427,13 +1429,13 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                 feats, feature_scale = raster_mlp.features(nb[inside], ctx.errors1[inside],
                                                            (ctx.errors2 if errors_pre is None else ctx.errors_pre)[inside],
                                                            ctx.mu1[inside], ctx.mu2[inside], ctx.activity[inside])
-                if net is not None and second is not None:
+                if net is not None:
                     mu = ctx.mu2.copy()
-                    both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
-                    mu[inside] = _clamp(ctx.mu2[inside] + _stacked(both, model.stack_weights, cls[inside]), 0, top)
-                elif net is not None:
-                    mu = ctx.mu2.copy()
-                    mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
+                    if second is None:
+                        mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
+                    else:
+                        both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
+                        mu[inside] = _stacked_prediction(both, model.stack_weights, cls[inside], ctx.mu2[inside], top)
                 if scale_net is not None:
                     scale_sum = ctx.scale_sum[inside]
                     sfeats = raster_mlp.scale_features(feats, ctx.errors2[inside], scale_sum)
