@@ -162,3 +162,30 @@ def test_boosted_frequencies_do_not_depend_on_how_pixels_are_batched():
         assert np.array_equal(_boosted(one, nb[i:i + 1], (16, 16)), batch[i:i + 1])
 
 
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_code_terms_with_a_value_range_are_the_rows_probabilities(seed):
+    # the boost search weighs every boost on the tables the value range leaves: own / total must be the
+    # coder's probability of the symbol, bit for bit, for each censor choice, boosted or not
+    rng = np.random.default_rng(60 + seed)
+    count = 600
+    wide = seed % 2  # 12-bit values, some pixels with low bits
+    top = 4096 if wide else 256
+    # the whole range, or a narrow one that a table's support can hold (no escape then)
+    values = rng.integers(0, top, count) if seed < 2 else rng.integers(top // 2 - 50, top // 2 + 50, count)
+    lo, hi = int(values.min()) + 3 + 20 * wide, int(values.max()) - 2 - 20 * wide
+    values = np.clip(values, lo, hi)
+    mu = np.clip(values + rng.integers(-40, 41, count), -8, top + 8) << 4
+    params = rm.pixel_params(mu, rng.integers(0, 70 if wide else 45, count))
+    nb = np.clip(values[:, None] + rng.integers(-5, 6, (count, len(raster.OFFSETS))), 0, top - 1)
+    symbols, _ = rm.coded_symbols(values, params)
+    for boost in ((0, 0),) + raster.BOOSTS:
+        for censor in range(4):
+            value_range = (lo, hi, censor)
+            rows = raster_tables.probabilities(params.table, params.low_bits, params.base,
+                                               nb if any(boost) else None, boost, value_range)
+            total, own = raster_tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols,
+                                                          boost, value_range)
+            assert np.array_equal(own / total, rows[np.arange(count), symbols])
+            assert np.array_equal(total, np.round(total)) and np.all(own > 0)

@@ -115,16 +115,19 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
 
 
 def boosted_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray,
-                       symbols: np.ndarray, boost: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(total, own) float64 per pixel: the sum of its boosted frequencies and the boosted frequency of its
-    coded symbol (its row's, in the units above: 16 per unit of the plain table), without building
-    the rows: what the encoder's boost search costs a pixel, log2(total / own). Exact integers."""
+                       symbols: np.ndarray, boost: tuple[int, int],
+                       value_range: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(total, own) float64 per pixel: the sum of the row ``probabilities`` builds (boost and value range as
+    there) and its coded symbol's entry, in the boosted units (16 per unit of the plain table, with or
+    without a boost: the ratio own / total is the row's probability either way), without building the
+    rows: what the encoder's boost search costs a pixel, log2(total / own). Exact integers."""
     count = table.size
     total, own = np.empty(count, dtype=np.float64), np.empty(count, dtype=np.float64)
-    _boosted_terms(frequencies(), np.ascontiguousarray(table, dtype=np.int64),
+    lo, hi, censor = value_range if value_range is not None else (0, 0, -1)
+    _boosted_terms(frequencies(), prefix_sums(), np.ascontiguousarray(table, dtype=np.int64),
                    np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
                    np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(symbols, dtype=np.int64),
-                   int(boost[0]), int(boost[1]), total, own)
+                   int(boost[0]), int(boost[1]), int(lo), int(hi), int(censor), total, own)
     return total, own
 
 
@@ -151,23 +154,47 @@ def _tap_weight(position, k, seen, per_count):
 
 
 @kernel
-def _boosted_terms(frequencies, table, low_bits, base, taps, symbols, seen, per_count, total, own):
-    """The row _fill builds, summed and read at the symbol, from the taps alone: the plain table sums to
-    TOTAL, times 16, and each boosted entry adds its frequency times its weight."""
+def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbols, seen, per_count, lo, hi, censor,
+                   total, own):
+    """The row _fill builds, summed and read at the symbol, from the taps and the prefix sums alone: the
+    plain table sums to TOTAL, times 16; each boosted entry adds its frequency times its weight; a value
+    range takes away the entries outside first..last (their boosts with them) and the escape where no
+    escaped value can lie in it, and gives a censored end the mass beyond it."""
     position = np.empty(taps.shape[1], dtype=np.int64)
     for p in range(table.size):
         row = frequencies[table[p]]
         symbol = symbols[p]
+        first = (lo >> low_bits[p]) - base[p] + _SUPPORT
+        last = (hi >> low_bits[p]) - base[p] + _SUPPORT
+        cut = censor >= 0 and (first > 0 or last < 2 * _SUPPORT)  # as _fill: the table has entries outside
         whole = 16.0 * _TOTAL
         mine = row[symbol] * 16.0
         if low_bits[p] == 0:
             _sorted_positions(taps, p, base[p], position)
             for k in range(position.size):
                 extra = _tap_weight(position, k, seen, per_count)
-                if extra:
+                if extra and (not cut or first <= position[k] <= last):
                     added = row[position[k]] * extra
                     whole += added
                     if position[k] == symbol:
                         mine += added
+        if cut:
+            below = float(prefix_sums[table[p], min(max(first, 0), _ESCAPE)])
+            above = float(prefix_sums[table[p], _ESCAPE] - prefix_sums[table[p], min(max(last + 1, 0), _ESCAPE)])
+            whole -= 16.0 * (below + above)
+            if symbol < _ESCAPE and (symbol < first or symbol > last):
+                mine = 0.0
+            if not (first < 0 or last > 2 * _SUPPORT):  # no escaped value can lie in the range
+                whole -= 16.0 * row[_ESCAPE]
+                if symbol == _ESCAPE:
+                    mine = 0.0
+            if censor & 1 and 0 <= first < _ESCAPE:
+                whole += 16.0 * below
+                if symbol == first:
+                    mine += 16.0 * below
+            if censor & 2 and 0 <= last < _ESCAPE:
+                whole += 16.0 * above
+                if symbol == last:
+                    mine += 16.0 * above
         total[p] = whole
         own[p] = mine
