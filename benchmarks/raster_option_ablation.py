@@ -4,9 +4,11 @@ it changes per file and in total; every file that changes is decoded and verifie
 - ``output-fit``: the per-plane fit of the correction network's output layer (format 2.6,
   ``raster._Analysis._output_delta``; off: ``raster.ADAPT_OUTPUT``);
 - ``stack``: a second correction network stacked on the first (format 2.7,
-  ``raster._Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's.
+  ``raster._Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's;
+- ``lattice``: the neighbour-value boost's lattice (format 2.8, ``raster._Analysis._fit_boost``; off: no
+  ``raster.LATTICES``).
 
-    python benchmarks/raster_option_ablation.py --option output-fit|stack [--corpus ../shared/corpus/train]
+    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
 Files: every file under the --folders (default dicom16, whose subfolders are several series) and
@@ -41,7 +43,14 @@ def offer_stack(offered: bool) -> None:
     codec.RASTER_STACK = dict(SHIPPED_STACK) if offered else {}
 
 
-OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack}
+SHIPPED_LATTICES = raster.LATTICES
+
+
+def offer_lattice(offered: bool) -> None:
+    raster.LATTICES = SHIPPED_LATTICES if offered else ()
+
+
+OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice}
 
 
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:

@@ -342,6 +342,9 @@ def format_info(name: str, s: dict[str, Any]) -> str:
                                              ("step", "value grid"), ("bc", "block classes"),
                                              ("vr", "value range"))
                       if options.get(key)]
+            lattice = options.get("lt")
+            if isinstance(lattice, list) and lattice:
+                extras.append(f"value lattice of step {lattice[0]}")
             if options.get("lw"):  # the local least-squares blend: what roughly doubles a frame's decoding
                 from medcodec.pipelines.local_ls import RADIUS
 

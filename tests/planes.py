@@ -46,6 +46,18 @@ def drifting_lattice(shape=(96, 112), seed=0):
     return np.floor(2.5 * level + x / 23.0).clip(0, 255).astype(np.uint16)
 
 
+def drifting_step_lattice(shape=(96, 112), seed=0):
+    """An 8-bit radiograph-like plane whose values sit on a lattice of step 3 whose offset drifts across
+    the image (a coarser image stretched, then shifted by a slowly varying amount): nearby pixels use
+    every third value, which third changing over tens of pixels; the neighbours' own values cover only a
+    few of the likely ones."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    level = np.round(40 + 12 * np.sin(x / 19.0) + 9 * np.cos(y / 15.0) + rng.normal(0, 1.6, shape))
+    phase = np.floor(1.5 + 1.49 * np.sin(x / 29.0 + y / 37.0))
+    return (3 * level + phase).clip(0, 255).astype(np.uint16)
+
+
 def uneven_values(shape=(64, 72), seed=0):
     """A 16-bit CT-like plane rescaled onto an uneven set of 300 values (a coarse rescale, as some
     scanners' exports): a palette index codes it, the raw values would waste the unused ones."""

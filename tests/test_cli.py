@@ -293,7 +293,7 @@ def test_info_names_the_raster_options_a_frame_uses():
 
     summary = {"format_major": 1, "kind": "png", "integrity": "ok", "stream_size": 100, "frames": [
         {"frame": 0, "shape": [64, 64], "bits": 8, "method": "raster", "bytes": 90,
-         "side_info": {"raster": {"nb": [16, 16], "pad": 3}}},
+         "side_info": {"raster": {"nb": [16, 16], "lt": [3, 24], "pad": 3}}},
         {"frame": 1, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
          "side_info": {"raster": {"pal": [7, 3, 2, 1]}}},
         {"frame": 2, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90, "side_info": None},
@@ -303,7 +303,8 @@ def test_info_names_the_raster_options_a_frame_uses():
     assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, learned correction "
                               "raster-nn-large-v1/43307bc3595e11cf, learned scale raster-scale-v1/f722761cff3b41c9)")
     lines = lines[:-1]
-    assert lines[-3].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, neighbour-value boost)")
+    assert lines[-3].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, neighbour-value boost, "
+                              "value lattice of step 3)")
     assert lines[-2].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, palette)")
     assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights)")
 

@@ -23,7 +23,8 @@ from medcodec.errors import MedcodecError
 from medcodec.pipelines import raster
 from medcodec.pipelines.base import unpack_side_info
 
-from planes import drifting_lattice, floored_noise, jpeg_blocked, regional_textures, turning_stripes, uneven_values
+from planes import (drifting_lattice, drifting_step_lattice, floored_noise, jpeg_blocked, regional_textures,
+                    turning_stripes, uneven_values)
 
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -124,7 +125,7 @@ def _once_jpeg_annotated() -> np.ndarray:
                                                   "latent", "jpeg", "raster", "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
                                                   "raster-local", "raster-radii", "raster-fit",
-                                                  "raster-stack"])
+                                                  "raster-stack", "raster-lattice"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
@@ -132,6 +133,8 @@ def encoded(request):
         original = _once_jpeg_annotated()
     elif request.param == "raster-boost":  # a drifting value lattice: the neighbour-value boost
         original = drifting_lattice().astype(np.uint8)
+    elif request.param == "raster-lattice":  # a drifting lattice of step 3: the boost's lattice
+        original = drifting_step_lattice().astype(np.uint8)
     elif request.param == "raster-palette":  # an uneven value set: coded as palette indices
         original = uneven_values()
     elif request.param == "raster-blocks":  # textures that change by region: block classes
@@ -190,7 +193,8 @@ def encoded(request):
         assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
-        options = {"raster-boost": ("nb",), "raster-palette": ("pal",), "raster-blocks": ("bc",),
+        options = {"raster-boost": ("nb",), "raster-lattice": ("lt",), "raster-palette": ("pal",),
+                   "raster-blocks": ("bc",),
                    "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn"), "raster-range": ("vr",),
                    "raster-local": ("lw",), "raster-radii": ("lw", "lx"),
                    "raster-stack": ("nn", "n2", "sk")}.get(request.param, ())

@@ -15,7 +15,8 @@ from medcodec.pipelines import get_method, raster
 from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
 
-from planes import EDGE_CASES, drifting_lattice, floored_noise, regional_textures, smooth, turning_stripes, uneven_values
+from planes import (EDGE_CASES, drifting_lattice, drifting_step_lattice, floored_noise, regional_textures, smooth,
+                    turning_stripes, uneven_values)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
 
@@ -532,6 +533,23 @@ def _with_and_without(monkeypatch, plane, bits, field, constant, off):
 def test_neighbour_value_boost_is_chosen_on_a_drifting_lattice_and_round_trips(monkeypatch):
     boosted, plain = _with_and_without(monkeypatch, drifting_lattice(), 8, "nb", "BOOSTS", ())
     assert boosted < 0.95 * plain
+
+
+def test_lattice_boost_is_chosen_on_a_drifting_step_lattice_and_round_trips(monkeypatch):
+    with_lattice, without = _with_and_without(monkeypatch, drifting_step_lattice(), 8, "lt", "LATTICES", ())
+    assert with_lattice < 0.97 * without
+
+
+def test_lattice_boost_is_not_sent_where_it_does_not_pay():
+    streams = round_trip(drifting_lattice(), 8)  # its values keep a step of 2.5: no lattice of 2 or 3
+    assert "lt" not in unpack_side_info(streams[0].payload)["raster"]
+
+
+@pytest.mark.parametrize("lattice", [[1, 8], [raster.LATTICE_MAX_STEP + 1, 8], [3, 0], [3, raster.LATTICE_LIMIT + 1],
+                                     [3], "x"])
+def test_bad_lattice_boost_is_refused(lattice):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(drifting_step_lattice((32, 40)), 8, lambda meta: {**meta, "lt": lattice})
 
 
 def test_block_classes_are_chosen_on_regional_textures_and_round_trip(monkeypatch):

@@ -25,12 +25,20 @@ def _boost_taps(params, nb, boost):
 
 
 def _boosted(params, nb, boost):
-    """The numpy definition of the boosted integer frequencies (float64 [pixels, ALPHABET])."""
+    """The numpy definition of the boosted integer frequencies (float64 [pixels, ALPHABET]); a boost of
+    four numbers adds the lattice (step, weight): each value entry of a pixel without low bits gains
+    weight times the number of its first four neighbours whose value differs from the entry's by a
+    multiple of step."""
     table = raster_tables.frequencies()[params.table]
     freq = table * 16.0
-    position, extra = _boost_taps(params, nb, boost)
+    position, extra = _boost_taps(params, nb, boost[:2])
     entries = np.arange(table.shape[0])[:, None] * rm.ALPHABET + position
     np.add.at(freq.ravel(), entries.ravel(), (table.ravel()[entries] * extra).ravel())  # repeats add up
+    if len(boost) == 4:
+        step, weight = boost[2:]
+        value = params.base[:, None] + np.arange(rm.ESCAPE)[None, :] - rm.SUPPORT  # each value entry's value
+        on = ((value[:, :, None] - nb[:, None, :raster_tables.LATTICE_TAPS]) % step == 0).sum(axis=2)
+        freq[:, :rm.ESCAPE] += np.where((params.low_bits == 0)[:, None], table[:, :rm.ESCAPE] * weight * on, 0)
     return freq
 
 
@@ -74,7 +82,11 @@ def _pixels(rng, count, values, ells):
     return params, nb
 
 
-@pytest.mark.parametrize("boost", [(0, 0), *raster.BOOSTS, (raster.BOOST_LIMIT, raster.BOOST_LIMIT)])
+LATTICE_BOOSTS = [(16, 16, 3, 24), (0, 0, 2, 8), (raster.BOOST_LIMIT, raster.BOOST_LIMIT, raster.LATTICE_MAX_STEP,
+                                                  raster.LATTICE_LIMIT)]
+
+
+@pytest.mark.parametrize("boost", [(0, 0), *raster.BOOSTS, (raster.BOOST_LIMIT, raster.BOOST_LIMIT), *LATTICE_BOOSTS])
 @pytest.mark.parametrize("value_range", [None, (40, 4000, 0), (40, 4000, 1), (40, 4000, 2), (40, 4000, 3),
                                          (7, 7, 3), (0, 255, 3)])
 def test_rows_are_the_numpy_definition_bit_for_bit(boost, value_range):
@@ -120,6 +132,10 @@ def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
         symbols, escaped = rm.coded_symbols(values, params)
         exact = np.log2(freq.sum(axis=1) / freq[np.arange(count), symbols]) + np.where(escaped, 16, params.low_bits)
         assert np.allclose(raster._cost_bits(values, params, nb, boost), exact)
+    for boost in LATTICE_BOOSTS:  # the largest weights the side information allows stay within the bounds
+        freq = _boosted(params, nb, boost)
+        assert freq.max() < 2**31 and freq.sum(axis=1).max() < 2**39
+        assert np.array_equal(freq[params.low_bits > 0], 16 * rm.tables()[params.table[params.low_bits > 0]])
 
 
 def _reference_code_terms(values, params, nb, boost):
@@ -180,7 +196,7 @@ def test_code_terms_with_a_value_range_are_the_rows_probabilities(seed):
     params = rm.pixel_params(mu, rng.integers(0, 70 if wide else 45, count))
     nb = np.clip(values[:, None] + rng.integers(-5, 6, (count, len(raster.OFFSETS))), 0, top - 1)
     symbols, _ = rm.coded_symbols(values, params)
-    for boost in ((0, 0),) + raster.BOOSTS:
+    for boost in ((0, 0),) + raster.BOOSTS + tuple(LATTICE_BOOSTS):
         for censor in range(4):
             value_range = (lo, hi, censor)
             rows = raster_tables.probabilities(params.table, params.low_bits, params.base,

@@ -56,7 +56,9 @@ NAMES = ("raster", "pad", "cs", "g", "first", "second", "w", "blo", "ell", "step
          # format 2.6: the raster frames' fit of the correction's output layer
          "od",
          # format 2.7: the raster frames' second correction and the stacking weights
-         "n2", "sk")
+         "n2", "sk",
+         # format 2.8: the raster frames' lattice boost
+         "lt")
 _INDEX = {name: i + 1 for i, name in enumerate(NAMES)}
 MAX_DEPTH = 16
 _MAX_ZEROS = 64

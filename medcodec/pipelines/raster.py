@@ -82,11 +82,15 @@ BOOST_LIMIT = 64  # neighbour-value boost weights (1/16)
 # (seen, per-count) boosts the encoder tries, and the scale-index steps it tries with them per bucket
 BOOSTS = ((16, 0), (0, 16), (16, 16), (32, 8))
 BOOST_ELL_STEPS = (0, 2, 4)
+# (step, weight per neighbour in 1/16) lattices the encoder tries on top of the best boost (format 2.8)
+LATTICES = ((2, 8), (2, 24), (2, 64), (3, 8), (3, 24), (3, 64))
+LATTICE_MAX_STEP = 16
+LATTICE_LIMIT = 256  # its weight (1/16 per neighbour): entries stay below 2**31, as the boost's
 BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
 ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
 KEY = "raster"
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od", "n2", "sk"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt"})
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
@@ -168,6 +172,7 @@ class RasterModel:
     step: int = 1  # the plane is step * (coded plane) + offset (values on a grid: 12-bit data stored << 4)
     offset: int = 0
     boost: tuple[int, int] = (0, 0)  # neighbour-value boost (seen, per count), 1/16; (0, 0) = none
+    lattice: tuple[int, int] = (0, 0)  # the boost's lattice (step, weight in 1/16), format 2.8; (0, 0) = none
     palette: np.ndarray | None = None  # the plane's sorted distinct values: the coded plane is their index
     block_size: int = 0  # > 0: inner pixels with activity take their class from blocks of this side
     block_classes: np.ndarray | None = None  # int64 [block rows * block columns], row-major: 0..11
@@ -189,6 +194,16 @@ class RasterModel:
     # networks' corrections per class (format 2.7; with a correction only); None: the first network alone
     second_correction: str | None = None
     stack_weights: np.ndarray | None = None
+
+    @property
+    def boost_terms(self) -> tuple[int, int, int, int]:
+        """The boost and its lattice, as the tables take them (raster_tables.boost_terms)."""
+        return (*self.boost, *self.lattice)
+
+    @property
+    def boosted(self) -> bool:
+        """Whether the tables look at the neighbours' values (a boost or a lattice is sent)."""
+        return any(self.boost) or self.lattice[1] > 0
 
     def local_blends(self) -> list[tuple[int, np.ndarray]]:
         """(window radius, weights per class) of every local least-squares prediction blended in."""
@@ -235,6 +250,7 @@ class RasterModel:
                 "ell": (self.ell - _start_ell(self.bucket_low, self.ell.size)).tolist(),
                 **({"step": [self.step, self.offset]} if self.step > 1 else {}),
                 **({"nb": list(self.boost)} if any(self.boost) else {}),
+                **({"lt": list(self.lattice)} if self.lattice[1] else {}),
                 **({"pal": _palette_runs(self.palette)} if self.palette is not None else {}),
                 **({"bc": [self.block_size] + self.block_classes.tolist()} if self.block_classes is not None else {}),
                 **({"nn": self.correction} if self.correction is not None else {}),
@@ -274,6 +290,10 @@ class RasterModel:
             boost = tuple(int(v) for v in data.get("nb", (0, 0)))
             if len(boost) != 2 or min(boost) < 0 or max(boost) > BOOST_LIMIT:
                 raise ValueError("bad neighbour-value boost")
+            lattice = tuple(int(v) for v in data.get("lt", (0, 0)))
+            if "lt" in data and (len(lattice) != 2 or not 2 <= lattice[0] <= LATTICE_MAX_STEP
+                                 or not 1 <= lattice[1] <= LATTICE_LIMIT):
+                raise ValueError("bad lattice boost")
             palette = _palette_of_runs(data["pal"], bits) if "pal" in data else None
             block_size, block_classes = 0, None
             if "bc" in data:
@@ -314,7 +334,8 @@ class RasterModel:
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + _start_ell(bucket_low, ell.size), step=step, offset=offset,
-                        boost=boost, palette=palette, block_size=block_size, block_classes=block_classes,
+                        boost=boost, lattice=lattice, palette=palette, block_size=block_size,
+                        block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
                         local_weights=local_weights, local_extra=local_extra, output_delta=output_delta,
                         second_correction=second_correction, stack_weights=stack_weights)
@@ -558,7 +579,7 @@ def _probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray | 
       censored, moved onto the range's end: a pixel predicted near a plane's floor or ceiling (CT padding
       and air, saturated CT windows and radiographs) no longer spends probability on values the plane
       never holds."""
-    return raster_tables.probabilities(params.table, params.low_bits, params.base, nb, model.boost,
+    return raster_tables.probabilities(params.table, params.low_bits, params.base, nb, model.boost_terms,
                                        model.value_range)
 
 
@@ -819,7 +840,7 @@ class _Analysis:
         self.buckets = (keys - low).astype(np.int16)
         self.model.bucket_low = low
         self.model.scale_net = scale_tag
-        self.model.boost = (0, 0)
+        self.model.boost, self.model.lattice = (0, 0), (0, 0)
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.plain_cost_bits: float | None = None
         self.range_saving_bits, self.range_censor = 0.0, 0
@@ -828,12 +849,12 @@ class _Analysis:
 
     def _bucket_state(self) -> tuple:
         m = self.model
-        return (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
+        return (self.buckets, m.bucket_low, m.scale_net, m.boost, m.lattice, m.ell, self.plain_ell, self.boost_ratio,
                 self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range)
 
     def _set_bucket_state(self, state: tuple) -> None:
         m = self.model
-        (self.buckets, m.bucket_low, m.scale_net, m.boost, m.ell, self.plain_ell, self.boost_ratio,
+        (self.buckets, m.bucket_low, m.scale_net, m.boost, m.lattice, m.ell, self.plain_ell, self.boost_ratio,
          self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range) = state
 
     def _learned_keys(self, nets: Sequence[raster_mlp.RasterCorrection], keys: np.ndarray, scale_sum: np.ndarray,
@@ -1290,16 +1311,18 @@ class _Analysis:
             return np.bincount(buckets, costs, minlength=count)
 
         plain = float(bucket_costs((0, 0), 0).sum())
-        # every boost at the middle step, then the other steps for the best one only (7 evaluations
-        # instead of 13, within 0.05 % on the train planes)
+        # every boost at the middle step, then each lattice on the best one, then the other steps for the
+        # best of all only (13 evaluations instead of 33, within 0.05 % on the train planes)
         middle = BOOST_ELL_STEPS[len(BOOST_ELL_STEPS) // 2]
         first = {boost: bucket_costs(boost, middle) for boost in BOOSTS}
         boost = min(BOOSTS, key=lambda b: float(first[b].sum()))
+        first.update({(*boost, *lattice): bucket_costs((*boost, *lattice), middle) for lattice in LATTICES})
+        boost = min(first, key=lambda b: float(first[b].sum()))
         table = np.stack([first[boost] if step == middle else bucket_costs(boost, step) for step in BOOST_ELL_STEPS])
         best = float(table.min(axis=0).sum())
         if best >= plain * 0.998:
             return 1.0
-        self.model.boost = boost
+        self.model.boost, self.model.lattice = boost[:2], tuple(boost[2:]) or (0, 0)
         self.model.ell = np.clip(self.plain_ell + np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)], 0, rm.MAX_ELL - 1)
         return best / plain
 
@@ -1341,10 +1364,10 @@ class _Analysis:
         probabilities = _float_tables()
         for start, symbol, table in zip(reversed(chunks), reversed(symbols), reversed(tables)):
             # ANS is a stack: the last chunk first
-            if any(self.model.boost) or self.model.value_range is not None:
+            if self.model.boosted or self.model.value_range is not None:
                 chosen = self.order[start:start + CHUNK]
                 chunk_probabilities = _probabilities(self.model, _coding(self.model, self.mu[chosen], self.buckets[chosen]),
-                                                     self._neighbour_values(chosen) if any(self.model.boost) else None)
+                                                     self._neighbour_values(chosen) if self.model.boosted else None)
             else:
                 chunk_probabilities = probabilities[table]
             coder.encode_reverse(symbol, _FAMILY, chunk_probabilities)

@@ -11,6 +11,11 @@ mass dropped or moved onto the range's end) where the plane sends them. Why each
   table's value entries adds nothing); every other entry, and every entry of a pixel with low bits
   (wide 16-bit residuals, where an entry is a range of values), by 16 / 16. Integers below 2**31, their
   sum below 2**39.
+* lattice (step, weight) in 1/16, with the boost (format 2.8): entry i of a pixel without low bits also
+  gains weight * l_i / 16, l_i the number of its four nearest neighbours (W, N, NW, NE: the first
+  LATTICE_TAPS taps) whose value differs from entry i's by a multiple of step: a plane whose values sit
+  on a lattice that drifts (contrast-stretched radiographs: 2 of 3 values used, which ones changing
+  across the image) makes the values on its neighbours' lattice likely, not only the values they hold.
 * value range (lo, hi, censor): entries first..last can hold values in [lo, hi] (entry s holds the values
   v with v >> b = s - SUPPORT + base); on a pixel whose table has entries outside them, those are set to
   0, the escape too where no escaped value can lie in the range; with censor bit 0 (1) the plain
@@ -35,6 +40,16 @@ from medcodec.compiled import kernel
 from medcodec.entropy import residual_model as rm
 
 _SUPPORT, _ESCAPE, _ALPHABET, _TOTAL = rm.SUPPORT, rm.ESCAPE, rm.ALPHABET, float(rm.TOTAL)
+LATTICE_TAPS = 4  # the lattice boost looks at the first four neighbours (raster.OFFSETS: W, N, NW, NE)
+
+
+def boost_terms(boost: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(seen, per count, lattice step, lattice weight) of a boost given as (seen, per count) or with the
+    lattice's two appended; a lattice step below 2 or a weight of 0 is no lattice."""
+    seen, per_count, step, weight = (tuple(int(v) for v in boost) + (0, 0))[:4]
+    if step < 2 or weight <= 0:
+        step, weight = 1, 0
+    return seen, per_count, step, weight
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,21 +71,23 @@ def probabilities(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb:
     """float64 [pixels, ALPHABET]: each pixel's row for the coder.
 
     table, low_bits, base: the pixels' ``residual_model.PixelParams``; nb: their 12 neighbours' values
-    (needed with a boost); boost: (seen, per count) in 1/16, (0, 0) for none; value_range: (lo, hi,
-    censor) of the coded plane, or None."""
+    (needed with a boost); boost: (seen, per count) in 1/16, (0, 0) for none, or with a lattice (step,
+    weight) appended (``boost_terms``); value_range: (lo, hi, censor) of the coded plane, or None."""
     count = table.size
     out = np.empty((count, _ALPHABET), dtype=np.float64)
-    boosted = bool(boost[0] or boost[1])
+    seen, per_count, step, weight = boost_terms(boost)
+    boosted = bool(seen or per_count or weight)
     taps = np.ascontiguousarray(nb, dtype=np.int64) if boosted else np.zeros((count, 0), dtype=np.int64)
     lo, hi, censor = value_range if value_range is not None else (0, 0, -1)
     _fill(frequencies(), prefix_sums(), np.ascontiguousarray(table, dtype=np.int64),
           np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64), taps,
-          int(boost[0]), int(boost[1]), boosted, int(lo), int(hi), int(censor), out)
+          seen, per_count, step, weight, boosted, int(lo), int(hi), int(censor), out)
     return out
 
 
 @kernel
-def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count, boosted, lo, hi, censor, out):
+def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count, step, weight, boosted, lo, hi,
+          censor, out):
     """censor < 0: no value range. Row by row, the rows defined in the module docstring; the same
     integers and divisions as the numpy definition the streams before 2026-12 were written with (the
     tests keep it as the reference)."""
@@ -87,6 +104,10 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
                 extra = _tap_weight(position, k, seen, per_count)
                 if extra:
                     freq[position[k]] += row[position[k]] * extra  # integers: exact in any order
+            if weight:
+                for k in range(LATTICE_TAPS):
+                    for e in range(_lattice_start(taps[p, k], base[p], step), _ESCAPE, step):
+                        freq[e] += row[e] * weight
         plain = not boosted
         if censor >= 0:
             first = (lo >> low_bits[p]) - base[p] + _SUPPORT
@@ -127,7 +148,7 @@ def boosted_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray
     _boosted_terms(frequencies(), prefix_sums(), np.ascontiguousarray(table, dtype=np.int64),
                    np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
                    np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(symbols, dtype=np.int64),
-                   int(boost[0]), int(boost[1]), int(lo), int(hi), int(censor), total, own)
+                   *boost_terms(boost), int(lo), int(hi), int(censor), total, own)
     return total, own
 
 
@@ -153,11 +174,19 @@ def _tap_weight(position, k, seen, per_count):
     return per_count + (seen if k == 0 or at != position[k - 1] else 0)
 
 
+@kernel(inline=True)
+def _lattice_start(tap, base, step):
+    """The first entry on a neighbour's lattice: entry e holds value e - SUPPORT + base, so the entries
+    whose values differ from the tap's by a multiple of step are e = start, start + step, ..."""
+    return (tap - base + _SUPPORT) % step  # Python's modulo: in 0..step - 1 for a negative left side too
+
+
 @kernel
-def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbols, seen, per_count, lo, hi, censor,
-                   total, own):
+def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbols, seen, per_count, step, weight,
+                   lo, hi, censor, total, own):
     """The row _fill builds, summed and read at the symbol, from the taps and the prefix sums alone: the
-    plain table sums to TOTAL, times 16; each boosted entry adds its frequency times its weight; a value
+    plain table sums to TOTAL, times 16; each boosted entry adds its frequency times its weight (every
+    step-th entry from each lattice start, where a lattice is sent); a value
     range takes away the entries outside first..last (their boosts with them) and the escape where no
     escaped value can lie in it, and gives a censored end the mass beyond it."""
     position = np.empty(taps.shape[1], dtype=np.int64)
@@ -178,6 +207,16 @@ def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbol
                     whole += added
                     if position[k] == symbol:
                         mine += added
+            if weight:
+                start_at, end_at = (max(first, 0), min(last + 1, _ESCAPE)) if cut else (0, _ESCAPE)
+                for k in range(LATTICE_TAPS):
+                    start = _lattice_start(taps[p, k], base[p], step)
+                    if start < start_at:
+                        start += (start_at - start + step - 1) // step * step
+                    for e in range(start, end_at, step):
+                        whole += row[e] * weight
+                    if start_at <= symbol < end_at and (symbol - start) % step == 0:
+                        mine += row[symbol] * weight
         if cut:
             below = float(prefix_sums[table[p], min(max(first, 0), _ESCAPE)])
             above = float(prefix_sums[table[p], _ESCAPE] - prefix_sums[table[p], min(max(last + 1, 0), _ESCAPE)])
