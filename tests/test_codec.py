@@ -445,3 +445,33 @@ def test_suggested_extension():
 def test_public_exports():
     assert medcodec.encode is codec.encode and medcodec.decode is codec.decode and medcodec.info is codec.info
     assert get_method("classical").name == "classical"
+
+
+def test_a_frame_that_barely_beats_the_classical_coding_is_weighed_against_the_harder_one():
+    def streams(size):
+        return [Stream(SectionKind.METHOD_STREAM, 0, bytes(size))]
+
+    class Harder:
+        def __init__(self, size):
+            self.size, self.calls = size, 0
+
+        def encode(self, plane, bits):
+            self.calls += 1
+            return streams(self.size)
+
+    plane, base = np.zeros((4, 4), np.uint16), streams(1000)
+    close, clear = streams(990), streams(900)  # 1 % and 10 % below the classical base
+    assert codec.FALLBACK_REACH == 0.03
+    harder = Harder(980)
+    raster = {"method": "raster"}
+
+    def weighed(chosen, meta, harder):
+        return codec._with_harder_fallback(plane, 8, base, chosen, meta, harder)
+
+    harder = Harder(980)
+    assert weighed(close, raster, harder) == (streams(980), {"method": "classical"})
+    assert weighed(clear, raster, harder) == (clear, raster)
+    assert harder.calls == 1  # a clear win does not pay for the harder coding
+    assert weighed(close, raster, Harder(995)) == (close, raster)
+    note = {"method": "classical", "fallback": "fast was 12 bytes larger"}
+    assert weighed(base, note, Harder(970)) == (streams(970), note)
