@@ -602,7 +602,7 @@ def _range_savings(values: np.ndarray, params: rm.PixelParams, value_range: tupl
     return savings
 
 
-def _cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, int],
+def _cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost: tuple[int, ...],
                value_range: tuple[int, int, int] | None = None) -> np.ndarray:
     """Per pixel code length under the boosted frequencies and the value range (float; encoder choices
     only), from the taps alone (raster_tables.boosted_code_terms): no [pixels, ALPHABET] array."""

@@ -67,7 +67,7 @@ def prefix_sums() -> np.ndarray:
 
 
 def probabilities(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray | None,
-                  boost: tuple[int, int], value_range: tuple[int, int, int] | None) -> np.ndarray:
+                  boost: tuple[int, ...], value_range: tuple[int, int, int] | None) -> np.ndarray:
     """float64 [pixels, ALPHABET]: each pixel's row for the coder.
 
     table, low_bits, base: the pixels' ``residual_model.PixelParams``; nb: their 12 neighbours' values
@@ -110,8 +110,7 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
                         freq[e] += row[e] * weight
         plain = not boosted
         if censor >= 0:
-            first = (lo >> low_bits[p]) - base[p] + _SUPPORT
-            last = (hi >> low_bits[p]) - base[p] + _SUPPORT
+            first, last = _range_entries(lo, hi, low_bits[p], base[p])
             if first > 0 or last < 2 * _SUPPORT:  # the table holds entries for values outside the range
                 plain = False
                 can_escape = first < 0 or last > 2 * _SUPPORT
@@ -136,7 +135,7 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
 
 
 def boosted_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray,
-                       symbols: np.ndarray, boost: tuple[int, int],
+                       symbols: np.ndarray, boost: tuple[int, ...],
                        value_range: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(total, own) float64 per pixel: the sum of the row ``probabilities`` builds (boost and value range as
     there) and its coded symbol's entry, in the boosted units (16 per unit of the plain table, with or
@@ -175,6 +174,13 @@ def _tap_weight(position, k, seen, per_count):
 
 
 @kernel(inline=True)
+def _range_entries(lo, hi, low_bits, base):
+    """The first and last entries of a pixel's table that can hold values in [lo, hi] (entry s holds the
+    values v with v >> low_bits = s - SUPPORT + base)."""
+    return (lo >> low_bits) - base + _SUPPORT, (hi >> low_bits) - base + _SUPPORT
+
+
+@kernel(inline=True)
 def _lattice_start(tap, base, step):
     """The first entry on a neighbour's lattice: entry e holds value e - SUPPORT + base, so the entries
     whose values differ from the tap's by a multiple of step are e = start, start + step, ..."""
@@ -186,15 +192,14 @@ def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbol
                    lo, hi, censor, total, own):
     """The row _fill builds, summed and read at the symbol, from the taps and the prefix sums alone: the
     plain table sums to TOTAL, times 16; each boosted entry adds its frequency times its weight (every
-    step-th entry from each lattice start, where a lattice is sent); a value
-    range takes away the entries outside first..last (their boosts with them) and the escape where no
-    escaped value can lie in it, and gives a censored end the mass beyond it."""
+    step-th entry from each lattice start, where a lattice is sent); a value range takes away the entries
+    outside first..last (their boosts with them) and the escape where no escaped value can lie in it,
+    and gives a censored end the mass beyond it."""
     position = np.empty(taps.shape[1], dtype=np.int64)
     for p in range(table.size):
         row = frequencies[table[p]]
         symbol = symbols[p]
-        first = (lo >> low_bits[p]) - base[p] + _SUPPORT
-        last = (hi >> low_bits[p]) - base[p] + _SUPPORT
+        first, last = _range_entries(lo, hi, low_bits[p], base[p])
         cut = censor >= 0 and (first > 0 or last < 2 * _SUPPORT)  # as _fill: the table has entries outside
         whole = 16.0 * _TOTAL
         mine = row[symbol] * 16.0
