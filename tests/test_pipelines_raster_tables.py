@@ -205,3 +205,12 @@ def test_code_terms_with_a_value_range_are_the_rows_probabilities(seed):
                                                           boost, value_range)
             assert np.array_equal(own / total, rows[np.arange(count), symbols])
             assert np.array_equal(total, np.round(total)) and np.all(own > 0)
+
+
+@pytest.mark.parametrize("step", (2, 3, 16))
+def test_strided_sums_are_the_runs_of_every_step_th_entry(step):
+    # the boost search's lattice terms take each run's mass as one difference of these
+    sums = raster_tables.strided_sums(step)
+    main = rm.tables()[:, :rm.ESCAPE].astype(np.int64)
+    for e in (0, 1, step, rm.ESCAPE // 2, rm.ESCAPE - 1):
+        assert np.array_equal(sums[:, e], main[:, e::-step].sum(axis=1))

@@ -92,18 +92,17 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
     integers and divisions as the numpy definition the streams before 2026-12 were written with (the
     tests keep it as the reference)."""
     freq = np.empty(_ALPHABET, dtype=np.float64)
-    position = np.empty(taps.shape[1], dtype=np.int64)
     unit = 16.0 if boosted else 1.0
     for p in range(table.size):
         row = frequencies[table[p]]
         for e in range(_ALPHABET):
             freq[e] = row[e] * unit
         if boosted and low_bits[p] == 0:  # wide residuals (low bits) keep their table
-            _sorted_positions(taps, p, base[p], position)
-            for k in range(position.size):
-                extra = _tap_weight(position, k, seen, per_count)
+            for k in range(taps.shape[1]):
+                at = _tap_entry(taps, p, k, base[p])
+                extra = _tap_weight(taps, p, k, at, seen, per_count)
                 if extra:
-                    freq[position[k]] += row[position[k]] * extra  # integers: exact in any order
+                    freq[at] += row[at] * extra  # integers: exact in any order
             if weight:
                 for k in range(LATTICE_TAPS):
                     for e in range(_lattice_start(taps[p, k], base[p], step), _ESCAPE, step):
@@ -144,33 +143,45 @@ def boosted_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray
     count = table.size
     total, own = np.empty(count, dtype=np.float64), np.empty(count, dtype=np.float64)
     lo, hi, censor = value_range if value_range is not None else (0, 0, -1)
-    _boosted_terms(frequencies(), prefix_sums(), np.ascontiguousarray(table, dtype=np.int64),
-                   np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
-                   np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(symbols, dtype=np.int64),
-                   *boost_terms(boost), int(lo), int(hi), int(censor), total, own)
+    seen, per_count, step, weight = boost_terms(boost)
+    _boosted_terms(frequencies(), prefix_sums(), strided_sums(step) if weight else np.zeros((0, 0), np.int64),
+                   np.ascontiguousarray(table, dtype=np.int64), np.ascontiguousarray(low_bits, dtype=np.int64),
+                   np.ascontiguousarray(base, dtype=np.int64), np.ascontiguousarray(nb, dtype=np.int64),
+                   np.ascontiguousarray(symbols, dtype=np.int64), seen, per_count, step, weight, int(lo), int(hi),
+                   int(censor), total, own)
     return total, own
 
 
-@kernel(inline=True)
-def _sorted_positions(taps, p, base, position):
-    """Pixel p's neighbours' values as entries of its table (entry s holds value s - SUPPORT + base), sorted."""
-    for k in range(taps.shape[1]):  # insertion sort: 12 integers, where numba's general sort is ~5x slower
-        at = taps[p, k] - base + _SUPPORT
-        i = k
-        while i > 0 and position[i - 1] > at:
-            position[i] = position[i - 1]
-            i -= 1
-        position[i] = at
+@functools.lru_cache(maxsize=4)
+def strided_sums(step: int) -> np.ndarray:
+    """int64 [tables, ESCAPE]: entry e is the sum of a table's value entries e, e - step, e - 2 step, ... down
+    to the first: the lattice's mass over any run of every step-th entry is one difference (the boost
+    search's terms, instead of a loop over the run)."""
+    main = rm.tables()[:, :_ESCAPE].astype(np.int64)
+    out = main.copy()
+    for e in range(step, _ESCAPE):
+        out[:, e] += out[:, e - step]
+    return np.ascontiguousarray(out)
 
 
 @kernel(inline=True)
-def _tap_weight(position, k, seen, per_count):
-    """The boost sorted tap k adds to its entry: per_count, plus seen for the first of equal values; 0
-    for a tap outside the table's value entries."""
-    at = position[k]
+def _tap_entry(taps, p, k, base):
+    """Pixel p's neighbour k's value as an entry of its table (entry s holds value s - SUPPORT + base)."""
+    return taps[p, k] - base + _SUPPORT
+
+
+@kernel(inline=True)
+def _tap_weight(taps, p, k, at, seen, per_count):
+    """The boost pixel p's tap k adds to its entry ``at``: per_count, plus seen for the first of the taps
+    holding that value; 0 for a tap outside the table's value entries. (Which of equal taps gets seen
+    does not matter: the row's integers are the same; a scan of the earlier taps costs ~8x less than
+    sorting the twelve.)"""
     if at < 0 or at >= _ESCAPE:
         return 0
-    return per_count + (seen if k == 0 or at != position[k - 1] else 0)
+    for j in range(k):
+        if taps[p, j] == taps[p, k]:
+            return per_count
+    return per_count + seen
 
 
 @kernel(inline=True)
@@ -188,14 +199,15 @@ def _lattice_start(tap, base, step):
 
 
 @kernel
-def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbols, seen, per_count, step, weight,
-                   lo, hi, censor, total, own):
+def _boosted_terms(frequencies, prefix_sums, strided, table, low_bits, base, taps, symbols, seen, per_count, step,
+                   weight, lo, hi, censor, total, own):
     """The row _fill builds, summed and read at the symbol, from the taps and the prefix sums alone: the
     plain table sums to TOTAL, times 16; each boosted entry adds its frequency times its weight (every
     step-th entry from each lattice start, where a lattice is sent); a value range takes away the entries
     outside first..last (their boosts with them) and the escape where no escaped value can lie in it,
-    and gives a censored end the mass beyond it."""
-    position = np.empty(taps.shape[1], dtype=np.int64)
+    and gives a censored end the mass beyond it. strided: ``strided_sums(step)`` where a lattice is sent
+    (each lattice run's mass is one difference of it). Every term is an integer: the same sums in any order."""
+    counted = seen != 0 or per_count != 0  # a lattice alone adds nothing per tap
     for p in range(table.size):
         row = frequencies[table[p]]
         symbol = symbols[p]
@@ -203,25 +215,28 @@ def _boosted_terms(frequencies, prefix_sums, table, low_bits, base, taps, symbol
         cut = censor >= 0 and (first > 0 or last < 2 * _SUPPORT)  # as _fill: the table has entries outside
         whole = 16.0 * _TOTAL
         mine = row[symbol] * 16.0
-        if low_bits[p] == 0:
-            _sorted_positions(taps, p, base[p], position)
-            for k in range(position.size):
-                extra = _tap_weight(position, k, seen, per_count)
-                if extra and (not cut or first <= position[k] <= last):
-                    added = row[position[k]] * extra
+        if low_bits[p] == 0 and counted:
+            for k in range(taps.shape[1]):
+                at = _tap_entry(taps, p, k, base[p])
+                extra = _tap_weight(taps, p, k, at, seen, per_count)
+                if extra and (not cut or first <= at <= last):
+                    added = row[at] * extra
                     whole += added
-                    if position[k] == symbol:
+                    if at == symbol:
                         mine += added
-            if weight:
-                start_at, end_at = (max(first, 0), min(last + 1, _ESCAPE)) if cut else (0, _ESCAPE)
-                for k in range(LATTICE_TAPS):
-                    start = _lattice_start(taps[p, k], base[p], step)
-                    if start < start_at:
-                        start += (start_at - start + step - 1) // step * step
-                    for e in range(start, end_at, step):
-                        whole += row[e] * weight
-                    if start_at <= symbol < end_at and (symbol - start) % step == 0:
-                        mine += row[symbol] * weight
+        if low_bits[p] == 0 and weight:
+            start_at, end_at = (max(first, 0), min(last + 1, _ESCAPE)) if cut else (0, _ESCAPE)
+            sums = strided[table[p]]
+            for k in range(LATTICE_TAPS):
+                start = _lattice_start(taps[p, k], base[p], step)
+                if start < start_at:
+                    start += (start_at - start + step - 1) // step * step
+                if start < end_at:  # the entries start, start + step, ..., end: sums[end] - sums[start - step]
+                    end = start + (end_at - 1 - start) // step * step
+                    run = sums[end] - (sums[start - step] if start >= step else 0)
+                    whole += float(run * weight)
+                if start_at <= symbol < end_at and (symbol - start) % step == 0:
+                    mine += row[symbol] * weight
         if cut:
             below = float(prefix_sums[table[p], min(max(first, 0), _ESCAPE)])
             above = float(prefix_sums[table[p], _ESCAPE] - prefix_sums[table[p], min(max(last + 1, 0), _ESCAPE)])
