@@ -1305,9 +1305,12 @@ class _Analysis:
         nb = self._neighbour_values(members)
         count = self.model.ell.size
 
+        params_at: dict[int, rm.PixelParams] = {}  # per scale step: the same for every boost tried
+
         def bucket_costs(boost, step):
-            ell = np.clip(self.model.ell + step, 0, rm.MAX_ELL - 1)
-            costs = _cost_bits(values, rm.pixel_params(mu, ell[buckets]), nb, boost, self.model.value_range)
+            if step not in params_at:
+                params_at[step] = rm.pixel_params(mu, np.clip(self.model.ell + step, 0, rm.MAX_ELL - 1)[buckets])
+            costs = _cost_bits(values, params_at[step], nb, boost, self.model.value_range)
             return np.bincount(buckets, costs, minlength=count)
 
         plain = float(bucket_costs((0, 0), 0).sum())
