@@ -1,6 +1,6 @@
 """The raster correction and scale networks: integer features, exact integer inference whatever the
-batch or the BLAS summation order, bounds that keep every float64 partial sum exact, integer scale keys,
-and the shipped weights."""
+batch or the BLAS summation order, bounds that keep every float64 (and, where used, float32) partial sum
+exact, integer scale keys, and the shipped weights."""
 
 import numpy as np
 import pytest
@@ -112,6 +112,23 @@ def test_shipped_networks_equal_pure_integer_arithmetic(model_id):
     feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1, (500, net.inputs))
     feats[:100] //= 64  # typical magnitudes too, where few units clamp
     assert np.array_equal(net.output(feats), reference_output(layers, feats))
+
+
+def test_layer_products_run_in_float32_only_within_its_exact_bound():
+    # the same integers from either path: float32 where no partial sum can reach 2**24, else float64
+    rng = np.random.default_rng(13)
+    layers = random_layers(rng, (64, 64))
+    net = raster_mlp.from_integer_layers("test", b"\2" * 32, layers)
+    w = np.asarray(layers[1][0], dtype=np.int64)
+    for top in (3, 20, 40, 1 << 10, raster_mlp.ACTIVATION_LIMIT):  # bounds 2**20.8 .. 2**39
+        h = rng.integers(0, top + 1, (200, 64))
+        column_max = h.max(axis=0).astype(np.float64)
+        got = net._layer_product(1, h.astype(np.float32), column_max)
+        bound = float((column_max @ np.abs(w).T).max())
+        assert got.dtype == (np.float32 if bound < 1 << 24 else np.float64)
+        assert np.array_equal(got.astype(np.int64), h @ w.T)
+        if top >= 1 << 10:  # far past the bound float32 does round: the fallback is needed
+            assert not np.array_equal((h.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64), h @ w.T)
 
 
 def test_output_delta_adds_to_the_output_layer_within_the_bounds():
