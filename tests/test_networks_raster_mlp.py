@@ -131,6 +131,17 @@ def test_layer_products_run_in_float32_only_within_its_exact_bound():
             assert not np.array_equal((h.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64), h @ w.T)
 
 
+def test_a_reduced_precision_blas_setting_keeps_every_layer_in_float64(monkeypatch):
+    monkeypatch.setattr(raster_mlp, "FLOAT32_PRODUCTS", False)  # as MKL_BLAS_COMPUTE_MODE set at import
+    rng = np.random.default_rng(14)
+    layers = random_layers(rng, (64, 64))
+    net = raster_mlp.from_integer_layers("test", b"\3" * 32, layers)
+    h = rng.integers(0, 4, (50, 64))
+    assert net._layer_product(1, h.astype(np.float32), h.max(axis=0).astype(np.float64)).dtype == np.float64
+    feats = rng.integers(-300, 301, (100, raster_mlp.FEATURES))
+    assert np.array_equal(net.output(feats), reference_output(layers, feats))
+
+
 def test_output_delta_adds_to_the_output_layer_within_the_bounds():
     rng = np.random.default_rng(12)
     layers = random_layers(rng, limit=2000)

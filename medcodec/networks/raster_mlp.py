@@ -34,6 +34,7 @@ as exact: the same integers, so which path runs never changes a bit.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,9 @@ WEIGHT_SHIFT = 10  # weights and biases in 1/1024
 WEIGHT_LIMIT = (1 << 14) - 1  # |weight| < 16
 ACTIVATION_LIMIT = (1 << 20) - 1  # hidden activations (1/256) clamped below 4096
 FLOAT32_EXACT = float(1 << 24)  # every integer of magnitude up to this is exact in float32
+# oneMKL lets an environment variable trade single precision for speed (bfloat16 / TF32 products inside
+# sgemm); where it is set, the float32 path is not IEEE float32 any more and every layer runs in float64
+FLOAT32_PRODUCTS = not os.environ.get("MKL_BLAS_COMPUTE_MODE")
 OUTPUT_LIMIT = 8 << (FEATURE_SHIFT + WEIGHT_SHIFT)  # |o| <= 8: the correction is at most 8 local scales
 MIN_SCALE = 8  # 1/16 sample: half a sample
 ARCHITECTURE = "raster-correction-mlp/v1"
@@ -301,7 +305,7 @@ class RasterCorrection:
         largest of those is below 2**24, float32 holds every product and partial sum exactly, so both
         paths give the same integers, and which one runs changes no bit. On the decoder's wavefronts
         95-99 % of the hidden layers' products pass (a chest radiograph)."""
-        if float((column_max @ self._abs_transposed[k]).max(initial=0.0)) < FLOAT32_EXACT:
+        if FLOAT32_PRODUCTS and float((column_max @ self._abs_transposed[k]).max(initial=0.0)) < FLOAT32_EXACT:
             return h @ self._transposed32[k]
         return h.astype(np.float64) @ self._transposed64[k]
 
