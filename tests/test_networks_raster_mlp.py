@@ -234,6 +234,23 @@ def test_scale_keys_are_integer_quarter_octaves_of_the_scale():
     assert 0 < keys.min() < keys.max() < raster_mlp.SCALE_KEY_LIMIT  # the clamp is not all this tests
 
 
+def test_compiled_scale_keys_are_the_numpy_definition():
+    rng = np.random.default_rng(6)
+    sizes = [raster_mlp.SCALE_FEATURES, 8, 1]
+    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 21), 1 << 21, sizes[k + 1]))
+              for k in range(2)]
+    net = raster_mlp.from_integer_layers("test-sn", b"\4" * 32, layers, raster_mlp.SCALE_FEATURES)
+    feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1, (3000, raster_mlp.SCALE_FEATURES))
+    scale_sum = np.r_[rng.integers(-5, 1 << 40, 2990), 0, 1, 2, (1 << 31) - 2, (1 << 31) - 1, 1 << 31, -1, 7, 8, 9]
+    output = net.output(feats)
+    s = np.minimum(np.maximum(scale_sum, 1), (1 << 31) - 1)
+    shift = raster_mlp.FEATURE_SHIFT + raster_mlp.WEIGHT_SHIFT
+    want = np.clip(((log8(s) << (shift - 1)) + (output << 2)) >> shift, 0, raster_mlp.SCALE_KEY_LIMIT)
+    keys = raster_mlp.scale_keys(net, feats, scale_sum)
+    assert keys.dtype == np.int64 and np.array_equal(keys, want)
+    assert keys.min() == 0 and keys.max() == raster_mlp.SCALE_KEY_LIMIT and len(np.unique(keys)) > 20  # both clamps
+
+
 def test_a_network_of_one_kind_is_refused_as_the_other():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):

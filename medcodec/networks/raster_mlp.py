@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medcodec.compiled import kernel
-from medcodec.pipelines.surprise import log8, log8_of
+from medcodec.pipelines.surprise import log8_of
 
 TAPS = 12  # the raster template's neighbours
 FEATURES = (TAPS - 1) + 2 * TAPS + 2 + 1  # value differences from W, two stages' errors, two predictions, log2 s
@@ -228,9 +228,20 @@ def _window_features(integral, width, rows, cols, scale_sum, out):
 def scale_keys(net: "RasterCorrection", sfeats: np.ndarray, scale_sum: np.ndarray) -> np.ndarray:
     """int64 keys floor(4 log2 sigma) of sigma = s 2**o (o the network's output), clamped to
     0..SCALE_KEY_LIMIT: the raster scale buckets' units (a quarter octave), in integers only."""
-    s = np.minimum(np.maximum(scale_sum.astype(np.int64), 1), (1 << 31) - 1)
-    keys = ((log8(s) << (FEATURE_SHIFT + WEIGHT_SHIFT - 1)) + (net.output(sfeats) << 2)) >> (FEATURE_SHIFT + WEIGHT_SHIFT)
-    return np.minimum(np.maximum(keys, 0), SCALE_KEY_LIMIT)
+    output = net.output(sfeats)
+    keys = np.empty(output.shape, dtype=np.int64)
+    _scale_keys(np.ascontiguousarray(scale_sum), output, keys)  # one compiled pass (the decoder's wavefronts)
+    return keys
+
+
+@kernel
+def _scale_keys(scale_sum, output, keys):
+    """keys = clamp(((floor(8 log2 s) << 17) + 4 o) >> 18, 0, SCALE_KEY_LIMIT), s = scale_sum clamped to
+    1..2**31 - 1 (``log8_of``): the numpy steps of ``scale_keys`` before (the test keeps them), per pixel."""
+    for p in range(output.size):
+        s = min(max(np.int64(scale_sum[p]), np.int64(1)), np.int64((1 << 31) - 1))
+        key = ((log8_of(s) << (FEATURE_SHIFT + WEIGHT_SHIFT - 1)) + (output[p] << 2)) >> (FEATURE_SHIFT + WEIGHT_SHIFT)
+        keys[p] = min(max(key, np.int64(0)), np.int64(SCALE_KEY_LIMIT))
 
 
 @dataclass(frozen=True)
