@@ -87,6 +87,18 @@ def _reference_cost(values: np.ndarray, mu: np.ndarray, ell: np.ndarray) -> floa
     return float(costs[table, symbols].sum()) + 2 * rm.RAW_BITS * int(escaped.sum()) + float(low_bits[~escaped].sum())
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_parameters_of_buckets_are_those_of_their_clamped_scale_indices(seed):
+    rng = np.random.default_rng(seed)
+    n = 5000
+    ell = rng.integers(-20, rm.MAX_ELL + 20, int(rng.integers(1, 130)))
+    buckets = rng.integers(-10, ell.size + 10, n)
+    mu = rng.integers(-(1 << 21), 1 << 21, n) if seed % 2 else rng.integers(0, 4096, n)
+    got = rm.pixel_params_of_buckets(mu, buckets, ell)
+    want = _reference_params(mu, ell[np.clip(buckets, 0, ell.size - 1)])
+    assert all(np.array_equal(g, w) for g, w in zip((got.table, got.low_bits, got.base), want))
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_fast_parameter_and_cost_routes_equal_their_definition(seed):
     # the encoder's choices (calibration, refinement, block phase) compare these floats: a route that

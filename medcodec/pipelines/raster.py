@@ -630,6 +630,27 @@ def _pack_bits(widths: np.ndarray, values: np.ndarray) -> bytes:
     return np.packbits(bits).tobytes()
 
 
+_TRUNCATED, _OUT_OF_RANGE = -1, -2  # what _read_values returns instead of the new cursor
+
+
+@kernel
+def _read_values(symbols, low_bits, base, bits, cursor, low, high, out):
+    for p in range(symbols.size):
+        escaped = symbols[p] == rm.ESCAPE
+        width = RAW_ESCAPE_BITS if escaped else low_bits[p]
+        if cursor + width > bits.size:
+            return _TRUNCATED
+        extra = np.int64(0)
+        for k in range(width):
+            extra = (extra << 1) | bits[cursor + k]
+        cursor += width
+        value = extra if escaped else ((symbols[p] - rm.SUPPORT + base[p]) << low_bits[p]) + extra
+        if value < low or value > high:
+            return _OUT_OF_RANGE
+        out[p] = value
+    return cursor
+
+
 class _BitReader:
     def __init__(self, payload: bytes):
         self.bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8)).astype(np.int64)
@@ -645,6 +666,21 @@ class _BitReader:
             mask = widths > k
             out[mask] = (out[mask] << 1) | self.bits[starts[mask] + k]
         self.cursor += total
+        return out
+
+    def values(self, symbols: np.ndarray, params: rm.PixelParams, low: int, high: int) -> np.ndarray:
+        """The pixels' values from their main symbols and raw bits: an escaped one's RAW_ESCAPE_BITS bits,
+        else ((symbol - SUPPORT + base) << b) + its b low bits, in one compiled pass (the numpy
+        definition: ``read`` of the widths, then two ``np.where``). CorruptStreamError where the bits run
+        out or a value leaves [low, high]."""
+        out = np.empty(symbols.size, dtype=np.int64)
+        cursor = _read_values(np.ascontiguousarray(symbols, dtype=np.int64), params.low_bits, params.base,
+                              self.bits, self.cursor, low, high, out)
+        if cursor == _TRUNCATED:
+            raise CorruptStreamError("raster raw-bit stream is truncated")
+        if cursor == _OUT_OF_RANGE:
+            raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
+        self.cursor = cursor
         return out
 
     def finish(self) -> None:
@@ -1485,16 +1521,12 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                     shifts[moving] += local_ls.shift(mu[moving], sums.predict(rows[moving], cols[moving], nb[moving],
                                                                               top), weights[moving])
             mu = local_ls.moved(mu, shifts)
-        params = _coding(model, mu, _bucket_of(keys, model))
+        params = rm.pixel_params_of_buckets(mu, keys - model.bucket_low, model.ell)  # = _coding(.., _bucket_of(..))
         try:
             symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
         except Exception as exc:
             raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
-        escaped = symbols == rm.ESCAPE
-        extra = reader.read(np.where(escaped, RAW_ESCAPE_BITS, params.low_bits))
-        values = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
-        if values.min() < low or values.max() > high:
-            raise CorruptStreamError("raster stream decodes to a value outside the plane's range")
+        values = reader.values(symbols, params, low, high)
         raster_wavefront.store(plane, grids, ctx, values, mu)
         for _, sums in local:
             sums.add(rows, cols, nb, values)
