@@ -220,12 +220,17 @@ def test_scale_features_are_bounded_integers(extreme):
     assert sfeats.min() >= -raster_mlp.FEATURE_LIMIT and sfeats.max() <= raster_mlp.FEATURE_LIMIT
 
 
+def small_scale_network(rng, bias):
+    """A random scale network of one hidden layer of 8, weights within +-300, biases within +-bias."""
+    sizes = [raster_mlp.SCALE_FEATURES, 8, 1]
+    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-bias, bias, sizes[k + 1]))
+              for k in range(2)]
+    return raster_mlp.from_integer_layers("test-sn", b"\0" * 32, layers, raster_mlp.SCALE_FEATURES)
+
+
 def test_scale_keys_are_integer_quarter_octaves_of_the_scale():
     rng = np.random.default_rng(5)
-    sizes = [raster_mlp.SCALE_FEATURES, 8, 1]
-    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 19), 1 << 19, sizes[k + 1]))
-              for k in range(2)]
-    net = raster_mlp.from_integer_layers("test-sn", b"\0" * 32, layers, raster_mlp.SCALE_FEATURES)
+    net = small_scale_network(rng, 1 << 19)
     feats = rng.integers(-(50 << 8), 50 << 8, (400, raster_mlp.SCALE_FEATURES))
     scale_sum = rng.integers(0, 1 << 20, 400)
     keys = raster_mlp.scale_keys(net, feats, scale_sum)
@@ -236,10 +241,7 @@ def test_scale_keys_are_integer_quarter_octaves_of_the_scale():
 
 def test_compiled_scale_keys_are_the_numpy_definition():
     rng = np.random.default_rng(6)
-    sizes = [raster_mlp.SCALE_FEATURES, 8, 1]
-    layers = [(rng.integers(-300, 301, (sizes[k + 1], sizes[k])), rng.integers(-(1 << 21), 1 << 21, sizes[k + 1]))
-              for k in range(2)]
-    net = raster_mlp.from_integer_layers("test-sn", b"\4" * 32, layers, raster_mlp.SCALE_FEATURES)
+    net = small_scale_network(rng, 1 << 21)
     feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1, (3000, raster_mlp.SCALE_FEATURES))
     scale_sum = np.r_[rng.integers(-5, 1 << 40, 2990), 0, 1, 2, (1 << 31) - 2, (1 << 31) - 1, 1 << 31, -1, 7, 8, 9]
     output = net.output(feats)
