@@ -280,43 +280,41 @@ class RasterCorrection:
         stay in cache)."""
         parts: list[list[np.ndarray]] = [[] for _ in heads]
         for i in range(0, feats.shape[0], OUTPUT_ROWS):
-            hidden, column_max = self._hidden(feats[i:i + OUTPUT_ROWS])
-            for part, head in zip(parts, heads):
-                part.append(head._output_of(hidden, column_max))
+            hidden = self._hidden(feats[i:i + OUTPUT_ROWS])[0]
+            for part, head in zip(parts, heads):  # each head's own output-layer bound
+                part.append(head.output_of_hidden(hidden))
         return [np.concatenate(part) if part else np.zeros(0, np.int64) for part in parts]
 
     def hidden(self, feats: np.ndarray) -> np.ndarray:
         """float64 [pixels, width of the last hidden layer]: its activations (integers, 1/256)."""
         return self._hidden(feats)[0].astype(np.float64)
 
-    def _hidden(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(``hidden`` as float32 (activations below 2**20 are exact in it), each of its columns' largest
-        value): each layer's product in float32 where its bound allows, else in float64
-        (``_layer_product``)."""
+    def _hidden(self, feats: np.ndarray) -> tuple[np.ndarray, float]:
+        """(``hidden`` as float32 (activations below 2**20 are exact in it), the output layer's bound):
+        each layer's product in float32 where its bound allows, else in float64 (``_layer_product``)."""
         if feats.dtype.kind not in "iu":
             raise TypeError(f"raster network features must be integers, not {feats.dtype}")
         h = np.empty(feats.shape, dtype=np.float32)
-        column_max = np.empty(feats.shape[1], dtype=np.float64)
-        _to_float32(np.ascontiguousarray(feats), h, column_max)
-        if column_max.max(initial=0.0) >= FLOAT32_EXACT:
+        bound = _to_float32(np.ascontiguousarray(feats), h, self._abs_transposed[0])
+        if bound < 0:
             raise ValueError("raster network features beyond float32's exact integers (2**24)")
         for k, b in enumerate(self.float_biases[:-1]):
-            acc = self._layer_product(k, h, column_max)
+            acc = self._layer_product(k, h, bound)
             h = np.empty(acc.shape, dtype=np.float32)
-            column_max = np.empty(acc.shape[1], dtype=np.float64)
-            _hidden_activation(acc, b, h, column_max)
-        return h, column_max
+            bound = _hidden_activation(acc, b, h, self._abs_transposed[k + 1])
+        return h, bound
 
-    def _layer_product(self, k: int, h: np.ndarray, column_max: np.ndarray) -> np.ndarray:
+    def _layer_product(self, k: int, h: np.ndarray, bound: float) -> np.ndarray:
         """Layer k's products h @ W_k^T, exact either way: in float32 (about 2x faster) where no partial
         sum can reach 2**24, else in float64 (every partial sum below 2**53, the module docstring).
 
         Why a bound per call: every partial sum of output j, in any order, is at most
-        sum_i |w_ji| max_p |h_pi| (the largest input of each column over these pixels); where the
-        largest of those is below 2**24, float32 holds every product and partial sum exactly, so both
-        paths give the same integers, and which one runs changes no bit. On the decoder's wavefronts
-        95-99 % of the hidden layers' products pass (a chest radiograph)."""
-        if FLOAT32_PRODUCTS and float((column_max @ self._abs_transposed[k]).max(initial=0.0)) < FLOAT32_EXACT:
+        sum_i |w_ji| max_p |h_pi| (the largest input of each column over these pixels; ``_bound``, which
+        the compiled pass that makes h computes); where the largest of those is below 2**24, float32
+        holds every product and partial sum exactly, so both paths give the same integers, and which one
+        runs changes no bit. On the decoder's wavefronts 95-99 % of the hidden layers' products pass (a
+        chest radiograph)."""
+        if FLOAT32_PRODUCTS and bound < FLOAT32_EXACT:
             return h @ self._transposed32[k]
         return h.astype(np.float64) @ self._transposed64[k]
 
@@ -333,17 +331,17 @@ class RasterCorrection:
 
     @functools.cached_property
     def _abs_transposed(self) -> tuple[np.ndarray, ...]:
-        """|W_k|^T per layer, [inputs, outputs] float64: column_max @ it bounds each output's partial sums
-        (``_layer_product``; exact, integers below 2**53)."""
+        """|W_k|^T per layer, [inputs, outputs] float64, C-ordered: what ``_bound`` takes."""
         return tuple(np.abs(w).T.copy() for w in self.weights)
 
     def output_of_hidden(self, h: np.ndarray) -> np.ndarray:
         """int64 o per pixel from the last hidden layer's activations (``hidden``)."""
-        return self._output_of(h.astype(np.float32), np.abs(h).max(axis=0, initial=0.0))
+        bound = _bound(np.abs(h).max(axis=0, initial=0.0).astype(np.float64), self._abs_transposed[-1])
+        return self._output_of(h.astype(np.float32), bound)
 
-    def _output_of(self, h: np.ndarray, column_max: np.ndarray) -> np.ndarray:
-        """``output_of_hidden`` of float32 activations whose columns' largest values are column_max."""
-        acc = self._layer_product(len(self.weights) - 1, h, column_max)[:, 0].astype(np.float64)
+    def _output_of(self, h: np.ndarray, bound: float) -> np.ndarray:
+        """``output_of_hidden`` of float32 activations whose output-layer bound is ``bound``."""
+        acc = self._layer_product(len(self.weights) - 1, h, bound)[:, 0].astype(np.float64)
         acc += self.float_biases[-1][0]  # exact: an integer sum below 2**53
         return np.clip(acc, -OUTPUT_LIMIT, OUTPUT_LIMIT).astype(np.int64)
 
@@ -383,30 +381,46 @@ def correction_of(output: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def _hidden_activation(acc, bias, out, column_max):
+def _hidden_activation(acc, bias, out, abs_next):
     """Per element: floor((acc + bias) / 1024) clamped to 0..ACTIVATION_LIMIT (ReLU, back to 1/256) into
-    out (float32: exact below 2**24), and each column's largest value (for the next layer's bound). The
-    add in float64 (acc, float32 or float64, holds an exact integer; the sum stays below 2**53), the
-    multiply by 2**-10 (exact), floor and the clamp: one IEEE operation each, in one pass."""
-    for j in range(acc.shape[1]):
-        column_max[j] = 0.0
+    out (float32: exact below 2**24); returns the next layer's ``_bound`` (abs_next: its |W|^T). The add
+    in float64 (acc, float32 or float64, holds an exact integer; the sum stays below 2**53), the multiply
+    by 2**-10 (exact), floor and the clamp: one IEEE operation each, in one pass."""
+    column_max = np.zeros(acc.shape[1])
     for i in range(acc.shape[0]):
         for j in range(acc.shape[1]):
             v = min(max(np.floor((np.float64(acc[i, j]) + bias[j]) * (1.0 / (1 << WEIGHT_SHIFT))), 0.0),
                     float(ACTIVATION_LIMIT))
             out[i, j] = v
             column_max[j] = max(column_max[j], v)
+    return _bound(column_max, abs_next)
 
 
 @kernel
-def _to_float32(feats, out, column_max):
-    """The int64 features as float32 (exact: clamped to +-FEATURE_LIMIT) and each column's largest |value|."""
-    for j in range(feats.shape[1]):
-        column_max[j] = 0.0
+def _to_float32(feats, out, abs_first):
+    """The integer features as float32 into out; returns the first layer's ``_bound`` (abs_first: its
+    |W|^T), or -1 where a feature is too large for float32 to hold exactly (they are clamped far below)."""
+    column_max = np.zeros(feats.shape[1])
     for i in range(feats.shape[0]):
         for j in range(feats.shape[1]):
             out[i, j] = feats[i, j]
             column_max[j] = max(column_max[j], np.float64(abs(feats[i, j])))
+    for j in range(feats.shape[1]):
+        if column_max[j] >= FLOAT32_EXACT:
+            return -1.0
+    return _bound(column_max, abs_first)
+
+
+@kernel
+def _bound(column_max, abs_transposed):
+    """max_j sum_i |w_ji| column_max_i (abs_transposed: |W|^T, [inputs, outputs]): no partial sum of the
+    layer's products on these pixels is larger. Exact (integers below 2**53), summed row by row."""
+    sums = np.zeros(abs_transposed.shape[1])
+    for i in range(abs_transposed.shape[0]):
+        if column_max[i] != 0.0:
+            for j in range(abs_transposed.shape[1]):
+                sums[j] += column_max[i] * abs_transposed[i, j]
+    return sums.max() if sums.size else 0.0
 
 
 def quantise_layers(layers: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
