@@ -337,7 +337,7 @@ class RasterCorrection:
     def output_of_hidden(self, h: np.ndarray) -> np.ndarray:
         """int64 o per pixel from the last hidden layer's activations (``hidden``)."""
         bound = _bound(np.abs(h).max(axis=0, initial=0.0).astype(np.float64), self._abs_transposed[-1])
-        return self._output_of(h.astype(np.float32), bound)
+        return self._output_of(h.astype(np.float32, copy=False), bound)
 
     def _output_of(self, h: np.ndarray, bound: float) -> np.ndarray:
         """``output_of_hidden`` of float32 activations whose output-layer bound is ``bound``."""
