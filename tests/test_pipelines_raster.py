@@ -143,6 +143,32 @@ def test_bit_packing_round_trips():
     reader.finish()
 
 
+def test_values_from_symbols_and_raw_bits_are_the_numpy_definition():
+    # the decoder's compiled pass against read() of the widths and the two np.where it replaced
+    rng = np.random.default_rng(1)
+    n = 400
+    symbols = np.where(rng.random(n) < 0.1, rm.ESCAPE, rng.integers(0, rm.ESCAPE, n))
+    params = rm.PixelParams(table=np.zeros(n, np.int64), low_bits=rng.integers(0, 6, n), base=rng.integers(0, 900, n))
+    escaped = symbols == rm.ESCAPE
+    widths = np.where(escaped, raster.RAW_ESCAPE_BITS, params.low_bits)
+    extra = rng.integers(0, 1 << 16, n) & ((1 << widths) - 1)
+    payload = raster._pack_bits(widths, extra)
+    want = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
+    reader = raster._BitReader(payload)
+    got = np.concatenate([reader.values(symbols[:150], _rows(params, slice(0, 150)), int(want.min()), int(want.max())),
+                          reader.values(symbols[150:], _rows(params, slice(150, n)), int(want.min()), int(want.max()))])
+    assert np.array_equal(got, want)
+    reader.finish()
+    with pytest.raises(CorruptStreamError, match="outside the plane's range"):
+        raster._BitReader(payload).values(symbols, params, int(want.min()), int(want.max()) - 1)
+    with pytest.raises(CorruptStreamError, match="truncated"):
+        raster._BitReader(payload[:len(payload) // 2]).values(symbols, params, int(want.min()), int(want.max()))
+
+
+def _rows(params, chosen):
+    return rm.PixelParams(table=params.table[chosen], low_bits=params.low_bits[chosen], base=params.base[chosen])
+
+
 def _replace(streams, kind, payload):
     return [Stream(s.kind, s.index, payload(s.payload)) if s.kind == kind else s for s in streams]
 
