@@ -91,6 +91,20 @@ def test_compiled_inputs_are_the_numpy_definition(extreme):
                           np.concatenate([want, extra, _numpy_log2(s)[:, None]], axis=1))
 
 
+def test_clamped_quotients_are_floor_division_at_every_edge():
+    # the features' division by a float reciprocal and a one-step correction, where a / s is an
+    # integer, one below or above it, at the clamp and past it, for small and huge s
+    rng = np.random.default_rng(15)
+    limit = raster_mlp.FEATURE_LIMIT
+    for s in [1, 2, 3, 7, 8, 255, 256, 1000003, (1 << 31) - 1, 1 << 33, *rng.integers(1, 1 << 34, 40)]:
+        s = int(s)
+        edges = [*range(-limit - 2, -limit + 3), -1, 0, 1, *range(limit - 2, limit + 3)]
+        for n in [*edges, *rng.integers(-limit, limit, 20)]:
+            for a in (int(n) * s - 1, int(n) * s, int(n) * s + 1, int(n) * s + s // 2):
+                want = min(max(a // s, -limit), limit)
+                assert raster_mlp._clamped_quotient(a, s, limit * s, 1.0 / s) == want, (a, s)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_inference_equals_pure_integer_arithmetic_at_the_bounds(seed):
     rng = np.random.default_rng(seed)
