@@ -253,12 +253,17 @@ def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, An
 
 
 def _warm_up(codec_module: Any, mode: str, device: str) -> None:
-    """One untimed round trip per mode, so imports and weight loading are not charged to image 1."""
-    ramp = (np.add.outer(np.arange(32), np.arange(32)) * 16).astype(np.uint16)
-    try:
-        codec_module.decode(codec_module.encode(ramp, mode=mode, device=device))
-    except Exception:  # the real images will report whatever goes wrong here
-        pass
+    """Untimed round trips per mode, so imports, weight loading and compiling are not charged to the first
+    images: a smooth ramp, and a noisy one that the learned modes code in raster order (on a fresh
+    installation the raster loops are compiled on first use: the first DICOM files of one run decoded
+    1.3 s and 4.4 s instead of 0.04 s and 1.1 s)."""
+    ramp = (np.add.outer(np.arange(64), np.arange(64)) * 16).astype(np.uint16)
+    noisy = ramp + np.random.default_rng(0).integers(0, 200, ramp.shape).astype(np.uint16)
+    for plane in (ramp[:32, :32], noisy):
+        try:
+            codec_module.decode(codec_module.encode(plane, mode=mode, device=device))
+        except Exception:  # the real images will report whatever goes wrong here
+            pass
 
 
 def _default_loader() -> Callable[[Any], Any]:
