@@ -141,17 +141,22 @@ def pixel_params_of_buckets(mu: np.ndarray, buckets: np.ndarray, ell: np.ndarray
     return out
 
 
+@kernel(inline=True)
+def _params_of(e, m):
+    """``pixel_params``' integer rule for one pixel in compiled loops: (table row, low bits b, base) of the
+    clamped scale index e and the mean m (1/16 sample); below SPLIT_ELL it is the 8-bit one (b = 0)."""
+    b = max(e - (SPLIT_ELL - STEPS_PER_OCTAVE), 0) // STEPS_PER_OCTAVE
+    shift = b + 4
+    base = m >> shift
+    return (e - b * STEPS_PER_OCTAVE) * FRACTIONS + ((m - (base << shift)) >> (shift - 3)), b, base
+
+
 @kernel
 def _params_of_buckets(mu, buckets, ell, table, low_bits, base):
     last = ell.size - 1
     for p in range(mu.size):
         e = min(max(ell[min(max(buckets[p], 0), last)], 0), MAX_ELL - 1)
-        b = max(e - (SPLIT_ELL - STEPS_PER_OCTAVE), 0) // STEPS_PER_OCTAVE
-        shift = b + 4
-        m = mu[p]
-        base[p] = m >> shift
-        table[p] = (e - b * STEPS_PER_OCTAVE) * FRACTIONS + ((m - ((m >> shift) << shift)) >> (shift - 3))
-        low_bits[p] = b
+        table[p], low_bits[p], base[p] = _params_of(e, mu[p])
 
 
 @functools.lru_cache(maxsize=1)
@@ -269,15 +274,11 @@ def _class_cost_sums(values, mu, ell, classes, d_ell, d_mu, costs, out):
     of the slow mode's raster analyses). Each pixel's term is its entry of the escape-weighted cost
     table plus its raw low bits (one IEEE addition), added to its class's sum in pixel order, as
     ``np.bincount`` adds per-pixel weights: the floats numpy gave (tests: the per-pixel definition,
-    summed by bincount). The integer rule is ``pixel_params``', which below SPLIT_ELL is the 8-bit one."""
+    summed by bincount). The integer rule is ``pixel_params``' (``_params_of``)."""
     for p in range(values.size):
         c = classes[p]
         e = min(max(ell[p] + d_ell[c], 0), MAX_ELL - 1)
-        m = mu[p] + d_mu
-        low_bits = max(e - (SPLIT_ELL - STEPS_PER_OCTAVE), 0) // STEPS_PER_OCTAVE
-        shift = low_bits + 4
-        base = m >> shift
-        row = (e - low_bits * STEPS_PER_OCTAVE) * FRACTIONS + ((m - (base << shift)) >> (shift - 3))
+        row, low_bits, base = _params_of(e, mu[p] + d_mu)
         offset = (values[p] >> low_bits) - base
         if offset > SUPPORT or offset < -SUPPORT:
             out[c] += costs[row * ALPHABET + ESCAPE]
