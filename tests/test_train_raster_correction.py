@@ -68,3 +68,28 @@ def test_depth_sets_the_hidden_layers_and_the_integer_network_accepts_them():
     exact = raster_mlp.from_integer_layers("deep", b"", layers)
     feats = np.zeros((4, raster_mlp.FEATURES), dtype=np.int64)
     assert exact.correction(feats, np.full(4, 64)).shape == (4,)
+
+
+def test_the_device_option_picks_where_the_float_training_runs():
+    import torch
+
+    assert raster_correction.training_device("cpu") == torch.device("cpu")
+    assert raster_correction.training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            raster_correction.training_device("cuda")
+
+
+def test_a_fit_returns_the_network_on_the_cpu_with_the_same_result_as_before():
+    """fit on device=cpu is the fit it always was (the same random permutations), and the network comes back
+    on the CPU, where the integer export and the held-out evaluation read it."""
+    import torch
+
+    x = np.random.default_rng(1).integers(-300, 300, (256, raster_mlp.FEATURES))
+    target = np.random.default_rng(2).normal(0, 1, 256)
+    first, second = raster_correction.build(8, 1), raster_correction.build(8, 1)
+    second.load_state_dict(first.state_dict())
+    explicit = raster_correction.fit(first, x, target, 2, 64, 1e-3, 5, torch.device("cpu"))
+    default = raster_correction.fit(second, x, target, 2, 64, 1e-3, 5)
+    assert explicit == default and all(p.device.type == "cpu" for p in first.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))

@@ -120,8 +120,9 @@ def gather(folders: list[Path], per_folder: int, samples: int, seed: int,
 
 def save_samples(path: Path, data: dict, manifest: list[dict]) -> None:
     """Gathered samples (named arrays) to an .npz (no pickle): trying network shapes then skips the
-    minutes of analysis. Also the learned scale's (train.raster_scale)."""
-    np.savez(path, manifest=np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8), **data)
+    minutes of analysis. Also the learned scale's (train.raster_scale). Compressed: the samples are small
+    integers stored as int64, which deflate to about a fifth."""
+    np.savez_compressed(path, manifest=np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8), **data)
 
 
 def load_samples(path: Path) -> tuple[dict, list[dict]]:
@@ -142,16 +143,18 @@ def build(hidden: int, depth: int = 2) -> torch.nn.Sequential:
 
 
 def fit(net: torch.nn.Sequential, x: np.ndarray, target: np.ndarray, epochs: int, batch: int, lr: float,
-        seed: int) -> list[float]:
-    """L1 on error / scale (the proxy's shape), Adam with a cosine schedule; returns each epoch's loss."""
+        seed: int, device: torch.device = torch.device("cpu")) -> list[float]:
+    """L1 on error / scale (the proxy's shape), Adam with a cosine schedule; returns each epoch's loss.
+    Trains on device (all samples held there) and leaves the network on the CPU."""
     torch.manual_seed(seed)
-    xt = torch.from_numpy(x.astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT))
-    tt = torch.from_numpy(target.astype(np.float32))
+    net.to(device)
+    xt = torch.from_numpy(x.astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT)).to(device)
+    tt = torch.from_numpy(target.astype(np.float32)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     losses = []
     for _ in range(epochs):
-        order = torch.randperm(xt.shape[0])
+        order = torch.randperm(xt.shape[0], device=device)
         total = 0.0
         for start in range(0, xt.shape[0], batch):
             index = order[start:start + batch]
@@ -162,7 +165,18 @@ def fit(net: torch.nn.Sequential, x: np.ndarray, target: np.ndarray, epochs: int
             total += float(loss.detach()) * index.numel()
         schedule.step()
         losses.append(total / xt.shape[0])
+    net.cpu()
     return losses
+
+
+def training_device(name: str) -> torch.device:
+    """--device: 'auto' is CUDA when present, else the CPU. Only the float training runs there: the
+    exported weights are integers, and what the codec computes with them is the same on every device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
 
 
 def integer_layers(net: torch.nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -184,6 +198,8 @@ def arguments(description: str, per_folder: int, samples: int, hidden: int, dept
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the float training runs (auto: CUDA when present)")
     parser.add_argument("--cache", type=Path, metavar="NPZ",
                         help="gathered samples: read from this file if it exists, else written to it")
     parser.add_argument("--export", metavar="ID", help=f"publish under models/ as ID (e.g. {example_id})")
@@ -228,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     train, held = ~data["validation"], data["validation"]
     target = data["error"] / data["scale"]
     net = build(args.hidden, args.depth)
-    losses = fit(net, data["features"][train], target[train], args.epochs, args.batch, args.lr, args.seed)
+    device = training_device(args.device)
+    losses = fit(net, data["features"][train], target[train], args.epochs, args.batch, args.lr, args.seed, device)
     layers = integer_layers(net)
     exact = raster_mlp.from_integer_layers("candidate", b"", layers)
     with torch.no_grad():
@@ -238,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         "validation_proxy_gain_float": proxy_gain(data["error"][held], float_out[:, 0].numpy() * data["scale"][held]),
         "validation_proxy_gain_integer": proxy_gain(data["error"][held],
                                                     exact.correction(data["features"][held], data["scale"][held])),
-        "minutes": (time.time() - started) / 60, "samples_from_cache": cached,
+        "minutes": (time.time() - started) / 60, "samples_from_cache": cached, "device": str(device),
     }
     print(json.dumps(report, indent=1))
     if args.export:

@@ -80,15 +80,17 @@ def _tensors(data: dict, rows: np.ndarray, inputs: int) -> tuple[torch.Tensor, t
 
 
 def fit(net: torch.nn.Sequential, data: dict, rows: np.ndarray, epochs: int, batch: int, lr: float,
-        seed: int, log: Path | None) -> list[float]:
-    """Adam with a cosine schedule on the code length; returns (and logs) each epoch's mean bits."""
+        seed: int, log: Path | None, device: torch.device = torch.device("cpu")) -> list[float]:
+    """Adam with a cosine schedule on the code length; returns (and logs) each epoch's mean bits. Trains
+    on device (all samples held there) and leaves the network on the CPU."""
     torch.manual_seed(seed)
-    x, log2_sum, error = _tensors(data, rows, net[0].in_features)
+    net.to(device)
+    x, log2_sum, error = (t.to(device) for t in _tensors(data, rows, net[0].in_features))
     opt = torch.optim.Adam(net.parameters(), lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     losses = []
     for epoch in range(epochs):
-        order = torch.randperm(x.shape[0])
+        order = torch.randperm(x.shape[0], device=device)
         total = 0.0
         for start in range(0, x.shape[0], batch):
             index = order[start:start + batch]
@@ -103,6 +105,7 @@ def fit(net: torch.nn.Sequential, data: dict, rows: np.ndarray, epochs: int, bat
         if log is not None:
             with log.open("a") as out:
                 out.write(f"{epoch + 1}\t{losses[-1]:.6f}\n")
+    net.cpu()
     return losses
 
 
@@ -124,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     data, manifest, cached = samples_of(args, functools.partial(raster_correction.gather, sample_image=image_samples))
     train, held = np.flatnonzero(~data["validation"]), np.flatnonzero(data["validation"])
     net = build(args.hidden, args.depth, inputs)
-    losses = fit(net, data, train, args.epochs, args.batch, args.lr, args.seed, args.log)
+    device = raster_correction.training_device(args.device)
+    losses = fit(net, data, train, args.epochs, args.batch, args.lr, args.seed, args.log, device)
     layers = integer_layers(net)
     exact = raster_mlp.from_integer_layers("candidate", b"", layers, inputs)
     with torch.no_grad():
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_samples": int(train.size), "validation_samples": int(held.size), "epoch_losses": losses,
         "validation_bits_float": held_out_bits(data, held, float_out),
         "validation_bits_integer": held_out_bits(data, held, integer_out),
-        "minutes": (time.time() - started) / 60, "samples_from_cache": cached,
+        "minutes": (time.time() - started) / 60, "samples_from_cache": cached, "device": str(device),
     }
     print(json.dumps(report, indent=1))
     if args.export:
