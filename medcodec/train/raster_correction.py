@@ -144,27 +144,39 @@ def build(hidden: int, depth: int = 2) -> torch.nn.Sequential:
 
 def fit(net: torch.nn.Sequential, x: np.ndarray, target: np.ndarray, epochs: int, batch: int, lr: float,
         seed: int, device: torch.device = torch.device("cpu")) -> list[float]:
-    """L1 on error / scale (the proxy's shape), Adam with a cosine schedule; returns each epoch's loss.
-    Trains on device (all samples held there) and leaves the network on the CPU."""
+    """L1 on error / scale (the proxy's shape); returns each epoch's loss (``fit_epochs``)."""
+    xt = torch.from_numpy(x.astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT))
+    tt = torch.from_numpy(target.astype(np.float32))
+    return fit_epochs(net, (xt, tt), lambda out, t: (out - t).abs().clamp(max=LOSS_CLAMP).mean(), epochs, batch, lr,
+                      seed, device)
+
+
+def fit_epochs(net: torch.nn.Sequential, tensors: tuple[torch.Tensor, ...], loss_of, epochs: int, batch: int,
+               lr: float, seed: int, device: torch.device, after_epoch=None) -> list[float]:
+    """Adam with a cosine schedule over shuffled batches of the samples (tensors[0]: the network's inputs,
+    the rest what ``loss_of(output, *rest)`` compares its first output with); returns each epoch's mean loss,
+    passed to ``after_epoch(epoch, loss)`` too. Trains on device (all samples held there) and leaves the
+    network on the CPU. Both raster networks train with it."""
     torch.manual_seed(seed)
     net.to(device)
-    xt = torch.from_numpy(x.astype(np.float32) / (1 << raster_mlp.FEATURE_SHIFT)).to(device)
-    tt = torch.from_numpy(target.astype(np.float32)).to(device)
+    tensors = tuple(t.to(device) for t in tensors)
     opt = torch.optim.Adam(net.parameters(), lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     losses = []
-    for _ in range(epochs):
-        order = torch.randperm(xt.shape[0], device=device)
+    for epoch in range(epochs):
+        order = torch.randperm(tensors[0].shape[0], device=device)
         total = 0.0
-        for start in range(0, xt.shape[0], batch):
+        for start in range(0, order.numel(), batch):
             index = order[start:start + batch]
-            loss = (net(xt[index])[:, 0] - tt[index]).abs().clamp(max=LOSS_CLAMP).mean()
+            loss = loss_of(net(tensors[0][index])[:, 0], *(t[index] for t in tensors[1:]))
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.detach()) * index.numel()
         schedule.step()
-        losses.append(total / xt.shape[0])
+        losses.append(total / max(1, order.numel()))
+        if after_epoch is not None:
+            after_epoch(epoch, losses[-1])
     net.cpu()
     return losses
 

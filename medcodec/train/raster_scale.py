@@ -81,32 +81,17 @@ def _tensors(data: dict, rows: np.ndarray, inputs: int) -> tuple[torch.Tensor, t
 
 def fit(net: torch.nn.Sequential, data: dict, rows: np.ndarray, epochs: int, batch: int, lr: float,
         seed: int, log: Path | None, device: torch.device = torch.device("cpu")) -> list[float]:
-    """Adam with a cosine schedule on the code length; returns (and logs) each epoch's mean bits. Trains
-    on device (all samples held there) and leaves the network on the CPU."""
-    torch.manual_seed(seed)
-    net.to(device)
-    x, log2_sum, error = (t.to(device) for t in _tensors(data, rows, net[0].in_features))
-    opt = torch.optim.Adam(net.parameters(), lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
-    losses = []
-    for epoch in range(epochs):
-        order = torch.randperm(x.shape[0], device=device)
-        total = 0.0
-        for start in range(0, x.shape[0], batch):
-            index = order[start:start + batch]
-            loss = code_length(net(x[index])[:, 0], log2_sum[index], error[index]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * index.numel()
-        schedule.step()
-        losses.append(total / x.shape[0])
-        print(f"epoch {epoch + 1}/{epochs}: {losses[-1]:.4f} bits/pixel", flush=True)
+    """The code length's mean, minimised (``raster_correction.fit_epochs``); returns (and prints, and
+    appends to log) each epoch's mean bits."""
+    def report(epoch: int, loss: float) -> None:
+        print(f"epoch {epoch + 1}/{epochs}: {loss:.4f} bits/pixel", flush=True)
         if log is not None:
             with log.open("a") as out:
-                out.write(f"{epoch + 1}\t{losses[-1]:.6f}\n")
-    net.cpu()
-    return losses
+                out.write(f"{epoch + 1}\t{loss:.6f}\n")
+
+    return raster_correction.fit_epochs(net, _tensors(data, rows, net[0].in_features),
+                                        lambda out, log2_sum, error: code_length(out, log2_sum, error).mean(),
+                                        epochs, batch, lr, seed, device, report)
 
 
 def held_out_bits(data: dict, rows: np.ndarray, output: np.ndarray) -> float:
