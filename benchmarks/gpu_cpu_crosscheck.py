@@ -136,17 +136,14 @@ def _check(task: tuple[str, str, np.ndarray, int]) -> dict:
 
 def _warm_up(modes: list[str]) -> None:
     """Compile (and cache) the raster loops once, before the workers start, so that they do not all
-    compile them at once: the middle of the bundled 12-bit CT phantom reaches every loop."""
-    from medcodec.bench.runner import WARM_UP_IMAGE
-    from medcodec.io.source import load
+    compile them at once: the bench's warm-up plane reaches every loop."""
+    from medcodec.bench.runner import warm_up_crop
     from medcodec.pipelines import get_method
 
-    phantom = load(WARM_UP_IMAGE)
-    top, left = (phantom.planes[0].shape[0] - 192) // 2, (phantom.planes[0].shape[1] - 192) // 2
-    crop = np.ascontiguousarray(phantom.planes[0][top:top + 192, left:left + 192])
+    crop, bits = warm_up_crop()
     for mode in modes:
         method = get_method(mode, "cpu")
-        method.decode(method.encode(crop, phantom.bits), crop.shape, phantom.bits)
+        method.decode(method.encode(crop, bits), crop.shape, bits)
 
 
 def _device_name(device: str) -> str:

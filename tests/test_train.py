@@ -108,3 +108,14 @@ def test_a_run_folder_keeps_its_method(crops_file, tmp_path):
                   "--steps", "1", "--device", "cpu"])
     with pytest.raises(SystemExit, match="subimage run"):
         trainer.main(["--method", "latent", "--crops", str(crops_file), "--out", str(run), "--steps", "2"])
+
+
+def test_the_device_option_picks_where_the_float_training_runs():
+    import torch
+
+    assert trainer.training_device("cpu") == torch.device("cpu")
+    assert trainer.training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            trainer.training_device("cuda")
+

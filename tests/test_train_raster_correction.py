@@ -70,16 +70,6 @@ def test_depth_sets_the_hidden_layers_and_the_integer_network_accepts_them():
     assert exact.correction(feats, np.full(4, 64)).shape == (4,)
 
 
-def test_the_device_option_picks_where_the_float_training_runs():
-    import torch
-
-    assert raster_correction.training_device("cpu") == torch.device("cpu")
-    assert raster_correction.training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match="no CUDA device"):
-            raster_correction.training_device("cuda")
-
-
 def test_a_fit_returns_the_network_on_the_cpu_with_the_same_result_as_before():
     """fit on device=cpu is the fit it always was (the same random permutations), and the network comes back
     on the CPU, where the integer export and the held-out evaluation read it."""

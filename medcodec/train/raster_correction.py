@@ -30,6 +30,7 @@ from medcodec.networks import raster_mlp
 from medcodec.pipelines import raster
 
 from .publish import provenance, publish_model
+from .trainer import training_device
 
 VALIDATION_EVERY = 5
 LOSS_CLAMP = 20.0  # an error beyond 20 local scales is an outlier the network should not chase
@@ -179,16 +180,6 @@ def fit_epochs(net: torch.nn.Sequential, tensors: tuple[torch.Tensor, ...], loss
             after_epoch(epoch, losses[-1])
     net.cpu()
     return losses
-
-
-def training_device(name: str) -> torch.device:
-    """--device: 'auto' is CUDA when present, else the CPU. Only the float training runs there: the
-    exported weights are integers, and what the codec computes with them is the same on every device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
 
 
 def integer_layers(net: torch.nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -34,6 +34,7 @@ from medcodec.pipelines import raster
 
 from . import raster_correction
 from .raster_correction import arguments, integer_layers, publish_raster_network, samples_of
+from .trainer import training_device
 
 
 def image_samples(path: Path, samples: int, seed: int) -> dict | None:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     data, manifest, cached = samples_of(args, functools.partial(raster_correction.gather, sample_image=image_samples))
     train, held = np.flatnonzero(~data["validation"]), np.flatnonzero(data["validation"])
     net = build(args.hidden, args.depth, inputs)
-    device = raster_correction.training_device(args.device)
+    device = training_device(args.device)
     losses = fit(net, data, train, args.epochs, args.batch, args.lr, args.seed, args.log, device)
     layers = integer_layers(net)
     exact = raster_mlp.from_integer_layers("candidate", b"", layers, inputs)

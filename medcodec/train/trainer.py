@@ -55,11 +55,20 @@ def load_crops(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     )
 
 
+def training_device(name: str) -> torch.device:
+    """--device: 'auto' is CUDA when present, else the CPU. Only the float training runs there: the
+    exported weights are integers, and what the codec computes with them is the same on every device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
 def train(args: argparse.Namespace) -> Path:
     """Run (or continue) a training run; returns the checkpoint's path."""
     task = TASKS[args.method]
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = training_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
