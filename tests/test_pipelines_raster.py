@@ -111,7 +111,7 @@ def test_decoder_arithmetic_equals_the_encoders():
         mu1 = raster._first_stage(nb, cls, analysis.model.first, analysis.top)
         mu = raster._second_stage(mu1, errors1[taps[:, : raster.ERROR_TAPS]], cls, analysis.model.second, analysis.top)
         scale_sum = raster._scale_sum(errors2[taps[:, : raster.SCALE_TAPS]], activity, analysis.model)
-        buckets = raster._bucket_of(raster._linear_keys(scale_sum), analysis.model)
+        buckets = bucket_of(raster._linear_keys(scale_sum), analysis.model)
         flat = rows * plane.shape[1] + cols
         assert np.array_equal(raster._coding(analysis.model, mu, buckets).table, params.table[flat])
 
@@ -132,6 +132,12 @@ def test_encoder_neighbour_gathers_are_numpys_slices_and_fancy_indexing():
     want = analysis.grid[index[:, None] + analysis.layout.offsets[None, :]]
     assert np.array_equal(analysis._taps_at(grid, len(raster.OFFSETS)), want)
     assert np.array_equal(analysis._taps_at(grid.astype(np.int32), 5, index[:7]), want[:7, :5])
+
+
+def bucket_of(keys, model):
+    """A pixel's scale bucket from its scale key, clamped to the model's table: the numpy definition the
+    decoder's compiled pass (``residual_model.pixel_params_of_buckets``) computes it by."""
+    return raster._clamp(keys - model.bucket_low, 0, model.ell.size - 1)
 
 
 def read_bits(reader, widths):
@@ -512,7 +518,7 @@ def test_huge_errors_and_weights_stay_in_range():
                                scale_weights=np.full(raster.SCALE_TAPS + 1, raster.WEIGHT_LIMIT, np.int64),
                                bucket_low=0, ell=np.arange(128, dtype=np.int64))
     errors = np.full((3, raster.SCALE_TAPS), raster.ERROR_LIMIT, np.int64)
-    buckets = raster._bucket_of(raster._linear_keys(raster._scale_sum(errors, np.full(3, 5 * 65535, np.int64), model)),
+    buckets = bucket_of(raster._linear_keys(raster._scale_sum(errors, np.full(3, 5 * 65535, np.int64), model)),
                                 model)
     assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2
 

@@ -505,10 +505,6 @@ def _linear_keys(scale_sum: np.ndarray) -> np.ndarray:
     return log8(np.minimum(scale_sum, (1 << 31) - 2) + 1) >> 1  # log8 takes x < 2**31
 
 
-def _bucket_of(keys: np.ndarray, model: RasterModel) -> np.ndarray:
-    return _clamp(keys - model.bucket_low, 0, model.ell.size - 1)
-
-
 def _error(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return _clamp((values << 4) + 8 - mu, -ERROR_LIMIT, ERROR_LIMIT)
 
@@ -1509,7 +1505,7 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                     shifts[moving] += local_ls.shift(mu[moving], sums.predict(rows[moving], cols[moving], nb[moving],
                                                                               top), weights[moving])
             mu = local_ls.moved(mu, shifts)
-        params = rm.pixel_params_of_buckets(mu, keys - model.bucket_low, model.ell)  # = _coding(.., _bucket_of(..))
+        params = rm.pixel_params_of_buckets(mu, keys - model.bucket_low, model.ell)  # buckets clamped to ell's
         try:
             symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
         except Exception as exc:
