@@ -145,6 +145,21 @@ def test_layer_products_run_in_float32_only_within_its_exact_bound():
             assert not np.array_equal((h.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64), h @ w.T)
 
 
+def test_hidden_activations_by_pieces_equal_one_pass():
+    # the encoder's output-layer fit takes them OUTPUT_ROWS rows at a time: each piece's own bound
+    rng = np.random.default_rng(15)
+    layers = random_layers(rng, (64, 64))
+    net = raster_mlp.from_integer_layers("test", b"\4" * 32, layers)
+    feats = rng.integers(-raster_mlp.FEATURE_LIMIT, raster_mlp.FEATURE_LIMIT + 1,
+                         (2 * raster_mlp.OUTPUT_ROWS + 7, raster_mlp.FEATURES))
+    feats[::97] *= 0  # pieces of different bounds
+    hidden = net.hidden(feats)
+    assert hidden.dtype == np.float64 and hidden.shape == (feats.shape[0], 64)
+    assert np.array_equal(hidden, net._hidden(feats)[0].astype(np.float64))
+    assert np.array_equal(net.output_of_hidden(hidden), reference_output(layers, feats))
+    assert net.hidden(feats[:0]).shape == (0, 64)
+
+
 def test_a_reduced_precision_blas_setting_keeps_every_layer_in_float64(monkeypatch):
     monkeypatch.setattr(raster_mlp, "FLOAT32_PRODUCTS", False)  # as MKL_BLAS_COMPUTE_MODE set at import
     rng = np.random.default_rng(14)

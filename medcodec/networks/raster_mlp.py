@@ -306,8 +306,14 @@ class RasterCorrection:
         return [np.concatenate(part) if part else np.zeros(0, np.int64) for part in parts]
 
     def hidden(self, feats: np.ndarray) -> np.ndarray:
-        """float64 [pixels, width of the last hidden layer]: its activations (integers, 1/256)."""
-        return self._hidden(feats)[0].astype(np.float64)
+        """float64 [pixels, width of the last hidden layer]: its activations (integers, 1/256).
+
+        OUTPUT_ROWS rows at a time, like ``_in_passes``: each piece's own bound then lets most of its
+        products run in float32, where one bound over tens of thousands of rows (the output-layer fit's
+        sample) sent whole layers to float64, ~10x slower a row. The same integers either way."""
+        width = self.weights[-1].shape[1]
+        parts = [self._hidden(feats[i:i + OUTPUT_ROWS])[0] for i in range(0, feats.shape[0], OUTPUT_ROWS)]
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, width))
 
     def _hidden(self, feats: np.ndarray) -> tuple[np.ndarray, float]:
         """(``hidden`` as float32 (activations below 2**20 are exact in it), the output layer's bound):

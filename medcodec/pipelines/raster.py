@@ -582,8 +582,14 @@ def _probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray | 
 def _range_savings(values: np.ndarray, params: rm.PixelParams, value_range: tuple[int, int]) -> list[float]:
     """Bits the value range saves on these pixels' plain tables, for each censor choice 0..3: a pixel
     codes in log2((f' / T') / (f / T)) fewer bits, f its value's entry and T the table's total before
-    (T = rm.TOTAL) and after clipping (its own value is never dropped)."""
+    (T = rm.TOTAL) and after clipping (its own value is never dropped). Only the clipped pixels
+    (``_clipped``) are visited: on the others nothing is dropped and both logarithms are 0, and they
+    are most pixels of a plane whose tables rarely reach its extremes."""
     first, last = _in_range_entries(params, value_range)
+    clipped = np.flatnonzero(_clipped(first, last))
+    if clipped.size < values.size:
+        params = rm.PixelParams(params.table[clipped], params.low_bits[clipped], params.base[clipped])
+        values, first, last = values[clipped], first[clipped], last[clipped]
     below, above, escape = _range_masses(params.table, first, last)
     symbols, escaped = rm.coded_symbols(values, params)
     own = rm.tables()[params.table, symbols]
@@ -708,21 +714,27 @@ def _robust_lstsq(features: np.ndarray, target: np.ndarray, epsilon: float = ROB
     With a ridge, every solve adds ridge times the mean diagonal of its Gram matrix to the diagonal
     (shrinking towards 0) and is solved directly: the output-layer fit's (``_Analysis._output_delta``),
     whose hidden units move together and would otherwise take large opposite weights whose rounding to
-    integers no longer cancels."""
+    integers no longer cancels.
+
+    Each solve's Gram matrix X^T S X is taken as R^T R with R = sqrt(S) X: numpy hands a product of an
+    array with its own transpose to BLAS's symmetric rank-k update, which does half the work of a general
+    product (the output-layer fits, ~130 columns on 2**16 pixels: 2.5x faster). The weights are rounded
+    to integers or 1/256 afterwards; the two forms differ in the last bits of the float sums only."""
     if ridge is None and target.size < 2 * features.shape[1]:
         return _lstsq(features, target)
     weights = _lstsq(features, target) if ridge is None else None
-    scale = np.ones(target.size)
+    root = np.ones(target.size)
     for _ in range(ROBUST_ITERATIONS + (ridge is not None)):
         if weights is not None:
-            scale = 1.0 / np.maximum(np.abs(target - features @ weights), epsilon)
-        weighted = features * scale[:, None]
-        gram = weighted.T @ features
+            root = np.sqrt(1.0 / np.maximum(np.abs(target - features @ weights), epsilon))
+        weighted = features * root[:, None]
+        gram = weighted.T @ weighted
+        moment = weighted.T @ (target * root)
         if ridge is None:
-            weights = np.linalg.lstsq(gram, weighted.T @ target, rcond=None)[0]
+            weights = np.linalg.lstsq(gram, moment, rcond=None)[0]
         else:
             gram[np.diag_indices_from(gram)] += ridge * np.diag(gram).mean() + 1e-12
-            weights = np.linalg.solve(gram, weighted.T @ target)
+            weights = np.linalg.solve(gram, moment)
     return weights
 
 
