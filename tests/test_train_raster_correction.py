@@ -26,6 +26,16 @@ def test_files_are_capped_per_folder_and_chosen_reproducibly():
     assert len([f for f in first if f.parent.name == "dicom16"]) == 2
 
 
+def test_an_unreadable_training_file_is_skipped_with_a_message(tmp_path, capsys):
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    assert raster_correction.first_plane(damaged) is None
+    assert raster_correction.image_samples(damaged, 10, 0) is None
+    assert f"skip {damaged}" in capsys.readouterr().err
+    plane, bits = raster_correction.first_plane(EXAMPLES / "dicom16" / "ct_philips_phantom_12bit.dcm")
+    assert plane.ndim == 2 and bits == 12
+
+
 def test_samples_match_what_the_raster_encoder_computes():
     part = raster_correction.image_samples(EXAMPLES / "dicom16" / "ct_philips_phantom_12bit.dcm", 500, 0)
     assert part["features"].shape == (500, raster_mlp.FEATURES) and part["error"].shape == (500,)

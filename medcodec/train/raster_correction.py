@@ -55,17 +55,23 @@ def training_files(folders: list[Path], per_folder: int, seed: int) -> list[Path
     return chosen
 
 
+def first_plane(path: Path) -> tuple[np.ndarray, int] | None:
+    """(the image's first plane, its bits), or None when it has none or cannot be read (said on stderr:
+    an unreadable training file is skipped, not fatal). What the raster trainers sample from."""
+    try:
+        src = load(path)
+    except Exception as exc:
+        print(f"skip {path}: {exc}", file=sys.stderr)
+        return None
+    return (src.planes[0], src.bits) if src.planes else None
+
+
 def image_samples(path: Path, samples: int, seed: int) -> dict | None:
     """Features, targets and scales of up to ``samples`` pixels of the image's first plane (None when
     it has no plane or no pixel with a raster class)."""
-    try:
-        src = load(path)
-    except Exception as exc:  # unreadable training files are skipped, not fatal
-        print(f"skip {path}: {exc}", file=sys.stderr)
+    if (found := first_plane(path)) is None:
         return None
-    if not src.planes:
-        return None
-    analysis = raster._first_analysis(src.planes[0], src.bits)  # no correction: what the network corrects
+    analysis = raster._first_analysis(*found)  # no correction: what the network corrects
     eligible = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
     if eligible.size == 0:
         return None

@@ -21,33 +21,26 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medcodec.io.source import load
 from medcodec.networks import raster_mlp
 from medcodec.pipelines import raster
 
 from . import raster_correction
-from .raster_correction import arguments, integer_layers, publish_raster_network, samples_of
+from .raster_correction import arguments, first_plane, integer_layers, publish_raster_network, samples_of
 from .trainer import training_device
 
 
 def image_samples(path: Path, samples: int, seed: int) -> dict | None:
     """Scale inputs, linear scale sums and final errors of up to ``samples`` pixels of the image's first
     plane (None when it has no plane or no pixel with a raster class)."""
-    try:
-        src = load(path)
-    except Exception as exc:  # unreadable training files are skipped, not fatal
-        print(f"skip {path}: {exc}", file=sys.stderr)
+    if (found := first_plane(path)) is None:
         return None
-    if not src.planes:
-        return None
-    analysis = raster._first_analysis(src.planes[0], src.bits, raster.shipped_correction())
+    analysis = raster._first_analysis(*found, raster.shipped_correction())
     eligible = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
     if eligible.size == 0:
         return None
