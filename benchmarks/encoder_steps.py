@@ -1,0 +1,195 @@
+"""Where a mode's encoding time goes, step by step, and what each step of the raster analysis saves.
+
+Whole files are coded by ``codec.encode`` while the raster analysis' steps (``raster._analyse``) and the
+subimage path are timed from outside: each step's seconds, how often the candidate it built was kept
+(it is kept when a later step starts from it or it is the analysis coded), and the estimated bytes it
+saved where kept. Nothing in the codec changes: the files' bytes are the ones ``medcodec encode`` writes.
+
+    python benchmarks/encoder_steps.py [--corpus ../shared/corpus/train] [--mode fast] [--per-folder 3]
+        [--folders ...] [--out benchmarks/results/encoder_steps_fast.json]
+
+Files as ``raster_option_ablation.py`` picks them (every file under --folders, --per-folder of the
+others). Run it on the train split to decide; its numbers are estimates (ideal code lengths plus side
+information), not coded sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import sys
+import time
+import weakref
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from raster_option_ablation import pick  # noqa: E402
+
+from medcodec import codec  # noqa: E402
+from medcodec.pipelines import raster, subimage  # noqa: E402
+
+# (step, where it lives, attribute): the raster analysis' steps that build a candidate analysis, in the
+# order _analyse takes them; "first analysis" and "block classes" are module functions
+CANDIDATE_STEPS = (("refit checks", raster._Analysis, "without_output_fit"),
+                   ("refit checks", raster._Analysis, "without_correction"),
+                   ("stacked corrections", raster._Analysis, "with_second_correction"),
+                   ("local least squares", raster._Analysis, "with_local_ls"))
+
+
+class StepLog:
+    """Seconds per step; per candidate analysis its step, a weak reference (a large plane's analyses are
+    ~1 GB: the codec drops them as it goes, and so must this), the estimate it started from, its own, and
+    whether it was kept; estimated bytes saved in place (the learned scales)."""
+
+    def __init__(self) -> None:
+        self.seconds: collections.Counter = collections.Counter()
+        self.candidates: list[list] = []  # [step, weakref, estimate before, own estimate, kept]
+        self.offers: collections.Counter = collections.Counter()
+        self.gains: collections.Counter = collections.Counter()
+
+    def timed(self, step: str, function):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[step] += time.perf_counter() - start
+        return run
+
+    def offer(self, step: str, before: float, candidate) -> None:
+        self.offers[step] += 1
+        if candidate is not None:
+            self.candidates.append([step, weakref.ref(candidate), before, candidate.estimated_bytes(), False])
+
+    def used(self, analysis) -> None:
+        """A step started from ``analysis``, or it was coded: the candidate it is was kept."""
+        for candidate in self.candidates:
+            if candidate[1]() is analysis:
+                candidate[4] = True
+
+    def kept(self) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
+        """(offers, kept, estimated bytes saved) per step."""
+        kept, saved = collections.Counter(), collections.Counter(self.gains)
+        for step, _, before, after, used in self.candidates:
+            if used:
+                kept[step] += 1
+                saved[step] += before - after
+        return collections.Counter(self.offers), kept, saved
+
+
+@contextlib.contextmanager
+def instrumented(log: StepLog):
+    """The raster analysis and the subimage path timed into ``log`` while inside; restored after."""
+    originals = [(raster, "_first_analysis", raster._first_analysis),
+                 (raster, "_with_block_classes", raster._with_block_classes),
+                 (raster, "_analyse", raster._analyse),
+                 (raster._Analysis, "offer_learned_scales", raster._Analysis.offer_learned_scales),
+                 (raster._Analysis, "streams", raster._Analysis.streams)]
+    originals += [(owner, name, getattr(owner, name)) for _, owner, name in CANDIDATE_STEPS]
+    subimage_paths = [(cls, "encode_alternatives", cls.__dict__["encode_alternatives"])
+                      for cls in vars(subimage).values()
+                      if isinstance(cls, type) and "encode_alternatives" in cls.__dict__]
+
+    def candidate_step(step, function):
+        def run(analysis, *args, **kwargs):
+            log.used(analysis)
+            before = analysis.estimated_bytes()
+            out = log.timed(step, function)(analysis, *args, **kwargs)
+            log.offer(step, before, out)
+            return out
+        return run
+
+    def block_classes(analysis, *args, **kwargs):
+        before = analysis.estimated_bytes()
+        out = log.timed("block classes", originals[1][2])(analysis, *args, **kwargs)
+        # the block-class analysis when it won; else the same plane's (rebuilt on a large plane)
+        log.offer("block classes", before, out if out.model.block_size else None)
+        return out
+
+    def analyse(*args, **kwargs):
+        out = originals[2][2](*args, **kwargs)
+        log.used(out)
+        return out
+
+    def learned_scales(analysis, *args, **kwargs):
+        log.used(analysis)
+        before = analysis.estimated_bytes()
+        log.timed("learned scales", originals[3][2])(analysis, *args, **kwargs)
+        log.gains["learned scales"] += before - analysis.estimated_bytes()
+
+    raster._first_analysis = log.timed("first analysis", originals[0][2])
+    raster._with_block_classes = block_classes
+    raster._analyse = analyse
+    raster._Analysis.offer_learned_scales = learned_scales
+    raster._Analysis.streams = log.timed("rANS coding", originals[4][2])
+    for step, owner, name in CANDIDATE_STEPS:
+        setattr(owner, name, candidate_step(step, getattr(owner, name)))
+    for owner, name, function in subimage_paths:
+        setattr(owner, name, log.timed("subimage path (LC-H)", function))
+    try:
+        yield log
+    finally:
+        for owner, name, function in originals + subimage_paths:
+            setattr(owner, name, function)
+
+
+def measure(paths, mode: str) -> dict:
+    """Per file and in total: encode seconds, bytes, and each step's seconds, offers, keeps and saving."""
+    files, total = [], {"encode_s": 0.0, "bytes": 0}
+    steps: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for path in paths:
+        log = StepLog()
+        with instrumented(log):
+            start = time.perf_counter()
+            blob = codec.encode(path, mode=mode)
+            seconds = time.perf_counter() - start
+            offered, kept, saved = log.kept()
+        files.append({"file": str(path), "bytes": len(blob), "encode_s": round(seconds, 3),
+                      "steps_s": {k: round(v, 3) for k, v in log.seconds.items()}})
+        total["encode_s"] += seconds
+        total["bytes"] += len(blob)
+        for step in set(log.seconds) | set(offered) | set(saved):
+            steps[step].update({"seconds": log.seconds[step], "offered": offered[step], "kept": kept[step],
+                                "saved_bytes": saved[step]})
+        print(f"{Path(path).name}: {len(blob)} bytes, {seconds:.2f} s", flush=True)
+    summary = {step: {"seconds": round(c["seconds"], 2),
+                      "time_share": round(c["seconds"] / total["encode_s"], 4) if total["encode_s"] else 0.0,
+                      "offered": c["offered"], "kept": c["kept"], "saved_bytes": round(c["saved_bytes"]),
+                      "saved_share": round(c["saved_bytes"] / total["bytes"], 5) if total["bytes"] else 0.0}
+               for step, c in sorted(steps.items(), key=lambda item: -item[1]["seconds"])}
+    rest = total["encode_s"] - sum(c["seconds"] for c in steps.values())
+    summary["rest (JPEG-XL, JPEG history, container)"] = {
+        "seconds": round(rest, 2), "time_share": round(rest / total["encode_s"], 4) if total["encode_s"] else 0.0}
+    return {"files": files, "total": {"encode_s": round(total["encode_s"], 2), "bytes": total["bytes"]},
+            "steps": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus/train"))
+    parser.add_argument("--mode", default="fast", choices=("fast", "slow", "latent"))
+    parser.add_argument("--per-folder", type=int, default=3)
+    parser.add_argument("--folders", nargs="*", default=[], help="folders whose every file is coded")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/encoder_steps_<mode>.json")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # as medcodec bench times it
+    result = measure(pick(args.corpus, tuple(args.folders), args.per_folder), args.mode)
+    out = args.out or Path(f"benchmarks/results/encoder_steps_{args.mode}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"corpus": str(args.corpus), "mode": args.mode, "command": " ".join(sys.argv),
+                               **result}, indent=1) + "\n")
+    for step, row in result["steps"].items():
+        kept = f"  kept {row['kept']} of {row['offered']}" if row.get("offered") else ""
+        saved = f", saved {row['saved_share']:.3%} of the bytes" if row.get("saved_bytes") else ""
+        print(f"{step:42s} {row['time_share']:6.1%} of the time{kept}{saved}")
+
+
+if __name__ == "__main__":
+    main()
