@@ -26,19 +26,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from raster_option_ablation import pick  # noqa: E402
 
 from medcodec import codec  # noqa: E402
 from medcodec.pipelines import raster, subimage  # noqa: E402
 
-# (step, where it lives, attribute): the raster analysis' steps that build a candidate analysis, in the
-# order _analyse takes them; "first analysis" and "block classes" are module functions
-CANDIDATE_STEPS = (("refit checks", raster._Analysis, "without_output_fit"),
-                   ("refit checks", raster._Analysis, "without_correction"),
-                   ("stacked corrections", raster._Analysis, "with_second_correction"),
-                   ("local least squares", raster._Analysis, "with_local_ls"))
+# (step, _Analysis method): the raster analysis' steps that build a candidate analysis from another, in
+# the order _analyse takes them ("first analysis" and "block classes" are module functions)
+CANDIDATE_STEPS = (("refit checks", "without_output_fit"), ("refit checks", "without_correction"),
+                   ("stacked corrections", "with_second_correction"), ("local least squares", "with_local_ls"))
 
 
 class StepLog:
@@ -90,7 +87,7 @@ def instrumented(log: StepLog):
                  (raster, "_analyse", raster._analyse),
                  (raster._Analysis, "offer_learned_scales", raster._Analysis.offer_learned_scales),
                  (raster._Analysis, "streams", raster._Analysis.streams)]
-    originals += [(owner, name, getattr(owner, name)) for _, owner, name in CANDIDATE_STEPS]
+    originals += [(raster._Analysis, name, getattr(raster._Analysis, name)) for _, name in CANDIDATE_STEPS]
     subimage_paths = [(cls, "encode_alternatives", cls.__dict__["encode_alternatives"])
                       for cls in vars(subimage).values()
                       if isinstance(cls, type) and "encode_alternatives" in cls.__dict__]
@@ -127,8 +124,8 @@ def instrumented(log: StepLog):
     raster._analyse = analyse
     raster._Analysis.offer_learned_scales = learned_scales
     raster._Analysis.streams = log.timed("rANS coding", originals[4][2])
-    for step, owner, name in CANDIDATE_STEPS:
-        setattr(owner, name, candidate_step(step, getattr(owner, name)))
+    for step, name in CANDIDATE_STEPS:
+        setattr(raster._Analysis, name, candidate_step(step, getattr(raster._Analysis, name)))
     for owner, name, function in subimage_paths:
         setattr(owner, name, log.timed("subimage path (LC-H)", function))
     try:
