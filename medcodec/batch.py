@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from medcodec import parallel
 from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError, OutputExistsError
 from medcodec.fileio import atomic_write, remove_stale_temporaries, same_file
 
@@ -300,7 +301,8 @@ def run_all(tasks: list[Task], one: Callable[[Task, object], Outcome], opts: obj
         # spawn, not fork: a parent that already ran torch (library use, tests) would deadlock forked
         # children in its OpenMP pool.
         spawn = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=spawn,
+                                                    initializer=parallel.share_cores, initargs=(jobs,)) as pool:
             futures = [pool.submit(one, t, opts) for t in tasks]
             for fut in concurrent.futures.as_completed(futures):
                 report(fut.result())

@@ -23,7 +23,7 @@ from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ModelMismatchError,
                              ResourceLimitError, UnsupportedVersionError)
 from medcodec.io import source as io_source
-from medcodec.parallel import beside, single_threaded_blas
+from medcodec.parallel import beside, map_in_threads, single_threaded_blas
 from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
 from medcodec.pipelines.classical import jpegxl_encode_plane
@@ -43,6 +43,13 @@ BYTE_EXACT_KINDS = ("dicom", "npy")
 # Most pixels (all frames) a file may hold unless the caller raises the limit: 2**30 16-bit samples are
 # 2 GiB per copy of the planes. Checked before anything of that size is allocated.
 DEFAULT_MAX_PIXELS = io_source.DEFAULT_MAX_PIXELS
+# One job's working memory per pixel (a frame's coding, or one of a plane's raster codings), for how many
+# run at once (parallel.map_in_threads). benchmarks/results/memory_large.json, a 2048^2 16-bit plane:
+# encoding peaks ~300 bytes a pixel over the process' baseline (the slow mode's raster analyses), up to
+# twice that on planes of up to 2^21 pixels (two analyses alive, raster.BLOCK_KEEP_BOTH); decoding ~85
+# (the fast learned path).
+ENCODE_BYTES_PER_PIXEL = 640
+DECODE_BYTES_PER_PIXEL = 128
 
 
 @dataclass
@@ -285,20 +292,23 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
                 thorough)
                for c, robust, thorough in raster_tries(mode)]
 
+    def alternatives_of(plane: np.ndarray) -> list[tuple[str, list[Stream]]]:
+        found = history.encode_alternatives(plane, src.bits)
+        if found and _stream_cost(found[0][1]) < LEARNED_HOPELESS * len(jpegxl_encode_plane(plane, src.bits, 3)):
+            return found  # the learned coding cannot come near: not run
+        own = method.encode_alternatives(plane, src.bits)
+        smallest = min((_stream_cost(streams) for _, streams in own), default=None)
+        tried = [r for r, thorough in rasters if not thorough or thorough_differs(plane.size)]
+        # the slow mode's raster codings in threads where the budget and the memory allow (not inside a
+        # frame's thread: the frames already spend the budget)
+        codings = map_in_threads(lambda raster: raster.encode_alternatives(plane, src.bits, beaten_by=smallest),
+                                 tried, ENCODE_BYTES_PER_PIXEL * plane.size)
+        return own + [alternative for coding in codings for alternative in coding] + found
+
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
-        out = []
-        for plane in src.planes:
-            found = history.encode_alternatives(plane, src.bits)
-            if found and _stream_cost(found[0][1]) < LEARNED_HOPELESS * len(jpegxl_encode_plane(plane, src.bits, 3)):
-                out.append(found)  # the learned coding cannot come near: not run
-            else:
-                own = method.encode_alternatives(plane, src.bits)
-                smallest = min((_stream_cost(streams) for _, streams in own), default=None)
-                tried = [r for r, thorough in rasters if not thorough or thorough_differs(plane.size)]
-                out.append(own + [alternative for raster in tried
-                                  for alternative in raster.encode_alternatives(plane, src.bits, beaten_by=smallest)]
-                           + found)
-        return out
+        # the frames of a multi-frame file in threads where the budget and the memory allow
+        largest = max((plane.size for plane in src.planes), default=0)
+        return map_in_threads(alternatives_of, src.planes, ENCODE_BYTES_PER_PIXEL * largest)
 
     base, learned = beside(code_classically, code_alternatives)
     plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
@@ -409,8 +419,14 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
     frames = _frames(header, max_pixels)
     envelope, per_frame = _split(sections, header.frames)
-    planes = [_method_for(f["method"], header, device).decode(per_frame.get(n, []), f["shape"], header.bits_stored)
-              for n, f in enumerate(frames)]
+    methods = [_method_for(f["method"], header, device) for f in frames]  # every frame's checked first
+
+    def decode_frame(n: int) -> np.ndarray:
+        return methods[n].decode(per_frame.get(n, []), frames[n]["shape"], header.bits_stored)
+
+    # the frames of a multi-frame file in threads where the budget and the memory allow
+    planes = map_in_threads(decode_frame, range(len(frames)),
+                            DECODE_BYTES_PER_PIXEL * declared.height * declared.width)
     if io_source.pixel_sha256(planes) != header.pixel_sha256:
         raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
     io_envelope = envelope_coding.unpack(envelope.index, envelope.payload, _envelope_limit(max_pixels))

@@ -1,10 +1,12 @@
-"""The process' thread budget, and running one job beside another within it.
+"""The process' thread budget, and running jobs side by side within it.
 
 When torch is loaded, its intra-op thread count is the budget: the CLI leaves torch's default (the
 machine's cores), ``medcodec bench --threads N`` sets it so that medcodec is timed on as many threads
-as the codecs it is compared with (one). Work medcodec runs in parallel (the classical JPEG-XL codings next to the learned
-work, JPEG-XL's own decoding threads) stays within it, and with a budget of one runs in sequence.
-Every result is deterministic, so the bytes never depend on the budget.
+as the codecs it is compared with (one), and ``--jobs N`` gives each worker process its share. Work
+medcodec runs in parallel (the classical JPEG-XL codings next to the learned work, the frames of a
+multi-frame file, the slow mode's raster codings of a plane, JPEG-XL's own decoding threads) stays
+within it, and with a budget of one runs in sequence. Every result is deterministic, so the bytes
+never depend on the budget.
 """
 
 from __future__ import annotations
@@ -12,23 +14,111 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 from threadpoolctl import threadpool_limits
 
 B = TypeVar("B")
 F = TypeVar("F")
 R = TypeVar("R")
+T = TypeVar("T")
+
+MEMORY_SHARE = 0.5  # jobs run at once (map_in_threads) may take at most this share of the memory available
+_job = threading.local()  # .running: this thread runs a map_in_threads job
 
 
 def thread_budget() -> int:
     """torch's intra-op threads when torch is loaded (every learned method loads it, and the bench
-    sets it), else the machine's CPUs (classical-only work, where torch is never imported)."""
+    sets it), else OMP_NUM_THREADS where set (what torch will take when it loads), else the machine's
+    CPUs (classical-only work, where torch is never imported)."""
     torch = sys.modules.get("torch")
     if torch is not None:
         return max(1, int(torch.get_num_threads()))
-    return max(1, os.cpu_count() or 1)
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return max(1, os.cpu_count() or 1)
+
+
+def share_cores(processes: int) -> None:
+    """Run first in each of ``processes`` worker processes (``medcodec encode -j N``): its thread budget
+    becomes its share of the machine's cores, so that N workers, each coding a multi-frame file's
+    frames in threads with torch's own threads too, do not start N times the cores. Through
+    OMP_NUM_THREADS, which torch reads when it loads (later, in the worker); one the user set is kept."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, processes)))
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's available memory (Linux /proc/meminfo),
+    or what is left under a cgroup's memory limit (containers) where that is less; None if unknown."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            limit = Path("/sys/fs/cgroup", limit_file).read_text().strip()
+            usage = Path("/sys/fs/cgroup", usage_file).read_text().strip()
+            if limit.isdigit() and usage.isdigit():
+                found.append(max(0, int(limit) - int(usage)))
+                break
+        except OSError:
+            continue
+    return min(found) if found else None
+
+
+def thread_workers(items: int, bytes_each: int) -> int:
+    """How many of ``items`` independent jobs to run at once: the thread budget, at most the items,
+    and at most as many as MEMORY_SHARE of the available memory holds at bytes_each (one job's working
+    memory; where the memory is unknown, the budget alone). One inside a job of another
+    ``map_in_threads``: the outer one already spends the budget."""
+    if getattr(_job, "running", False):
+        return 1
+    workers = min(thread_budget(), items)
+    memory = available_memory()
+    if memory is not None and bytes_each > 0:
+        workers = min(workers, int(MEMORY_SHARE * memory) // bytes_each)
+    return max(1, workers)
+
+
+def map_in_threads(function: Callable[[T], R], items: Sequence[T], bytes_each: int) -> list[R]:
+    """[function(item) for item in items], the items in threads (``thread_workers``) when there are
+    several and the budget allows.
+
+    Why threads: the jobs given here (the frames of a multi-frame CT, MR or tomosynthesis file; the
+    slow mode's raster codings of a plane) are independent, and the coders' heavy parts release the
+    GIL (numba's compiled loops are built nogil, numpy's BLAS, torch, libjxl), so one file uses the
+    machine's cores the way ``--jobs`` does for many files. Each job's result depends only on its
+    item: the bytes are the same in any order and with any number of threads. Errors: the first
+    failing item's, in item order (as the sequential loop would raise), after the running jobs finish;
+    the jobs not started are dropped."""
+    workers = thread_workers(len(items), bytes_each)
+    if workers < 2:
+        return [function(item) for item in items]
+
+    def job(item: T) -> R:
+        _job.running = True
+        try:
+            return function(item)
+        finally:
+            _job.running = False
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medcodec-job") as pool:
+        futures = [pool.submit(job, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def beside(background: Callable[[], B], foreground: Callable[[], F]) -> tuple[B, F]:

@@ -475,3 +475,56 @@ def test_a_frame_that_barely_beats_the_classical_coding_is_weighed_against_the_h
     assert weighed(close, raster, Harder(995)) == (close, raster)
     note = {"method": "classical", "fallback": "fast was 12 bytes larger"}
     assert weighed(base, note, Harder(970)) == (streams(970), note)
+
+
+def test_frames_coded_in_threads_give_the_same_bytes(monkeypatch):
+    """A multi-frame file's frames are encoded and decoded in threads where the budget allows
+    (parallel.map_in_threads): the same file as one thread writes, decoded to the same planes."""
+    import torch
+
+    from medcodec import parallel
+
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+    frames = np.stack([_smooth((40, 48), 12, seed=s) for s in range(3)])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.encode(frames, mode="fast")
+        torch.set_num_threads(2)
+        assert parallel.thread_workers(3, 1) == 2
+        assert codec.encode(frames, mode="fast") == one
+        decoded = codec.decode(one)
+    finally:
+        torch.set_num_threads(before)
+    restored = np.load(__import__("io").BytesIO(decoded.data))
+    np.testing.assert_array_equal(restored, frames)
+    assert {f["method"] for f in codec.info(one)["frames"]} - {"classical"}  # learned frames among them
+
+
+def test_slow_mode_raster_codings_in_threads_give_the_same_bytes(monkeypatch):
+    """The slow mode's raster codings of a plane run in threads where the budget allows: same file."""
+    import torch
+
+    from medcodec import parallel
+
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+    calls = []
+
+    def counted(function, items, bytes_each):
+        calls.append((len(items), parallel.thread_workers(len(items), bytes_each)))
+        return parallel.map_in_threads(function, items, bytes_each)
+
+    monkeypatch.setattr(codec, "map_in_threads", counted)
+    plane = _smooth((48, 56), 16, seed=3)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.encode(plane, mode="slow")
+        torch.set_num_threads(2)
+        calls.clear()
+        assert codec.encode(plane, mode="slow") == one
+    finally:
+        torch.set_num_threads(before)
+    # the raster codings ran two at a time (all but the thorough one, which a plane this small skips)
+    assert (len(codec.raster_tries("slow")) - 1, 2) in calls
+    np.testing.assert_array_equal(np.load(__import__("io").BytesIO(codec.decode(one).data)), plane)

@@ -1,6 +1,11 @@
-"""parallel: the thread budget, and beside() giving the same results whether it runs in sequence or not."""
+"""parallel: the thread budget, and beside() and map_in_threads() giving the same results whether they run in
+sequence or not."""
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,3 +71,87 @@ def test_single_threaded_blas_holds_blas_to_one_thread_and_restores_it():
     value, during = inside(7)
     assert value == 7 and all(n == 1 for n in during)
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_map_in_threads_gives_the_loop_results_in_order(torch_threads, threads, monkeypatch):
+    torch_threads(threads)
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+    names = set()
+
+    def square(x):
+        names.add(threading.current_thread().name)
+        return x * x
+
+    assert parallel.map_in_threads(square, list(range(9)), bytes_each=1) == [x * x for x in range(9)]
+    # with two threads the frames run in the pool's threads, with one in the caller's
+    assert (threading.current_thread().name in names) == (threads == 1)
+
+
+def test_map_in_threads_raises_the_first_failing_item_in_order(torch_threads, monkeypatch):
+    torch_threads(2)
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+    started = threading.Event()
+
+    def frame(n):
+        if n == 1:
+            started.wait(5)  # frame 3 fails first in time; frame 1's error is still the one raised
+            raise ValueError("frame 1")
+        if n == 3:
+            started.set()
+            raise KeyError("frame 3")
+        return n
+
+    with pytest.raises(ValueError, match="frame 1"):
+        parallel.map_in_threads(frame, [0, 1, 2, 3], bytes_each=1)
+
+
+def test_thread_workers_are_bounded_by_items_budget_and_memory(torch_threads, monkeypatch):
+    torch_threads(4)
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+    assert parallel.thread_workers(items=8, bytes_each=10**9) == 4  # memory unknown: the budget
+    assert parallel.thread_workers(items=2, bytes_each=1) == 2
+    monkeypatch.setattr(parallel, "available_memory", lambda: 3000)
+    assert parallel.thread_workers(items=8, bytes_each=500) == 3  # half of 3000 holds three jobs
+    assert parallel.thread_workers(items=8, bytes_each=10**6) == 1  # never fewer than one
+
+
+def test_available_memory_is_read_on_linux():
+    memory = parallel.available_memory()
+    if not Path("/proc/meminfo").exists():
+        pytest.skip("no /proc/meminfo on this system: the memory is unknown (None) and the budget alone counts")
+    assert memory is not None and memory > 0
+
+
+def test_share_cores_sets_a_worker_budget_and_keeps_the_users(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    parallel.share_cores(4)
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "4"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    parallel.share_cores(2)
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "3"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    parallel.share_cores(64)
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_budget_without_torch_follows_omp_num_threads():
+    """Classical-only work never loads torch: the budget is OMP_NUM_THREADS (what share_cores sets)."""
+    code = ("import sys; from medcodec import parallel; assert 'torch' not in sys.modules; "
+            "print(parallel.thread_budget())")
+    env = dict(os.environ, OMP_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3"
+
+
+def test_a_job_inside_a_job_runs_in_sequence(torch_threads, monkeypatch):
+    """Nested maps (a frame's raster codings inside the frames' map) do not multiply the threads."""
+    torch_threads(2)
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+
+    def inner_workers(_):
+        return parallel.thread_workers(items=4, bytes_each=1)
+
+    assert parallel.map_in_threads(inner_workers, [0, 1], bytes_each=1) == [1, 1]
+    assert parallel.thread_workers(items=4, bytes_each=1) == 2  # outside any job: the budget again
