@@ -292,17 +292,20 @@ def _label(path: str | None, stream: str = "stdin") -> str:
 
 
 def run_all(tasks: list[Task], one: Callable[[Task, object], Outcome], opts: object, jobs: int,
-            report: Callable[[Outcome], None]) -> list[Outcome]:
+            report: Callable[[Outcome], None], threads: int | None = None) -> list[Outcome]:
     """Run tasks in order (or in parallel processes with jobs > 1), calling report as each finishes.
 
+    threads: the thread budget in all (None: the machine's cores), shared out between the processes.
     Returns the outcomes in task order. A failing file never stops the others.
     """
+    if threads is not None and (jobs == 1 or len(tasks) == 1):
+        parallel.set_budget(threads)
     if jobs > 1 and len(tasks) > 1:
         # spawn, not fork: a parent that already ran torch (library use, tests) would deadlock forked
         # children in its OpenMP pool.
         spawn = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=spawn,
-                                                    initializer=parallel.share_cores, initargs=(jobs,)) as pool:
+                                                    initializer=parallel.share_cores, initargs=(jobs, threads)) as pool:
             futures = [pool.submit(one, t, opts) for t in tasks]
             for fut in concurrent.futures.as_completed(futures):
                 report(fut.result())

@@ -44,7 +44,7 @@ def _max_pixels(value: int | None) -> int | None:
 
 
 def _run_batch(ctx: click.Context, tasks: list[batch.Task], one: Callable, opts: object, jobs: int,
-               quiet: bool, verb: str) -> None:
+               threads: int | None, quiet: bool, verb: str) -> None:
     """Run the files with a progress bar, one line each, a summary, and the first failure's exit code."""
     from tqdm import tqdm
 
@@ -63,7 +63,7 @@ def _run_batch(ctx: click.Context, tasks: list[batch.Task], one: Callable, opts:
         elif not quiet:
             bar.write(out.message, file=sys.stderr)  # stderr: stdout may carry the data itself
 
-    outcomes = batch.run_all(tasks, one, opts, jobs, report)
+    outcomes = batch.run_all(tasks, one, opts, jobs, report, threads)
     bar.close()
     if len(tasks) > 1 and not quiet:
         click.echo(batch.summary_line(verb, outcomes), err=True)
@@ -143,6 +143,10 @@ _common_out = [
     click.option("-q", "--quiet", is_flag=True, help="Print errors only; no progress bar or per-file lines."),
     click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
                  help="Files coded in parallel (processes)."),
+    click.option("-t", "--threads", type=click.IntRange(1, 1024), default=None, metavar="N",
+                 help="Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process): a "
+                      "multi-frame file's frames are coded side by side; -j workers share them. Streams are "
+                      "identical with any count."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="Where learned methods run; streams are identical on every device."),
     click.option("--max-pixels", type=click.IntRange(0), default=None, metavar="N",
@@ -181,8 +185,8 @@ def _with_common(fn: Callable) -> Callable:
               help="In folders, encode only files whose name or relative path matches, e.g. '*.IMA'.")
 @click.pass_context
 def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
-           quiet: bool, jobs: int, device: str, max_pixels: int | None, mode: str, effort: int | None,
-           verify: bool, resume: bool, pattern: str | None) -> None:
+           quiet: bool, jobs: int, threads: int | None, device: str, max_pixels: int | None, mode: str,
+           effort: int | None, verify: bool, resume: bool, pattern: str | None) -> None:
     """Compress files to .mlc streams.
 
     IN may be files, folders (searched recursively for .dcm/.png/.tif/.tiff/.npy files and files with
@@ -204,7 +208,7 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
             batch.clean_output_folders(tasks)
         opts = batch.EncodeOptions(mode=mode, device=device, effort=effort, force=force, verify=verify,
                                    resume=resume, max_pixels=_max_pixels(max_pixels))
-        _run_batch(ctx, tasks, batch.encode_one, opts, jobs, quiet, "encode")
+        _run_batch(ctx, tasks, batch.encode_one, opts, jobs, threads, quiet, "encode")
 
     _guard_command(ctx, work)
 
@@ -215,7 +219,8 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
 @click.option("--glob", "pattern", metavar="PATTERN", help="In folders, decode files matching PATTERN (default '*.mlc').")
 @click.pass_context
 def decode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
-           quiet: bool, jobs: int, device: str, max_pixels: int | None, pattern: str | None) -> None:
+           quiet: bool, jobs: int, threads: int | None, device: str, max_pixels: int | None,
+           pattern: str | None) -> None:
     """Restore original files from .mlc streams, checking every checksum.
 
     The default output drops '.mlc' (scan.dcm.mlc -> scan.dcm); names without '.mlc' get the
@@ -232,7 +237,7 @@ def decode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     def work() -> None:
         tasks = _plan(inputs, output, out_dir, pattern, True, force)
         opts = batch.DecodeOptions(device=device, force=force, max_pixels=_max_pixels(max_pixels))
-        _run_batch(ctx, tasks, batch.decode_one, opts, jobs, quiet, "decode")
+        _run_batch(ctx, tasks, batch.decode_one, opts, jobs, threads, quiet, "decode")
 
     _guard_command(ctx, work)
 

@@ -43,13 +43,25 @@ def thread_budget() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def share_cores(processes: int) -> None:
-    """Run first in each of ``processes`` worker processes (``medcodec encode -j N``): its thread budget
-    becomes its share of the machine's cores, so that N workers, each coding a multi-frame file's
-    frames in threads with torch's own threads too, do not start N times the cores. Through
-    OMP_NUM_THREADS, which torch reads when it loads (later, in the worker); one the user set is kept."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, processes)))
+def set_budget(threads: int) -> None:
+    """This process' thread budget (``--threads``): torch's intra-op threads, now where torch is loaded,
+    else through OMP_NUM_THREADS, which torch reads when it loads."""
+    threads = max(1, int(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def share_cores(processes: int, threads: int | None = None) -> None:
+    """Run first in each of ``processes`` worker processes (``medcodec encode -j N``): its budget becomes
+    its share of ``threads`` in all (None: the machine's cores), so that N workers, each coding a
+    multi-frame file's frames in threads with torch's own threads too, do not start N times the cores.
+    Without threads, an OMP_NUM_THREADS the user set is kept as each worker's."""
+    if threads is None and "OMP_NUM_THREADS" in os.environ:
+        return
+    total = threads if threads is not None else (os.cpu_count() or 1)
+    set_budget(max(1, total // max(1, processes)))
 
 
 def available_memory() -> int | None:

@@ -108,6 +108,36 @@ def test_parallel_jobs(files, tmp_path):
     assert len(list((tmp_path / "p").rglob("*.mlc"))) == 5
 
 
+@pytest.fixture
+def restore_threads(monkeypatch):
+    """--threads sets this process' budget (torch's threads, OMP_NUM_THREADS): put both back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_threads_option_gives_the_same_files(tmp_path, restore_threads):
+    """A multi-frame file on one thread and on two (its frames side by side): the same stream, decoded."""
+    import torch
+
+    volume = tmp_path / "vol.npy"
+    np.save(volume, np.stack([_image((36, 44), 12, seed) for seed in range(3)]))
+    outputs = []
+    for threads in (1, 2):
+        out = tmp_path / f"vol{threads}.mlc"
+        result = run("encode", "-q", "-t", threads, "-o", out, volume)
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == threads
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    result = run("decode", "-q", "-t", 2, "-o", tmp_path / "back.npy", tmp_path / "vol2.mlc")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "back.npy"), np.load(volume))
+
+
 def test_stdin_to_stdout():
     original = Path(CT_SMALL).read_bytes()
     enc = subprocess.run([sys.executable, "-m", "medcodec", "encode", "-m", "classical", "-"], input=original,

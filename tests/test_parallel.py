@@ -123,17 +123,28 @@ def test_available_memory_is_read_on_linux():
     assert memory is not None and memory > 0
 
 
-def test_share_cores_sets_a_worker_budget_and_keeps_the_users(monkeypatch):
+def test_share_cores_sets_a_worker_budget_and_keeps_the_users(torch_threads, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    before = torch.get_num_threads()
     parallel.share_cores(4)
-    assert parallel.os.environ["OMP_NUM_THREADS"] == "4"
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    parallel.share_cores(2)
-    assert parallel.os.environ["OMP_NUM_THREADS"] == "3"
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "4" and torch.get_num_threads() == 4
     monkeypatch.delenv("OMP_NUM_THREADS")
     parallel.share_cores(64)
-    assert parallel.os.environ["OMP_NUM_THREADS"] == "1"
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "1"  # never fewer than one
+    parallel.share_cores(2, threads=6)  # --threads 6 -j 2: three each
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "3" and parallel.thread_budget() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    parallel.share_cores(2)  # the user's own setting, without --threads, is each worker's
+    assert parallel.os.environ["OMP_NUM_THREADS"] == "5"
+    torch_threads(before)
+
+
+def test_set_budget_sets_torch_threads_and_the_environment(torch_threads, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    parallel.set_budget(3)
+    assert torch.get_num_threads() == 3 and parallel.os.environ["OMP_NUM_THREADS"] == "3"
+    assert parallel.thread_budget() == 3
 
 
 def test_budget_without_torch_follows_omp_num_threads():
