@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from medcodec import parallel
 from medcodec.bench.codecs import CODECS
 from medcodec.bench.report import machine_info, render_report, summarise, write_csv, write_json, write_plot
 from medcodec.bench.runner import MODE_CHOICES, BenchSettings, modes_for, run_bench
@@ -37,12 +38,9 @@ def _parse_codecs(text: str) -> list[str]:
 
 
 def _set_threads(threads: int) -> None:
-    """Limit torch's intra-op threads so medcodec's speed is comparable with 1-thread codecs."""
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
+    """medcodec's thread budget (torch's intra-op threads, a multi-frame file's frames, the slow mode's
+    raster codings): one by default, so that its speed is comparable with the 1-thread codecs'."""
+    parallel.set_budget(threads)
 
 
 @click.command("bench", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -58,7 +56,8 @@ def _set_threads(threads: int) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where medcodec's networks run.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch intra-op threads while benching (classical codecs always use one).")
+              help="medcodec's threads while benching: torch's, and a multi-frame file's frames side by "
+                   "side (classical codecs always use one).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; tables only.")
 def bench_command(folders: tuple[str, ...], mode: str, codec_list: str, limit: int | None,
                   json_path: str | None, csv_path: str | None, plot_path: str | None, device: str,
