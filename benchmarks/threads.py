@@ -1,5 +1,6 @@
-"""Encoding and decoding one file on 1 and on N threads: what coding a multi-frame file's frames side by
-side, and the slow mode's raster codings of a plane side by side, buys on this machine (parallel.map_in_threads).
+"""Encoding and decoding one file on 1 and on N threads: what this machine gains from a multi-frame file's
+frames side by side (parallel.map_in_threads), the slow mode's raster codings of a plane side by side, and
+the raster decoder's local fits in a helper thread while its networks run (raster._LocalBlends).
 
 Each case (a file and a mode) runs in a fresh subprocess per thread count, whose budget is set before
 torch loads (OMP_NUM_THREADS, as ``medcodec encode -j`` does for its workers); a small crop of the file's
@@ -7,7 +8,7 @@ first frame is coded first, untimed, so numba's and torch's first-call costs are
 files written with every thread count must be identical (the codec's promise); the script fails if not.
 
     python benchmarks/threads.py [--threads 1,2] [--out benchmarks/results/threads.json]
-        [CASE ...]   # CASE = path:mode; default: a 19-frame MR (fast, slow) and a CT plane (slow),
+        [CASE ...]   # CASE = path:mode; default: a 19-frame MR and a CT plane, fast and slow,
                      # from ../shared/corpus/train
 """
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "corpus" / "train" / "dicom16"
 DEFAULT_CASES = (f"{TRAIN / 'fodicom_MOVEKNEE_mr_19frames.dcm'}:fast",
                  f"{TRAIN / 'fodicom_MOVEKNEE_mr_19frames.dcm'}:slow",
+                 f"{TRAIN / 'barre_CT-MONO2-16-brain.dcm'}:fast",
                  f"{TRAIN / 'barre_CT-MONO2-16-brain.dcm'}:slow")
 
 CHILD = r"""
