@@ -1011,3 +1011,34 @@ def test_local_blends_decode_the_same_in_a_helper_thread(two_threads, monkeypatc
     with pytest.raises(CorruptStreamError):
         method.decode(damaged, plane.shape, 12)
     assert not [t for t in threading.enumerate() if t.name.startswith("medcodec-local")]
+
+
+def test_local_predictions_are_computed_once_by_tries_side_by_side(two_threads, monkeypatch):
+    """The slow mode's raster tries of a plane in two threads: one computes each radius, the other waits
+    for it; with a budget of two, two planes' predictions are kept (frames coded side by side)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = []
+    original = raster.local_ls.plane_predictions
+    release = threading.Event()
+
+    def slow_predictions(*args):
+        calls.append(threading.current_thread().name)
+        release.wait(5)  # the other try asks meanwhile
+        return original(*args)
+
+    monkeypatch.setattr(raster.local_ls, "plane_predictions", slow_predictions)
+    raster._LOCAL_CACHE.clear()
+    plane = turning_stripes((40, 40))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tries = [pool.submit(RasterMethod(robust=robust).encode, plane, 12) for robust in (0, 2)]
+        threading.Timer(0.5, release.set).start()
+        coded = [t.result() for t in tries]
+    assert len(calls) == 1
+    for streams in coded:
+        assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
+    other = turning_stripes((40, 40), seed=1)
+    RasterMethod().encode(other, 12)
+    RasterMethod().encode(plane, 12)  # still kept beside the other plane's
+    assert len(calls) == 2 and len(raster._LOCAL_CACHE) == 2

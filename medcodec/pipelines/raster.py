@@ -42,7 +42,8 @@ import dataclasses
 import functools
 import hashlib
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -769,8 +770,11 @@ def _blend_weights(deltas: list[np.ndarray], target: np.ndarray, cls: np.ndarray
     return list(np.clip(np.round(ratios * local_ls.WEIGHT_ONE), 0, local_ls.WEIGHT_ONE).astype(np.int64))
 
 
-_LOCAL_CACHE: dict = {}  # _Analysis._local_predictions': the key and predictions of the last plane
-_LOCAL_LOCK = threading.Lock()  # encoders in several threads (library use) share the cache
+# _Analysis._local_predictions': per plane key (the most recent ones, as many as the thread budget: the
+# frames coded side by side), per radius a Future of the predictions (computed by the first analysis to
+# ask, the others in any thread wait for it: the slow mode's raster tries run side by side)
+_LOCAL_CACHE: "OrderedDict[tuple, dict[int, Future]]" = OrderedDict()
+_LOCAL_LOCK = threading.Lock()  # encoders in several threads share the cache
 
 
 class _Analysis:
@@ -1041,27 +1045,36 @@ class _Analysis:
 
     def _local_predictions(self, radii: Sequence[int]) -> dict[int, np.ndarray]:
         """Every pixel's local least-squares prediction with a window of each of these radii (they
-        depend on the coded plane alone: the slow mode's tries of one plane compute them once; the last
-        plane's are kept)."""
+        depend on the coded plane alone: the slow mode's tries of one plane compute them once, side by
+        side or not; the last planes' are kept, as many as the thread budget)."""
         key = (self.height, self.width, self.top, hashlib.blake2b(self.values.tobytes(), digest_size=16).digest())
         out = {}
         for radius in radii:
             with _LOCAL_LOCK:
-                if _LOCAL_CACHE.get("key") != key:
-                    _LOCAL_CACHE.clear()  # before computing: a 4096^2 plane's are 128 MB a radius
-                elif radius in _LOCAL_CACHE["value"]:
-                    out[radius] = _LOCAL_CACHE["value"][radius]
-                    continue
-            predictions = local_ls.plane_predictions(
-                lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end, len(OFFSETS)),
-                self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width), radius)
-            predictions.flags.writeable = False  # shared between analyses
-            with _LOCAL_LOCK:
-                if _LOCAL_CACHE.get("key") != key:
-                    _LOCAL_CACHE.clear()
-                    _LOCAL_CACHE.update(key=key, value={})
-                _LOCAL_CACHE["value"][radius] = predictions
-            out[radius] = predictions
+                planes = _LOCAL_CACHE.setdefault(key, {})
+                _LOCAL_CACHE.move_to_end(key)
+                while len(_LOCAL_CACHE) > max(1, parallel.thread_budget()):  # before computing: a 4096^2
+                    _LOCAL_CACHE.popitem(last=False)  # plane's are 128 MB a radius
+                pending = planes.get(radius)
+                if pending is None:
+                    pending = planes[radius] = Future()
+                    mine = True
+                else:
+                    mine = False
+            if mine:
+                try:
+                    predictions = local_ls.plane_predictions(
+                        lambda first, end: self._band_taps(self.grid.reshape(self.layout.padded_shape), first, end,
+                                                           len(OFFSETS)),
+                        self.values, self.height, self.width, self.top, max(1, BAND_PIXELS // self.width), radius)
+                except BaseException as exc:
+                    with _LOCAL_LOCK:
+                        planes.pop(radius, None)  # a later analysis computes it again
+                    pending.set_exception(exc)
+                    raise
+                predictions.flags.writeable = False  # shared between analyses
+                pending.set_result(predictions)
+            out[radius] = pending.result()
         return out
 
     def _corrected(self, net: raster_mlp.RasterCorrection, errors1: np.ndarray) -> np.ndarray | None:
