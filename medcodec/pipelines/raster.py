@@ -512,8 +512,6 @@ def _error(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return _clamp((values << 4) + 8 - mu, -ERROR_LIMIT, ERROR_LIMIT)
 
 
-
-
 @functools.lru_cache(maxsize=1)
 def _float_tables() -> np.ndarray:
     """The residual tables as probabilities: integer / 2**20, exact in float64, so the same on every machine."""
