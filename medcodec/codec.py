@@ -8,9 +8,11 @@ the pixels' sha256 and the restored file's sha256, and raises instead of returni
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,14 +298,26 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         found = history.encode_alternatives(plane, src.bits)
         if found and _stream_cost(found[0][1]) < LEARNED_HOPELESS * len(jpegxl_encode_plane(plane, src.bits, 3)):
             return found  # the learned coding cannot come near: not run
-        own = method.encode_alternatives(plane, src.bits)
-        smallest = min((_stream_cost(streams) for _, streams in own), default=None)
+        # The mode's own coding and its raster codings, in threads where the budget and the memory allow
+        # (not inside a frame's thread: the frames already spend the budget). A raster coding skips its
+        # rANS pass when the own coding is clearly smaller, so it waits for that once analysed; the own
+        # coding is the first job, taken first by the first free thread, so it never waits on them.
+        smallest: Future = Future()
+
+        def own_coding() -> list[tuple[str, list[Stream]]]:
+            try:
+                own = method.encode_alternatives(plane, src.bits)
+            except BaseException as exc:
+                smallest.set_exception(exc)
+                raise
+            smallest.set_result(min((_stream_cost(streams) for _, streams in own), default=None))
+            return own
+
         tried = [r for r, thorough in rasters if not thorough or thorough_differs(plane.size)]
-        # the slow mode's raster codings in threads where the budget and the memory allow (not inside a
-        # frame's thread: the frames already spend the budget)
-        codings = map_in_threads(lambda raster: raster.encode_alternatives(plane, src.bits, beaten_by=smallest),
-                                 tried, ENCODE_BYTES_PER_PIXEL * plane.size)
-        return own + [alternative for coding in codings for alternative in coding] + found
+        jobs = [own_coding] + [functools.partial(raster.encode_alternatives, plane, src.bits, beaten_by=smallest.result)
+                               for raster in tried]
+        codings = map_in_threads(lambda job: job(), jobs, ENCODE_BYTES_PER_PIXEL * plane.size)
+        return [alternative for coding in codings for alternative in coding] + found
 
     def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
         # the frames of a multi-frame file in threads where the budget and the memory allow

@@ -501,8 +501,10 @@ def test_frames_coded_in_threads_give_the_same_bytes(monkeypatch):
     assert {f["method"] for f in codec.info(one)["frames"]} - {"classical"}  # learned frames among them
 
 
-def test_slow_mode_raster_codings_in_threads_give_the_same_bytes(monkeypatch):
-    """The slow mode's raster codings of a plane run in threads where the budget allows: same file."""
+@pytest.mark.parametrize("mode", ["fast", "slow"])
+def test_a_planes_codings_in_threads_give_the_same_bytes(monkeypatch, mode):
+    """A plane's own coding and its raster codings run side by side where the budget allows (the raster
+    ones wait for the own coding's size once analysed): the same file."""
     import torch
 
     from medcodec import parallel
@@ -519,12 +521,48 @@ def test_slow_mode_raster_codings_in_threads_give_the_same_bytes(monkeypatch):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = codec.encode(plane, mode="slow")
+        one = codec.encode(plane, mode=mode)
         torch.set_num_threads(2)
         calls.clear()
-        assert codec.encode(plane, mode="slow") == one
+        assert codec.encode(plane, mode=mode) == one
     finally:
         torch.set_num_threads(before)
-    # the raster codings ran two at a time (all but the thorough one, which a plane this small skips)
-    assert (len(codec.raster_tries("slow")) - 1, 2) in calls
+    # the own coding and the raster ones (but the thorough one, which a plane this small skips), two at a time
+    tries = [t for t in codec.raster_tries(mode) if not t[2]]
+    assert (1 + len(tries), 2) in calls
     np.testing.assert_array_equal(np.load(__import__("io").BytesIO(codec.decode(one).data)), plane)
+
+
+def test_a_failing_own_coding_in_threads_fails_the_encode_without_a_hang(monkeypatch):
+    """The raster codings wait for the own coding's size: when it fails, they get its error, not a wait."""
+    import threading
+
+    import torch
+
+    from medcodec import parallel
+    from medcodec.pipelines import subimage
+
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
+
+    def broken(self, plane, bits):
+        raise ValueError("own coding failed")
+
+    monkeypatch.setattr(subimage.FastMethod, "encode_alternatives", broken)
+    outcome = []
+
+    def run():
+        try:
+            codec.encode(_smooth((40, 48), 12), mode="fast")
+        except ValueError as exc:
+            outcome.append(str(exc))
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(120)
+    finally:
+        torch.set_num_threads(before)
+    assert not worker.is_alive(), "the encoder hung"
+    assert outcome == ["own coding failed"]

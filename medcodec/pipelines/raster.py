@@ -45,7 +45,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import constriction
 import numpy as np
@@ -1808,11 +1808,14 @@ class RasterMethod(Method):
         return self._analyse(plane, bits).streams()
 
     def encode_alternatives(self, plane: np.ndarray, bits: int,
-                            beaten_by: int | None = None) -> list[tuple[str, list[Stream]]]:
+                            beaten_by: int | Callable[[], int | None] | None = None) -> list[tuple[str, list[Stream]]]:
         """The raster streams, or none when their estimated size is over ``beaten_by`` bytes (another
         coding's size) by more than the estimate's error: the rANS coding is then not run (a third of
-        the encoder's time)."""
+        the encoder's time). beaten_by may be a function, asked once the analysis is done (another
+        coding made meanwhile in another thread)."""
         analysis = self._analyse(plane, bits)
+        if callable(beaten_by):
+            beaten_by = beaten_by()
         if beaten_by is not None and analysis.estimated_bytes() > ESTIMATE_MARGIN * beaten_by:
             return []
         return [(self.name, analysis.streams())]
