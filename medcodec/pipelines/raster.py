@@ -1542,8 +1542,8 @@ class _BesideNetworks:
     and the learned scale's keys. Started (``start``) once the wavefront's neighbours and network
     features are known, finished (``finish``) once the correction has made the prediction the blends
     move; with a thread budget of two or more and a correction to wait for, done meanwhile in a helper
-    thread (the compiled loops and BLAS release the GIL; profiled, a 512^2 head CT decodes with ~1.3 s
-    of solves and ~1.1 s of scale network beside ~1.3 s of correction). The decoded values reach the running sums
+    thread (the compiled loops and BLAS release the GIL; a 512^2 head CT decodes with ~1.3 s of solves
+    and ~1.1 s of scale network beside ~1.3 s of correction). The decoded values reach the running sums
     and the scale's error windows at the next start, in the same thread as their readers, so both see
     the sequential order of operations: the same integers, the same predictions and keys."""
 
@@ -1613,7 +1613,6 @@ class _BesideNetworks:
     def close(self) -> None:
         if self.helper is not None:
             self.helper.shutdown(wait=True)
-
 
 def _palette_runs(palette: np.ndarray) -> list[int]:
     """A sorted value set as [first value, run of used values, run of unused, run of used, ...]."""
