@@ -991,7 +991,7 @@ def two_threads():
 
 def test_local_blends_decode_the_same_in_a_helper_thread(two_threads, monkeypatch):
     """With two threads the decoder solves a wavefront's local fits in a helper thread while the networks
-    run (raster._BesideNetworks): the same plane; the helper is shut down after a damaged stream too."""
+    run (raster._LocalBlends): the same plane; the helper is shut down after a damaged stream too."""
     import threading
 
     plane = turning_stripes((40, 40))
@@ -1000,8 +1000,8 @@ def test_local_blends_decode_the_same_in_a_helper_thread(two_threads, monkeypatc
     meta = unpack_side_info(streams[0].payload)["raster"]
     assert "lw" in meta and "lx" in meta  # blends of two radii
     # a plane this small keeps no network to overlap with: the helper is asked for all the same
-    beside = raster._BesideNetworks
-    monkeypatch.setattr(raster, "_BesideNetworks", lambda *args, overlap: beside(*args, overlap=True))
+    blends = raster._LocalBlends
+    monkeypatch.setattr(raster, "_LocalBlends", lambda model, shape, top, overlap: blends(model, shape, top, True))
     helpers = []
     original = raster.ThreadPoolExecutor
     monkeypatch.setattr(raster, "ThreadPoolExecutor", lambda **kw: helpers.append(kw) or original(**kw))
@@ -1010,7 +1010,7 @@ def test_local_blends_decode_the_same_in_a_helper_thread(two_threads, monkeypatc
     damaged = [streams[0], Stream(streams[1].kind, streams[1].index, streams[1].payload[:-8]), streams[2]]
     with pytest.raises(CorruptStreamError):
         method.decode(damaged, plane.shape, 12)
-    assert not [t for t in threading.enumerate() if t.name.startswith("medcodec-beside")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("medcodec-local")]
 
 
 def test_local_predictions_are_computed_once_by_tries_side_by_side(two_threads, monkeypatch):
@@ -1042,26 +1042,3 @@ def test_local_predictions_are_computed_once_by_tries_side_by_side(two_threads, 
     RasterMethod().encode(other, 12)
     RasterMethod().encode(plane, 12)  # still kept beside the other plane's
     assert len(calls) == 2 and len(raster._LOCAL_CACHE) == 2
-
-
-@pytest.mark.parametrize("inputs", [raster_mlp.SCALE_FEATURES, raster_mlp.WINDOW_SCALE_FEATURES],
-                         ids=["scale", "window-scale"])
-def test_learned_scale_and_correction_decode_the_same_with_the_helper(two_threads, monkeypatch, inputs):
-    """The learned scale's keys (and its error windows) computed in the helper thread beside the correction
-    (raster._BesideNetworks, two threads): the plane decodes exactly, and the helper did run."""
-    net, correction = small_scale(inputs=inputs), small_correction()
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
-    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
-    monkeypatch.setattr(raster, "shipped_correction", lambda *model: correction)
-    monkeypatch.setattr(raster, "correction_named", lambda tag: correction if tag == correction.tag else pytest.fail(tag))
-    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", -1e12)
-    monkeypatch.setattr(raster, "shipped_scale", lambda *model: net)
-    monkeypatch.setattr(raster, "scale_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
-    monkeypatch.setattr(raster, "LOCAL_MIN_SHARE", -1.0)  # the local blend too, whatever it saves
-    helpers = []
-    original = raster.ThreadPoolExecutor
-    monkeypatch.setattr(raster, "ThreadPoolExecutor", lambda **kw: helpers.append(kw) or original(**kw))
-    streams = round_trip(noisy_ct(), 12)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    assert meta["sn"] == net.tag and meta["nn"] == correction.tag and "lw" in meta
-    assert len(helpers) == 1

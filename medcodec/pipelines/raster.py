@@ -1489,8 +1489,10 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     except Exception as exc:  # constriction reports invalid data as ValueError; catch its whole family
         raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
     reader = _BitReader(raw)
+    windows = raster_mlp.ErrorWindows(*shape) \
+        if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
     low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
-    beside = _BesideNetworks(model, shape, top, scale_net, overlap=net is not None)
+    local = _LocalBlends(model, shape, top, overlap=net is not None or scale_net is not None)
     plane = _wavefront_plane(model, layout, top)
     grids = (grid, errors1, errors2, errors_pre)
     try:
@@ -1500,9 +1502,9 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                 continue
             ctx = raster_wavefront.context(plane, grids, rows, cols)
             nb, cls = ctx.nb, ctx.cls
+            local.start(rows, cols, nb, cls)  # in a helper thread, where allowed, while the networks run
             mu = ctx.mu2
             keys = ctx.keys
-            inside = feats = feature_scale = None
             if net is not None or scale_net is not None:
                 inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
                 if inside.size:
@@ -1510,16 +1512,22 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                     pre = ctx.errors2 if errors_pre is None else ctx.errors_pre
                     feats, feature_scale = raster_mlp.features(nb[inside], ctx.errors1[inside], pre[inside],
                                                                ctx.mu1[inside], ctx.mu2[inside], ctx.activity[inside])
-            # the local fits and the learned scale: in a helper thread, where allowed, while the correction runs
-            beside.start(ctx, rows, cols, inside, feats)
-            if feats is not None and net is not None:
-                mu = ctx.mu2.copy()
-                if second is None:
-                    mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
-                else:
-                    both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
-                    mu[inside] = _stacked_prediction(both, model.stack_weights, cls[inside], ctx.mu2[inside], top)
-            mu = beside.finish(mu, keys, inside)
+                    if net is not None:
+                        mu = ctx.mu2.copy()
+                        if second is None:
+                            mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
+                        else:
+                            both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
+                            mu[inside] = _stacked_prediction(both, model.stack_weights, cls[inside], ctx.mu2[inside],
+                                                             top)
+                    if scale_net is not None:
+                        scale_sum = ctx.scale_sum[inside]
+                        sfeats = raster_mlp.scale_features(feats, ctx.errors2[inside], scale_sum)
+                        if windows is not None:
+                            sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum)],
+                                                    axis=1)
+                        keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum)
+            mu = local.moved(mu)
             params = rm.pixel_params_of_buckets(mu, keys - model.bucket_low, model.ell)  # buckets clamped to ell's
             try:
                 symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
@@ -1527,92 +1535,75 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
                 raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
             values = reader.values(symbols, params, low, high)
             raster_wavefront.store(plane, grids, ctx, values, mu)
-            beside.add(rows, cols, nb, values, errors2[ctx.index] if beside.windows is not None else None)
+            local.add(rows, cols, nb, values)
+            if windows is not None:
+                windows.add(rows, cols, errors2[ctx.index])
     finally:
-        beside.close()
+        local.close()
     if not coder.is_empty():
         raise CorruptStreamError("raster rANS stream is damaged: data left over after the last pixel")
     reader.finish()
     return grid.reshape(layout.padded_shape)[PAD_TOP:, PAD_LEFT:PAD_LEFT + layout.width]
 
 
-class _BesideNetworks:
-    """The decoder's work on a wavefront that does not wait for the learned correction: the local
-    least-squares blends' solves (each blended radius's weights and running window sums, ``local_ls``)
-    and the learned scale's keys. Started (``start``) once the wavefront's neighbours and network
-    features are known, finished (``finish``) once the correction has made the prediction the blends
-    move; with a thread budget of two or more and a correction to wait for, done meanwhile in a helper
-    thread (the compiled loops and BLAS release the GIL; a 512^2 head CT decodes with ~1.3 s of solves
-    and ~1.1 s of scale network beside ~1.3 s of correction). The decoded values reach the running sums
-    and the scale's error windows at the next start, in the same thread as their readers, so both see
-    the sequential order of operations: the same integers, the same predictions and keys."""
+class _LocalBlends:
+    """The decoder's local least-squares blends (``local_ls``): each blended radius's weights and running
+    window sums. A wavefront's local predictions are started (``start``) as soon as its neighbours are
+    known and taken (``moved``) once the networks have made the prediction they move; with a thread
+    budget of two or more and networks to wait for, they are computed meanwhile in a helper thread (the
+    compiled loops release the GIL: a 512^2 head CT's ~1.3 s of solves and sums beside ~1.8 s of network
+    products). The decoded values reach the sums at the next start, in the same thread as the solves,
+    so the sums see the sequential order of operations: the same integers, the same predictions."""
 
-    def __init__(self, model: RasterModel, shape: tuple[int, int], top: int,
-                 scale_net: raster_mlp.RasterCorrection | None, overlap: bool):
+    def __init__(self, model: RasterModel, shape: tuple[int, int], top: int, overlap: bool):
         self.blends = [(weights, local_ls.RunningSums(*shape, radius)) for radius, weights in model.local_blends()]
-        self.top, self.scale_net = top, scale_net
-        self.windows = raster_mlp.ErrorWindows(*shape) \
-            if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
-        threaded = overlap and (bool(self.blends) or scale_net is not None) and parallel.thread_workers(2, 0) >= 2
-        self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-beside") if threaded else None
-        self.pending: tuple | None = None  # the last wavefront's (rows, cols, nb, values, final errors)
+        self.top = top
+        threaded = overlap and bool(self.blends) and parallel.thread_workers(2, 0) >= 2
+        self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-local") if threaded else None
+        self.pending: tuple | None = None  # the last wavefront's (rows, cols, nb, values), not yet added
         self.started = None
 
-    def start(self, ctx: raster_wavefront.Context, rows: np.ndarray, cols: np.ndarray, inside: np.ndarray | None,
-              feats: np.ndarray | None) -> None:
+    def start(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, cls: np.ndarray) -> None:
+        if not self.blends:
+            return
         pending, self.pending = self.pending, None
-        scale = None
-        if self.scale_net is not None and feats is not None:
-            scale = (feats, ctx.errors2[inside], ctx.scale_sum[inside], rows[inside], cols[inside])
-        job = (pending, rows, cols, ctx.nb, ctx.cls, scale)
-        self.started = self.helper.submit(self._work, *job) if self.helper is not None else self._work(*job)
+        if self.helper is None:
+            self.started = self._predict(pending, rows, cols, nb, cls)
+        else:
+            self.started = self.helper.submit(self._predict, pending, rows, cols, nb, cls)
 
-    def _work(self, pending, rows, cols, nb, cls, scale) -> tuple[list, np.ndarray | None]:
+    def _predict(self, pending: tuple | None, rows, cols, nb, cls) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if pending is not None:
-            rows_done, cols_done, nb_done, values, errors = pending
             for _, sums in self.blends:
-                sums.add(rows_done, cols_done, nb_done, values)
-            if self.windows is not None:
-                self.windows.add(rows_done, cols_done, errors)
-        local = []
+                sums.add(*pending)
+        out = []
         for class_weights, sums in self.blends:
             weights = class_weights[cls]
             moving = np.flatnonzero(weights)  # a class with weight 0 keeps its prediction: no solve there
-            predictions = sums.predict(rows[moving], cols[moving], nb[moving], self.top) if moving.size else None
-            local.append((weights, moving, predictions))
-        keys = None
-        if scale is not None:
-            feats, errors2, scale_sum, rows_in, cols_in = scale
-            sfeats = raster_mlp.scale_features(feats, errors2, scale_sum)
-            if self.windows is not None:
-                sfeats = np.concatenate([sfeats, self.windows.features(rows_in, cols_in, scale_sum)], axis=1)
-            keys = raster_mlp.scale_keys(self.scale_net, sfeats, scale_sum)
-        return local, keys
+            local = sums.predict(rows[moving], cols[moving], nb[moving], self.top) if moving.size else None
+            out.append((weights, moving, local))
+        return out
 
-    def finish(self, mu: np.ndarray, keys: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
-        """The learned scale's keys written into keys (on the pixels inside); mu moved towards the local
-        predictions (mu itself without blends)."""
-        local, learned = self.started.result() if self.helper is not None else self.started
-        if learned is not None:
-            keys[inside] = learned
+    def moved(self, mu: np.ndarray) -> np.ndarray:
+        """mu moved towards the started wavefront's local predictions (mu itself without blends)."""
         if not self.blends:
             return mu
+        started = self.started.result() if self.helper is not None else self.started
         shifts = np.zeros(mu.size, dtype=np.int64)
-        for weights, moving, predictions in local:
+        for weights, moving, local in started:
             if moving.size:
-                shifts[moving] += local_ls.shift(mu[moving], predictions, weights[moving])
+                shifts[moving] += local_ls.shift(mu[moving], local, weights[moving])
         return local_ls.moved(mu, shifts)
 
-    def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray,
-            errors: np.ndarray | None) -> None:
-        """The decoded wavefront (its values, and final errors where the scale reads windows of them), added
-        before the next one's reads."""
-        if self.blends or self.windows is not None:
-            self.pending = (rows, cols, nb, values, errors)
+    def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray) -> None:
+        """The decoded wavefront, added to the sums before the next one's solves."""
+        if self.blends:
+            self.pending = (rows, cols, nb, values)
 
     def close(self) -> None:
         if self.helper is not None:
             self.helper.shutdown(wait=True)
+
 
 def _palette_runs(palette: np.ndarray) -> list[int]:
     """A sorted value set as [first value, run of used values, run of unused, run of used, ...]."""
