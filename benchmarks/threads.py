@@ -1,6 +1,6 @@
 """Encoding and decoding one file on 1 and on N threads: what this machine gains from a multi-frame file's
-frames side by side (parallel.map_in_threads), a plane's own and raster codings side by side, and the
-raster decoder's local fits in a helper thread while its networks run (raster._LocalBlends).
+frames encoded side by side and a plane's own and raster codings side by side (parallel.map_in_threads).
+Decoding runs in sequence (threads made it slower here: see benchmarks/README.md); it is timed as a check.
 
 Each case (a file and a mode) runs in a fresh subprocess per thread count, whose budget is set before
 torch loads (OMP_NUM_THREADS, as ``medcodec encode -j`` does for its workers); a small crop of the file's

@@ -989,30 +989,6 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-def test_local_blends_decode_the_same_in_a_helper_thread(two_threads, monkeypatch):
-    """With two threads the decoder solves a wavefront's local fits in a helper thread while the networks
-    run (raster._LocalBlends): the same plane; the helper is shut down after a damaged stream too."""
-    import threading
-
-    plane = turning_stripes((40, 40))
-    method = RasterMethod(local_radii=(4, 14), local_min_share=0.0)
-    streams = method.encode(plane, 12)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    assert "lw" in meta and "lx" in meta  # blends of two radii
-    # a plane this small keeps no network to overlap with: the helper is asked for all the same
-    blends = raster._LocalBlends
-    monkeypatch.setattr(raster, "_LocalBlends", lambda model, shape, top, overlap: blends(model, shape, top, True))
-    helpers = []
-    original = raster.ThreadPoolExecutor
-    monkeypatch.setattr(raster, "ThreadPoolExecutor", lambda **kw: helpers.append(kw) or original(**kw))
-    assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
-    assert len(helpers) == 1
-    damaged = [streams[0], Stream(streams[1].kind, streams[1].index, streams[1].payload[:-8]), streams[2]]
-    with pytest.raises(CorruptStreamError):
-        method.decode(damaged, plane.shape, 12)
-    assert not [t for t in threading.enumerate() if t.name.startswith("medcodec-local")]
-
-
 def test_local_predictions_are_computed_once_by_tries_side_by_side(two_threads, monkeypatch):
     """The slow mode's raster tries of a plane in two threads: one computes each radius, the other waits
     for it; with a budget of two, two planes' predictions are kept (frames coded side by side)."""

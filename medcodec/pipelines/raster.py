@@ -43,7 +43,7 @@ import functools
 import hashlib
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -1492,117 +1492,63 @@ def _decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int]
     windows = raster_mlp.ErrorWindows(*shape) \
         if scale_net is not None and scale_net.inputs == raster_mlp.WINDOW_SCALE_FEATURES else None
     low, high = model.value_range[:2] if model.value_range is not None else (0, (1 << bits) - 1)
-    local = _LocalBlends(model, shape, top, overlap=net is not None or scale_net is not None)
+    # each blended radius's weights and running window sums
+    local = [(weights, local_ls.RunningSums(*shape, radius)) for radius, weights in model.local_blends()]
     plane = _wavefront_plane(model, layout, top)
     grids = (grid, errors1, errors2, errors_pre)
-    try:
-        for t in range(layout.wavefronts):
-            rows, cols = layout.wavefront(t)
-            if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
-                continue
-            ctx = raster_wavefront.context(plane, grids, rows, cols)
-            nb, cls = ctx.nb, ctx.cls
-            local.start(rows, cols, nb, cls)  # in a helper thread, where allowed, while the networks run
-            mu = ctx.mu2
-            keys = ctx.keys
-            if net is not None or scale_net is not None:
-                inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
-                if inside.size:
-                    # without a correction the uncorrected second-stage errors are the final ones
-                    pre = ctx.errors2 if errors_pre is None else ctx.errors_pre
-                    feats, feature_scale = raster_mlp.features(nb[inside], ctx.errors1[inside], pre[inside],
-                                                               ctx.mu1[inside], ctx.mu2[inside], ctx.activity[inside])
-                    if net is not None:
-                        mu = ctx.mu2.copy()
-                        if second is None:
-                            mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
-                        else:
-                            both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
-                            mu[inside] = _stacked_prediction(both, model.stack_weights, cls[inside], ctx.mu2[inside],
-                                                             top)
-                    if scale_net is not None:
-                        scale_sum = ctx.scale_sum[inside]
-                        sfeats = raster_mlp.scale_features(feats, ctx.errors2[inside], scale_sum)
-                        if windows is not None:
-                            sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum)],
-                                                    axis=1)
-                        keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum)
-            mu = local.moved(mu)
-            params = rm.pixel_params_of_buckets(mu, keys - model.bucket_low, model.ell)  # buckets clamped to ell's
-            try:
-                symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
-            except Exception as exc:
-                raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
-            values = reader.values(symbols, params, low, high)
-            raster_wavefront.store(plane, grids, ctx, values, mu)
-            local.add(rows, cols, nb, values)
-            if windows is not None:
-                windows.add(rows, cols, errors2[ctx.index])
-    finally:
-        local.close()
+    for t in range(layout.wavefronts):
+        rows, cols = layout.wavefront(t)
+        if rows.size == 0:  # a one-column plane has pixels on every other wavefront only
+            continue
+        ctx = raster_wavefront.context(plane, grids, rows, cols)
+        nb, cls = ctx.nb, ctx.cls
+        mu = ctx.mu2
+        keys = ctx.keys
+        if net is not None or scale_net is not None:
+            inside = np.flatnonzero(cls < ACTIVITY_CLASSES)
+            if inside.size:
+                # without a correction the uncorrected second-stage errors are the final ones
+                feats, feature_scale = raster_mlp.features(nb[inside], ctx.errors1[inside],
+                                                           (ctx.errors2 if errors_pre is None else ctx.errors_pre)[inside],
+                                                           ctx.mu1[inside], ctx.mu2[inside], ctx.activity[inside])
+                if net is not None:
+                    mu = ctx.mu2.copy()
+                    if second is None:
+                        mu[inside] = _corrected_prediction(net, feats, feature_scale, ctx.mu2[inside], top)
+                    else:
+                        both = np.stack([n.correction(feats, feature_scale) for n in (net, second)], axis=1)
+                        mu[inside] = _stacked_prediction(both, model.stack_weights, cls[inside], ctx.mu2[inside], top)
+                if scale_net is not None:
+                    scale_sum = ctx.scale_sum[inside]
+                    sfeats = raster_mlp.scale_features(feats, ctx.errors2[inside], scale_sum)
+                    if windows is not None:
+                        sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum)],
+                                                axis=1)
+                    keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum)
+        if local:
+            shifts = np.zeros(mu.size, dtype=np.int64)
+            for class_weights, sums in local:
+                weights = class_weights[cls]
+                moving = np.flatnonzero(weights)  # a class with weight 0 keeps its prediction: no solve there
+                if moving.size:
+                    shifts[moving] += local_ls.shift(mu[moving], sums.predict(rows[moving], cols[moving], nb[moving],
+                                                                              top), weights[moving])
+            mu = local_ls.moved(mu, shifts)
+        params = rm.pixel_params_of_buckets(mu, keys - model.bucket_low, model.ell)  # buckets clamped to ell's
+        try:
+            symbols = np.asarray(coder.decode(_FAMILY, _probabilities(model, params, nb)), dtype=np.int64)
+        except Exception as exc:
+            raise CorruptStreamError(f"raster rANS stream is damaged: {exc}") from None
+        values = reader.values(symbols, params, low, high)
+        raster_wavefront.store(plane, grids, ctx, values, mu)
+        for _, sums in local:
+            sums.add(rows, cols, nb, values)
+        if windows is not None:
+            windows.add(rows, cols, errors2[ctx.index])
     if not coder.is_empty():
         raise CorruptStreamError("raster rANS stream is damaged: data left over after the last pixel")
     reader.finish()
     return grid.reshape(layout.padded_shape)[PAD_TOP:, PAD_LEFT:PAD_LEFT + layout.width]
-
-
-class _LocalBlends:
-    """The decoder's local least-squares blends (``local_ls``): each blended radius's weights and running
-    window sums. A wavefront's local predictions are started (``start``) as soon as its neighbours are
-    known and taken (``moved``) once the networks have made the prediction they move; with a thread
-    budget of two or more and networks to wait for, they are computed meanwhile in a helper thread (the
-    compiled loops release the GIL: a 512^2 head CT's ~1.3 s of solves and sums beside ~1.8 s of network
-    products). The decoded values reach the sums at the next start, in the same thread as the solves,
-    so the sums see the sequential order of operations: the same integers, the same predictions."""
-
-    def __init__(self, model: RasterModel, shape: tuple[int, int], top: int, overlap: bool):
-        self.blends = [(weights, local_ls.RunningSums(*shape, radius)) for radius, weights in model.local_blends()]
-        self.top = top
-        threaded = overlap and bool(self.blends) and parallel.thread_workers(2, 0) >= 2
-        self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcodec-local") if threaded else None
-        self.pending: tuple | None = None  # the last wavefront's (rows, cols, nb, values), not yet added
-        self.started = None
-
-    def start(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, cls: np.ndarray) -> None:
-        if not self.blends:
-            return
-        pending, self.pending = self.pending, None
-        if self.helper is None:
-            self.started = self._predict(pending, rows, cols, nb, cls)
-        else:
-            self.started = self.helper.submit(self._predict, pending, rows, cols, nb, cls)
-
-    def _predict(self, pending: tuple | None, rows, cols, nb, cls) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        if pending is not None:
-            for _, sums in self.blends:
-                sums.add(*pending)
-        out = []
-        for class_weights, sums in self.blends:
-            weights = class_weights[cls]
-            moving = np.flatnonzero(weights)  # a class with weight 0 keeps its prediction: no solve there
-            local = sums.predict(rows[moving], cols[moving], nb[moving], self.top) if moving.size else None
-            out.append((weights, moving, local))
-        return out
-
-    def moved(self, mu: np.ndarray) -> np.ndarray:
-        """mu moved towards the started wavefront's local predictions (mu itself without blends)."""
-        if not self.blends:
-            return mu
-        started = self.started.result() if self.helper is not None else self.started
-        shifts = np.zeros(mu.size, dtype=np.int64)
-        for weights, moving, local in started:
-            if moving.size:
-                shifts[moving] += local_ls.shift(mu[moving], local, weights[moving])
-        return local_ls.moved(mu, shifts)
-
-    def add(self, rows: np.ndarray, cols: np.ndarray, nb: np.ndarray, values: np.ndarray) -> None:
-        """The decoded wavefront, added to the sums before the next one's solves."""
-        if self.blends:
-            self.pending = (rows, cols, nb, values)
-
-    def close(self) -> None:
-        if self.helper is not None:
-            self.helper.shutdown(wait=True)
 
 
 def _palette_runs(palette: np.ndarray) -> list[int]:
