@@ -145,8 +145,8 @@ _common_out = [
                  help="Files coded in parallel (processes)."),
     click.option("-t", "--threads", type=click.IntRange(1, 1024), default=None, metavar="N",
                  help="Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process): a "
-                      "multi-frame file's frames are coded side by side; -j workers share them. Streams are "
-                      "identical with any count."),
+                      "multi-frame file's frames and a plane's codings are encoded side by side; -j workers "
+                      "share them. Streams are identical with any count."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="Where learned methods run; streams are identical on every device."),
     click.option("--max-pixels", type=click.IntRange(0), default=None, metavar="N",

@@ -45,13 +45,11 @@ BYTE_EXACT_KINDS = ("dicom", "npy")
 # Most pixels (all frames) a file may hold unless the caller raises the limit: 2**30 16-bit samples are
 # 2 GiB per copy of the planes. Checked before anything of that size is allocated.
 DEFAULT_MAX_PIXELS = io_source.DEFAULT_MAX_PIXELS
-# One job's working memory per pixel (a frame's coding, or one of a plane's raster codings), for how many
-# run at once (parallel.map_in_threads). benchmarks/results/memory_large.json, a 2048^2 16-bit plane:
-# encoding peaks ~300 bytes a pixel over the process' baseline (the slow mode's raster analyses), up to
-# twice that on planes of up to 2^21 pixels (two analyses alive, raster.BLOCK_KEEP_BOTH); decoding ~85
-# (the fast learned path).
+# One encoding job's working memory per pixel (a frame's coding, or one of a plane's codings), for how
+# many run at once (parallel.map_in_threads). benchmarks/results/memory_large.json, a 2048^2 16-bit
+# plane: encoding peaks ~300 bytes a pixel over the process' baseline (the slow mode's raster analyses),
+# up to twice that on planes of up to 2^21 pixels (two analyses alive, raster.BLOCK_KEEP_BOTH).
 ENCODE_BYTES_PER_PIXEL = 640
-DECODE_BYTES_PER_PIXEL = 128
 
 
 @dataclass
@@ -433,14 +431,10 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
     frames = _frames(header, max_pixels)
     envelope, per_frame = _split(sections, header.frames)
-    methods = [_method_for(f["method"], header, device) for f in frames]  # every frame's checked first
-
-    def decode_frame(n: int) -> np.ndarray:
-        return methods[n].decode(per_frame.get(n, []), frames[n]["shape"], header.bits_stored)
-
-    # the frames of a multi-frame file in threads where the budget and the memory allow
-    planes = map_in_threads(decode_frame, range(len(frames)),
-                            DECODE_BYTES_PER_PIXEL * declared.height * declared.width)
+    # In sequence: the decoders' wavefront loops hold the GIL between their compiled pieces, and frames
+    # decoded in two threads took 0.91-1.08x the time of one (benchmarks/results/threads.json).
+    planes = [_method_for(f["method"], header, device).decode(per_frame.get(n, []), f["shape"], header.bits_stored)
+              for n, f in enumerate(frames)]
     if io_source.pixel_sha256(planes) != header.pixel_sha256:
         raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
     io_envelope = envelope_coding.unpack(envelope.index, envelope.payload, _envelope_limit(max_pixels))

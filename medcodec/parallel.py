@@ -3,10 +3,11 @@
 When torch is loaded, its intra-op thread count is the budget: the CLI leaves torch's default (the
 machine's cores), ``medcodec bench --threads N`` sets it so that medcodec is timed on as many threads
 as the codecs it is compared with (one), and ``--jobs N`` gives each worker process its share. Work
-medcodec runs in parallel (the classical JPEG-XL codings next to the learned work, the frames of a
-multi-frame file, a plane's own and raster codings, the raster decoder's local fits beside its
-networks, JPEG-XL's own decoding threads) stays within it, and with a budget of one runs in sequence.
-Every result is deterministic, so the bytes never depend on the budget.
+medcodec runs in parallel (the classical JPEG-XL codings next to the learned work, the encoding of a
+multi-frame file's frames, a plane's own and raster codings, JPEG-XL's own decoding threads) stays
+within it, and with a budget of one runs in sequence. Every result is deterministic, so the bytes
+never depend on the budget. Decoding runs in sequence: its wavefront loops hold the GIL between their
+compiled pieces, and two threads were no faster (benchmarks/results/threads.json).
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def map_in_threads(function: Callable[[T], R], items: Sequence[T], bytes_each: i
     """[function(item) for item in items], the items in threads (``thread_workers``) when there are
     several and the budget allows.
 
-    Why threads: the jobs given here (the frames of a multi-frame CT, MR or tomosynthesis file; a
-    plane's own and raster codings) are independent, and the coders' heavy parts release the
+    Why threads: the encoding jobs given here (the frames of a multi-frame CT, MR or tomosynthesis
+    file; a plane's own and raster codings) are independent, and their heavy parts release the
     GIL (numba's compiled loops are built nogil, numpy's BLAS, torch, libjxl), so one file uses the
     machine's cores the way ``--jobs`` does for many files. Each job's result depends only on its
     item: the bytes are the same in any order and with any number of threads. Errors: the first

@@ -478,8 +478,8 @@ def test_a_frame_that_barely_beats_the_classical_coding_is_weighed_against_the_h
 
 
 def test_frames_coded_in_threads_give_the_same_bytes(monkeypatch):
-    """A multi-frame file's frames are encoded and decoded in threads where the budget allows
-    (parallel.map_in_threads): the same file as one thread writes, decoded to the same planes."""
+    """A multi-frame file's frames are encoded in threads where the budget allows (parallel.map_in_threads):
+    the same file as one thread writes, decoded to the same planes."""
     import torch
 
     from medcodec import parallel
