@@ -108,18 +108,8 @@ def test_parallel_jobs(files, tmp_path):
     assert len(list((tmp_path / "p").rglob("*.mlc"))) == 5
 
 
-@pytest.fixture
-def restore_threads(monkeypatch):
-    """--threads sets this process' budget (torch's threads, OMP_NUM_THREADS): put both back after."""
-    import torch
-
-    before = torch.get_num_threads()
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_threads_option_gives_the_same_files(tmp_path, restore_threads):
+def test_threads_option_gives_the_same_files(tmp_path, torch_threads):
+    # --threads sets this process' budget (torch's threads, OMP_NUM_THREADS): the fixture puts both back
     """A multi-frame file on one thread and on two (its frames side by side): the same stream, decoded."""
     import torch
 

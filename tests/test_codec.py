@@ -477,36 +477,28 @@ def test_a_frame_that_barely_beats_the_classical_coding_is_weighed_against_the_h
     assert weighed(base, note, Harder(970)) == (streams(970), note)
 
 
-def test_frames_coded_in_threads_give_the_same_bytes(monkeypatch):
+def test_frames_coded_in_threads_give_the_same_bytes(monkeypatch, torch_threads):
     """A multi-frame file's frames are encoded in threads where the budget allows (parallel.map_in_threads):
     the same file as one thread writes, decoded to the same planes."""
-    import torch
-
     from medcodec import parallel
 
     monkeypatch.setattr(parallel, "available_memory", lambda: None)
     frames = np.stack([_smooth((40, 48), 12, seed=s) for s in range(3)])
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = codec.encode(frames, mode="fast")
-        torch.set_num_threads(2)
-        assert parallel.thread_workers(3, 1) == 2
-        assert codec.encode(frames, mode="fast") == one
-        decoded = codec.decode(one)
-    finally:
-        torch.set_num_threads(before)
+    torch_threads(1)
+    one = codec.encode(frames, mode="fast")
+    torch_threads(2)
+    assert parallel.thread_workers(3, 1) == 2
+    assert codec.encode(frames, mode="fast") == one
+    decoded = codec.decode(one)
     restored = np.load(__import__("io").BytesIO(decoded.data))
     np.testing.assert_array_equal(restored, frames)
     assert {f["method"] for f in codec.info(one)["frames"]} - {"classical"}  # learned frames among them
 
 
 @pytest.mark.parametrize("mode", ["fast", "slow"])
-def test_a_planes_codings_in_threads_give_the_same_bytes(monkeypatch, mode):
+def test_a_planes_codings_in_threads_give_the_same_bytes(monkeypatch, torch_threads, mode):
     """A plane's own coding and its raster codings run side by side where the budget allows (the raster
     ones wait for the own coding's size once analysed): the same file."""
-    import torch
-
     from medcodec import parallel
 
     monkeypatch.setattr(parallel, "available_memory", lambda: None)
@@ -518,26 +510,20 @@ def test_a_planes_codings_in_threads_give_the_same_bytes(monkeypatch, mode):
 
     monkeypatch.setattr(codec, "map_in_threads", counted)
     plane = _smooth((48, 56), 16, seed=3)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = codec.encode(plane, mode=mode)
-        torch.set_num_threads(2)
-        calls.clear()
-        assert codec.encode(plane, mode=mode) == one
-    finally:
-        torch.set_num_threads(before)
+    torch_threads(1)
+    one = codec.encode(plane, mode=mode)
+    torch_threads(2)
+    calls.clear()
+    assert codec.encode(plane, mode=mode) == one
     # the own coding and the raster ones (but the thorough one, which a plane this small skips), two at a time
     tries = [t for t in codec.raster_tries(mode) if not t[2]]
     assert (1 + len(tries), 2) in calls
     np.testing.assert_array_equal(np.load(__import__("io").BytesIO(codec.decode(one).data)), plane)
 
 
-def test_a_failing_own_coding_in_threads_fails_the_encode_without_a_hang(monkeypatch):
+def test_a_failing_own_coding_in_threads_fails_the_encode_without_a_hang(monkeypatch, torch_threads):
     """The raster codings wait for the own coding's size: when it fails, they get its error, not a wait."""
     import threading
-
-    import torch
 
     from medcodec import parallel
     from medcodec.pipelines import subimage
@@ -556,13 +542,9 @@ def test_a_failing_own_coding_in_threads_fails_the_encode_without_a_hang(monkeyp
         except ValueError as exc:
             outcome.append(str(exc))
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        worker.join(120)
-    finally:
-        torch.set_num_threads(before)
+    torch_threads(2)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
     assert not worker.is_alive(), "the encoder hung"
     assert outcome == ["own coding failed"]

@@ -13,13 +13,6 @@ import torch
 from medcodec import parallel
 
 
-@pytest.fixture
-def torch_threads():
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_beside_returns_both_results_in_order(torch_threads, threads):
     torch_threads(threads)
@@ -126,7 +119,6 @@ def test_available_memory_is_read_on_linux():
 def test_share_cores_sets_a_worker_budget_and_keeps_the_users(torch_threads, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
-    before = torch.get_num_threads()
     parallel.share_cores(4)
     assert parallel.os.environ["OMP_NUM_THREADS"] == "4" and torch.get_num_threads() == 4
     monkeypatch.delenv("OMP_NUM_THREADS")
@@ -137,7 +129,6 @@ def test_share_cores_sets_a_worker_budget_and_keeps_the_users(torch_threads, mon
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     parallel.share_cores(2)  # the user's own setting, without --threads, is each worker's
     assert parallel.os.environ["OMP_NUM_THREADS"] == "5"
-    torch_threads(before)
 
 
 def test_set_budget_sets_torch_threads_and_the_environment(torch_threads, monkeypatch):

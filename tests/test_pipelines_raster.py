@@ -979,22 +979,13 @@ def test_local_predictions_are_computed_once_per_plane(monkeypatch):
     assert len(calls) == 2
 
 
-@pytest.fixture
-def two_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_local_predictions_are_computed_once_by_tries_side_by_side(two_threads, monkeypatch):
+def test_local_predictions_are_computed_once_by_tries_side_by_side(torch_threads, monkeypatch):
     """The slow mode's raster tries of a plane in two threads: one computes each radius, the other waits
     for it; with a budget of two, two planes' predictions are kept (frames coded side by side)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    torch_threads(2)
     calls = []
     original = raster.local_ls.plane_predictions
     release = threading.Event()
