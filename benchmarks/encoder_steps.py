@@ -1,6 +1,6 @@
 """Where a mode's encoding time goes, step by step, and what each step of the raster analysis saves.
 
-Whole files are coded by ``codec.encode`` while the raster analysis' steps (``raster._analyse``) and the
+Whole files are coded by ``codec.encode`` while the raster analysis' steps (``raster.analysis.analyse``) and the
 subimage path are timed from outside: each step's seconds, how often the candidate it built was kept
 (it is kept when a later step starts from it or it is the analysis coded), and the estimated bytes it
 saved where kept. Nothing in the codec changes: the files' bytes are the ones ``medcodec encode`` writes.
@@ -32,8 +32,8 @@ from raster_option_ablation import pick  # noqa: E402
 from medcodec import codec  # noqa: E402
 from medcodec.pipelines import raster, subimage  # noqa: E402
 
-# (step, _Analysis method): the raster analysis' steps that build a candidate analysis from another, in
-# the order _analyse takes them ("first analysis" and "block classes" are module functions)
+# (step, Analysis method): the raster analysis' steps that build a candidate analysis from another, in
+# the order analysis.analyse takes them ("first analysis" and "block classes" are module functions)
 CANDIDATE_STEPS = (("refit checks", "without_output_fit"), ("refit checks", "without_correction"),
                    ("stacked corrections", "with_second_correction"), ("local least squares", "with_local_ls"))
 
@@ -82,12 +82,13 @@ class StepLog:
 @contextlib.contextmanager
 def instrumented(log: StepLog):
     """The raster analysis and the subimage path timed into ``log`` while inside; restored after."""
-    originals = [(raster, "_first_analysis", raster._first_analysis),
-                 (raster, "_with_block_classes", raster._with_block_classes),
-                 (raster, "_analyse", raster._analyse),
-                 (raster._Analysis, "offer_learned_scales", raster._Analysis.offer_learned_scales),
-                 (raster._Analysis, "streams", raster._Analysis.streams)]
-    originals += [(raster._Analysis, name, getattr(raster._Analysis, name)) for _, name in CANDIDATE_STEPS]
+    module, Analysis = raster.analysis, raster.analysis.Analysis
+    originals = [(module, "first_analysis", module.first_analysis),
+                 (module, "with_block_classes", module.with_block_classes),
+                 (module, "analyse", module.analyse),
+                 (Analysis, "offer_learned_scales", Analysis.offer_learned_scales),
+                 (Analysis, "streams", Analysis.streams)]
+    originals += [(Analysis, name, getattr(Analysis, name)) for _, name in CANDIDATE_STEPS]
     subimage_paths = [(cls, "encode_alternatives", cls.__dict__["encode_alternatives"])
                       for cls in vars(subimage).values()
                       if isinstance(cls, type) and "encode_alternatives" in cls.__dict__]
@@ -119,13 +120,13 @@ def instrumented(log: StepLog):
         log.timed("learned scales", originals[3][2])(analysis, *args, **kwargs)
         log.gains["learned scales"] += before - analysis.estimated_bytes()
 
-    raster._first_analysis = log.timed("first analysis", originals[0][2])
-    raster._with_block_classes = block_classes
-    raster._analyse = analyse
-    raster._Analysis.offer_learned_scales = learned_scales
-    raster._Analysis.streams = log.timed("rANS coding", originals[4][2])
+    module.first_analysis = log.timed("first analysis", originals[0][2])
+    module.with_block_classes = block_classes
+    module.analyse = analyse
+    Analysis.offer_learned_scales = learned_scales
+    Analysis.streams = log.timed("rANS coding", originals[4][2])
     for step, name in CANDIDATE_STEPS:
-        setattr(raster._Analysis, name, candidate_step(step, getattr(raster._Analysis, name)))
+        setattr(Analysis, name, candidate_step(step, getattr(Analysis, name)))
     for owner, name, function in subimage_paths:
         setattr(owner, name, log.timed("subimage path (LC-H)", function))
     try:

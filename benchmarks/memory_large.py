@@ -14,7 +14,7 @@ noise), 12 bits used of 16, or (--plane stripes) stripes whose direction turns a
 Mode slow-ensemble is the slow path with its test-time ensemble (pipelines/ensemble.py) kept for every
 subimage, whatever it saves, and surprise offsets (pipelines/surprise.py) on every set, for which its
 decoder also keeps each subimage's first single pass: the slow decoder's worst case for memory and time.
-Mode raster is the raster-order method (pipelines/raster.py) every learned mode offers beside its own;
+Mode raster is the raster-order method (pipelines/raster/) every learned mode offers beside its own;
 raster-slow is the same with the slow mode's options (the local least-squares blend wherever it saves,
 windows of three radii: the decoder keeps running sums for each; raster-nn-xl-v1 stacked on the default
 correction where that codes smaller, format 2.7).

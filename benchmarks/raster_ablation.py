@@ -1,8 +1,8 @@
-"""Raster-order coding (medcodec/pipelines/raster.py) against the fast path's own streams and JPEG-XL
+"""Raster-order coding (medcodec/pipelines/raster/) against the fast path's own streams and JPEG-XL
 effort 9, plane by plane: where each wins, and what raster costs in time; and raster without its
-learned correction (raster.CORRECTION_MODEL), what the network saves; raster without its learned scale
-(raster.SCALE_MODEL: the linear scale sum's buckets only), what that network saves; raster with the learned
-scale that also sees a wide window (raster.WINDOW_SCALE_MODEL) instead, what it saves more and costs to decode;
+learned correction (raster.method.CORRECTION_MODEL), what the network saves; raster without its learned scale
+(raster.method.SCALE_MODEL: the linear scale sum's buckets only), what that network saves; raster with the learned
+scale that also sees a wide window (raster.method.WINDOW_SCALE_MODEL) instead, what it saves more and costs to decode;
 and raster with the slow mode's larger correction (codec.raster_corrections("slow")[0]), what it saves more and
 costs. Stream bytes only (no
 container; methods driven directly, so no fallback hides a coding), every coding verified by decoding it.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from medcodec.codec import raster_corrections  # noqa: E402
 from medcodec.pipelines.classical import jpegxl_encode_plane  # noqa: E402
-from medcodec.pipelines.raster import WINDOW_SCALE_MODEL, RasterMethod  # noqa: E402
+from medcodec.pipelines.raster.method import WINDOW_SCALE_MODEL, RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import DEFAULT_MODEL, FastMethod  # noqa: E402
 from method_runs import coded_planes, groupings, plane_ablation_arguments  # noqa: E402
 

@@ -2,11 +2,11 @@
 it changes per file and in total; every file that changes is decoded and verified. Options:
 
 - ``output-fit``: the per-plane fit of the correction network's output layer (format 2.6,
-  ``raster._Analysis._output_delta``; off: ``raster.ADAPT_OUTPUT``);
+  ``raster.analysis.Analysis._output_delta``; off: ``raster.analysis.ADAPT_OUTPUT``);
 - ``stack``: a second correction network stacked on the first (format 2.7,
-  ``raster._Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's;
-- ``lattice``: the neighbour-value boost's lattice (format 2.8, ``raster._Analysis._fit_boost``; off: no
-  ``raster.LATTICES``).
+  ``raster.analysis.Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's;
+- ``lattice``: the neighbour-value boost's lattice (format 2.8, ``raster.analysis.Analysis._fit_boost``; off: no
+  ``raster.analysis.LATTICES``).
 
     python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
@@ -33,7 +33,7 @@ from medcodec.pipelines import raster  # noqa: E402
 
 
 def offer_output_fit(offered: bool) -> None:
-    raster.ADAPT_OUTPUT = offered
+    raster.analysis.ADAPT_OUTPUT = offered
 
 
 SHIPPED_STACK = dict(codec.RASTER_STACK)  # the modes' pairs, restored when the option is offered
@@ -43,11 +43,11 @@ def offer_stack(offered: bool) -> None:
     codec.RASTER_STACK = dict(SHIPPED_STACK) if offered else {}
 
 
-SHIPPED_LATTICES = raster.LATTICES
+SHIPPED_LATTICES = raster.analysis.LATTICES
 
 
 def offer_lattice(offered: bool) -> None:
-    raster.LATTICES = SHIPPED_LATTICES if offered else ()
+    raster.analysis.LATTICES = SHIPPED_LATTICES if offered else ()
 
 
 OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice}

@@ -57,7 +57,7 @@ def main() -> None:
     for mode, summary in summaries(results, args.results.as_posix()).items():
         # every mode's raster frames may use its raster corrections and learned scales: those entries
         # hold the mode's numbers too
-        for model_id in (MODEL_OF_MODE[mode], *raster_corrections(mode), *RASTER_SCALES.get(mode, (raster.SCALE_MODEL,))):
+        for model_id in (MODEL_OF_MODE[mode], *raster_corrections(mode), *RASTER_SCALES.get(mode, (raster.method.SCALE_MODEL,))):
             if model_id in manifest["models"]:
                 manifest["models"][model_id].setdefault("test_split", {})[mode] = summary
                 print(f"{model_id} {mode}: {summary['bpp']} bpp, {summary['ratio_to_jxl9']} x JPEG-XL e9")

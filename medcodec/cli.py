@@ -351,7 +351,7 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             if isinstance(lattice, list) and lattice:
                 extras.append(f"value lattice of step {lattice[0]}")
             if options.get("lw"):  # the local least-squares blend: what roughly doubles a frame's decoding
-                from medcodec.pipelines.local_ls import RADIUS
+                from medcodec.pipelines.raster.local_ls import RADIUS
 
                 radii = [RADIUS] + [entry[0] for entry in options.get("lx") or () if isinstance(entry, list) and entry]
                 extras.append(f"local least squares (radius {', '.join(str(r) for r in radii)})")

@@ -48,7 +48,7 @@ DEFAULT_MAX_PIXELS = io_source.DEFAULT_MAX_PIXELS
 # One encoding job's working memory per pixel (a frame's coding, or one of a plane's codings), for how
 # many run at once (parallel.map_in_threads). benchmarks/results/memory_large.json, a 2048^2 16-bit
 # plane: encoding peaks ~300 bytes a pixel over the process' baseline (the slow mode's raster analyses),
-# up to twice that on planes of up to 2^21 pixels (two analyses alive, raster.BLOCK_KEEP_BOTH).
+# up to twice that on planes of up to 2^21 pixels (two analyses alive, raster.analysis.BLOCK_KEEP_BOTH).
 ENCODE_BYTES_PER_PIXEL = 640
 
 
@@ -101,8 +101,8 @@ def _stream_cost(streams: list[Stream]) -> int:
 RASTER_MARGIN = {"fast": 0.01, "latent": 0.01}
 # The raster codings each mode tries, the smallest kept: (learned correction, robust fits, thorough)
 # triples, the correction a models/ id (None: the raster method's default, raster-nn-large-v1), robust
-# which of the encoder's weight fits are robust (raster._Analysis.robust; None: by the plane's bit
-# depth), thorough whether its fits and searches look at 4 times larger samples (raster.THOROUGH_SCALE;
+# which of the encoder's weight fits are robust (raster.analysis.Analysis.robust; None: by the plane's bit
+# depth), thorough whether its fits and searches look at 4 times larger samples (raster.analysis.THOROUGH_SCALE;
 # tried only on planes where that can differ). The slow mode adds a larger network, raster-nn-xl-v1 (four
 # layers of 128; benchmarks/results/raster_ablation.json: what it saves and costs), the default network
 # with robust fits both off and on, one of which is the fast mode's own coding, and the fast mode's
@@ -123,8 +123,8 @@ _SCALES = ("raster-scale-v1", "raster-scale-v2")
 RASTER_SCALES: dict[str, tuple[str, ...]] = {"fast": _SCALES, "slow": _SCALES, "latent": _SCALES}
 
 
-# The share of a raster frame's estimated size the local least-squares blend (pipelines.local_ls) must
-# save to be sent (a mode not named: the raster method's LOCAL_MIN_SHARE, which weighs the ~2x decoding
+# The share of a raster frame's estimated size the local least-squares blend (pipelines.raster.local_ls) must
+# save to be sent (a mode not named: the raster analysis' LOCAL_MIN_SHARE, which weighs the ~2x decoding
 # time of the frames that use it). The slow mode takes any saving.
 RASTER_LOCAL_MIN_SHARE: dict[str, float] = {"slow": 0.0}
 # The radii of the local least-squares windows the mode's raster coding may blend in besides the default
@@ -132,7 +132,7 @@ RASTER_LOCAL_MIN_SHARE: dict[str, float] = {"slow": 0.0}
 RASTER_LOCAL_RADII: dict[str, tuple[int, ...]] = {"slow": (4, 14)}
 
 
-# The pair of learned corrections each mode's raster codings may stack (raster._Analysis.with_second_correction,
+# The pair of learned corrections each mode's raster codings may stack (raster.analysis.Analysis.with_second_correction,
 # format 2.7): a try with one of them offers the other on top, with per-class weights fitted to the plane,
 # where that codes smaller; the decoder then runs both networks (~1.3 x raster-nn-xl-v1's decoding time).
 # Slow-mode train files (benchmarks/results/stack_ablation.json): 13 of 24 change, -0.14 % on those.
@@ -141,7 +141,7 @@ RASTER_STACK: dict[str, tuple[str, str]] = {"slow": ("raster-nn-xl-v1", "raster-
 
 def raster_second(mode: str, correction: str | None) -> str | None:
     """The correction the mode stacks on a raster try's own (None resolved to the default), or None."""
-    from medcodec.pipelines.raster import CORRECTION_MODEL
+    from medcodec.pipelines.raster.method import CORRECTION_MODEL
 
     pair = RASTER_STACK.get(mode)
     own = correction or CORRECTION_MODEL
@@ -156,7 +156,7 @@ def raster_tries(mode: str) -> tuple[tuple[str | None, int | None, bool], ...]:
 
 def raster_corrections(mode: str) -> tuple[str, ...]:
     """The models/ ids of the learned corrections the mode's raster coding is tried with (None resolved)."""
-    from medcodec.pipelines.raster import CORRECTION_MODEL
+    from medcodec.pipelines.raster.method import CORRECTION_MODEL
 
     return tuple(dict.fromkeys(c or CORRECTION_MODEL for c, _, _ in raster_tries(mode)))
 
@@ -284,7 +284,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     history = get_method("jpeg", effort=effort)  # its correction plane at the classical coding's effort
     # Raster-order prediction: where the plane is mostly noise (12-16-bit CT and MR), it beats both the
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
-    from medcodec.pipelines.raster import thorough_differs
+    from medcodec.pipelines.raster.analysis import thorough_differs
 
     rasters = [(get_method("raster", correction=c, robust=robust, thorough=thorough, scales=RASTER_SCALES.get(mode),
                            local_min_share=RASTER_LOCAL_MIN_SHARE.get(mode), local_radii=RASTER_LOCAL_RADII.get(mode),

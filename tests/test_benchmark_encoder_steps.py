@@ -25,11 +25,11 @@ def test_steps_are_timed_and_the_bytes_are_the_codecs(tmp_path):
     np.save(tmp_path / "noisy.npy", plane)
     paths = [tmp_path / "noisy.npy", EXAMPLES / "dicom16" / "MR_small.dcm"]
     expected = [len(codec.encode(path, mode="fast")) for path in paths]
-    before = (raster._analyse, raster._Analysis.streams, raster._Analysis.with_local_ls)
+    before = (raster.analysis.analyse, raster.analysis.Analysis.streams, raster.analysis.Analysis.with_local_ls)
 
     result = encoder_steps.measure(paths, "fast")
 
-    assert (raster._analyse, raster._Analysis.streams, raster._Analysis.with_local_ls) == before
+    assert (raster.analysis.analyse, raster.analysis.Analysis.streams, raster.analysis.Analysis.with_local_ls) == before
     assert [row["bytes"] for row in result["files"]] == expected
     steps = result["steps"]
     assert {"first analysis", "block classes", "learned scales", "rANS coding"} <= set(steps)

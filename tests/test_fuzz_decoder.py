@@ -73,22 +73,22 @@ def _slow_ensemble_file(original: np.ndarray) -> bytes:
 def _window_scale_file(original: np.ndarray) -> bytes:
     """The raster method's streams with the learned scale that sees a wide window (the slow mode's
     offer), used whatever it saves: its decoder's integral images are fuzzed too."""
-    saving, raster.SCALE_MIN_SAVING = raster.SCALE_MIN_SAVING, -1e12
+    saving, raster.analysis.SCALE_MIN_SAVING = raster.analysis.SCALE_MIN_SAVING, -1e12
     try:
-        return _own_streams_file(original, "raster", raster.RasterMethod(scale_models=(raster.WINDOW_SCALE_MODEL,)))
+        return _own_streams_file(original, "raster", raster.RasterMethod(scale_models=(raster.method.WINDOW_SCALE_MODEL,)))
     finally:
-        raster.SCALE_MIN_SAVING = saving
+        raster.analysis.SCALE_MIN_SAVING = saving
 
 
 def _output_fit_file(original: np.ndarray) -> bytes:
     """The raster method's streams with the correction's output layer fitted to the plane (format 2.6),
     sent whatever it saves: its adjusted weights are fuzzed too."""
-    margin, raster.OUTPUT_FIT_MARGIN = raster.OUTPUT_FIT_MARGIN, float("-inf")
-    shipped, raster._Analysis.without_output_fit = raster._Analysis.without_output_fit, lambda self: None
+    margin, raster.analysis.OUTPUT_FIT_MARGIN = raster.analysis.OUTPUT_FIT_MARGIN, float("-inf")
+    shipped, raster.analysis.Analysis.without_output_fit = raster.analysis.Analysis.without_output_fit, lambda self: None
     try:
         return _own_streams_file(original, "raster")
     finally:
-        raster.OUTPUT_FIT_MARGIN, raster._Analysis.without_output_fit = margin, shipped
+        raster.analysis.OUTPUT_FIT_MARGIN, raster.analysis.Analysis.without_output_fit = margin, shipped
 
 
 def _stacked_file(original: np.ndarray) -> bytes:
@@ -98,10 +98,10 @@ def _stacked_file(original: np.ndarray) -> bytes:
     from medcodec.pipelines import get_method
 
     src = io_source.load(original)
-    first, second = raster.shipped_correction("raster-nn-xl-v1"), raster.shipped_correction("raster-nn-large-v1")
+    first, second = raster.method.shipped_correction("raster-nn-xl-v1"), raster.method.shipped_correction("raster-nn-large-v1")
     if first is None or second is None:
         pytest.skip("the shipped correction networks are not installed")
-    stacked = raster._Analysis(src.planes[0], src.bits, correction=first).with_second_correction(second)
+    stacked = raster.analysis.Analysis(src.planes[0], src.bits, correction=first).with_second_correction(second)
     return codec._pack_file(src, envelope_coding.pack(src.envelope), get_method("raster"),
                             [(stacked.streams(), {"method": "raster"})])
 
@@ -201,7 +201,7 @@ def encoded(request):
         for option in options:
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
         if request.param == "raster-window":
-            assert unpack_side_info(metas[0])["raster"]["sn"].startswith(raster.WINDOW_SCALE_MODEL + "/")
+            assert unpack_side_info(metas[0])["raster"]["sn"].startswith(raster.method.WINDOW_SCALE_MODEL + "/")
     if request.param == "jpeg":
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"

@@ -325,14 +325,14 @@ def test_window_features_are_the_causal_windows_statistics(shape):
 
 def test_window_features_filled_by_wavefronts_equal_the_whole_planes():
     """The decoder's integral images, filled a wavefront at a time, give the encoder's features."""
-    from medcodec.pipelines.raster import _Layout
+    from medcodec.pipelines.raster.layout import Layout
 
     rng = np.random.default_rng(3)
     errors = rng.integers(-(1 << 24), 1 << 24, (31, 26))
     errors[5:20, 4:9] = 0  # flat: the log2 feature's floor
     whole = raster_mlp.ErrorWindows.of_plane(errors)
     filled = raster_mlp.ErrorWindows(*errors.shape)
-    layout = _Layout(errors.shape)
+    layout = Layout(errors.shape)
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         scale_sum = rng.integers(0, 1 << 20, rows.size)

@@ -69,14 +69,14 @@ def test_noisy_ct_round_trips_below_its_histogram_entropy():
 
 
 def test_wavefronts_visit_every_pixel_once_after_its_neighbours():
-    layout = raster._Layout((7, 11))
+    layout = raster.layout.Layout((7, 11))
     seen = np.full((7, 11), -1)
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
         assert (seen[rows, cols] == -1).all()
         seen[rows, cols] = t
     assert (seen >= 0).all()
-    for dy, dx in raster.OFFSETS:  # every in-plane neighbour is on an earlier wavefront
+    for dy, dx in raster.layout.OFFSETS:  # every in-plane neighbour is on an earlier wavefront
         for i in range(7):
             for j in range(11):
                 if 0 <= i + dy < 7 and 0 <= j + dx < 11:
@@ -84,64 +84,64 @@ def test_wavefronts_visit_every_pixel_once_after_its_neighbours():
 
 
 def test_template_stays_inside_the_padding():
-    assert min(dy for dy, _ in raster.OFFSETS) == -raster.PAD_TOP
-    assert min(dx for _, dx in raster.OFFSETS) == -raster.PAD_LEFT
-    assert max(dx for _, dx in raster.OFFSETS) == raster.PAD_RIGHT
-    assert all(dy < 0 or dx < 0 for dy, dx in raster.OFFSETS)
+    assert min(dy for dy, _ in raster.layout.OFFSETS) == -raster.layout.PAD_TOP
+    assert min(dx for _, dx in raster.layout.OFFSETS) == -raster.layout.PAD_LEFT
+    assert max(dx for _, dx in raster.layout.OFFSETS) == raster.layout.PAD_RIGHT
+    assert all(dy < 0 or dx < 0 for dy, dx in raster.layout.OFFSETS)
 
 
 def test_decoder_arithmetic_equals_the_encoders():
     # the encoder computes every pixel's table at once, the decoder wavefront by wavefront: same tables
     plane = noisy_ct((40, 33), seed=3)
-    analysis = raster._Analysis(plane, 12)
-    params = raster._coding(analysis.model, analysis.mu, analysis.buckets)
+    analysis = raster.analysis.Analysis(plane, 12)
+    params = raster.coding.pixel_params(analysis.model, analysis.mu, analysis.buckets)
     layout = analysis.layout
     grid = analysis.grid.copy()
     size = grid.size
     errors1, errors2 = np.zeros(size, np.int64), np.zeros(size, np.int64)
     index = layout.flat(*np.divmod(np.arange(plane.size), plane.shape[1]))
-    errors1[index] = raster._error(analysis.values, analysis.mu1)
+    errors1[index] = raster.prediction.error(analysis.values, analysis.mu1)
     errors2[index] = analysis.errors2
     for t in (0, 5, 40, layout.wavefronts - 1):
         rows, cols = layout.wavefront(t)
         taps = layout.flat(rows, cols)[:, None] + layout.offsets[None, :]
         nb = grid[taps]
-        activity = raster._activity(nb)
-        cls = raster._classes(activity, layout.border(rows, cols), analysis.model.class_shift)
-        mu1 = raster._first_stage(nb, cls, analysis.model.first, analysis.top)
-        mu = raster._second_stage(mu1, errors1[taps[:, : raster.ERROR_TAPS]], cls, analysis.model.second, analysis.top)
-        scale_sum = raster._scale_sum(errors2[taps[:, : raster.SCALE_TAPS]], activity, analysis.model)
-        buckets = bucket_of(raster._linear_keys(scale_sum), analysis.model)
+        activity = raster.prediction.activity(nb)
+        cls = raster.prediction.classes(activity, layout.border(rows, cols), analysis.model.class_shift)
+        mu1 = raster.prediction.first_stage(nb, cls, analysis.model.first, analysis.top)
+        mu = raster.prediction.second_stage(mu1, errors1[taps[:, : raster.layout.ERROR_TAPS]], cls, analysis.model.second, analysis.top)
+        scale_sum = raster.prediction.scale_sum(errors2[taps[:, : raster.layout.SCALE_TAPS]], activity, analysis.model)
+        buckets = bucket_of(raster.prediction.linear_keys(scale_sum), analysis.model)
         flat = rows * plane.shape[1] + cols
-        assert np.array_equal(raster._coding(analysis.model, mu, buckets).table, params.table[flat])
+        assert np.array_equal(raster.coding.pixel_params(analysis.model, mu, buckets).table, params.table[flat])
 
 
 def test_encoder_neighbour_gathers_are_numpys_slices_and_fancy_indexing():
     # the compiled gathers that feed the encoder's fits and bands: the numpy definitions they replaced
     rng = np.random.default_rng(3)
-    analysis = raster._Analysis(rng.integers(0, 4096, (37, 53)), 12)
+    analysis = raster.analysis.Analysis(rng.integers(0, 4096, (37, 53)), 12)
     grid = analysis.grid.reshape(analysis.layout.padded_shape)
     for first_row, end_row in ((0, 37), (5, 6), (30, 37)):
-        for taps in (len(raster.OFFSETS), raster.SCALE_TAPS):
-            want = np.stack([grid[raster.PAD_TOP + dy + first_row:raster.PAD_TOP + dy + end_row,
-                                  raster.PAD_LEFT + dx:raster.PAD_LEFT + dx + 53].ravel()
-                             for dy, dx in raster.OFFSETS[:taps]], axis=1)
+        for taps in (len(raster.layout.OFFSETS), raster.layout.SCALE_TAPS):
+            want = np.stack([grid[raster.layout.PAD_TOP + dy + first_row:raster.layout.PAD_TOP + dy + end_row,
+                                  raster.layout.PAD_LEFT + dx:raster.layout.PAD_LEFT + dx + 53].ravel()
+                             for dy, dx in raster.layout.OFFSETS[:taps]], axis=1)
             got = analysis._band_taps(grid, first_row, end_row, taps)
             assert got.dtype == grid.dtype and np.array_equal(got, want)
     index = analysis.sample_index
     want = analysis.grid[index[:, None] + analysis.layout.offsets[None, :]]
-    assert np.array_equal(analysis._taps_at(grid, len(raster.OFFSETS)), want)
+    assert np.array_equal(analysis._taps_at(grid, len(raster.layout.OFFSETS)), want)
     assert np.array_equal(analysis._taps_at(grid.astype(np.int32), 5, index[:7]), want[:7, :5])
 
 
 def bucket_of(keys, model):
     """A pixel's scale bucket from its scale key, clamped to the model's table: the numpy definition the
     decoder's compiled pass (``residual_model.pixel_params_of_buckets``) computes it by."""
-    return raster._clamp(keys - model.bucket_low, 0, model.ell.size - 1)
+    return raster.prediction.clamp(keys - model.bucket_low, 0, model.ell.size - 1)
 
 
 def read_bits(reader, widths):
-    """The next values of widths[i] bits each, most significant first, from a raster._BitReader: the numpy
+    """The next values of widths[i] bits each, most significant first, from a raster.coding.BitReader: the numpy
     definition its compiled ``values`` pass is checked against (it was the decoder's reader)."""
     total = int(widths.sum())
     assert reader.cursor + total <= reader.bits.size
@@ -158,7 +158,7 @@ def test_bit_packing_round_trips():
     rng = np.random.default_rng(0)
     widths = rng.integers(0, 17, 500)
     values = rng.integers(0, 1 << 16, 500) & ((1 << widths) - 1)
-    reader = raster._BitReader(raster._pack_bits(widths, values))
+    reader = raster.coding.BitReader(raster.coding.pack_bits(widths, values))
     assert np.array_equal(np.concatenate([read_bits(reader, widths[:123]), read_bits(reader, widths[123:])]), values)
     reader.finish()
 
@@ -170,19 +170,19 @@ def test_values_from_symbols_and_raw_bits_are_the_numpy_definition():
     symbols = np.where(rng.random(n) < 0.1, rm.ESCAPE, rng.integers(0, rm.ESCAPE, n))
     params = rm.PixelParams(table=np.zeros(n, np.int64), low_bits=rng.integers(0, 6, n), base=rng.integers(0, 900, n))
     escaped = symbols == rm.ESCAPE
-    widths = np.where(escaped, raster.RAW_ESCAPE_BITS, params.low_bits)
-    payload = raster._pack_bits(widths, rng.integers(0, 1 << 16, n) & ((1 << widths) - 1))
-    extra = read_bits(raster._BitReader(payload), widths)
+    widths = np.where(escaped, raster.layout.RAW_ESCAPE_BITS, params.low_bits)
+    payload = raster.coding.pack_bits(widths, rng.integers(0, 1 << 16, n) & ((1 << widths) - 1))
+    extra = read_bits(raster.coding.BitReader(payload), widths)
     want = np.where(escaped, extra, ((symbols - rm.SUPPORT + params.base) << params.low_bits) + extra)
-    reader = raster._BitReader(payload)
+    reader = raster.coding.BitReader(payload)
     got = np.concatenate([reader.values(symbols[:150], _rows(params, slice(0, 150)), int(want.min()), int(want.max())),
                           reader.values(symbols[150:], _rows(params, slice(150, n)), int(want.min()), int(want.max()))])
     assert np.array_equal(got, want)
     reader.finish()
     with pytest.raises(CorruptStreamError, match="outside the plane's range"):
-        raster._BitReader(payload).values(symbols, params, int(want.min()), int(want.max()) - 1)
+        raster.coding.BitReader(payload).values(symbols, params, int(want.min()), int(want.max()) - 1)
     with pytest.raises(CorruptStreamError, match="truncated"):
-        raster._BitReader(payload[:len(payload) // 2]).values(symbols, params, int(want.min()), int(want.max()))
+        raster.coding.BitReader(payload[:len(payload) // 2]).values(symbols, params, int(want.min()), int(want.max()))
 
 
 def _rows(params, chosen):
@@ -238,9 +238,9 @@ def test_out_of_range_side_information_is_refused(change):
 def _fitted_output_frame(monkeypatch):
     """A noisy CT plane's raster streams with the correction's output layer fitted to it (the margin that
     weighs the fit against its side information waived: the plane is small)."""
-    monkeypatch.setattr(raster, "OUTPUT_FIT_MARGIN", float("-inf"))
+    monkeypatch.setattr(raster.analysis, "OUTPUT_FIT_MARGIN", float("-inf"))
     plane = noisy_ct()
-    analysis = raster._Analysis(plane, 12, correction=raster.shipped_correction())
+    analysis = raster.analysis.Analysis(plane, 12, correction=raster.method.shipped_correction())
     assert analysis.model.correction is not None and analysis.model.output_delta is not None
     return plane, analysis.streams()
 
@@ -248,7 +248,7 @@ def _fitted_output_frame(monkeypatch):
 def test_output_layer_fit_round_trips_and_is_sent(monkeypatch):
     plane, streams = _fitted_output_frame(monkeypatch)
     meta = unpack_side_info(streams[0].payload)["raster"]
-    net = raster.shipped_correction()
+    net = raster.method.shipped_correction()
     assert len(meta["od"]) == net.weights[-1].shape[1] + 1 and any(meta["od"])
     assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
     # the decoder adds the delta: without it the same streams decode to other values, or fail
@@ -261,13 +261,13 @@ def test_output_layer_fit_round_trips_and_is_sent(monkeypatch):
 
 
 def test_without_the_output_fit_is_the_shipped_layers_analysis(monkeypatch):
-    monkeypatch.setattr(raster, "OUTPUT_FIT_MARGIN", float("-inf"))
-    plane, net = noisy_ct(), raster.shipped_correction()
-    fitted = raster._Analysis(plane, 12, correction=net)
+    monkeypatch.setattr(raster.analysis, "OUTPUT_FIT_MARGIN", float("-inf"))
+    plane, net = noisy_ct(), raster.method.shipped_correction()
+    fitted = raster.analysis.Analysis(plane, 12, correction=net)
     other = fitted.without_output_fit()
-    monkeypatch.setattr(raster, "ADAPT_OUTPUT", False)
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", float("-inf"))  # kept, as the fitted one was
-    shipped = raster._Analysis(plane, 12, correction=net)
+    monkeypatch.setattr(raster.analysis, "ADAPT_OUTPUT", False)
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", float("-inf"))  # kept, as the fitted one was
+    shipped = raster.analysis.Analysis(plane, 12, correction=net)
     assert other.model.output_delta is None and other.model.correction == shipped.model.correction
     assert np.array_equal(other.mu, shipped.mu) and not np.array_equal(fitted.mu, shipped.mu)
     assert other.estimated_bytes() == shipped.estimated_bytes()
@@ -291,47 +291,47 @@ def test_bad_output_layer_fits_are_refused(change, monkeypatch):
 
 def test_output_layer_fit_is_not_sent_where_it_cannot_pay():
     # a plane with fewer eligible pixels than OUTPUT_FIT_MIN: no fit, the shipped layer
-    analysis = raster._Analysis(noisy_ct((40, 40)), 12, correction=raster.shipped_correction())
+    analysis = raster.analysis.Analysis(noisy_ct((40, 40)), 12, correction=raster.method.shipped_correction())
     assert analysis.model.output_delta is None and "od" not in analysis.model.to_json()
 
 
 def _stacked_frame(monkeypatch):
     """A noisy CT plane's analysis with raster-nn-large-v1 stacked on raster-nn-xl-v1 (format 2.7; the
     correction kept whatever the proxy says of it: the plane is small)."""
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", float("-inf"))
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", float("-inf"))
     plane = noisy_ct((120, 100))
-    first, second = raster.shipped_correction("raster-nn-xl-v1"), raster.shipped_correction("raster-nn-large-v1")
+    first, second = raster.method.shipped_correction("raster-nn-xl-v1"), raster.method.shipped_correction("raster-nn-large-v1")
     if first is None or second is None:
         pytest.skip("the shipped correction networks are not installed")
-    analysis = raster._Analysis(plane, 12, correction=first)
+    analysis = raster.analysis.Analysis(plane, 12, correction=first)
     assert analysis.model.correction is not None
     return plane, analysis, analysis.with_second_correction(second)
 
 
 def _stacked_reference(analysis, stacked):
     """The stacked prediction restated from the two networks' corrections, as FORMAT.md defines it."""
-    first, second = (raster.correction_named(tag) for tag in (analysis.model.correction, stacked.model.second_correction))
+    first, second = (raster.method.correction_named(tag) for tag in (analysis.model.correction, stacked.model.second_correction))
     if analysis.model.output_delta is not None:
         first = first.with_output_delta(analysis.model.output_delta)
     grids = (analysis.grid.reshape(analysis.layout.padded_shape),
-             analysis._grid_of(raster._error(analysis.values, analysis.mu1)),
-             analysis._grid_of(raster._error(analysis.values, analysis._uncorrected)))
-    pixels = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
+             analysis._grid_of(raster.prediction.error(analysis.values, analysis.mu1)),
+             analysis._grid_of(raster.prediction.error(analysis.values, analysis._uncorrected)))
+    pixels = np.flatnonzero(analysis.cls < raster.layout.ACTIVITY_CLASSES)
     index = analysis.layout.flat(*np.divmod(pixels, analysis.width))
-    feats, scale = raster_mlp.features(*(analysis._taps_at(g, len(raster.OFFSETS), index) for g in grids),
+    feats, scale = raster_mlp.features(*(analysis._taps_at(g, len(raster.layout.OFFSETS), index) for g in grids),
                                        analysis.mu1[pixels], analysis._uncorrected[pixels], analysis.activity[pixels])
     w = stacked.model.stack_weights[analysis.cls[pixels].astype(np.int64)]
     total = w[:, 0] * first.correction(feats, scale) + w[:, 1] * second.correction(feats, scale)
     mu = analysis._uncorrected.astype(np.int64)
-    mu[pixels] = np.clip(mu[pixels] + (total >> raster.STACK_SHIFT), 0, analysis.top)
+    mu[pixels] = np.clip(mu[pixels] + (total >> raster.layout.STACK_SHIFT), 0, analysis.top)
     return mu
 
 
 def test_stacked_corrections_round_trip_and_are_sent(monkeypatch):
     plane, analysis, stacked = _stacked_frame(monkeypatch)
     model = stacked.model
-    assert model.second_correction == raster.shipped_correction("raster-nn-large-v1").tag
-    assert model.stack_weights.shape == (raster.ACTIVITY_CLASSES, 2) and np.abs(model.stack_weights).max() <= raster.STACK_LIMIT
+    assert model.second_correction == raster.method.shipped_correction("raster-nn-large-v1").tag
+    assert model.stack_weights.shape == (raster.layout.ACTIVITY_CLASSES, 2) and np.abs(model.stack_weights).max() <= raster.layout.STACK_LIMIT
     # the fitted classes weigh the second network in; the rest keep the first alone
     assert (model.stack_weights[:, 1] != 0).any()
     np.testing.assert_array_equal(stacked.mu, _stacked_reference(analysis, stacked))
@@ -350,9 +350,9 @@ def test_stacked_corrections_round_trip_and_are_sent(monkeypatch):
 
 def test_no_stack_without_a_correction_or_with_the_same_network(monkeypatch):
     plane, analysis, _ = _stacked_frame(monkeypatch)
-    assert analysis.with_second_correction(raster.shipped_correction("raster-nn-xl-v1")) is None
+    assert analysis.with_second_correction(raster.method.shipped_correction("raster-nn-xl-v1")) is None
     plain = analysis.without_correction()
-    assert plain is not None and plain.with_second_correction(raster.shipped_correction("raster-nn-large-v1")) is None
+    assert plain is not None and plain.with_second_correction(raster.method.shipped_correction("raster-nn-large-v1")) is None
 
 
 @pytest.mark.parametrize("change", [
@@ -360,7 +360,7 @@ def test_no_stack_without_a_correction_or_with_the_same_network(monkeypatch):
     lambda m: {k: v for k, v in m.items() if k != "sk"},
     lambda m: {k: v for k, v in m.items() if k != "n2"},
     lambda m: {**m, "sk": m["sk"][:-1]},
-    lambda m: {**m, "sk": [raster.STACK_LIMIT + 1] * len(m["sk"])},
+    lambda m: {**m, "sk": [raster.layout.STACK_LIMIT + 1] * len(m["sk"])},
     lambda m: {**m, "n2": 7},
     lambda m: {**m, "n2": "raster-nn-large-v1/0000000000000000"},
     lambda m: {**m, "n2": m["sn"]} if "sn" in m else {**m, "n2": "raster-scale-v1/f722761cff3b41c9"},
@@ -417,10 +417,10 @@ def test_a_raster_frame_decodes_without_importing_torch(tmp_path):
 def test_each_mode_encodes_with_its_own_correction_and_the_decoder_loads_the_named_one(mode, monkeypatch):
     asked = []
     net = small_correction()
-    monkeypatch.setattr(raster, "shipped_correction", lambda model_id=raster.CORRECTION_MODEL: asked.append(model_id) or net)
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
-    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
-    monkeypatch.setattr(raster, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
+    monkeypatch.setattr(raster.method, "shipped_correction", lambda model_id=raster.method.CORRECTION_MODEL: asked.append(model_id) or net)
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster.analysis.Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster.method, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     try:
         blob = codec.encode(data, mode=mode, device="cpu")
@@ -436,21 +436,21 @@ def test_robust_fit_ignores_the_outliers_a_least_squares_fit_chases():
     truth = np.array([0.5, -0.25, 1.0, 3.0])
     target = features @ truth + rng.laplace(0, 1, 4000)
     target[:200] += 400  # 5 % outliers, all one way (a bright rim)
-    plain, robust = raster._lstsq(features, target), raster._robust_lstsq(features, target, 1.0)
+    plain, robust = raster.fitting.lstsq(features, target), raster.fitting.robust_lstsq(features, target, 1.0)
     assert np.abs(robust - truth).max() < 0.2 < np.abs(plain - truth).max()
     assert np.abs(target - features @ robust).mean() < np.abs(target - features @ plain).mean()
 
 
 def test_robust_fits_are_on_by_default_above_8_bits_only():
-    assert [raster.default_robustness(bits) for bits in (2, 8, 9, 12, 16)] == [0, 0, 2, 2, 2]
-    assert raster._Analysis(noisy_ct(), 12).robust == 2 and raster._Analysis(noisy_ct() >> 4, 8).robust == 0
+    assert [raster.fitting.default_robustness(bits) for bits in (2, 8, 9, 12, 16)] == [0, 0, 2, 2, 2]
+    assert raster.analysis.Analysis(noisy_ct(), 12).robust == 2 and raster.analysis.Analysis(noisy_ct() >> 4, 8).robust == 0
 
 
 @pytest.mark.parametrize("name", sorted(EDGE_CASES))
 def test_edge_cases_round_trip_with_the_other_choice_of_fits(name):
     # the slow mode codes every plane with robust fits both off and on, whatever its depth
     plane, bits = EDGE_CASES[name]
-    method = get_method("raster", robust=2 - raster.default_robustness(bits))
+    method = get_method("raster", robust=2 - raster.fitting.default_robustness(bits))
     assert np.array_equal(RasterMethod().decode(method.encode(plane, bits), plane.shape, bits), plane)
 
 
@@ -466,16 +466,16 @@ def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkey
     """... and both modes offer both learned scales (raster-scale-v1, then -v2: codec.RASTER_SCALES); the
     slow mode's tries offer the other network of codec.RASTER_STACK stacked on their own, fast none."""
     asked, offered, shares, seconds = [], set(), set(), set()
-    original = raster._analyse
-    monkeypatch.setattr(raster, "_analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=(),
+    original = raster.analysis.analyse
+    monkeypatch.setattr(raster.analysis, "analyse", lambda plane, bits, correction=None, robust=None, thorough=False, scale_nets=(),
                         local_min_share=None, local_radii=(), second=None:
                         asked.append((robust, thorough)) or offered.add(tuple(n.model_id for n in scale_nets))
                         or shares.add((local_min_share, local_radii))
                         or seconds.add((correction and correction.model_id, second and second.model_id))
                         or original(plane, bits, correction, robust, thorough, scale_nets, local_min_share, local_radii,
                                     second))
-    scales = dict.fromkeys(("fast", "slow"), (raster.SCALE_MODEL, raster.WINDOW_SCALE_MODEL))
-    stacked = {"fast": {(raster.CORRECTION_MODEL, None)},
+    scales = dict.fromkeys(("fast", "slow"), (raster.method.SCALE_MODEL, raster.method.WINDOW_SCALE_MODEL))
+    stacked = {"fast": {(raster.method.CORRECTION_MODEL, None)},
                "slow": {("raster-nn-xl-v1", "raster-nn-large-v1"), ("raster-nn-large-v1", "raster-nn-xl-v1")}}
     data = (EXAMPLES / "dicom16" / "CT_small.dcm").read_bytes()
     # CT_small (128x128) is inside every sample: a thorough analysis would be the same, so not tried
@@ -489,22 +489,22 @@ def test_slow_mode_tries_both_choices_of_robust_fits_and_fast_its_default(monkey
         except ModelMismatchError:
             pytest.skip("the shipped subimage model is not installed")
         assert asked == expected and codec.decode(blob).data == data
-        assert offered == {tuple(m for m in scales[mode] if raster.shipped_scale(m) is not None)}
+        assert offered == {tuple(m for m in scales[mode] if raster.method.shipped_scale(m) is not None)}
         # slow: any saving, and windows of other radii too; fast: the defaults
         assert shares == {(codec.RASTER_LOCAL_MIN_SHARE.get(mode), codec.RASTER_LOCAL_RADII.get(mode, ()))}
         assert seconds == stacked[mode]
     asked.clear()
     plane = noisy_ct(shape=(200, 180))
-    assert raster.thorough_differs(plane.size) and not raster.thorough_differs(128 * 128)
+    assert raster.analysis.thorough_differs(plane.size) and not raster.analysis.thorough_differs(128 * 128)
     blob = codec.encode(plane, mode="slow", device="cpu")
     assert asked == [(None, False), (0, False), (2, False), (None, True)]
     assert np.array_equal(codec.decode(blob).planes[0], plane)
 
 
 def test_a_thorough_analysis_looks_at_more_pixels_and_round_trips(monkeypatch):
-    monkeypatch.setattr(raster, "FIT_SAMPLE", 1 << 12)
+    monkeypatch.setattr(raster.analysis, "FIT_SAMPLE", 1 << 12)
     plane = noisy_ct(shape=(96, 100))
-    plain, thorough = raster._Analysis(plane, 12), raster._Analysis(plane, 12, thorough=True)
+    plain, thorough = raster.analysis.Analysis(plane, 12), raster.analysis.Analysis(plane, 12, thorough=True)
     assert plain.sample.size <= 1 << 12 < thorough.sample.size
     streams = RasterMethod(thorough=True).encode(plane, 12)
     assert np.array_equal(RasterMethod().decode(streams, plane.shape, 12), plane)
@@ -512,20 +512,20 @@ def test_a_thorough_analysis_looks_at_more_pixels_and_round_trips(monkeypatch):
 
 def test_huge_errors_and_weights_stay_in_range():
     # extreme side information a hostile file may carry: sums past 2**31 still give a valid bucket
-    model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),
-                               first=np.zeros((raster.CLASSES, len(raster.OFFSETS)), np.int64),
-                               second=np.zeros((raster.CLASSES, raster.ERROR_TAPS), np.int64),
-                               scale_weights=np.full(raster.SCALE_TAPS + 1, raster.WEIGHT_LIMIT, np.int64),
+    model = raster.side_info.RasterModel(pad=0, class_shift=0, shared=raster.layout.BORDER_DEFAULT.copy(),
+                               first=np.zeros((raster.layout.CLASSES, len(raster.layout.OFFSETS)), np.int64),
+                               second=np.zeros((raster.layout.CLASSES, raster.layout.ERROR_TAPS), np.int64),
+                               scale_weights=np.full(raster.layout.SCALE_TAPS + 1, raster.layout.WEIGHT_LIMIT, np.int64),
                                bucket_low=0, ell=np.arange(128, dtype=np.int64))
-    errors = np.full((3, raster.SCALE_TAPS), raster.ERROR_LIMIT, np.int64)
-    buckets = bucket_of(raster._linear_keys(raster._scale_sum(errors, np.full(3, 5 * 65535, np.int64), model)),
+    errors = np.full((3, raster.layout.SCALE_TAPS), raster.layout.ERROR_LIMIT, np.int64)
+    buckets = bucket_of(raster.prediction.linear_keys(raster.prediction.scale_sum(errors, np.full(3, 5 * 65535, np.int64), model)),
                                 model)
     assert (buckets == 123).all()  # floor(8 log2 (2**31 - 1)) // 2
 
 
 def test_estimate_is_close_and_a_beaten_coding_is_not_run():
     plane = noisy_ct((64, 64), seed=2)
-    analysis = raster._analyse(plane, 12, raster.shipped_correction(), scale_nets=[raster.shipped_scale()])  # as RasterMethod()
+    analysis = raster.analysis.analyse(plane, 12, raster.method.shipped_correction(), scale_nets=[raster.method.shipped_scale()])  # as RasterMethod()
     coded = sum(len(s.payload) for s in analysis.streams())
     assert abs(analysis.estimated_bytes() - coded) < 0.01 * coded + 16
     method = RasterMethod()
@@ -566,10 +566,10 @@ def test_quick_modes_keep_raster_only_where_it_saves_the_margin():
 
 
 def _with_and_without(monkeypatch, plane, bits, field, constant, off):
-    """(streams, streams with the option switched off by setting raster.<constant> to off): the option's
+    """(streams, streams with the option switched off by setting raster.analysis.<constant> to off): the option's
     field in the first side information and not in the second."""
     streams = round_trip(plane, bits)
-    monkeypatch.setattr(raster, constant, off)
+    monkeypatch.setattr(raster.analysis, constant, off)
     without = round_trip(plane, bits)
     assert field in unpack_side_info(streams[0].payload)["raster"]
     assert field not in unpack_side_info(without[0].payload)["raster"]
@@ -591,7 +591,7 @@ def test_lattice_boost_is_not_sent_where_it_does_not_pay():
     assert "lt" not in unpack_side_info(streams[0].payload)["raster"]
 
 
-@pytest.mark.parametrize("lattice", [[1, 8], [raster.LATTICE_MAX_STEP + 1, 8], [3, 0], [3, raster.LATTICE_LIMIT + 1],
+@pytest.mark.parametrize("lattice", [[1, 8], [raster.layout.LATTICE_MAX_STEP + 1, 8], [3, 0], [3, raster.layout.LATTICE_LIMIT + 1],
                                      [3], "x"])
 def test_bad_lattice_boost_is_refused(lattice):
     with pytest.raises(CorruptStreamError):
@@ -599,7 +599,7 @@ def test_bad_lattice_boost_is_refused(lattice):
 
 
 def test_block_classes_are_chosen_on_regional_textures_and_round_trip(monkeypatch):
-    monkeypatch.setattr(raster, "LOCAL_MIN_SHARE", float("inf"))  # the local fit would follow the regions too
+    monkeypatch.setattr(raster.analysis, "LOCAL_MIN_SHARE", float("inf"))  # the local fit would follow the regions too
     blocked, plain = _with_and_without(monkeypatch, regional_textures(), 12, "bc", "BLOCK_PROXY_GAIN", float("inf"))
     assert blocked < 0.98 * plain
 
@@ -612,18 +612,18 @@ def test_block_classes_are_not_sent_where_activity_classes_do_better():
 @pytest.mark.parametrize("plane, blocked", [(regional_textures(), True), (noisy_ct((96, 96), seed=3), False)],
                          ids=["blocks-win", "blocks-lose"])
 def test_large_planes_keep_one_analysis_alive_and_code_the_same(monkeypatch, plane, blocked):
-    monkeypatch.setattr(raster, "BLOCK_PROXY_GAIN", -1e9)  # block classes tried on both planes
+    monkeypatch.setattr(raster.analysis, "BLOCK_PROXY_GAIN", -1e9)  # block classes tried on both planes
     both = RasterMethod().encode(plane, 12)
-    monkeypatch.setattr(raster, "BLOCK_KEEP_BOTH", 0)  # as on a plane over the limit: drop, rebuild if they lose
+    monkeypatch.setattr(raster.analysis, "BLOCK_KEEP_BOTH", 0)  # as on a plane over the limit: drop, rebuild if they lose
     assert RasterMethod().encode(plane, 12) == both
     assert ("bc" in unpack_side_info(both[0].payload)["raster"]) == blocked
 
 
 def test_block_class_labels_follow_the_blocks():
-    model = raster.RasterModel(pad=0, class_shift=0, shared=raster.BORDER_DEFAULT.copy(),
-                               first=np.zeros((raster.CLASSES, len(raster.OFFSETS)), np.int64),
-                               second=np.zeros((raster.CLASSES, raster.ERROR_TAPS), np.int64),
-                               scale_weights=np.zeros(raster.SCALE_TAPS + 1, np.int64), bucket_low=0,
+    model = raster.side_info.RasterModel(pad=0, class_shift=0, shared=raster.layout.BORDER_DEFAULT.copy(),
+                               first=np.zeros((raster.layout.CLASSES, len(raster.layout.OFFSETS)), np.int64),
+                               second=np.zeros((raster.layout.CLASSES, raster.layout.ERROR_TAPS), np.int64),
+                               scale_weights=np.zeros(raster.layout.SCALE_TAPS + 1, np.int64), bucket_low=0,
                                ell=np.zeros(1, np.int64), block_size=4, block_classes=np.array([3, 7, 11, 0, 5, 9]))
     rows, cols = np.divmod(np.arange(8 * 10), 10)  # 8 x 10 plane: 2 x 3 blocks of 4
     border = np.full(rows.shape, -1)
@@ -632,7 +632,7 @@ def test_block_class_labels_follow_the_blocks():
     activity[1] = 0
     cls = model.classes(activity, border, rows, cols, 10)
     expected = np.array([3, 7, 11, 0, 5, 9])[(rows // 4) * 3 + cols // 4]
-    assert cls[0] == raster.ACTIVITY_CLASSES and cls[1] == raster.FLAT_CLASS  # border and flat keep theirs
+    assert cls[0] == raster.layout.ACTIVITY_CLASSES and cls[1] == raster.layout.FLAT_CLASS  # border and flat keep theirs
     assert np.array_equal(cls[2:], expected[2:])
 
 
@@ -648,7 +648,7 @@ def test_boost_is_not_sent_where_it_does_not_pay():
     assert "nb" not in unpack_side_info(streams[0].payload)["raster"]
 
 
-@pytest.mark.parametrize("boost", [[-1, 0], [0, raster.BOOST_LIMIT + 1], [16], "x"])
+@pytest.mark.parametrize("boost", [[-1, 0], [0, raster.layout.BOOST_LIMIT + 1], [16], "x"])
 def test_bad_boost_is_refused(boost):
     with pytest.raises(CorruptStreamError):
         _decode_changed(drifting_lattice((32, 40)), 8, lambda meta: {**meta, "nb": boost})
@@ -667,8 +667,8 @@ def test_a_plane_on_an_uneven_value_set_is_coded_as_palette_indices(monkeypatch)
 @pytest.mark.parametrize("values", [[7], [0, 1, 2, 3], [0, 2, 4, 9, 10, 11, 65535], [65534, 65535], [3, 100]])
 def test_palette_runs_round_trip(values):
     palette = np.array(values, dtype=np.int64)
-    runs = raster._palette_runs(palette)
-    assert len(runs) % 2 == 0 and np.array_equal(raster._palette_of_runs(runs, 16), palette)
+    runs = raster.side_info._palette_runs(palette)
+    assert len(runs) % 2 == 0 and np.array_equal(raster.side_info._palette_of_runs(runs, 16), palette)
 
 
 @pytest.mark.parametrize("runs", [[], [5], [-1, 3], [0, 0], [0, 2, 0, 1], [65535, 2], [0, 1, 1], "x", [0, 1.5]])
@@ -685,7 +685,7 @@ def test_an_index_beyond_the_palette_is_corruption():
     plane = uneven_values((24, 20))
     streams = RasterMethod().encode(plane, 16)
     meta = unpack_side_info(streams[0].payload)["raster"]
-    model = raster.RasterModel.from_json(meta, 16)
+    model = raster.side_info.RasterModel.from_json(meta, 16)
     assert model.coded_bits(16) == (model.palette.size - 1).bit_length()
     with pytest.raises(CorruptStreamError, match="beyond the plane's palette"):
         model.plane_of(np.array([model.palette.size]), 16)
@@ -707,17 +707,17 @@ def small_correction(seed=0):
 
 def test_learned_correction_round_trips_and_names_its_weights(monkeypatch):
     net = small_correction()
-    monkeypatch.setattr(raster, "shipped_correction", lambda *model: None)
+    monkeypatch.setattr(raster.method, "shipped_correction", lambda *model: None)
     plain = RasterMethod().encode(noisy_ct(), 12)
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
-    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
-    monkeypatch.setattr(raster, "shipped_correction", lambda *model: net)
-    monkeypatch.setattr(raster, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster.analysis.Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster.method, "shipped_correction", lambda *model: net)
+    monkeypatch.setattr(raster.method, "correction_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
     corrected = round_trip(noisy_ct(), 12)
     assert unpack_side_info(corrected[0].payload)["raster"]["nn"] == net.tag
     assert corrected[1].payload != plain[1].payload  # the decoder really applied it
     other = small_correction(seed=1)
-    monkeypatch.setattr(raster, "correction_named", lambda tag: other)  # other weights: never the same plane
+    monkeypatch.setattr(raster.method, "correction_named", lambda tag: other)  # other weights: never the same plane
     with pytest.raises(CorruptStreamError):
         decoded = RasterMethod().decode(corrected, noisy_ct().shape, 12)
         assert not np.array_equal(decoded, noisy_ct())
@@ -726,14 +726,14 @@ def test_learned_correction_round_trips_and_names_its_weights(monkeypatch):
 
 @pytest.mark.parametrize("gate", ["proxy", "estimate"])
 def test_correction_is_not_sent_where_it_does_not_pay(monkeypatch, gate):
-    monkeypatch.setattr(raster, "shipped_correction", lambda *model: small_correction())  # random: it costs bits
+    monkeypatch.setattr(raster.method, "shipped_correction", lambda *model: small_correction())  # random: it costs bits
     if gate == "estimate":  # the proxy lets it through; the coded estimate with and without decides
-        monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
+        monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", -1e9)
     assert "nn" not in unpack_side_info(round_trip(noisy_ct(), 12)[0].payload)["raster"]
 
 
 def test_a_frame_naming_weights_this_installation_lacks_is_a_model_mismatch(monkeypatch):
-    monkeypatch.setattr(raster, "shipped_correction", lambda *model: None)
+    monkeypatch.setattr(raster.method, "shipped_correction", lambda *model: None)
     with pytest.raises(ModelMismatchError, match="prediction-correction weights"):
         _decode_changed(noisy_ct(), 12, lambda m: {**m, "nn": "raster-nn-v1/0000000000000000"})
     with pytest.raises(ModelMismatchError, match="prediction-correction weights"):
@@ -742,11 +742,11 @@ def test_a_frame_naming_weights_this_installation_lacks_is_a_model_mismatch(monk
 
 @pytest.mark.parametrize("model_id", sorted({c for mode in ("fast", "slow", "latent") for c in codec.raster_corrections(mode)}))
 def test_shipped_correction_codes_a_ct_like_plane_exactly(monkeypatch, model_id):
-    net = raster.shipped_correction(model_id)
+    net = raster.method.shipped_correction(model_id)
     if net is None:
         pytest.skip(f"{model_id} is not installed here")
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
-    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster.analysis.Analysis, "without_correction", lambda self: None)
     method = RasterMethod(correction_model=model_id)
     plane = noisy_ct((128, 120), seed=4)
     streams = method.encode(plane, 12)
@@ -770,15 +770,15 @@ def small_scale(seed=0, inputs=raster_mlp.SCALE_FEATURES):
                          ids=["scale-alone", "with-correction", "window-scale-alone", "window-with-correction"])
 def test_learned_scale_round_trips_and_names_its_weights(monkeypatch, with_correction, inputs):
     net, correction = small_scale(inputs=inputs), small_correction() if with_correction else None
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)
-    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
-    monkeypatch.setattr(raster, "shipped_correction", lambda *model: correction)
-    monkeypatch.setattr(raster, "correction_named", lambda tag: correction if tag == correction.tag else pytest.fail(tag))
-    monkeypatch.setattr(raster, "shipped_scale", lambda *model: None)
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", -1e9)
+    monkeypatch.setattr(raster.analysis.Analysis, "without_correction", lambda self: None)
+    monkeypatch.setattr(raster.method, "shipped_correction", lambda *model: correction)
+    monkeypatch.setattr(raster.method, "correction_named", lambda tag: correction if tag == correction.tag else pytest.fail(tag))
+    monkeypatch.setattr(raster.method, "shipped_scale", lambda *model: None)
     linear = RasterMethod().encode(noisy_ct(), 12)
-    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", -1e12)  # used whatever it saves
-    monkeypatch.setattr(raster, "shipped_scale", lambda *model: net)
-    monkeypatch.setattr(raster, "scale_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
+    monkeypatch.setattr(raster.analysis, "SCALE_MIN_SAVING", -1e12)  # used whatever it saves
+    monkeypatch.setattr(raster.method, "shipped_scale", lambda *model: net)
+    monkeypatch.setattr(raster.method, "scale_named", lambda tag: net if tag == net.tag else pytest.fail(tag))
     learned = round_trip(noisy_ct(), 12)
     meta = unpack_side_info(learned[0].payload)["raster"]
     assert meta["sn"] == net.tag and ("nn" in meta) == with_correction
@@ -787,25 +787,25 @@ def test_learned_scale_round_trips_and_names_its_weights(monkeypatch, with_corre
 
 
 def test_learned_scale_is_not_sent_where_it_does_not_pay(monkeypatch):
-    monkeypatch.setattr(raster, "shipped_scale", lambda *model: small_scale())  # random: it costs bits
-    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", 1e12)
+    monkeypatch.setattr(raster.method, "shipped_scale", lambda *model: small_scale())  # random: it costs bits
+    monkeypatch.setattr(raster.analysis, "SCALE_MIN_SAVING", 1e12)
     assert "sn" not in unpack_side_info(round_trip(noisy_ct(), 12)[0].payload)["raster"]
 
 
 def test_a_frame_naming_scale_weights_this_installation_lacks_is_a_model_mismatch(monkeypatch):
-    monkeypatch.setattr(raster, "shipped_scale", lambda *model: None)
+    monkeypatch.setattr(raster.method, "shipped_scale", lambda *model: None)
     with pytest.raises(ModelMismatchError, match="learned-scale weights"):
         _decode_changed(noisy_ct(), 12, lambda m: {**m, "sn": "no-such-model/0000000000000000"})
-    if raster.shipped_correction() is not None:  # a correction network named as a scale network
+    if raster.method.shipped_correction() is not None:  # a correction network named as a scale network
         with pytest.raises(ModelMismatchError, match="learned-scale weights"):
-            _decode_changed(noisy_ct(), 12, lambda m: {**m, "sn": raster.shipped_correction().tag})
+            _decode_changed(noisy_ct(), 12, lambda m: {**m, "sn": raster.method.shipped_correction().tag})
 
 
 def test_shipped_scale_codes_a_ct_like_plane_exactly(monkeypatch):
-    net = raster.shipped_scale()
+    net = raster.method.shipped_scale()
     if net is None:
-        pytest.skip(f"{raster.SCALE_MODEL} is not installed here")
-    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", -1e12)
+        pytest.skip(f"{raster.method.SCALE_MODEL} is not installed here")
+    monkeypatch.setattr(raster.analysis, "SCALE_MIN_SAVING", -1e12)
     plane = noisy_ct((128, 120), seed=4)
     streams = RasterMethod().encode(plane, 12)
     assert unpack_side_info(streams[0].payload)["raster"]["sn"] == net.tag
@@ -829,7 +829,7 @@ def test_value_range_is_sent_where_a_plane_sits_on_its_floor_and_saves(monkeypat
     meta = unpack_side_info(streams[0].payload)["raster"]
     # in the coded plane's values: here palette indices (air and tissue leave a gap)
     assert "pal" in meta and meta["vr"][:2] == [0, np.unique(plane).size - 1]
-    monkeypatch.setattr(raster, "RANGE_MIN_BYTES", 1 << 40)  # never pays: the tables as before
+    monkeypatch.setattr(raster.analysis, "RANGE_MIN_BYTES", 1 << 40)  # never pays: the tables as before
     without = round_trip(plane, 12)
     assert "vr" not in unpack_side_info(without[0].payload)["raster"]
     assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in without) - 8
@@ -847,7 +847,7 @@ def test_value_range_is_not_sent_where_it_does_not_pay():
 
 
 def _model_with(value_range, boost=(0, 0)):
-    return raster.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
+    return raster.side_info.RasterModel(pad=0, class_shift=0, shared=np.zeros(12, np.int64), first=np.zeros((1, 12), np.int64),
                               second=np.zeros((1, 12), np.int64), scale_weights=np.zeros(9, np.int64), bucket_low=0,
                               ell=np.zeros(1, np.int64), boost=boost, value_range=value_range)
 
@@ -860,7 +860,7 @@ def test_clipped_tables_hold_nothing_outside_the_range_and_the_saving_matches_th
     ell = rng.integers(0, 90, count)  # some pixels with low bits: symbols are ranges of values
     params = rm.pixel_params(mu, ell)
     lo, hi = 40, 4000
-    probabilities = raster._probabilities(_model_with((lo, hi, censor)), params, None)
+    probabilities = raster.coding.probabilities(_model_with((lo, hi, censor)), params, None)
     table = rm.tables()[params.table].astype(np.float64)
     # written out from the values each entry holds: [q << b, (q << b) + 2**b - 1], q = s - SUPPORT + base
     q = np.arange(rm.ESCAPE) - rm.SUPPORT + params.base[:, None]
@@ -881,20 +881,20 @@ def test_clipped_tables_hold_nothing_outside_the_range_and_the_saving_matches_th
     symbols, _ = rm.coded_symbols(values, params)
     rows = np.arange(count)
     exact = np.log2(probabilities[rows, symbols] / (table[rows, symbols] / rm.TOTAL)).sum()
-    assert np.isclose(raster._range_savings(values, params, (lo, hi))[censor], exact)
+    assert np.isclose(raster.coding.range_savings(values, params, (lo, hi))[censor], exact)
 
 
 def test_clipped_decoding_does_not_depend_on_how_pixels_are_batched():
     rng = np.random.default_rng(4)
     mu = rng.integers(0, 300 << 4, 64)
     params = rm.pixel_params(mu, rng.integers(0, 40, 64))
-    nb = np.clip((mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS))), 20, 255)
+    nb = np.clip((mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.layout.OFFSETS))), 20, 255)
     for censor in range(4):
         model = _model_with((20, 255, censor), boost=(16, 16))
-        batch = raster._probabilities(model, params, nb)
+        batch = raster.coding.probabilities(model, params, nb)
         for i in (0, 17, 63):
             one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
-            assert np.array_equal(raster._probabilities(model, one, nb[i:i + 1]), batch[i:i + 1])
+            assert np.array_equal(raster.coding.probabilities(model, one, nb[i:i + 1]), batch[i:i + 1])
 
 
 @pytest.mark.parametrize("value_range", [[5, 3, 0], [-1, 4, 0], [0, 1 << 12, 0], [0, 9, 4], [0, 9, -1], [0, 9],
@@ -916,8 +916,8 @@ def test_local_least_squares_is_sent_where_regions_need_their_own_predictor(monk
     plane = turning_stripes()
     streams = round_trip(plane, 12)
     weights = unpack_side_info(streams[0].payload)["raster"]["lw"]
-    assert len(weights) == raster.CLASSES and max(weights) > 0 and min(weights) >= 0
-    monkeypatch.setattr(raster, "LOCAL_MIN_SHARE", 1.0)  # never pays
+    assert len(weights) == raster.layout.CLASSES and max(weights) > 0 and min(weights) >= 0
+    monkeypatch.setattr(raster.analysis, "LOCAL_MIN_SHARE", 1.0)  # never pays
     without = RasterMethod().encode(plane, 12)
     assert "lw" not in unpack_side_info(without[0].payload)["raster"]
     assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in without)
@@ -928,8 +928,8 @@ def test_local_least_squares_is_not_sent_where_it_saves_too_little():
     assert "lw" not in unpack_side_info(streams[0].payload)["raster"]
 
 
-@pytest.mark.parametrize("weights", [[1] * (raster.CLASSES - 1), [-1] + [0] * (raster.CLASSES - 1),
-                                     [65] + [0] * (raster.CLASSES - 1), 3, "x"])
+@pytest.mark.parametrize("weights", [[1] * (raster.layout.CLASSES - 1), [-1] + [0] * (raster.layout.CLASSES - 1),
+                                     [65] + [0] * (raster.layout.CLASSES - 1), 3, "x"])
 def test_bad_local_weights_are_refused(weights):
     with pytest.raises(CorruptStreamError):
         _decode_changed(turning_stripes((40, 40)), 12, lambda meta: {**meta, "lw": weights})
@@ -939,15 +939,15 @@ def test_windows_of_other_radii_are_blended_in_where_they_code_smaller():
     plane = turning_stripes((40, 40))
     streams = round_trip(plane, 12, local_radii=(4, 14), local_min_share=0.0)
     extra = unpack_side_info(streams[0].payload)["raster"]["lx"]
-    assert [entry[0] for entry in extra] == [4] and len(extra[0]) == raster.CLASSES + 1 and max(extra[0][1:]) > 0
+    assert [entry[0] for entry in extra] == [4] and len(extra[0]) == raster.layout.CLASSES + 1 and max(extra[0][1:]) > 0
     alone = RasterMethod(local_min_share=0.0).encode(plane, 12)
     assert sum(len(s.payload) for s in streams) < sum(len(s.payload) for s in alone)
 
 
-@pytest.mark.parametrize("extra", [[[4] + [1] * (raster.CLASSES - 1)], [[9] + [1] * raster.CLASSES],
-                                   [[0] + [1] * raster.CLASSES], [[33] + [1] * raster.CLASSES],
-                                   [[4] + [65] + [0] * (raster.CLASSES - 1)], [[4] + [-1] * raster.CLASSES],
-                                   [[4] + [1] * raster.CLASSES] * 2, [], 4, "x"])
+@pytest.mark.parametrize("extra", [[[4] + [1] * (raster.layout.CLASSES - 1)], [[9] + [1] * raster.layout.CLASSES],
+                                   [[0] + [1] * raster.layout.CLASSES], [[33] + [1] * raster.layout.CLASSES],
+                                   [[4] + [65] + [0] * (raster.layout.CLASSES - 1)], [[4] + [-1] * raster.layout.CLASSES],
+                                   [[4] + [1] * raster.layout.CLASSES] * 2, [], 4, "x"])
 def test_bad_local_radii_are_refused(extra):
     with pytest.raises(CorruptStreamError):
         _decode_changed(turning_stripes((40, 40)), 12, lambda meta: {**meta, "lx": extra})
@@ -957,7 +957,7 @@ def test_other_radii_without_the_blend_are_refused():
     plane = turning_stripes((40, 40))
 
     def change(meta):
-        meta = {**meta, "lx": [[4] + [1] * raster.CLASSES]}
+        meta = {**meta, "lx": [[4] + [1] * raster.layout.CLASSES]}
         meta.pop("lw", None)
         return meta
 
@@ -969,7 +969,7 @@ def test_local_predictions_are_computed_once_per_plane(monkeypatch):
     calls = []
     original = raster.local_ls.plane_predictions
     monkeypatch.setattr(raster.local_ls, "plane_predictions", lambda *args: calls.append(1) or original(*args))
-    raster._LOCAL_CACHE.clear()
+    raster.analysis._LOCAL_CACHE.clear()
     plane = turning_stripes((40, 40))
     coded = [RasterMethod(robust=robust).encode(plane, 12) for robust in (0, 2)]  # the slow mode's tries
     assert len(calls) == 1
@@ -996,7 +996,7 @@ def test_local_predictions_are_computed_once_by_tries_side_by_side(torch_threads
         return original(*args)
 
     monkeypatch.setattr(raster.local_ls, "plane_predictions", slow_predictions)
-    raster._LOCAL_CACHE.clear()
+    raster.analysis._LOCAL_CACHE.clear()
     plane = turning_stripes((40, 40))
     with ThreadPoolExecutor(max_workers=2) as pool:
         tries = [pool.submit(RasterMethod(robust=robust).encode, plane, 12) for robust in (0, 2)]
@@ -1008,4 +1008,4 @@ def test_local_predictions_are_computed_once_by_tries_side_by_side(torch_threads
     other = turning_stripes((40, 40), seed=1)
     RasterMethod().encode(other, 12)
     RasterMethod().encode(plane, 12)  # still kept beside the other plane's
-    assert len(calls) == 2 and len(raster._LOCAL_CACHE) == 2
+    assert len(calls) == 2 and len(raster.analysis._LOCAL_CACHE) == 2

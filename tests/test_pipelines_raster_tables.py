@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from medcodec.entropy import residual_model as rm
-from medcodec.pipelines import raster, raster_tables
+from medcodec.pipelines import raster
 
 
 def _boost_taps(params, nb, boost):
@@ -29,7 +29,7 @@ def _boosted(params, nb, boost):
     four numbers adds the lattice (step, weight): each value entry of a pixel without low bits gains
     weight times the number of its first four neighbours whose value differs from the entry's by a
     multiple of step."""
-    table = raster_tables.frequencies()[params.table]
+    table = raster.tables.frequencies()[params.table]
     freq = table * 16.0
     position, extra = _boost_taps(params, nb, boost[:2])
     entries = np.arange(table.shape[0])[:, None] * rm.ALPHABET + position
@@ -37,7 +37,7 @@ def _boosted(params, nb, boost):
     if len(boost) == 4:
         step, weight = boost[2:]
         value = params.base[:, None] + np.arange(rm.ESCAPE)[None, :] - rm.SUPPORT  # each value entry's value
-        on = ((value[:, :, None] - nb[:, None, :raster_tables.LATTICE_TAPS]) % step == 0).sum(axis=2)
+        on = ((value[:, :, None] - nb[:, None, :raster.tables.LATTICE_TAPS]) % step == 0).sum(axis=2)
         freq[:, :rm.ESCAPE] += np.where((params.low_bits == 0)[:, None], table[:, :rm.ESCAPE] * weight * on, 0)
     return freq
 
@@ -46,29 +46,29 @@ def _clip_to_range(freq, table, first, last, censor, unit):
     """The numpy definition of the value range on clipped pixels' frequencies (in place)."""
     entries = np.arange(rm.ALPHABET)
     inside = (entries >= first[:, None]) & (entries <= last[:, None])
-    inside[:, rm.ESCAPE] = raster._can_escape(first, last)
+    inside[:, rm.ESCAPE] = raster.coding.can_escape(first, last)
     freq *= inside
     if censor:
-        below, above, _ = raster._range_masses(table, first, last)
+        below, above, _ = raster.coding.range_masses(table, first, last)
         for bit, entry, mass in ((1, first, below), (2, last, above)):
-            onto = np.flatnonzero(raster._is_entry(entry)) if censor & bit else ()
+            onto = np.flatnonzero(raster.coding.is_entry(entry)) if censor & bit else ()
             if len(onto):
                 freq[onto, entry[onto]] += unit * mass[onto]
     return freq
 
 
 def _reference(params, nb, boost, value_range):
-    """The numpy definition of the rows (raster._probabilities until 2026-12)."""
+    """The numpy definition of the rows (raster.coding.probabilities until 2026-12)."""
     freq = _boosted(params, nb, boost) if any(boost) else None
     if freq is None:
-        probabilities = raster_tables.frequencies()[params.table] / float(rm.TOTAL)
+        probabilities = raster.tables.frequencies()[params.table] / float(rm.TOTAL)
     else:
         probabilities = freq / freq.sum(axis=1, keepdims=True)
     if value_range is not None:
-        first, last = raster._in_range_entries(params, value_range)
-        rows = np.flatnonzero(raster._clipped(first, last))
+        first, last = raster.coding.in_range_entries(params, value_range)
+        rows = np.flatnonzero(raster.coding.is_clipped(first, last))
         if rows.size:
-            kept = raster_tables.frequencies()[params.table[rows]] if freq is None else freq[rows]
+            kept = raster.tables.frequencies()[params.table[rows]] if freq is None else freq[rows]
             kept = _clip_to_range(kept, params.table[rows], first[rows], last[rows], value_range[2],
                                   1.0 if freq is None else 16.0)
             probabilities[rows] = kept / kept.sum(axis=1, keepdims=True)
@@ -78,31 +78,31 @@ def _reference(params, nb, boost, value_range):
 def _pixels(rng, count, values, ells):
     mu = rng.integers(-20 << 4, (values + 20) << 4, count)
     params = rm.pixel_params(mu, rng.integers(0, ells, count))  # ells > SPLIT_ELL: pixels with low bits
-    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.OFFSETS)))
+    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.layout.OFFSETS)))
     return params, nb
 
 
-LATTICE_BOOSTS = [(16, 16, 3, 24), (0, 0, 2, 8), (raster.BOOST_LIMIT, raster.BOOST_LIMIT, raster.LATTICE_MAX_STEP,
-                                                  raster.LATTICE_LIMIT)]
+LATTICE_BOOSTS = [(16, 16, 3, 24), (0, 0, 2, 8), (raster.layout.BOOST_LIMIT, raster.layout.BOOST_LIMIT, raster.layout.LATTICE_MAX_STEP,
+                                                  raster.layout.LATTICE_LIMIT)]
 
 
-@pytest.mark.parametrize("boost", [(0, 0), *raster.BOOSTS, (raster.BOOST_LIMIT, raster.BOOST_LIMIT), *LATTICE_BOOSTS])
+@pytest.mark.parametrize("boost", [(0, 0), *raster.analysis.BOOSTS, (raster.layout.BOOST_LIMIT, raster.layout.BOOST_LIMIT), *LATTICE_BOOSTS])
 @pytest.mark.parametrize("value_range", [None, (40, 4000, 0), (40, 4000, 1), (40, 4000, 2), (40, 4000, 3),
                                          (7, 7, 3), (0, 255, 3)])
 def test_rows_are_the_numpy_definition_bit_for_bit(boost, value_range):
     rng = np.random.default_rng(7)
     for values, ells in ((4096, 90), (256, 40)):
         params, nb = _pixels(rng, 700, values, ells)
-        got = raster_tables.probabilities(params.table, params.low_bits, params.base, nb, boost, value_range)
+        got = raster.tables.probabilities(params.table, params.low_bits, params.base, nb, boost, value_range)
         assert np.array_equal(got, _reference(params, nb, boost, value_range))
 
 
 def test_rows_do_not_depend_on_the_batch():
     rng = np.random.default_rng(8)
     params, nb = _pixels(rng, 64, 300, 40)
-    batch = raster_tables.probabilities(params.table, params.low_bits, params.base, nb, (16, 16), (20, 255, 3))
+    batch = raster.tables.probabilities(params.table, params.low_bits, params.base, nb, (16, 16), (20, 255, 3))
     for i in (0, 17, 63):
-        one = raster_tables.probabilities(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1],
+        one = raster.tables.probabilities(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1],
                                           nb[i:i + 1], (16, 16), (20, 255, 3))
         assert np.array_equal(one, batch[i:i + 1])
 
@@ -113,8 +113,8 @@ def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
     mu = rng.integers(0, 4096 << 4, count)
     ell = rng.integers(0, 70, count)  # some pixels with low bits: left as their table
     params = rm.pixel_params(mu, ell)
-    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.OFFSETS)))
-    for boost in raster.BOOSTS + ((0, 0), (raster.BOOST_LIMIT, raster.BOOST_LIMIT)):
+    nb = (mu >> 4)[:, None] + rng.integers(-6, 7, (count, len(raster.layout.OFFSETS)))
+    for boost in raster.analysis.BOOSTS + ((0, 0), (raster.layout.BOOST_LIMIT, raster.layout.BOOST_LIMIT)):
         freq = _boosted(params, nb, boost)
         table = rm.tables()[params.table]
         assert np.array_equal(freq, np.round(freq)) and freq.max() < 2**31 and freq.sum(axis=1).max() < 2**39
@@ -131,7 +131,7 @@ def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
         values = (mu >> 4) + rng.integers(-8, 9, count)
         symbols, escaped = rm.coded_symbols(values, params)
         exact = np.log2(freq.sum(axis=1) / freq[np.arange(count), symbols]) + np.where(escaped, 16, params.low_bits)
-        assert np.allclose(raster._cost_bits(values, params, nb, boost), exact)
+        assert np.allclose(raster.coding.cost_bits(values, params, nb, boost), exact)
     for boost in LATTICE_BOOSTS:  # the largest weights the side information allows stay within the bounds
         freq = _boosted(params, nb, boost)
         assert freq.max() < 2**31 and freq.sum(axis=1).max() < 2**39
@@ -139,9 +139,9 @@ def test_boosted_frequencies_are_exact_integers_and_the_cost_matches_them():
 
 
 def _reference_code_terms(values, params, nb, boost):
-    """The numpy definition of the boost search's (total, own) (raster._cost_bits until 2026-12)."""
+    """The numpy definition of the boost search's (total, own) (raster.coding.cost_bits until 2026-12)."""
     symbols, _ = rm.coded_symbols(values, params)
-    table = raster_tables.frequencies()
+    table = raster.tables.frequencies()
     position, extra = _boost_taps(params, nb, boost)
     at_taps = table[params.table[:, None], position] * extra
     total = 16.0 * rm.TOTAL + at_taps.sum(axis=1)
@@ -157,11 +157,11 @@ def test_boosted_code_terms_are_the_definitions_floats(seed):
     mu = rng.integers(-64, (4096 if seed % 2 else 256) << 4, count)
     ell = rng.integers(0, 70, count)  # some pixels with low bits, some escapes
     params = rm.pixel_params(mu, ell)
-    nb = (mu >> 4)[:, None] + rng.integers(-120, 121, (count, len(raster.OFFSETS))) // (1 + 20 * (seed % 2))
+    nb = (mu >> 4)[:, None] + rng.integers(-120, 121, (count, len(raster.layout.OFFSETS))) // (1 + 20 * (seed % 2))
     values = (mu >> 4) + rng.integers(-150, 151, count)
-    for boost in raster.BOOSTS + ((raster.BOOST_LIMIT, raster.BOOST_LIMIT),):
+    for boost in raster.analysis.BOOSTS + ((raster.layout.BOOST_LIMIT, raster.layout.BOOST_LIMIT),):
         symbols, _ = rm.coded_symbols(values, params)
-        got = raster_tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols, boost)
+        got = raster.tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols, boost)
         for a, b in zip(got, _reference_code_terms(values, params, nb, boost)):
             assert a.tobytes() == b.tobytes()
 
@@ -171,7 +171,7 @@ def test_boosted_frequencies_do_not_depend_on_how_pixels_are_batched():
     rng = np.random.default_rng(2)
     mu = rng.integers(0, 256 << 4, 64)
     params = rm.pixel_params(mu, rng.integers(0, 40, 64))
-    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.OFFSETS)))
+    nb = (mu >> 4)[:, None] + rng.integers(-3, 4, (64, len(raster.layout.OFFSETS)))
     batch = _boosted(params, nb, (16, 16))
     for i in (0, 17, 63):
         one = rm.PixelParams(params.table[i:i + 1], params.low_bits[i:i + 1], params.base[i:i + 1])
@@ -194,14 +194,14 @@ def test_code_terms_with_a_value_range_are_the_rows_probabilities(seed):
     values = np.clip(values, lo, hi)
     mu = np.clip(values + rng.integers(-40, 41, count), -8, top + 8) << 4
     params = rm.pixel_params(mu, rng.integers(0, 70 if wide else 45, count))
-    nb = np.clip(values[:, None] + rng.integers(-5, 6, (count, len(raster.OFFSETS))), 0, top - 1)
+    nb = np.clip(values[:, None] + rng.integers(-5, 6, (count, len(raster.layout.OFFSETS))), 0, top - 1)
     symbols, _ = rm.coded_symbols(values, params)
-    for boost in ((0, 0),) + raster.BOOSTS + tuple(LATTICE_BOOSTS):
+    for boost in ((0, 0),) + raster.analysis.BOOSTS + tuple(LATTICE_BOOSTS):
         for censor in range(4):
             value_range = (lo, hi, censor)
-            rows = raster_tables.probabilities(params.table, params.low_bits, params.base,
+            rows = raster.tables.probabilities(params.table, params.low_bits, params.base,
                                                nb if any(boost) else None, boost, value_range)
-            total, own = raster_tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols,
+            total, own = raster.tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols,
                                                           boost, value_range)
             assert np.array_equal(own / total, rows[np.arange(count), symbols])
             assert np.array_equal(total, np.round(total)) and np.all(own > 0)
@@ -210,7 +210,7 @@ def test_code_terms_with_a_value_range_are_the_rows_probabilities(seed):
 @pytest.mark.parametrize("step", (2, 3, 16))
 def test_strided_sums_are_the_runs_of_every_step_th_entry(step):
     # the boost search's lattice terms take each run's mass as one difference of these
-    sums = raster_tables.strided_sums(step)
+    sums = raster.tables.strided_sums(step)
     main = rm.tables()[:, :rm.ESCAPE].astype(np.int64)
     for e in (0, 1, step, rm.ESCAPE // 2, rm.ESCAPE - 1):
         assert np.array_equal(sums[:, e], main[:, e::-step].sum(axis=1))

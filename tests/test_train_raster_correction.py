@@ -45,22 +45,22 @@ def test_samples_match_what_the_raster_encoder_computes():
 def test_export_is_loaded_used_and_decoded_exactly(monkeypatch, scratch_models):
     models = scratch_models
     raster_correction.main([str(EXAMPLES / "dicom16"), "--per-folder", "3", "--samples", "300", "--epochs", "1",
-                            "--hidden", "8", "--export", raster.CORRECTION_MODEL])
-    entry = json.loads((models / "manifest.json").read_text())["models"][raster.CORRECTION_MODEL]
+                            "--hidden", "8", "--export", raster.method.CORRECTION_MODEL])
+    entry = json.loads((models / "manifest.json").read_text())["models"][raster.method.CORRECTION_MODEL]
     assert entry["architecture"] == raster_mlp.ARCHITECTURE and entry["config"]["hidden"] == 8
     assert len(entry["data_manifest"]["files"]) == 3 and entry["training"]["minutes"] < 15
-    raster.shipped_correction.cache_clear()
-    monkeypatch.setattr(raster, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
-    monkeypatch.setattr(raster._Analysis, "without_correction", lambda self: None)
+    raster.method.shipped_correction.cache_clear()
+    monkeypatch.setattr(raster.analysis, "CORRECTION_MIN_GAIN", -1e9)  # used whatever it saves
+    monkeypatch.setattr(raster.analysis.Analysis, "without_correction", lambda self: None)
     try:
-        net = raster.shipped_correction()
+        net = raster.method.shipped_correction()
         assert net is not None and net.tag.endswith(entry["sha256"][:16])
         plane = np.random.default_rng(0).normal(900, 30, (40, 48)).clip(0, 4095).astype(np.uint16)
         method = raster.RasterMethod()
         streams = method.encode(plane, 12)
         assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
     finally:
-        raster.shipped_correction.cache_clear()
+        raster.method.shipped_correction.cache_clear()
 
 
 def test_gathered_samples_survive_the_cache_file(tmp_path):

@@ -10,6 +10,7 @@ import torch
 
 from medcodec.networks import raster_mlp
 from medcodec.pipelines import raster
+from medcodec.pipelines.base import unpack_side_info
 from medcodec.train import raster_correction, raster_scale
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
@@ -35,26 +36,26 @@ def test_export_is_loaded_used_and_decoded_exactly(tmp_path, monkeypatch, scratc
     cache = tmp_path / "samples.npz"
     raster_scale.main([str(EXAMPLES / "dicom16"), "--per-folder", "3", "--samples", "300", "--epochs", "1",
                        "--hidden", "8", "--depth", "2", "--cache", str(cache), "--log", str(tmp_path / "loss.tsv"),
-                       "--export", raster.SCALE_MODEL])
-    entry = json.loads((models / "manifest.json").read_text())["models"][raster.SCALE_MODEL]
+                       "--export", raster.method.SCALE_MODEL])
+    entry = json.loads((models / "manifest.json").read_text())["models"][raster.method.SCALE_MODEL]
     assert entry["architecture"] == raster_mlp.WINDOW_SCALE_ARCHITECTURE and entry["config"]["hidden"] == 8
     assert entry["config"]["features"] == raster_mlp.WINDOW_SCALE_FEATURES
     assert len(entry["data_manifest"]["files"]) == 3 and entry["training"]["minutes"] < 15
     assert (tmp_path / "loss.tsv").read_text().count("\n") == 1
     data, manifest = raster_correction.load_samples(cache)
     assert set(data) == {"inputs", "scale_sum", "error", "validation"} and len(manifest) == 3
-    raster.shipped_scale.cache_clear()
-    monkeypatch.setattr(raster, "SCALE_MIN_SAVING", -1e12)  # used whatever it saves
+    raster.method.shipped_scale.cache_clear()
+    monkeypatch.setattr(raster.analysis, "SCALE_MIN_SAVING", -1e12)  # used whatever it saves
     try:
-        net = raster.shipped_scale()
+        net = raster.method.shipped_scale()
         assert net is not None and net.tag.endswith(entry["sha256"][:16])
         plane = np.random.default_rng(0).normal(900, 30, (40, 48)).clip(0, 4095).astype(np.uint16)
         method = raster.RasterMethod()
         streams = method.encode(plane, 12)
-        assert raster.unpack_side_info(streams[0].payload)["raster"]["sn"] == net.tag
+        assert unpack_side_info(streams[0].payload)["raster"]["sn"] == net.tag
         assert np.array_equal(method.decode(streams, plane.shape, 12), plane)
     finally:
-        raster.shipped_scale.cache_clear()
+        raster.method.shipped_scale.cache_clear()
 
 
 def test_no_window_trains_the_first_architecture(scratch_models):

@@ -32,7 +32,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
     the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
-    weight fits are robust (``raster._Analysis``; None: by the plane's bit depth). thorough: the raster
+    weight fits are robust (``raster.analysis.Analysis``; None: by the plane's bit depth). thorough: the raster
     encoder's larger fit and search samples (the slow mode's extra try). scales: the learned scales (models/
     ids) the raster encoder offers (None: its default). local_min_share: the share of a raster frame's
     estimate the local least-squares blend must save to be sent (None: the raster method's default).

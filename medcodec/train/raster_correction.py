@@ -27,7 +27,9 @@ import torch
 
 from medcodec.io.source import is_candidate_file, load
 from medcodec.networks import raster_mlp
-from medcodec.pipelines import raster
+from medcodec.pipelines.raster import prediction
+from medcodec.pipelines.raster.analysis import first_analysis
+from medcodec.pipelines.raster.layout import ACTIVITY_CLASSES
 
 from .publish import provenance, publish_model
 from .trainer import training_device
@@ -71,19 +73,19 @@ def image_samples(path: Path, samples: int, seed: int) -> dict | None:
     it has no plane or no pixel with a raster class)."""
     if (found := first_plane(path)) is None:
         return None
-    analysis = raster._first_analysis(*found)  # no correction: what the network corrects
-    eligible = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
+    analysis = first_analysis(*found)  # no correction: what the network corrects
+    eligible = np.flatnonzero(analysis.cls < ACTIVITY_CLASSES)
     if eligible.size == 0:
         return None
     rng = np.random.default_rng(seed)
     pixels = np.sort(rng.choice(eligible, size=min(samples, eligible.size), replace=False))
     rows, cols = np.divmod(pixels, analysis.width)
     taps = analysis.layout.flat(rows, cols)[:, None] + analysis.layout.offsets[None, :]
-    errors1 = analysis._grid_of(raster._error(analysis.values, analysis.mu1)).ravel()
-    errors2 = analysis._grid_of(raster._error(analysis.values, analysis.mu)).ravel()
+    errors1 = analysis._grid_of(prediction.error(analysis.values, analysis.mu1)).ravel()
+    errors2 = analysis._grid_of(prediction.error(analysis.values, analysis.mu)).ravel()
     feats, scale = raster_mlp.features(analysis.grid[taps], errors1[taps], errors2[taps], analysis.mu1[pixels],
                                        analysis.mu[pixels], analysis.activity[pixels])
-    error = raster._error(analysis.values[pixels], analysis.mu[pixels])
+    error = prediction.error(analysis.values[pixels], analysis.mu[pixels])
     return {"features": feats, "error": error.astype(np.int64), "scale": scale}
 
 

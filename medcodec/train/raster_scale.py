@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from medcodec.networks import raster_mlp
-from medcodec.pipelines import raster
+from medcodec.pipelines.raster.analysis import first_analysis
+from medcodec.pipelines.raster.layout import ACTIVITY_CLASSES
+from medcodec.pipelines.raster.method import shipped_correction
 
 from . import raster_correction
 from .raster_correction import arguments, first_plane, integer_layers, publish_raster_network, samples_of
@@ -40,8 +42,8 @@ def image_samples(path: Path, samples: int, seed: int) -> dict | None:
     plane (None when it has no plane or no pixel with a raster class)."""
     if (found := first_plane(path)) is None:
         return None
-    analysis = raster._first_analysis(*found, raster.shipped_correction())
-    eligible = np.flatnonzero(analysis.cls < raster.ACTIVITY_CLASSES)
+    analysis = first_analysis(*found, shipped_correction())
+    eligible = np.flatnonzero(analysis.cls < ACTIVITY_CLASSES)
     if eligible.size == 0:
         return None
     rng = np.random.default_rng(seed)

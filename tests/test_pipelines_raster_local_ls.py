@@ -4,20 +4,21 @@ wavefront one bit for bit, whatever the batch; the blend and the ridge behave as
 import numpy as np
 import pytest
 
-from medcodec.pipelines import local_ls, raster
+from medcodec.pipelines import raster
+from medcodec.pipelines.raster import local_ls
 
 from planes import turning_stripes
 
 
 def _padded(plane):
-    layout = raster._Layout(plane.shape)
+    layout = raster.layout.Layout(plane.shape)
     grid = np.full(layout.padded_shape, int(np.median(plane)), np.int64)
-    grid[raster.PAD_TOP:, raster.PAD_LEFT:raster.PAD_LEFT + plane.shape[1]] = plane
+    grid[raster.layout.PAD_TOP:, raster.layout.PAD_LEFT:raster.layout.PAD_LEFT + plane.shape[1]] = plane
     return layout, grid.ravel()
 
 
 def _taps(layout, grid, rows, cols):
-    return grid[layout.flat(rows, cols)[:, None] + layout.offsets[None, :len(raster.OFFSETS)]]
+    return grid[layout.flat(rows, cols)[:, None] + layout.offsets[None, :len(raster.layout.OFFSETS)]]
 
 
 def _encoder_predictions(plane, top, band_rows, radius=local_ls.RADIUS):

@@ -4,7 +4,7 @@ Each coded pixel gets a float64 row of ``residual_model.ALPHABET`` probabilities
 frequencies f: its residual table (``residual_model.tables()``), with the neighbour-value boost (values
 that its 12 neighbours hold made likelier) and the plane's value range (entries outside it emptied, their
 mass dropped or moved onto the range's end) where the plane sends them. Why each option pays is in
-``raster._probabilities``; this module defines and builds the rows:
+``coding.probabilities``; this module defines and builds the rows:
 
 * boost (seen, per count) in 1/16: entry i of a pixel without low bits is weighted (16 + seen [c_i > 0]
   + per_count c_i) / 16 where c_i of its neighbours hold the value of entry i (a tap outside the
@@ -40,7 +40,7 @@ from medcodec.compiled import kernel
 from medcodec.entropy import residual_model as rm
 
 _SUPPORT, _ESCAPE, _ALPHABET, _TOTAL = rm.SUPPORT, rm.ESCAPE, rm.ALPHABET, float(rm.TOTAL)
-LATTICE_TAPS = 4  # the lattice boost looks at the first four neighbours (raster.OFFSETS: W, N, NW, NE)
+LATTICE_TAPS = 4  # the lattice boost looks at the first four neighbours (layout.OFFSETS: W, N, NW, NE)
 
 
 def boost_terms(boost: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -3,9 +3,9 @@ each pixel's neighbours, activity, class, two stage predictions and linear scale
 once its value is decoded, its entries in the grids (``store``).
 
 Why: these are a dozen small numpy calls per wavefront of a few hundred pixels, whose overhead costs more
-than the arithmetic. The definitions are ``raster``'s numpy functions, which the encoder runs on whole
-planes (``_activity``, ``_classes``, ``_first_stage``, ``_second_stage``, ``_scale_sum``,
-``_linear_keys``, ``_error``); this is the same integer arithmetic a pixel at a time, and every file's
+than the arithmetic. The definitions are ``prediction``'s numpy functions, which the encoder runs on whole
+planes (``activity``, ``classes``, ``first_stage``, ``second_stage``, ``scale_sum``,
+``linear_keys``, ``error``); this is the same integer arithmetic a pixel at a time, and every file's
 decoding checks that the two agree (a pixel that differed would decode to garbage and fail the
 checksums); the tests also compare them directly.
 """
@@ -22,7 +22,7 @@ from medcodec.pipelines.surprise import log8_of
 @dataclass(frozen=True)
 class Plane:
     """What every wavefront of a plane shares: the padded grid's geometry and the plane's weights, in the
-    units of ``raster`` (which builds it: ``raster._wavefront_plane``)."""
+    units of ``layout`` (which ``decoder.wavefront_plane`` builds it in)."""
 
     stride: int  # of the padded grids
     width: int
@@ -64,7 +64,7 @@ class Context:
 
 def context(plane: Plane, grids: tuple, rows: np.ndarray, cols: np.ndarray) -> Context:
     """grids: (values, first-stage errors, final errors, uncorrected second-stage errors or None), the
-    padded flat grids of ``raster._decode``."""
+    padded flat grids of ``decoder.decode``."""
     count = rows.size
     grid, errors1, errors2, errors_pre = grids
     taps = len(plane.offsets)
