@@ -73,11 +73,11 @@ RANGE_MIN_BYTES = 8
 LOCAL_MIN_SHARE = 0.005
 PALETTE_HOLES = 0.05  # a palette is tried when this share of the values between the extremes is unused
 
+# Analysis._local_predictions': per plane key (the most recent ones, as many as the thread budget: the
 # frames coded side by side), per radius a Future of the predictions (computed by the first analysis to
 # ask, the others in any thread wait for it: the slow mode's raster tries run side by side)
 _LOCAL_CACHE: "OrderedDict[tuple, dict[int, Future]]" = OrderedDict()
 _LOCAL_LOCK = threading.Lock()  # encoders in several threads share the cache
-
 
 
 class Analysis:

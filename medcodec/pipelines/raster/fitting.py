@@ -10,7 +10,7 @@ from medcodec.networks import raster_mlp
 from medcodec.pipelines.raster import local_ls
 from medcodec.pipelines.raster.layout import CLASSES
 
-# Robust (IRLS, _robust_lstsq) weight fits on planes of more than 8 bits: every stage's (the first
+# Robust (IRLS, robust_lstsq) weight fits on planes of more than 8 bits: every stage's (the first
 # stage's, the second's and the scale's). Estimated size on train planes: five of 10-16 bits (CR, XA, CT,
 # MR) 0.27-0.97 % smaller (the second stage and scale alone: 0.22-0.74 %); fast-mode files of 26 train
 # 10-16-bit files 0.41 % smaller in total (XA 1.2 %, CR 1.0 %, a 19-frame MR 0.8 %; the worst, a

@@ -15,7 +15,9 @@ from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, 
 from medcodec.pipelines.raster import analysis, decoder
 from medcodec.pipelines.raster.side_info import KEY, RasterModel
 
-ESTIMATE_MARGIN = 1.01  # the coded streams are within 0.2 % of the estimate on the train planes
+# encode_alternatives skips its rANS pass where the estimate is over this times another coding's size (the
+# coded streams are within 0.2 % of the estimate on the train planes)
+ESTIMATE_MARGIN = 1.01
 # The learned prediction correction the encoder offers (models/). raster-nn-v1 (two layers of 48) was
 # the default until raster-nn-large-v1 (three of 96): ~1 % smaller raster frames for ~1.4x the decoding
 # time (benchmarks/results/raster_ablation.json); files naming v1 still decode with it.
