@@ -92,7 +92,7 @@ class Analysis:
         self.bits = bits
         self.thorough = thorough
         self.sample_scale = THOROUGH_SCALE if thorough else 1
-        # which fits are robust (_robust_lstsq): 0 none, 1 the second stage and the scale, 2 the first
+        # which fits are robust (fitting.robust_lstsq): 0 none, 1 the second stage and the scale, 2 the first
         # stage too; by default 2 above ROBUST_ABOVE_BITS bits, else 0
         self.robust = robust if robust is not None else fitting.default_robustness(bits)
         self.top = (1 << bits) << 4
@@ -276,7 +276,7 @@ class Analysis:
     def with_second_correction(self, second: raster_mlp.RasterCorrection) -> "Analysis | None":
         """This analysis with a second correction network's correction stacked on its own (format 2.7), the
         rest refitted; None where it has no correction or ``second`` is the network it has. Each activity
-        class weights the two corrections by least absolute deviations (``_robust_lstsq``) of the
+        class weights the two corrections by least absolute deviations (``fitting.robust_lstsq``) of the
         uncorrected error on them, over every pixel of the class. The caller keeps whichever estimate is
         smaller.
 
@@ -636,7 +636,7 @@ class Analysis:
         return weights
 
     def _fit_buckets(self, low: int, count: int) -> np.ndarray:
-        """Per bucket the scale index that codes its pixels in fewest bits, searched around ``_start_ell``.
+        """Per bucket the scale index that codes its pixels in fewest bits, searched around ``side_info.start_ell``.
         (A mean offset per bucket was tried: 0.003 % smaller, not worth its side information.)"""
         start = side_info.start_ell(low, count)
         members = fitting.strided_sample(self.values.size, SEARCH_SAMPLE * self.sample_scale, self.width)
@@ -808,7 +808,7 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
              scale_nets: Sequence[raster_mlp.RasterCorrection] = (),
              local_min_share: float | None = None, local_radii: Sequence[int] = (),
              second: raster_mlp.RasterCorrection | None = None) -> Analysis:
-    """``_first_analysis``, or the same coded plane's with block classes where they look promising and
+    """``first_analysis``, or the same coded plane's with block classes where they look promising and
     code smaller; then, where the learned correction was applied, the same without it if that codes
     smaller; then, where a correction is kept and a second network is given, the two stacked if that
     codes smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
