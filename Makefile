@@ -21,10 +21,12 @@ roundtrip:
 	$(PYTHON) benchmarks/roundtrip_corpus.py $(CORPUS)
 
 # The committed results: all modes and all classical codecs on the test split, one run; the overall
-# numbers are also recorded in models/manifest.json next to the weights they measure.
+# numbers are also recorded in models/manifest.json next to the weights they measure. The run (~2 h on
+# 2 cores) journals each image: `make bench` again resumes one cut short; after a code change it refuses
+# the old journal - delete build/test_all.journal.jsonl to measure afresh.
 bench:
-	medcodec bench $(CORPUS)/test --mode all --json $(RESULTS)/test_all.json \
-		--csv $(RESULTS)/test_all.csv --plot $(RESULTS)/test_all.png
+	medcodec bench $(CORPUS)/test --mode all --journal build/test_all.journal.jsonl \
+		--json $(RESULTS)/test_all.json --csv $(RESULTS)/test_all.csv --plot $(RESULTS)/test_all.png
 	$(PYTHON) benchmarks/record_test_bpp.py $(RESULTS)/test_all.json
 
 # A longer decoder fuzzing campaign than `make test`: 3000 examples per test and method (CPU, slow).

@@ -58,10 +58,14 @@ def _set_threads(threads: int) -> None:
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="medcodec's threads while benching: torch's, and a multi-frame file's frames side by "
                    "side (classical codecs always use one).")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Append each image's results to FILE as soon as they are measured; when FILE exists, take "
+                   "the images it holds from it instead of measuring them again: a long run cut short resumes "
+                   "where it stopped. Refused if FILE was written with other settings or other medcodec code.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; tables only.")
 def bench_command(folders: tuple[str, ...], mode: str, codec_list: str, limit: int | None,
                   json_path: str | None, csv_path: str | None, plot_path: str | None, device: str,
-                  threads: int, quiet: bool) -> None:
+                  threads: int, journal_path: str | None, quiet: bool) -> None:
     """Compare medcodec with JPEG-XL, JPEG-LS, JPEG 2000, HTJ2K, PNG and WebP on your images.
 
     FOLDERS are searched recursively for DICOM (also extension-less files with the DICM marker),
@@ -74,6 +78,7 @@ def bench_command(folders: tuple[str, ...], mode: str, codec_list: str, limit: i
       medcodec bench                                    # bundled examples
       medcodec bench /data/ct --mode all --json ct.json
       medcodec bench scans/ --mode none --codecs jxl7,jxl9,jpegls --limit 50
+      medcodec bench /data/ct --mode all --journal ct.jsonl --json ct.json   # rerun to resume
     """
     try:
         codecs = _parse_codecs(codec_list)
@@ -85,7 +90,7 @@ def bench_command(folders: tuple[str, ...], mode: str, codec_list: str, limit: i
         if not folders:
             echo(f"no folder given: benching the bundled examples in {paths[0]}")
         start = time.perf_counter()
-        records = run_bench(paths, settings, progress=not quiet, echo=echo)
+        records = run_bench(paths, settings, progress=not quiet, echo=echo, journal=journal_path)
         elapsed = time.perf_counter() - start
         if not records:
             raise InvalidInputError("no DICOM, PNG, TIFF or .npy files found in " + ", ".join(paths))

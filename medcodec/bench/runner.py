@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from medcodec.bench.codecs import CODECS, REFERENCE, ClassicalCodec
+from medcodec.bench.journal import Journal
 from medcodec.errors import ModelMismatchError
 from medcodec.io.source import is_candidate_file
 from medcodec.pipelines import MODEL_FREE
@@ -327,11 +328,14 @@ def run_bench(
     codec_module: Any | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    journal: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Bench every image found under `folders`; returns one record per image (see module doc).
 
     `loader` turns a file's bytes into an ImageSource (default medcodec.io.source.load);
-    `codec_module` provides encode/decode (default medcodec.codec).
+    `codec_module` provides encode/decode (default medcodec.codec); `journal`: a file each image's record
+    is appended to as it is measured, and whose records are taken instead of measuring again
+    (``medcodec.bench.journal``: same settings and code only).
     """
     from tqdm import tqdm
 
@@ -342,6 +346,8 @@ def run_bench(
     if REFERENCE not in settings.codecs:
         settings.codecs.insert(0, REFERENCE)
         settings.notes.append(f"{REFERENCE} added: it is the reference of the ratio column")
+    log = None if journal is None else Journal(journal, {"modes": settings.modes, "codecs": settings.codecs,
+                                                         "device": settings.device, "threads": settings.threads})
     for mode in settings.modes:
         _warm_up(codec_module, mode, settings.device)
     files = discover(folders)
@@ -349,35 +355,53 @@ def run_bench(
         files = files[: settings.limit]
     several_roots = len({root for root, _ in files}) > 1
     records: list[dict[str, Any]] = []
+    resumed = 0
     bar = tqdm(files, desc="bench", unit="img", disable=not progress, dynamic_ncols=True)
     for root, path in bar:
         bar.set_postfix_str(path.name[-30:], refresh=False)
-        record = _image_header(root, path, several_roots)
-        try:
-            raw = path.read_bytes()
-            source = load(raw)
-        except Exception as exc:  # unreadable/corrupt input: list it and go on
-            record.update(status="error", reason=_short_error(exc))
-            records.append(record)
+        if log is not None and str(path) in log.records:
+            records.append(log.records[str(path)])
+            resumed += 1
             continue
-        planes = list(source.planes)
-        record.update(
-            kind=source.kind,
-            modality=(getattr(source, "modality", None) or None),
-            bits=int(source.bits),
-            planes=len(planes),
-            shape=list(planes[0].shape) if planes else None,
-            pixels=int(sum(int(np.asarray(p).size) for p in planes)),
-        )
-        if not planes:
-            why = getattr(source, "description", None) or "nothing in the file can be modelled"
-            record.update(status="skipped", reason=f"no modelled planes: {why}")
-            records.append(record)
-            continue
-        record.update(status="ok", results=bench_image(source, raw, settings, codec_module))
+        record = _measured(root, path, several_roots, load, settings, codec_module)
+        if log is not None:
+            log.append(record)
         records.append(record)
+    if resumed:
+        note = (f"{resumed} of {len(records)} image(s) taken from the journal {journal}, measured by the same "
+                f"code and settings in an earlier run (their speeds are that run's)")
+        settings.notes.append(note)
+        if echo is not None:
+            echo(f"note: {note}")
     _note_unavailable_modes(records, settings, echo)
     return records
+
+
+def _measured(root: Path, path: Path, several_roots: bool, load: Callable[[Any], Any], settings: BenchSettings,
+              codec_module: Any | None) -> dict[str, Any]:
+    """One image's record: its header, then its results, or why it has none (unreadable, nothing modelled)."""
+    record = _image_header(root, path, several_roots)
+    try:
+        raw = path.read_bytes()
+        source = load(raw)
+    except Exception as exc:  # unreadable/corrupt input: list it and go on
+        record.update(status="error", reason=_short_error(exc))
+        return record
+    planes = list(source.planes)
+    record.update(
+        kind=source.kind,
+        modality=(getattr(source, "modality", None) or None),
+        bits=int(source.bits),
+        planes=len(planes),
+        shape=list(planes[0].shape) if planes else None,
+        pixels=int(sum(int(np.asarray(p).size) for p in planes)),
+    )
+    if not planes:
+        why = getattr(source, "description", None) or "nothing in the file can be modelled"
+        record.update(status="skipped", reason=f"no modelled planes: {why}")
+        return record
+    record.update(status="ok", results=bench_image(source, raw, settings, codec_module))
+    return record
 
 
 def _note_unavailable_modes(
