@@ -48,6 +48,7 @@ FEATURE_SHIFT = 8  # features in 1/256
 FEATURE_LIMIT = 50 << FEATURE_SHIFT  # features clamped to +-50 (a neighbour 50 local scales away is an edge)
 WEIGHT_SHIFT = 10  # weights and biases in 1/1024
 WEIGHT_LIMIT = (1 << 14) - 1  # |weight| < 16
+BIAS_LIMIT = 1 << 40  # |bias| (1/2**(WEIGHT_SHIFT + FEATURE_SHIFT)): a layer's sums stay exact in float64
 ACTIVATION_LIMIT = (1 << 20) - 1  # hidden activations (1/256) clamped below 4096
 FLOAT32_EXACT = float(1 << 24)  # every integer of magnitude up to this is exact in float32
 # oneMKL lets an environment variable trade single precision for speed (bfloat16 / TF32 products inside
@@ -468,7 +469,7 @@ def from_integer_layers(model_id: str, sha256: bytes, layers: list[tuple[np.ndar
     for k, (w, b) in enumerate(layers):
         w, b = np.asarray(w, dtype=np.int64), np.asarray(b, dtype=np.int64)
         if w.ndim != 2 or w.shape[1] != inputs or b.shape != (w.shape[0],) or np.abs(w).max() > WEIGHT_LIMIT \
-                or np.abs(b).max() > 1 << 40:
+                or np.abs(b).max() > BIAS_LIMIT:
             raise ValueError(f"raster correction layer {k} has the wrong shape or out-of-range weights")
         weights.append(w.astype(np.float64))
         biases.append(b)

@@ -21,8 +21,6 @@ ROBUST_ABOVE_BITS = 8
 ROBUST_EPSILON = 16.0  # 1/16 sample: residuals under one sample weigh as one sample
 FIRST_STAGE_EPSILON = 1.0  # the same floor for the first stage, whose targets are in whole samples
 ROBUST_ITERATIONS = 4
-# the bound of a fitted output-layer bias (format 2.6), as the network's exactness needs
-OUTPUT_BIAS_LIMIT = 1 << 40
 
 
 def lstsq(features: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -37,9 +35,9 @@ def output_delta_of(solution: np.ndarray, weights: np.ndarray, bias: int) -> np.
     """A fitted output-layer change (float: weights, then bias, in the layer's integer units) rounded to
     integers that keep the adjusted layer within the network's exactness bounds."""
     delta = np.round(solution).astype(np.int64)
-    limit = raster_mlp.WEIGHT_LIMIT
+    limit, bias_limit = raster_mlp.WEIGHT_LIMIT, raster_mlp.BIAS_LIMIT
     delta[:-1] = np.clip(delta[:-1], -limit - weights, limit - weights)
-    delta[-1] = int(np.clip(delta[-1], -OUTPUT_BIAS_LIMIT - bias, OUTPUT_BIAS_LIMIT - bias))
+    delta[-1] = int(np.clip(delta[-1], -bias_limit - bias, bias_limit - bias))
     return delta
 
 
