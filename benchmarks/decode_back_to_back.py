@@ -42,6 +42,7 @@ print(json.dumps(best))
 
 def decode_times(tree: Path, files: list[str]) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
+    # run from / : `python -c` puts the working folder before PYTHONPATH, and a checkout there would win
     done = subprocess.run([sys.executable, "-c", TIMER, *files], env=env, capture_output=True, text=True,
                           check=True, cwd="/")
     return json.loads(done.stdout.strip().splitlines()[-1])

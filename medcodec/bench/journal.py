@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import medcodec
 from medcodec import models
@@ -54,7 +54,7 @@ class Journal:
             with open(self.path, "w") as out:
                 self._write(out, self.header)
 
-    def _refuse(self, why: str) -> None:
+    def _refuse(self, why: str) -> NoReturn:
         raise InvalidInputError(f"bench journal {self.path} {why}: pass another --journal file, or delete this "
                                 f"one to measure every image again")
 

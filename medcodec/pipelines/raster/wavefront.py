@@ -19,6 +19,7 @@ import numpy as np
 from medcodec.compiled import kernel
 from medcodec.pipelines.surprise import log8_of
 
+
 @dataclass(frozen=True)
 class Plane:
     """What every wavefront of a plane shares: the padded grid's geometry and the plane's weights, in the
