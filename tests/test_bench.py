@@ -149,8 +149,17 @@ def test_groups_by_folder_bits_and_overall_with_ratio_on_same_images(records: li
     webp = overall["codecs"]["webp"]
     assert webp["ratio_to_jxl9"] == pytest.approx(
         sum(r["results"]["webp"]["bytes"] for r in eight) / sum(r["results"]["jxl9"]["bytes"] for r in eight))
+    # medcodec's pixel-stream ratio: its bytes less the envelope and container, over JPEG-XL's
+    mlc = overall["codecs"]["medcodec-classical"]
+    benched = [r for r in records if r["status"] == "ok"]
+    own = sum(r["results"]["medcodec-classical"]["bytes"] - r["results"]["medcodec-classical"]["overhead_bytes"]
+              for r in benched)
+    assert mlc["pixel_ratio_to_jxl9"] == pytest.approx(own / sum(r["results"]["jxl9"]["bytes"] for r in benched))
+    assert mlc["pixel_ratio_to_jxl9"] < mlc["ratio_to_jxl9"]
+    assert "pixel_ratio_to_jxl9" not in jxl
     table = render_group(overall)
     assert "medcodec classical" in table and "JPEG-XL e9" in table and "×JXL-e9" in table
+    assert f"pixel streams {mlc['pixel_ratio_to_jxl9']:.3f}×JXL-e9" in table
 
 
 def test_cli_writes_table_json_and_csv(folder: Path, tmp_path: Path) -> None:

@@ -80,6 +80,12 @@ def summarise_codec(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
         overheads = [r["results"][name].get("overhead_bytes") for r in ok]
         known = None not in overheads and bits > 0
         summary["overhead_share"] = 8 * sum(overheads) / bits if known else None
+        # The same ratio without the envelope and container: what medcodec's pixel streams cost against
+        # JPEG-XL's, which stores the pixels only (a DICOM file's header is part of every .mlc). Shown
+        # beside the whole-file ratio, never instead of it.
+        both_overheads = [r["results"][name].get("overhead_bytes") for r in both]
+        pixel_bits = own_bits - 8 * sum(both_overheads) if None not in both_overheads else None
+        summary["pixel_ratio_to_jxl9"] = _rate(pixel_bits, ref_bits) if pixel_bits is not None else None
         if all("learned_pixels" in r["results"][name] for r in ok):
             # How much of the group the mode itself coded (the rest fell back to JPEG-XL), and its
             # bits per section kind over all the group's pixels (z and residual bits of latent mode).
@@ -155,6 +161,8 @@ def render_group(group: dict[str, Any]) -> str:
             notes.append(f"{s['unavailable']} unavailable")
         if s.get("overhead_share") is not None:
             notes.append(f"incl. {100 * s['overhead_share']:.0f}% envelope+container")
+        if s.get("pixel_ratio_to_jxl9") is not None:
+            notes.append(f"pixel streams {s['pixel_ratio_to_jxl9']:.3f}×JXL-e9")
         if s.get("learned_share") is not None:
             notes.append(f"learned on {100 * s['learned_share']:.0f}% of pixels")
         if s.get("jpeg_share"):
