@@ -21,9 +21,9 @@ from medcodec import __version__, batch
 from medcodec.errors import CorruptStreamError, MedcodecError
 
 MODES = ("classical", "fast", "slow", "latent")
-EXIT_CODES_HELP = """\b
+_EXIT_CODES_TEMPLATE = """\b
 Exit status:
-  0  every file succeeded (or was skipped by --resume)
+  0  every file succeeded{resumed}
   2  bad input, output or usage (unreadable or unsupported file, over --max-pixels, cannot write
      the output e.g. disk full, wrong option)
   3  corrupt stream (wrong magic, truncated, CRC or checksum mismatch, newer format)
@@ -32,6 +32,8 @@ Exit status:
   1  internal error (please report it; --debug shows the traceback)
 When several files fail for different reasons, the status is that of the first failing file
 (in command-line order)."""
+EXIT_CODES_HELP = _EXIT_CODES_TEMPLATE.format(resumed="")
+ENCODE_EXIT_CODES_HELP = _EXIT_CODES_TEMPLATE.format(resumed=" (or was skipped by --resume)")
 
 
 def _max_pixels(value: int | None) -> int | None:
@@ -143,10 +145,6 @@ _common_out = [
     click.option("-q", "--quiet", is_flag=True, help="Print errors only; no progress bar or per-file lines."),
     click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
                  help="Files coded in parallel (processes)."),
-    click.option("-t", "--threads", type=click.IntRange(1, 1024), default=None, metavar="N",
-                 help="Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process): a "
-                      "multi-frame file's frames and a plane's codings are encoded side by side; -j workers "
-                      "share them. Streams are identical with any count."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="Where learned methods run; streams are identical on every device."),
     click.option("--max-pixels", type=click.IntRange(0), default=None, metavar="N",
@@ -155,15 +153,34 @@ _common_out = [
 ]
 
 
-def _with_common(fn: Callable) -> Callable:
-    for opt in reversed(_common_out):
-        fn = opt(fn)
-    return fn
+# -t differs by command: the encoder codes frames and alternatives side by side, the decoder runs in
+# sequence (threads measured slower there: benchmarks/results/threads.json) except inside the networks
+_THREADS_HELP = {
+    "encode": "Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process): a multi-frame "
+              "file's frames and a plane's codings are encoded side by side; -j workers share them. Streams are "
+              "identical with any count.",
+    "decode": "Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process), used inside the "
+              "learned networks (frames and raster planes decode in sequence); -j workers share them. The "
+              "output is identical with any count.",
+}
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+def _with_common(command: str) -> Callable[[Callable], Callable]:
+    """The options encode and decode share, with -t's help for this command."""
+    threads = click.option("-t", "--threads", type=click.IntRange(1, 1024), default=None, metavar="N",
+                           help=_THREADS_HELP[command])
+
+    def add(fn: Callable) -> Callable:
+        for opt in reversed([*_common_out[:5], threads, *_common_out[5:]]):
+            fn = opt(fn)
+        return fn
+
+    return add
+
+
+@cli.command(epilog=ENCODE_EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
-@_with_common
+@_with_common("encode")
 @click.option("-m", "--mode", type=click.Choice(MODES), default="fast", show_default=True,
               help="Coding method; files are never larger than with 'classical' (JPEG-XL only). 'fast': one "
                    "network pass per subimage; 'slow': never larger than 'fast', about 5x slower to encode "
@@ -215,7 +232,7 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1, required=True, metavar="IN.mlc...")
-@_with_common
+@_with_common("decode")
 @click.option("--glob", "pattern", metavar="PATTERN", help="In folders, decode files matching PATTERN (default '*.mlc').")
 @click.pass_context
 def decode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
