@@ -1,11 +1,13 @@
 """Encoding and decoding one file on 1 and on N threads: what this machine gains from a multi-frame file's
-frames encoded side by side and a plane's own and raster codings side by side (parallel.map_in_threads).
-Decoding runs in sequence (threads made it slower here: see benchmarks/README.md); it is timed as a check.
+frames encoded side by side and a plane's own and raster codings side by side (parallel.map_in_threads),
+and from a large multi-frame file's frames decoded in as many processes as the budget
+(parallel.map_in_processes, as ``medcodec decode`` does; threads made decoding slower: benchmarks/README.md).
 
 Each case (a file and a mode) runs in a fresh subprocess per thread count, whose budget is set before
 torch loads (OMP_NUM_THREADS, as ``medcodec encode -j`` does for its workers); a small crop of the file's
 first frame is coded first, untimed, so numba's and torch's first-call costs are not on the clock. The
-files written with every thread count must be identical (the codec's promise); the script fails if not.
+files written, and the files decoded, with every thread count must be identical (the codec's promise); the
+script fails if not.
 
     python benchmarks/threads.py [--threads 1,2] [--out benchmarks/results/threads.json]
         [CASE ...]   # CASE = path:mode; default: a 19-frame MR and a CT plane, fast and slow,
@@ -41,10 +43,11 @@ t = time.perf_counter()
 data = codec.encode(path, mode=mode)
 encode_s = time.perf_counter() - t
 t = time.perf_counter()
-decoded = codec.decode(data)
+decoded = codec.decode(data, processes=parallel.thread_budget())
 decode_s = time.perf_counter() - t
 print(json.dumps({"budget": parallel.thread_budget(), "encode_s": encode_s, "decode_s": decode_s,
                   "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                  "decoded_sha256": hashlib.sha256(decoded.data).hexdigest(),
                   "pixels": int(sum(p.size for p in decoded.planes)), "frames": len(decoded.planes),
                   "methods": [f["method"] for f in codec.info(data)["frames"]]}))
 """
@@ -64,7 +67,7 @@ def measure(cases: list[str], thread_counts: list[int]) -> list[dict]:
         path, _, mode = case.rpartition(":")
         runs = {n: run_case(path, mode, n) for n in thread_counts}
         one = runs[thread_counts[0]]
-        if len({r["sha256"] for r in runs.values()}) != 1:
+        if len({r["sha256"] for r in runs.values()}) != 1 or len({r["decoded_sha256"] for r in runs.values()}) != 1:
             raise SystemExit(f"{path} ({mode}): the files differ between thread counts - a determinism bug")
         record = {"file": Path(path).name, "mode": mode, "frames": one["frames"], "pixels": one["pixels"],
                   "bytes": one["bytes"], "methods": sorted(set(one["methods"])), "runs": {}}

@@ -66,6 +66,9 @@ class DecodeOptions:
     device: str = "auto"
     force: bool = False
     max_pixels: int | None = None
+    # a multi-frame file's frames in as many processes as this process' thread budget (the CLI; a
+    # worker of --jobs has its share of it, so one file at a time takes the cores, many files share them)
+    frame_processes: bool = False
 
 
 # ---------------------------------------------------------------------------------------- inputs
@@ -275,7 +278,8 @@ def decode_one(task: Task, opts: DecodeOptions) -> Outcome:
     def work() -> Outcome:
         _precheck_dest(task.dest, task.src, opts.force)
         data = read_input(task.src)
-        decoded = codec.decode(data, device=opts.device, max_pixels=opts.max_pixels)
+        processes = parallel.thread_budget() if opts.frame_processes else 1
+        decoded = codec.decode(data, device=opts.device, max_pixels=opts.max_pixels, processes=processes)
         dest = task.dest or task.base + codec.suggested_extension(decoded.kind)
         _write_output(dest, decoded.data, task.src, opts.force)
         msg = f"{_label(task.src)} -> {_label(dest, 'stdout')}: {len(decoded.data):,} bytes ({decoded.kind}, verified)"

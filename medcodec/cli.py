@@ -153,15 +153,15 @@ _common_out = [
 ]
 
 
-# -t differs by command: the encoder codes frames and alternatives side by side, the decoder runs in
-# sequence (threads measured slower there: benchmarks/results/threads.json) except inside the networks
+# -t differs by command: the encoder codes frames and alternatives side by side in threads, the decoder
+# a large file's frames in processes (threads were slower there: benchmarks/results/threads.json)
 _THREADS_HELP = {
     "encode": "Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process): a multi-frame "
               "file's frames and a plane's codings are encoded side by side; -j workers share them. Streams are "
               "identical with any count.",
-    "decode": "Threads in all (default: the machine's cores, or OMP_NUM_THREADS per process), used inside the "
-              "learned networks (frames and raster planes decode in sequence); -j workers share them. The "
-              "output is identical with any count.",
+    "decode": "Processes and threads in all (default: the machine's cores, or OMP_NUM_THREADS per process): "
+              "the frames of a large multi-frame file decode in that many processes, and the learned networks "
+              "use the threads; -j workers share them. The output is identical with any count.",
 }
 
 
@@ -253,7 +253,8 @@ def decode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     """
     def work() -> None:
         tasks = _plan(inputs, output, out_dir, pattern, True, force)
-        opts = batch.DecodeOptions(device=device, force=force, max_pixels=_max_pixels(max_pixels))
+        opts = batch.DecodeOptions(device=device, force=force, max_pixels=_max_pixels(max_pixels),
+                                   frame_processes=True)
         _run_batch(ctx, tasks, batch.decode_one, opts, jobs, threads, quiet, "decode")
 
     _guard_command(ctx, work)

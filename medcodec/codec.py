@@ -25,7 +25,8 @@ from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ModelMismatchError,
                              ResourceLimitError, UnsupportedVersionError)
 from medcodec.io import source as io_source
-from medcodec.parallel import beside, map_in_threads, single_threaded_blas
+from medcodec.parallel import (MEMORY_SHARE, available_memory, beside, map_in_processes, map_in_threads,
+                               single_threaded_blas)
 from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
 from medcodec.pipelines.classical import jpegxl_encode_plane
@@ -50,6 +51,14 @@ DEFAULT_MAX_PIXELS = io_source.DEFAULT_MAX_PIXELS
 # plane: encoding peaks ~300 bytes a pixel over the process' baseline (the slow mode's raster analyses),
 # up to twice that on planes of up to 2^21 pixels (two analyses alive, raster.analysis.BLOCK_KEEP_BOTH).
 ENCODE_BYTES_PER_PIXEL = 640
+# Decoding a multi-frame file's frames in worker processes (``decode(processes=...)``, the CLI): a
+# decoder's working memory per pixel (memory_large.json, 2048^2: raster ~30, the subimage networks ~85
+# bytes a pixel over the baseline), a worker's own baseline (Python, numpy, torch, medcodec), and the
+# fewest pixels worth starting workers for (each takes ~2-3 s to import medcodec and load its
+# weights; the raster decoder codes ~0.3 MP/s a core).
+DECODE_BYTES_PER_PIXEL = 100
+WORKER_BASELINE_BYTES = 400 << 20
+PROCESS_MIN_PIXELS = 1 << 20
 
 
 @dataclass
@@ -412,8 +421,40 @@ def _check_restored(kind: str, data: bytes, header: Header) -> str:
 
 
 @single_threaded_blas
-def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_source.DEFAULT_MAX_PIXELS) -> DecodedFile:
+def _decode_frame(job: tuple[str, Header, str, list[Stream], tuple[int, int]]) -> np.ndarray:
+    """One frame's plane from its streams: (method name, header, device, streams, shape)."""
+    name, header, device, streams, shape = job
+    return _method_for(name, header, device).decode(streams, shape, header.bits_stored)
+
+
+def _frame_processes(processes: int, frames: list[dict[str, Any]], device: str) -> int:
+    """How many processes decode the frames: at most ``processes``, one per frame, as many as half the
+    available memory holds; one for files under PROCESS_MIN_PIXELS and where the networks run on a GPU."""
+    pixels = [int(f["shape"][0]) * int(f["shape"][1]) for f in frames]
+    if processes < 2 or len(frames) < 2 or sum(pixels) < PROCESS_MIN_PIXELS:
+        return 1
+    if device != "cpu" and any(f["method"] not in MODEL_FREE for f in frames):
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+    workers = min(processes, len(frames))
+    memory = available_memory()
+    if memory is not None:
+        each = WORKER_BASELINE_BYTES + DECODE_BYTES_PER_PIXEL * max(pixels)
+        workers = min(workers, int(MEMORY_SHARE * memory) // each)
+    return max(1, workers)
+
+
+@single_threaded_blas
+def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_source.DEFAULT_MAX_PIXELS,
+           processes: int = 1) -> DecodedFile:
     """Decode .mlc bytes and rebuild the original file, checking every CRC and checksum.
+
+    processes: decode a multi-frame file's frames in up to this many processes (this one and spawned
+    workers; ``parallel.map_in_processes``), where the file is large enough to pay for starting them.
+    The default, 1, starts none: spawning re-imports the caller's main module, which a script without
+    an ``if __name__ == "__main__"`` guard would run again. The planes are the same with any count.
 
     Raises CorruptStreamError (damage, any checksum mismatch), UnsupportedVersionError (newer format)
     or ModelMismatchError (weights missing or different); never returns wrong data. Streams that
@@ -431,10 +472,10 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
     frames = _frames(header, max_pixels)
     envelope, per_frame = _split(sections, header.frames)
-    # In sequence: the decoders' wavefront loops hold the GIL between their compiled pieces, and frames
+    # Not in threads: the decoders' wavefront loops hold the GIL between their compiled pieces, and frames
     # decoded in two threads took 0.91-1.08x the time of one (benchmarks/results/threads.json).
-    planes = [_method_for(f["method"], header, device).decode(per_frame.get(n, []), f["shape"], header.bits_stored)
-              for n, f in enumerate(frames)]
+    jobs = [(f["method"], header, device, per_frame.get(n, []), tuple(f["shape"])) for n, f in enumerate(frames)]
+    planes = map_in_processes(_decode_frame, jobs, _frame_processes(processes, frames, device))
     if io_source.pixel_sha256(planes) != header.pixel_sha256:
         raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
     io_envelope = envelope_coding.unpack(envelope.index, envelope.payload, _envelope_limit(max_pixels))

@@ -13,10 +13,11 @@ compiled pieces, and two threads were no faster (benchmarks/results/threads.json
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -132,6 +133,66 @@ def map_in_threads(function: Callable[[T], R], items: Sequence[T], bytes_each: i
             for future in futures:
                 future.cancel()
             raise
+
+
+def map_in_processes(function: Callable[[T], R], items: Sequence[T], processes: int) -> list[R]:
+    """[function(item) for item in items], taken in turn by this process and by processes - 1 spawned
+    worker processes (each with its share of the thread budget); the results in item order.
+
+    Why processes: decoding is what this is for (the frames of a multi-frame file), and its wavefront
+    loops hold the GIL between their compiled pieces, so threads do not help there
+    (benchmarks/results/threads.json). This process decodes from the start while the workers are still
+    importing medcodec (~2-3 s each), so a short job never waits for them. function and the items
+    must pickle (a module-level function; bytes, arrays, dataclasses). Each result depends only on its
+    item, so the results are the same with any count. Errors: the first failing item's, in item order,
+    after the running items finish; items not started are dropped. Spawned, not forked: a parent that
+    already ran torch would deadlock forked children in its OpenMP pool."""
+    items = list(items)
+    processes = min(processes, len(items))
+    if processes < 2:
+        return [function(item) for item in items]
+    results: list = [None] * len(items)
+    errors: list[tuple[int, BaseException]] = []
+    lock = threading.Lock()
+    taken = iter(range(len(items)))
+
+    def take() -> int | None:
+        with lock:
+            return None if errors else next(taken, None)
+
+    def lane(run: Callable[[T], R]) -> None:
+        while (index := take()) is not None:
+            try:
+                results[index] = run(items[index])
+            except BaseException as exc:  # noqa: B036 - re-raised below, the earliest item's first
+                with lock:
+                    errors.append((index, exc))
+
+    budget = thread_budget()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes - 1, mp_context=spawn, initializer=share_cores,
+                             initargs=(processes, budget)) as pool, \
+            ThreadPoolExecutor(max_workers=processes - 1, thread_name_prefix="medcodec-lane") as lanes:
+        def remote_lane() -> None:
+            pool.submit(os.getpid).result()  # take items only once a worker has started
+            lane(lambda item: pool.submit(function, item).result())
+
+        remote = [lanes.submit(remote_lane) for _ in range(processes - 1)]
+        saved = os.environ.get("OMP_NUM_THREADS")
+        set_budget(max(1, budget // processes))  # this process' share while the workers run
+        try:
+            lane(function)
+            for future in remote:
+                future.result()
+        finally:
+            set_budget(budget)
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
+    if errors:
+        raise min(errors, key=lambda error: error[0])[1]
+    return results
 
 
 def beside(background: Callable[[], B], foreground: Callable[[], F]) -> tuple[B, F]:

@@ -1,6 +1,8 @@
 """The library API: exact round trips, the never-larger-than-classical rule, and refusing damaged streams."""
 
+import concurrent.futures
 import hashlib
+import multiprocessing
 from pathlib import Path
 
 import imagecodecs
@@ -548,3 +550,46 @@ def test_a_failing_own_coding_in_threads_fails_the_encode_without_a_hang(monkeyp
     worker.join(120)
     assert not worker.is_alive(), "the encoder hung"
     assert outcome == ["own coding failed"]
+
+
+def test_frames_decoded_in_worker_processes_give_the_same_file(monkeypatch):
+    """decode(processes=2): a multi-frame file's frames in this process and a spawned worker, the same
+    file as in sequence (the CLI decodes so; the library's default starts no process)."""
+    frames = np.stack([_smooth((40, 48), 12, seed=s) for s in range(4)])
+    data = codec.encode(frames, mode="fast")
+    assert "raster" in {f["method"] for f in codec.info(data)["frames"]}  # the compiled decoder in a worker
+    used = []
+    real = codec.map_in_processes
+
+    def spy(function, jobs, processes):
+        used.append(processes)
+        return real(function, jobs, processes)
+
+    monkeypatch.setattr(codec, "map_in_processes", spy)
+    sequential = codec.decode(data)
+    monkeypatch.setattr(codec, "PROCESS_MIN_PIXELS", 0)  # these frames are far too small to be worth it
+    monkeypatch.setattr(codec, "available_memory", lambda: None)
+    in_processes = codec.decode(data, processes=2)
+    assert used == [1, 2]
+    assert in_processes.data == sequential.data
+    assert all(np.array_equal(a, b) for a, b in zip(in_processes.planes, sequential.planes))
+    assert codec.decode(data, processes=8, device="cpu").data == sequential.data  # at most one per frame
+    assert used[-1] == 4
+    # and a frame decoded by a spawned process for certain (above, this process may have taken them all)
+    header, sections = container.unpack(data)
+    per_frame = codec._split(sections, header.frames)[1]
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        for n, frame in enumerate(codec._frames(header)):
+            job = (frame["method"], header, "cpu", per_frame.get(n, []), tuple(frame["shape"]))
+            np.testing.assert_array_equal(pool.submit(codec._decode_frame, job).result(), sequential.planes[n])
+
+
+def test_frame_processes_only_where_they_pay():
+    def frames(count, side):
+        return [{"method": "raster", "shape": (side, side)} for _ in range(count)]
+
+    assert codec._frame_processes(1, frames(8, 1024), "cpu") == 1  # not asked for
+    assert codec._frame_processes(4, frames(1, 4096), "cpu") == 1  # one frame
+    assert codec._frame_processes(4, frames(3, 256), "cpu") == 1  # under PROCESS_MIN_PIXELS in all
+    assert codec._frame_processes(4, frames(3, 1024), "cpu") in (1, 2, 3)  # at most one per frame (and memory)

@@ -99,6 +99,33 @@ def test_map_in_threads_raises_the_first_failing_item_in_order(torch_threads, mo
         parallel.map_in_threads(frame, [0, 1, 2, 3], bytes_each=1)
 
 
+def _process_of(seconds: float) -> int:
+    """The process that ran this item, after a pause (long enough for a spawned worker to start)."""
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_map_in_processes_gives_the_loop_results_in_order_and_restores_the_budget(torch_threads):
+    torch_threads(2)
+    omp_before = os.environ.get("OMP_NUM_THREADS")
+    items = [-3, 2, -1, 5, -8, 13, -21]
+    assert parallel.map_in_processes(abs, items, processes=2) == [abs(x) for x in items]
+    assert parallel.thread_budget() == 2 and os.environ.get("OMP_NUM_THREADS") == omp_before
+    # the caller takes items from the start and a worker process joins once it has started
+    ran_in = parallel.map_in_processes(_process_of, [0.3] * 12, processes=2)
+    assert ran_in[0] == os.getpid() and len(set(ran_in)) == 2
+    assert parallel.map_in_processes(abs, items, processes=1) == [abs(x) for x in items]
+    assert parallel.map_in_processes(abs, [4], processes=8) == [4]
+
+
+def test_map_in_processes_raises_the_first_failing_item_in_order(torch_threads):
+    torch_threads(2)
+    with pytest.raises(ValueError, match="'x'"):
+        parallel.map_in_processes(int, ["1", "x", "3", "y", "5"], processes=2)
+
+
 def test_thread_workers_are_bounded_by_items_budget_and_memory(torch_threads, monkeypatch):
     torch_threads(4)
     monkeypatch.setattr(parallel, "available_memory", lambda: None)
