@@ -6,8 +6,9 @@ as the codecs it is compared with (one), and ``--jobs N`` gives each worker proc
 medcodec runs in parallel (the classical JPEG-XL codings next to the learned work, the encoding of a
 multi-frame file's frames, a plane's own and raster codings, JPEG-XL's own decoding threads) stays
 within it, and with a budget of one runs in sequence. Every result is deterministic, so the bytes
-never depend on the budget. Decoding runs in sequence: its wavefront loops hold the GIL between their
-compiled pieces, and two threads were no faster (benchmarks/results/threads.json).
+never depend on the budget. Decoding does not use threads: its wavefront loops hold the GIL between
+their compiled pieces, and two threads were no faster (benchmarks/results/threads.json); the CLI decodes
+a large multi-frame file's frames in processes instead (``map_in_processes``).
 """
 
 from __future__ import annotations
