@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -146,8 +147,10 @@ def map_in_processes(function: Callable[[T], R], items: Sequence[T], processes: 
     importing medcodec (~2-3 s each), so a short job never waits for them. function and the items
     must pickle (a module-level function; bytes, arrays, dataclasses). Each result depends only on its
     item, so the results are the same with any count. Errors: the first failing item's, in item order,
-    after the running items finish; items not started are dropped. Spawned, not forked: a parent that
-    already ran torch would deadlock forked children in its OpenMP pool."""
+    after the running items finish; items not started are dropped. A worker that dies (killed, out of
+    memory) is not an error: its item runs again in this process, and so do the rest if no worker is
+    left. Spawned, not forked: a parent that already ran torch would deadlock forked children in its
+    OpenMP pool."""
     items = list(items)
     processes = min(processes, len(items))
     if processes < 2:
@@ -174,9 +177,18 @@ def map_in_processes(function: Callable[[T], R], items: Sequence[T], processes: 
     with ProcessPoolExecutor(max_workers=processes - 1, mp_context=spawn, initializer=share_cores,
                              initargs=(processes, budget)) as pool, \
             ThreadPoolExecutor(max_workers=processes - 1, thread_name_prefix="medcodec-lane") as lanes:
+        def in_worker(item: T) -> R:
+            try:
+                return pool.submit(function, item).result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): the item again, here
+                return function(item)
+
         def remote_lane() -> None:
-            pool.submit(os.getpid).result()  # take items only once a worker has started
-            lane(lambda item: pool.submit(function, item).result())
+            try:
+                pool.submit(os.getpid).result()  # take items only once a worker has started
+            except BrokenProcessPool:
+                return  # no worker could start: this process takes every item
+            lane(in_worker)
 
         remote = [lanes.submit(remote_lane) for _ in range(processes - 1)]
         saved = os.environ.get("OMP_NUM_THREADS")

@@ -120,6 +120,21 @@ def test_map_in_processes_gives_the_loop_results_in_order_and_restores_the_budge
     assert parallel.map_in_processes(abs, [4], processes=8) == [4]
 
 
+def _dies_in_a_worker(seconds: float) -> int:
+    """Kills the worker process that runs it (as the out-of-memory killer would); in the test's own
+    process (MEDCODEC_TEST_PARENT) it returns the item's process after a pause."""
+    if os.getpid() != int(os.environ["MEDCODEC_TEST_PARENT"]):
+        os._exit(9)
+    return _process_of(seconds)
+
+
+def test_map_in_processes_survives_workers_that_die(torch_threads, monkeypatch):
+    torch_threads(2)
+    monkeypatch.setenv("MEDCODEC_TEST_PARENT", str(os.getpid()))
+    ran_in = parallel.map_in_processes(_dies_in_a_worker, [0.3] * 12, processes=2)
+    assert ran_in == [os.getpid()] * 12  # every item, here, in order
+
+
 def test_map_in_processes_raises_the_first_failing_item_in_order(torch_threads):
     torch_threads(2)
     with pytest.raises(ValueError, match="'x'"):
