@@ -143,8 +143,9 @@ def map_in_processes(function: Callable[[T], R], items: Sequence[T], processes: 
 
     Why processes: decoding is what this is for (the frames of a multi-frame file), and its wavefront
     loops hold the GIL between their compiled pieces, so threads do not help there
-    (benchmarks/results/threads.json). This process decodes from the start while the workers are still
-    importing medcodec (~2-3 s each), so a short job never waits for them. function and the items
+    (benchmarks/results/threads.json). This process takes items from the start while the workers start
+    and import what the items need (~2-3 s for medcodec's decoders), so a short job is not held up by
+    them (it waits only for their start, ~0.2 s). function and the items
     must pickle (a module-level function; bytes, arrays, dataclasses). Each result depends only on its
     item, so the results are the same with any count. Errors: the first failing item's, in item order,
     after the running items finish; items not started are dropped. A worker that dies (killed, out of
