@@ -210,7 +210,8 @@ def _check_new_stream(data: bytes, raw: bytes, opts: EncodeOptions) -> None:
     from medcodec import codec
 
     try:
-        codec.verify(data, original=raw, device=opts.device, max_pixels=None, same_source=True)
+        codec.verify(data, original=raw, device=opts.device, max_pixels=None, same_source=True,
+                     processes=parallel.thread_budget())
     except MedcodecError as exc:
         # The encoder produced something its own decoder rejects: a medcodec bug, never the user's.
         raise MedcodecError(f"internal error: the new stream does not decode to the input ({exc}); "
@@ -223,7 +224,7 @@ def _existing_output_verifies(dest: str, raw: bytes, opts: EncodeOptions) -> str
 
     try:
         codec.verify(read_input(dest), original=raw, device=opts.device, max_pixels=opts.max_pixels,
-                     same_source=True)
+                     same_source=True, processes=parallel.thread_budget())
     except MedcodecError as exc:
         return str(exc)
     return ""

@@ -309,7 +309,7 @@ def verify(ctx: click.Context, stream: str, original: str | None, device: str, m
       medcodec verify scan.dcm.mlc scan.dcm && rm scan.dcm
     """
     def work() -> None:
-        from medcodec import codec
+        from medcodec import codec, parallel
 
         try:
             data = batch.read_input(stream)
@@ -320,7 +320,8 @@ def verify(ctx: click.Context, stream: str, original: str | None, device: str, m
         except MedcodecError as exc:
             raise type(exc)(f"{original}: {exc}") from exc
         try:
-            result = codec.verify(data, original=orig, device=device, max_pixels=_max_pixels(max_pixels))
+            result = codec.verify(data, original=orig, device=device, max_pixels=_max_pixels(max_pixels),
+                                  processes=parallel.thread_budget())
         except MedcodecError as exc:
             raise type(exc)(f"{stream}: {exc}") from exc
         against = f", identical to {original}" if original else ""

@@ -558,15 +558,16 @@ def _side_info(payload: bytes) -> dict[str, Any] | None:
 
 
 def verify(data: bytes, original: bytes | str | os.PathLike | None = None, *, device: str = "auto",
-           max_pixels: int | None = DEFAULT_MAX_PIXELS, same_source: bool = False) -> dict:
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, same_source: bool = False, processes: int = 1) -> dict:
     """Decode in memory and check everything; with original, also compare against it. Writes nothing.
+    processes: as ``decode``'s.
 
     The comparison is byte for byte for DICOM and .npy, pixel for pixel for PNG/TIFF (whose files a
     re-encoder may lay out differently). With same_source, the stream must also record original's
     sha256, i.e. have been made from this very file (encode --verify and --resume ask for that).
     Returns a summary dict; raises CorruptStreamError on any mismatch.
     """
-    decoded = decode(data, device=device, max_pixels=max_pixels)
+    decoded = decode(data, device=device, max_pixels=max_pixels, processes=processes)
     result: dict[str, Any] = {"kind": decoded.kind, "frames": len(decoded.planes),
                               "fidelity": decoded.fidelity, "size": len(decoded.data)}
     if original is None:
