@@ -42,7 +42,7 @@ MAX_DC = 2047  # a DC difference of size category 11
 MAX_AC = 1023  # an AC coefficient of size category 10 (baseline)
 
 
-def _codes(counts: tuple[int, ...], symbols: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+def huffman_codes(counts: tuple[int, ...], symbols: tuple[int, ...]) -> dict[int, tuple[int, int]]:
     """symbol -> (code, length) of a canonical JPEG Huffman table (Annex C)."""
     table, code, k = {}, 0, 0
     for length, count in enumerate(counts, start=1):
@@ -53,8 +53,8 @@ def _codes(counts: tuple[int, ...], symbols: tuple[int, ...]) -> dict[int, tuple
     return table
 
 
-DC_CODES = _codes(DC_COUNTS, DC_SYMBOLS)
-AC_CODES = _codes(AC_COUNTS, AC_SYMBOLS)
+DC_CODES = huffman_codes(DC_COUNTS, DC_SYMBOLS)
+AC_CODES = huffman_codes(AC_COUNTS, AC_SYMBOLS)
 
 
 class _BitWriter:

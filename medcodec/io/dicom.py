@@ -2,9 +2,10 @@
 
 Everything outside the PixelData value is kept verbatim. Inside it, native grayscale words are split
 into the low BitsStored bits (the planes a method codes) and the bits above them (kept here, usually
-as a one-word flag because they are zero or a sign extension). Anything else (encapsulated or deflated
-transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the
-whole file, verbatim, so every file that goes in comes back byte for byte.
+as a one-word flag because they are zero or a sign extension); JPEG-lossless frames give their samples
+where their scans re-encode exactly (``dicom_jpeg_lossless``). Anything else (other encapsulated or
+deflated transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel
+value, or the whole file, verbatim, so every file that goes in comes back byte for byte.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
+from medcodec.io import dicom_jpeg_lossless
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -206,6 +208,11 @@ def read_dicom(data: bytes) -> DicomRead:
 
     reason = _unmodelled_reason(ts, raw, rows, cols, frames, samples, alloc, stored, high_bit,
                                 pixel_rep, photometric, len(pixel))
+    if ts in dicom_jpeg_lossless.SYNTAXES and reason == "encapsulated transfer syntax":
+        read = _jpeg_lossless(prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep, photometric,
+                              modality, f"{geometry}, {_ts_name(ts)}")
+        if read is not None:
+            return read
     if reason is not None:
         return DicomRead(
             planes=[], bits=int(stored) if stored and 1 <= stored <= 16 else 16,
@@ -223,6 +230,21 @@ def read_dicom(data: bytes) -> DicomRead:
         description=f"DICOM {modality or '?'} {geometry}{sign_text}, {_ts_name(ts)}",
         meta=meta, blobs=[prefix, suffix, *extra_blobs],
     )
+
+
+def _jpeg_lossless(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
+                   pixel_rep: Any, photometric: str, modality: str, what: str) -> DicomRead | None:
+    """The planes of a JPEG-lossless file whose scans re-encode exactly (``dicom_jpeg_lossless``), else None."""
+    if (samples != 1 or photometric not in ("", "MONOCHROME1", "MONOCHROME2") or pixel_rep not in (0, 1)
+            or not rows or not cols or not frames or min(rows, cols, frames) < 0):
+        return None
+    split = dicom_jpeg_lossless.split(pixel, rows, cols, frames, pixel_rep == 1)
+    if split is None:
+        return None
+    planes, bits, meta, kept = split
+    return DicomRead(planes=planes, bits=bits, signed=pixel_rep == 1, photometric=photometric, modality=modality,
+                     description=f"DICOM {modality or '?'} {what}; scans re-encoded exactly", meta=meta,
+                     blobs=[prefix, kept, suffix])
 
 
 def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any,
@@ -337,4 +359,7 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
     if layout == "modelled" and len(blobs) == 4:
         prefix, suffix, tail, high_blob = blobs
         return prefix + join_words(meta, planes, tail, high_blob) + suffix
+    if layout == "jpeg-lossless" and len(blobs) == 3:
+        prefix, kept, suffix = blobs
+        return prefix + dicom_jpeg_lossless.join(meta, planes, kept) + suffix
     raise CorruptStreamError(f"DICOM envelope has unknown layout {layout!r} with {len(blobs)} parts")

@@ -130,7 +130,8 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
 
     name is only a hint for messages: the content decides the format. An image whose header declares
     more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
-    needs no such check: its planes never hold more samples than the file has bytes.
+    needs no such check: its planes never hold more samples than the file has bytes, or, for
+    JPEG-lossless frames, than 8 per byte of their scans (checked before decoding them).
     """
     if isinstance(source, np.ndarray):
         data, original_sha = images.array_to_npy(source), None

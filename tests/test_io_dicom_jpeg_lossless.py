@@ -1,0 +1,106 @@
+"""io.dicom_jpeg_lossless: JPEG-lossless DICOM files coded as planes and given back byte for byte."""
+
+import io
+
+import imagecodecs
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGLosslessSV1
+
+from lossless_jpegs import lossless_jpeg
+
+from medcodec import codec
+from medcodec.errors import CorruptStreamError
+from medcodec.io import dicom, dicom_jpeg_lossless
+
+CT_SMALL = get_testdata_file("CT_small.dcm")  # 128 x 128, 16-bit signed
+
+
+def _words() -> np.ndarray:
+    ds = pydicom.dcmread(CT_SMALL)
+    return np.frombuffer(ds.PixelData, "<u2").reshape(ds.Rows, ds.Columns).copy()
+
+
+def jpeg_lossless_dicom(frames: list[bytes], count: int = 1, fragments_per_frame: int = 1) -> bytes:
+    """CT_small with its PixelData replaced by these lossless JPEG frames (encapsulated)."""
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    if count > 1:
+        ds.NumberOfFrames = count
+    ds.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_a_jpeg_lossless_file_gives_its_samples_and_comes_back_byte_for_byte():
+    words = _words()
+    data = jpeg_lossless_dicom([imagecodecs.ljpeg_encode(words)])  # liblj92's scan, another encoder's
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg-lossless" and read.bits == 16 and read.signed
+    assert "re-encoded exactly" in read.description
+    (plane,) = read.planes
+    np.testing.assert_array_equal(plane, words ^ np.uint16(0x8000))  # two's complement -> offset binary
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    # the kept bytes are the headers only: the scan itself is what the planes give back
+    assert len(read.blobs[1]) < 400
+    stream = codec.encode(data, mode="classical")
+    assert len(stream) < len(data)
+    decoded = codec.decode(stream)
+    assert decoded.data == data and decoded.fidelity == "bytes"
+
+
+@pytest.mark.parametrize("count,fragments_per_frame", [(1, 3), (3, 1)])
+def test_fragments_and_frames(count, fragments_per_frame):
+    words = _words()
+    samples = [np.roll(words, 7 * k, axis=1) for k in range(count)]
+    frames = [lossless_jpeg(s, 16, 1 + k) for k, s in enumerate(samples)]  # a predictor per frame
+    data = jpeg_lossless_dicom(frames, count, fragments_per_frame)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg-lossless" and len(read.planes) == count
+    pieces = [len(f["pieces"]) for f in read.meta["frames"]]
+    assert pieces == [fragments_per_frame] * count  # the scans spread over every fragment
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    assert codec.decode(codec.encode(data, mode="classical")).data == data
+
+
+def test_scans_not_written_here_stay_verbatim():
+    words = _words()
+    data = jpeg_lossless_dicom([lossless_jpeg(words, 16, 1, restart=128)])  # restart markers
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "split" and not read.planes and "kept verbatim" in read.description
+    assert codec.decode(codec.encode(data, mode="classical")).data == data
+    # several frames in one fragment: an item layout not handled here
+    two = jpeg_lossless_dicom([lossless_jpeg(words, 16, 1) + lossless_jpeg(words, 16, 1)], count=2)
+    assert dicom.read_dicom(two).meta["layout"] == "split"
+
+
+def test_a_frame_cannot_declare_more_samples_than_its_bytes_can_hold():
+    words = _words()
+    frame = bytearray(lossless_jpeg(words, 16, 1))
+    at = frame.index(b"\xff\xc3")
+    frame[at + 5:at + 9] = (40000).to_bytes(2, "big") * 2  # a 40000 x 40000 frame in a few kilobytes
+    assert dicom_jpeg_lossless.split(bytes(encapsulate([bytes(frame)])), 40000, 40000, 1, True) is None
+
+
+def test_join_refuses_planes_that_do_not_fit():
+    words = _words()
+    read = dicom.read_dicom(jpeg_lossless_dicom([lossless_jpeg(words, 16, 1)]))
+    kept = read.blobs[1]
+    with pytest.raises(CorruptStreamError):
+        dicom_jpeg_lossless.join(read.meta, [read.planes[0][:5]], kept)
+    with pytest.raises(CorruptStreamError):
+        dicom_jpeg_lossless.join(read.meta, read.planes * 2, kept)
+    # other samples write another scan: the bytes differ, which the codec's file checksum then refuses
+    other = read.planes[0].copy()
+    other[3, 3] ^= 1
+    try:
+        assert dicom_jpeg_lossless.join(read.meta, [other], kept) != dicom_jpeg_lossless.join(read.meta, read.planes,
+                                                                                              kept)
+    except CorruptStreamError:
+        pass  # or the rewritten scan no longer fits its place
