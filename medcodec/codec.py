@@ -285,7 +285,8 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         return [classical.encode(plane, src.bits) for plane in src.planes]
 
     if method is classical:
-        return _pack_file(src, envelope, classical, [_choose(b, None) for b in code_classically()])
+        coded = _pack_file(src, envelope, classical, [_choose(b, None) for b in code_classically()])
+        return _no_larger_than_kept(source, src, coded, max_pixels)
     # The classical coding (the size bound) runs beside the learned work when the thread budget
     # allows: JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy.
     # A plane that was once a JPEG is also offered as the coefficients of that JPEG (jpeg_history):
@@ -344,8 +345,22 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         # No note in the file: any note would make it larger than classical. Say it to the logger.
         _log.info("%s stream %d bytes larger than classical (%d): wrote the classical file",
                   method.name, len(mixed) - len(plain), len(plain))
-        return plain
-    return mixed
+        mixed = plain
+    return _no_larger_than_kept(source, src, mixed, max_pixels)
+
+
+def _no_larger_than_kept(source: str | os.PathLike | bytes | np.ndarray, src: io_source.ImageSource, coded: bytes,
+                         max_pixels: int | None) -> bytes:
+    """coded, or, where the planes came out of compressed pixel data (JPEG lossless) and keeping that
+    data as it is makes a smaller file, that file (no planes: the pixel data rides in the envelope)."""
+    if not src.decompressed:
+        return coded
+    kept = io_source.load(source, max_pixels=max_pixels, decompress=False)
+    verbatim = _pack_file(kept, envelope_coding.pack(kept.envelope), get_method("classical"), [])
+    if len(verbatim) < len(coded):
+        _log.info("the compressed pixel data kept as it is is %d bytes smaller: wrote that", len(coded) - len(verbatim))
+        return verbatim
+    return coded
 
 
 # -------------------------------------------------------------------------------------- decode

@@ -104,3 +104,17 @@ def test_join_refuses_planes_that_do_not_fit():
                                                                                               kept)
     except CorruptStreamError:
         pass  # or the rewritten scan no longer fits its place
+
+
+def test_never_larger_than_the_compressed_pixel_data_kept_as_it_is():
+    from medcodec.io import source as io_source
+
+    data = jpeg_lossless_dicom([imagecodecs.ljpeg_encode(_words())])
+    src = io_source.load(data)
+    assert src.decompressed and not io_source.load(data, decompress=False).decompressed
+    coded = codec.encode(data, mode="classical")
+    assert codec._no_larger_than_kept(data, src, coded, None) == coded  # the coding is smaller: kept
+    # a coding larger than the file's own JPEG: the file with its pixel data verbatim instead
+    kept = codec._no_larger_than_kept(data, src, coded + bytes(len(data)), None)
+    assert len(kept) < len(data) + 1000 and codec.info(kept)["frames"] == []
+    assert codec.decode(kept).data == data

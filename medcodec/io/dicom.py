@@ -175,8 +175,9 @@ def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> Dicom
     )
 
 
-def read_dicom(data: bytes) -> DicomRead:
-    """Split a DICOM file into planes and envelope parts; see the module docstring."""
+def read_dicom(data: bytes, decompress: bool = True) -> DicomRead:
+    """Split a DICOM file into planes and envelope parts; see the module docstring. decompress=False
+    keeps JPEG-lossless pixel data verbatim too (what the codec weighs its coding against)."""
     ds = _dataset(data)
     if not has_part10_preamble(data) and not _has_identifying_elements(ds):
         raise InvalidInputError("no DICOM preamble and no identifying DICOM elements: not a DICOM file")
@@ -208,7 +209,7 @@ def read_dicom(data: bytes) -> DicomRead:
 
     reason = _unmodelled_reason(ts, raw, rows, cols, frames, samples, alloc, stored, high_bit,
                                 pixel_rep, photometric, len(pixel))
-    if ts in dicom_jpeg_lossless.SYNTAXES and reason == "encapsulated transfer syntax":
+    if decompress and ts in dicom_jpeg_lossless.SYNTAXES and reason == "encapsulated transfer syntax":
         read = _jpeg_lossless(prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep, photometric,
                               modality, f"{geometry}, {_ts_name(ts)}")
         if read is not None:

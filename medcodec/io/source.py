@@ -42,6 +42,8 @@ class ImageSource:
     envelope: bytes
     original_sha256: bytes | None
     description: str
+    # the planes came out of compressed pixel data (JPEG lossless), which could also be kept as it is
+    decompressed: bool = False
 
 
 def pack_envelope(kind: str, meta: dict[str, Any], blobs: list[bytes]) -> bytes:
@@ -125,13 +127,14 @@ def _read_bytes(source: str | os.PathLike | bytes | bytearray | memoryview) -> b
 
 
 def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = None,
-         max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageSource:
+         max_pixels: int | None = DEFAULT_MAX_PIXELS, decompress: bool = True) -> ImageSource:
     """Read a file (path or bytes, format sniffed from content) or an array into an ImageSource.
 
     name is only a hint for messages: the content decides the format. An image whose header declares
     more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
     needs no such check: its planes never hold more samples than the file has bytes, or, for
     JPEG-lossless frames, than 8 per byte of their scans (checked before decoding them).
+    decompress=False keeps such compressed pixel data verbatim instead.
     """
     if isinstance(source, np.ndarray):
         data, original_sha = images.array_to_npy(source), None
@@ -144,7 +147,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
         raise InvalidInputError(f"{name}: {exc}" if name else str(exc)) from None
     if kind == "dicom":
         try:
-            read = dicom.read_dicom(data)
+            read = dicom.read_dicom(data, decompress)
         except InvalidInputError as exc:
             if dicom.has_part10_preamble(data):
                 raise
@@ -163,6 +166,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
         photometric=photometric, modality=modality,
         envelope=pack_envelope(kind, read.meta, read.blobs),
         original_sha256=original_sha, description=read.description,
+        decompressed=kind == "dicom" and read.meta.get("layout") == "jpeg-lossless",
     )
 
 
