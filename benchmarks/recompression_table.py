@@ -37,7 +37,8 @@ def table(bench: dict, root: Path | None = None) -> str:
                 continue
             totals[c] += result["bytes"]
             cells.append(f"{result['bytes']:,} ({result['bytes'] / original:.3f})")
-        lines.append(f"| {Path(r['relpath']).name} | {r['pixels'] / 1e6:.2f} | {original:,} | " + " | ".join(cells) + " |")
+        name = Path(r["relpath"]).name
+        lines.append(f"| {name} | {r['pixels'] / 1e6:.2f} | {original:,} | " + " | ".join(cells) + " |")
     lines.append(f"| **all** | {sum(r['pixels'] for r in images) / 1e6:.2f} | {original_total:,} | "
                  + " | ".join(f"{totals[c]:,} ({totals[c] / original_total:.3f})" for c in codecs) + " |")
     return "\n".join(lines)
