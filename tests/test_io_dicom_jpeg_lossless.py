@@ -1,11 +1,15 @@
 """io.dicom_jpeg_lossless: JPEG-lossless DICOM files coded as planes and given back byte for byte."""
 
+import dataclasses
 import io
+import os
 
 import imagecodecs
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLosslessSV1
@@ -13,7 +17,10 @@ from pydicom.uid import JPEGLosslessSV1
 from lossless_jpegs import lossless_jpeg
 
 from medcodec import codec
-from medcodec.errors import CorruptStreamError
+from medcodec.container import envelope as envelope_coding
+from medcodec.container import format as container
+from medcodec.container.format import SectionKind
+from medcodec.errors import CorruptStreamError, MedcodecError
 from medcodec.io import dicom, dicom_jpeg_lossless
 
 CT_SMALL = get_testdata_file("CT_small.dcm")  # 128 x 128, 16-bit signed
@@ -118,3 +125,37 @@ def test_never_larger_than_the_compressed_pixel_data_kept_as_it_is():
     kept = codec._no_larger_than_kept(data, src, coded + bytes(len(data)), None)
     assert len(kept) < len(data) + 1000 and codec.info(kept)["frames"] == []
     assert codec.decode(kept).data == data
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
+    """The kept bytes and the frames' scan descriptions damaged behind valid CRCs (the envelope
+    re-compressed and re-packed): decoding gives the original file or refuses with a medcodec error."""
+    original = _fuzz_file()
+    header, sections = container.unpack(_FUZZ_STREAM[0])
+    at = next(i for i, s in enumerate(sections) if s.kind == SectionKind.ENVELOPE)
+    raw = bytearray(envelope_coding.unpack(sections[at].index, sections[at].payload, None))
+    spot = data.draw(st.integers(0, len(raw) - 1))
+    raw[spot] = data.draw(st.integers(0, 255))
+    index, payload = envelope_coding.pack(bytes(raw))
+    sections[at] = dataclasses.replace(sections[at], index=index, payload=payload)
+    try:
+        decoded = codec.decode(container.pack(header, sections))
+    except MedcodecError as exc:
+        assert str(exc)
+        return
+    assert decoded.data == original
+
+
+_FUZZ_STREAM: list[bytes] = []
+
+
+def _fuzz_file() -> bytes:
+    """A two-frame JPEG-lossless file (each frame over two fragments) and, once, its stream."""
+    words = _words()
+    data = jpeg_lossless_dicom([lossless_jpeg(words, 16, 1), lossless_jpeg(np.roll(words, 5, axis=0), 16, 6)],
+                               count=2, fragments_per_frame=2)
+    if not _FUZZ_STREAM:
+        _FUZZ_STREAM.append(codec.encode(data, mode="classical"))
+    return data
