@@ -39,8 +39,10 @@ def table(bench: dict, root: Path | None = None) -> str:
             cells.append(f"{result['bytes']:,} ({result['bytes'] / original:.3f})")
         name = Path(r["relpath"]).name
         lines.append(f"| {name} | {r['pixels'] / 1e6:.2f} | {original:,} | " + " | ".join(cells) + " |")
+    coded = {c: all(r["results"][c].get("status") == "ok" for r in images) for c in codecs}
     lines.append(f"| **all** | {sum(r['pixels'] for r in images) / 1e6:.2f} | {original_total:,} | "
-                 + " | ".join(f"{totals[c]:,} ({totals[c] / original_total:.3f})" for c in codecs) + " |")
+                 + " | ".join(f"{totals[c]:,} ({totals[c] / original_total:.3f})" if coded[c] else "-"
+                              for c in codecs) + " |")
     return "\n".join(lines)
 
 
