@@ -2,8 +2,8 @@
 
 Everything outside the PixelData value is kept verbatim. Inside it, native grayscale words are split
 into the low BitsStored bits (the planes a method codes) and the bits above them (kept here, usually
-as a one-word flag because they are zero or a sign extension); JPEG-lossless frames give their samples
-where their scans re-encode exactly (``dicom_jpeg_lossless``). Anything else (other encapsulated or
+as a one-word flag because they are zero or a sign extension); lossless-JPEG and JPEG-LS frames give
+their samples where their scans re-encode exactly (``dicom_scans``). Anything else (other encapsulated or
 deflated transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel
 value, or the whole file, verbatim, so every file that goes in comes back byte for byte.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_jpeg_lossless
+from medcodec.io import dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -175,9 +175,10 @@ def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> Dicom
     )
 
 
-def read_dicom(data: bytes, decompress: bool = True) -> DicomRead:
+def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = None) -> DicomRead:
     """Split a DICOM file into planes and envelope parts; see the module docstring. decompress=False
-    keeps JPEG-lossless pixel data verbatim too (what the codec weighs its coding against)."""
+    keeps lossless-JPEG and JPEG-LS pixel data verbatim too (what the codec weighs its coding against);
+    so does pixel data of more than max_pixels samples (None: no limit)."""
     ds = _dataset(data)
     if not has_part10_preamble(data) and not _has_identifying_elements(ds):
         raise InvalidInputError("no DICOM preamble and no identifying DICOM elements: not a DICOM file")
@@ -209,9 +210,9 @@ def read_dicom(data: bytes, decompress: bool = True) -> DicomRead:
 
     reason = _unmodelled_reason(ts, raw, rows, cols, frames, samples, alloc, stored, high_bit,
                                 pixel_rep, photometric, len(pixel))
-    if decompress and ts in dicom_jpeg_lossless.SYNTAXES and reason == "encapsulated transfer syntax":
-        read = _jpeg_lossless(prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep, photometric,
-                              modality, f"{geometry}, {_ts_name(ts)}")
+    if decompress and ts in dicom_scans.SYNTAXES and reason == "encapsulated transfer syntax":
+        read = _scans(dicom_scans.SYNTAXES[ts], prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep,
+                      photometric, modality, f"{geometry}, {_ts_name(ts)}", max_pixels)
         if read is not None:
             return read
     if reason is not None:
@@ -233,13 +234,15 @@ def read_dicom(data: bytes, decompress: bool = True) -> DicomRead:
     )
 
 
-def _jpeg_lossless(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
-                   pixel_rep: Any, photometric: str, modality: str, what: str) -> DicomRead | None:
-    """The planes of a JPEG-lossless file whose scans re-encode exactly (``dicom_jpeg_lossless``), else None."""
+def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any,
+           frames: Any, samples: Any, pixel_rep: Any, photometric: str, modality: str, what: str,
+           max_pixels: int | None) -> DicomRead | None:
+    """The planes of a lossless-JPEG or JPEG-LS file whose scans re-encode exactly (``dicom_scans``),
+    else None."""
     if (samples != 1 or photometric not in ("", "MONOCHROME1", "MONOCHROME2") or pixel_rep not in (0, 1)
             or not rows or not cols or not frames or min(rows, cols, frames) < 0):
         return None
-    split = dicom_jpeg_lossless.split(pixel, rows, cols, frames, pixel_rep == 1)
+    split = dicom_scans.split(pixel, rows, cols, frames, pixel_rep == 1, family, max_pixels)
     if split is None:
         return None
     planes, bits, meta, kept = split
@@ -360,7 +363,7 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
     if layout == "modelled" and len(blobs) == 4:
         prefix, suffix, tail, high_blob = blobs
         return prefix + join_words(meta, planes, tail, high_blob) + suffix
-    if layout == "jpeg-lossless" and len(blobs) == 3:
+    if layout in dicom_scans.LAYOUTS and len(blobs) == 3:
         prefix, kept, suffix = blobs
-        return prefix + dicom_jpeg_lossless.join(meta, planes, kept) + suffix
+        return prefix + dicom_scans.join(meta, planes, kept) + suffix
     raise CorruptStreamError(f"DICOM envelope has unknown layout {layout!r} with {len(blobs)} parts")

@@ -42,7 +42,7 @@ class ImageSource:
     envelope: bytes
     original_sha256: bytes | None
     description: str
-    # the planes came out of compressed pixel data (JPEG lossless), which could also be kept as it is
+    # the planes came out of compressed pixel data (lossless JPEG, JPEG-LS), which could also be kept as it is
     decompressed: bool = False
 
 
@@ -132,9 +132,9 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
 
     name is only a hint for messages: the content decides the format. An image whose header declares
     more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
-    needs no such check: its planes never hold more samples than the file has bytes, or, for
-    JPEG-lossless frames, than 8 per byte of their scans (checked before decoding them).
-    decompress=False keeps such compressed pixel data verbatim instead.
+    needs no such check: its planes never hold more samples than the file has bytes, except those of
+    lossless-JPEG or JPEG-LS pixel data, which is kept verbatim instead when its frames declare more
+    than max_pixels samples. decompress=False keeps such compressed pixel data verbatim always.
     """
     if isinstance(source, np.ndarray):
         data, original_sha = images.array_to_npy(source), None
@@ -147,7 +147,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
         raise InvalidInputError(f"{name}: {exc}" if name else str(exc)) from None
     if kind == "dicom":
         try:
-            read = dicom.read_dicom(data, decompress)
+            read = dicom.read_dicom(data, decompress, max_pixels)
         except InvalidInputError as exc:
             if dicom.has_part10_preamble(data):
                 raise
@@ -166,7 +166,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
         photometric=photometric, modality=modality,
         envelope=pack_envelope(kind, read.meta, read.blobs),
         original_sha256=original_sha, description=read.description,
-        decompressed=kind == "dicom" and read.meta.get("layout") == "jpeg-lossless",
+        decompressed=kind == "dicom" and read.meta.get("layout") in dicom.dicom_scans.LAYOUTS,
     )
 
 

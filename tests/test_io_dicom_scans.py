@@ -1,4 +1,4 @@
-"""io.dicom_jpeg_lossless: JPEG-lossless DICOM files coded as planes and given back byte for byte."""
+"""io.dicom_scans: lossless-JPEG and JPEG-LS DICOM files coded as planes and given back byte for byte."""
 
 import dataclasses
 import io
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEGLosslessSV1
+from pydicom.uid import JPEGLSLossless, JPEGLosslessSV1
 
 from lossless_jpegs import lossless_jpeg
 
@@ -21,7 +21,7 @@ from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError, MedcodecError
-from medcodec.io import dicom, dicom_jpeg_lossless
+from medcodec.io import dicom, dicom_scans
 
 CT_SMALL = get_testdata_file("CT_small.dcm")  # 128 x 128, 16-bit signed
 
@@ -31,10 +31,11 @@ def _words() -> np.ndarray:
     return np.frombuffer(ds.PixelData, "<u2").reshape(ds.Rows, ds.Columns).copy()
 
 
-def jpeg_lossless_dicom(frames: list[bytes], count: int = 1, fragments_per_frame: int = 1) -> bytes:
-    """CT_small with its PixelData replaced by these lossless JPEG frames (encapsulated)."""
+def jpeg_lossless_dicom(frames: list[bytes], count: int = 1, fragments_per_frame: int = 1,
+                        syntax: str = JPEGLosslessSV1) -> bytes:
+    """CT_small with its PixelData replaced by these lossless JPEG (or JPEG-LS) frames, encapsulated."""
     ds = pydicom.dcmread(CT_SMALL)
-    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    ds.file_meta.TransferSyntaxUID = syntax
     if count > 1:
         ds.NumberOfFrames = count
     ds.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame)
@@ -92,7 +93,8 @@ def test_a_frame_cannot_declare_more_samples_than_its_bytes_can_hold():
     frame = bytearray(lossless_jpeg(words, 16, 1))
     at = frame.index(b"\xff\xc3")
     frame[at + 5:at + 9] = (40000).to_bytes(2, "big") * 2  # a 40000 x 40000 frame in a few kilobytes
-    assert dicom_jpeg_lossless.split(bytes(encapsulate([bytes(frame)])), 40000, 40000, 1, True) is None
+    value = bytes(encapsulate([bytes(frame)]))
+    assert dicom_scans.split(value, 40000, 40000, 1, True, dicom_scans.LOSSLESS_JPEG) is None
 
 
 def test_join_refuses_planes_that_do_not_fit():
@@ -100,14 +102,14 @@ def test_join_refuses_planes_that_do_not_fit():
     read = dicom.read_dicom(jpeg_lossless_dicom([lossless_jpeg(words, 16, 1)]))
     kept = read.blobs[1]
     with pytest.raises(CorruptStreamError):
-        dicom_jpeg_lossless.join(read.meta, [read.planes[0][:5]], kept)
+        dicom_scans.join(read.meta, [read.planes[0][:5]], kept)
     with pytest.raises(CorruptStreamError):
-        dicom_jpeg_lossless.join(read.meta, read.planes * 2, kept)
+        dicom_scans.join(read.meta, read.planes * 2, kept)
     # other samples write another scan: the bytes differ, which the codec's file checksum then refuses
     other = read.planes[0].copy()
     other[3, 3] ^= 1
     try:
-        assert dicom_jpeg_lossless.join(read.meta, [other], kept) != dicom_jpeg_lossless.join(read.meta, read.planes,
+        assert dicom_scans.join(read.meta, [other], kept) != dicom_scans.join(read.meta, read.planes,
                                                                                               kept)
     except CorruptStreamError:
         pass  # or the rewritten scan no longer fits its place
@@ -159,3 +161,26 @@ def _fuzz_file() -> bytes:
     if not _FUZZ_STREAM:
         _FUZZ_STREAM.append(codec.encode(data, mode="classical"))
     return data
+
+
+@pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (1, 3), (2, 1)])
+def test_jpeg_ls_files_give_their_samples_and_come_back_byte_for_byte(count, fragments_per_frame):
+    words = _words()
+    frames = [imagecodecs.jpegls_encode(np.roll(words, 9 * k, axis=1)) for k in range(count)]  # CharLS's scans
+    data = jpeg_lossless_dicom(frames, count, fragments_per_frame, syntax=JPEGLSLossless)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg-ls" and read.bits == 16 and len(read.planes) == count
+    np.testing.assert_array_equal(read.planes[0], words ^ np.uint16(0x8000))
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="classical")
+    assert len(stream) < len(data) and codec.decode(stream).data == data
+
+
+def test_frames_of_more_samples_than_allowed_stay_verbatim():
+    """A JPEG-LS run codes thousands of samples in a few bits: the caller's pixel limit decides."""
+    data = jpeg_lossless_dicom([imagecodecs.jpegls_encode(_words())], syntax=JPEGLSLossless)
+    assert dicom.read_dicom(data, max_pixels=128 * 128).meta["layout"] == "jpeg-ls"
+    assert dicom.read_dicom(data, max_pixels=128 * 128 - 1).meta["layout"] == "split"
+    from medcodec.io import source as io_source
+
+    assert io_source.load(data, max_pixels=1000).planes == []

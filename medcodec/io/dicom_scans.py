@@ -1,0 +1,197 @@
+"""Encapsulated lossless-JPEG and JPEG-LS PixelData, byte-exact: its frames' samples as planes, the rest kept.
+
+JPEG lossless (transfer syntaxes 1.2.840.10008.1.2.4.57 and .70, the commonest lossless compression in
+PACS archives) and JPEG-LS lossless (.4.80) store each frame as one scan in one or more fragments.
+Where ``entropy.jpeg_lossless`` or ``entropy.jpeg_ls`` writes a frame's entropy-coded segment exactly
+again from its samples, the segment's bytes are cut out of the PixelData value (wherever fragment item
+headers split them), the samples go to medcodec's methods as a plane, and decoding writes the segment
+back: the file comes back byte for byte (the codec checks its sha256) and what is stored is medcodec's
+coding of the pixels instead of the scan's. Any frame that does not re-encode exactly, or an item layout
+not handled here (several frames in one fragment, several fragments per frame of a multi-frame file),
+leaves the whole value verbatim, as before; so does a frame that would decode to more samples than
+the caller allows (a JPEG-LS run codes thousands of samples in a few bits: no decompression bomb).
+
+Planes: the samples (P-bit unsigned); for signed data (PixelRepresentation 1) with bit P-1 flipped,
+which maps two's complement to an order-preserving offset binary, as ``dicom.split_words`` does.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from medcodec.entropy import jpeg_lossless, jpeg_ls
+from medcodec.errors import CorruptStreamError
+
+ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), always little endian in encapsulated data
+
+
+@dataclass(frozen=True)
+class Family:
+    """A scan family: its envelope layout, its scan module, the decoder that gives the samples (used
+    only while encoding, and checked by writing the segment again) and its scans' parameters in the
+    envelope's meta."""
+
+    layout: str
+    scans: Any  # the entropy module: parse, body, body_matches, Scan
+    decode: Callable[[bytes], np.ndarray]
+    fields: tuple[str, ...]  # the Scan fields the meta keeps per frame (besides geometry and segment)
+
+
+def _ljpeg_decode(frame: bytes) -> np.ndarray:
+    import imagecodecs
+
+    return imagecodecs.ljpeg_decode(frame)
+
+
+def _jpegls_decode(frame: bytes) -> np.ndarray:
+    import imagecodecs
+
+    return imagecodecs.jpegls_decode(frame)
+
+
+LOSSLESS_JPEG = Family("jpeg-lossless", jpeg_lossless, _ljpeg_decode,
+                       ("precision", "predictor", "point_transform", "counts", "symbols"))
+JPEG_LS = Family("jpeg-ls", jpeg_ls, _jpegls_decode, ("precision", "maxval", "t1", "t2", "t3", "reset"))
+SYNTAXES = {
+    "1.2.840.10008.1.2.4.57": LOSSLESS_JPEG,
+    "1.2.840.10008.1.2.4.70": LOSSLESS_JPEG,
+    "1.2.840.10008.1.2.4.80": JPEG_LS,
+}
+LAYOUTS = {family.layout: family for family in SYNTAXES.values()}
+
+
+def _items(value: bytes) -> list[tuple[int, int]] | None:
+    """(payload start, payload length) of each item of an encapsulated value (the first is the basic
+    offset table), or None where the value is not a clean run of items."""
+    items, at = [], 0
+    while at < len(value):
+        if value[at:at + 4] != ITEM_TAG or at + 8 > len(value):
+            return None
+        (length,) = struct.unpack_from("<I", value, at + 4)
+        if at + 8 + length > len(value):
+            return None
+        items.append((at + 8, length))
+        at += 8 + length
+    return items if items else None
+
+
+def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
+    """The frame's samples (uint16) by the family's decoder (imagecodecs), or None."""
+    try:
+        samples = np.asarray(family.decode(frame))
+    except Exception:  # any decoder failure: the value stays verbatim
+        return None
+    if samples.shape != (scan.height, scan.width) or samples.dtype.kind not in "ui":
+        return None
+    samples = samples.astype(np.uint16)
+    return samples if int(samples.max(initial=0)) >> scan.precision == 0 else None
+
+
+def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family: Family,
+          max_pixels: int | None = None) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
+    """(planes, bits, meta, kept bytes) of an encapsulated PixelData value of this family, or None to
+    keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit)."""
+    if max_pixels is not None and rows * cols * frames > max_pixels:
+        return None
+    items = _items(value)
+    if items is None or len(items) < 2:
+        return None
+    fragments = items[1:]
+    if frames == 1:
+        per_frame = [fragments]
+    elif len(fragments) == frames:
+        per_frame = [[f] for f in fragments]
+    else:
+        return None
+    planes, scans, cuts = [], [], []
+    for pieces in per_frame:
+        frame = b"".join(value[start:start + length] for start, length in pieces)
+        scan = family.scans.parse(frame)
+        if scan is None or (scan.height, scan.width) != (rows, cols):
+            return None
+        # a lossless JPEG sample costs at least one bit: a tiny fragment cannot declare a huge frame
+        if family is LOSSLESS_JPEG and rows * cols > jpeg_lossless.MAX_SAMPLES_PER_BYTE * (
+                scan.segment_end - scan.segment_start) + 64:
+            return None
+        samples = _decode(family, frame, scan)
+        if samples is None:
+            return None
+        written = family.scans.body_matches(frame, scan, samples)
+        if written is None:
+            return None
+        cuts.append(_value_ranges(pieces, scan.segment_start, written))
+        scans.append(scan)
+        planes.append(samples)
+    if len({scan.precision for scan in scans}) != 1:
+        return None
+    bits = scans[0].precision
+    flip = np.uint16(1 << (bits - 1)) if signed else np.uint16(0)
+    kept, frame_pieces = _cut(value, cuts)
+    meta = {"layout": family.layout, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
+            "frames": [{**{name: _json(getattr(scan, name)) for name in family.fields}, "pieces": p}
+                       for scan, p in zip(scans, frame_pieces)]}
+    return [np.ascontiguousarray(p ^ flip) for p in planes], bits, meta, kept
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _value_ranges(pieces: list[tuple[int, int]], start: int, length: int) -> list[tuple[int, int]]:
+    """The value's (offset, length) ranges holding the frame's bytes [start, start + length) (the frame
+    is its fragments' payloads, pieces, joined)."""
+    out, offset = [], 0
+    for payload, size in pieces:
+        lo, hi = max(start, offset), min(start + length, offset + size)
+        if lo < hi:
+            out.append((payload + lo - offset, hi - lo))
+        offset += size
+    return out
+
+
+def _cut(value: bytes, cuts: list[list[tuple[int, int]]]) -> tuple[bytes, list[list[list[int]]]]:
+    """The value without the cut ranges, and per frame its pieces as [position in the kept bytes, length]."""
+    kept, pos, removed, pieces = bytearray(), 0, 0, []
+    for ranges in cuts:
+        frame = []
+        for start, length in ranges:
+            kept += value[pos:start]
+            frame.append([start - removed, length])
+            removed += length
+            pos = start + length
+        pieces.append(frame)
+    kept += value[pos:]
+    return bytes(kept), pieces
+
+
+def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
+    """Inverse of split: the PixelData value from the planes and the kept bytes."""
+    family = LAYOUTS[meta["layout"]]
+    frames, rows, cols, bits = meta["frames"], meta["rows"], meta["cols"], meta["bits"]
+    if len(planes) != len(frames):
+        raise CorruptStreamError(f"{family.layout} DICOM needs {len(frames)} planes, got {len(planes)}")
+    flip = np.uint16(1 << (bits - 1)) if meta["signed"] else np.uint16(0)
+    out, pos = bytearray(), 0
+    for frame, plane in zip(frames, planes):
+        plane = np.asarray(plane, dtype=np.uint16)
+        if plane.shape != (rows, cols) or int(plane.max(initial=0)) >> bits:
+            raise CorruptStreamError(f"{family.layout} DICOM plane has the wrong shape or values")
+        fields = {name: tuple(frame[name]) if isinstance(frame[name], list) else int(frame[name])
+                  for name in family.fields}
+        scan = family.scans.Scan(height=rows, width=cols, segment_start=0, segment_end=0, **fields)
+        written = family.scans.body(plane ^ flip, scan)
+        pieces = frame["pieces"]
+        if written is None or len(written) != sum(length for _, length in pieces):
+            raise CorruptStreamError(f"{family.layout} DICOM: the rewritten scan does not fit its place")
+        used = 0
+        for at, length in pieces:
+            if at < pos or at > len(kept):
+                raise CorruptStreamError(f"{family.layout} DICOM: scan pieces out of order")
+            out += kept[pos:at]
+            out += written[used:used + length]
+            used, pos = used + length, at
+    return bytes(out + kept[pos:])
