@@ -1,5 +1,7 @@
 """entropy.jpeg_ls: JPEG-LS lossless scans written again bit for bit, checked against CharLS's streams."""
 
+import dataclasses
+
 import imagecodecs
 import numpy as np
 import pytest
@@ -48,6 +50,9 @@ def test_other_samples_do_not_match_and_wrong_shapes_are_refused():
         jpeg_ls.body(samples[:5], scan)
     with pytest.raises(ValueError):
         jpeg_ls.body(samples.astype(np.int64) + (1 << 16), scan)  # beyond MAXVAL
+    for damaged in ({"maxval": 1 << 40}, {"reset": 1}, {"t1": 0}, {"t3": scan.maxval + 1}, {"precision": 40}):
+        with pytest.raises(ValueError):  # a damaged envelope's description: refused, never a hang
+            jpeg_ls.body(samples, dataclasses.replace(scan, **damaged))
 
 
 def test_what_this_module_does_not_write_is_refused():

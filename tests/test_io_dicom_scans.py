@@ -129,13 +129,14 @@ def test_never_larger_than_the_compressed_pixel_data_kept_as_it_is():
     assert codec.decode(kept).data == data
 
 
+@pytest.mark.parametrize("syntax", [JPEGLosslessSV1, JPEGLSLossless])
 @settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True)
 @given(data=st.data())
-def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
+def test_damaged_envelopes_end_in_a_clear_error_or_the_original(syntax, data):
     """The kept bytes and the frames' scan descriptions damaged behind valid CRCs (the envelope
     re-compressed and re-packed): decoding gives the original file or refuses with a medcodec error."""
-    original = _fuzz_file()
-    header, sections = container.unpack(_FUZZ_STREAM[0])
+    original, stream = _fuzz_file(syntax)
+    header, sections = container.unpack(stream)
     at = next(i for i, s in enumerate(sections) if s.kind == SectionKind.ENVELOPE)
     raw = bytearray(envelope_coding.unpack(sections[at].index, sections[at].payload, None))
     spot = data.draw(st.integers(0, len(raw) - 1))
@@ -150,17 +151,20 @@ def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
     assert decoded.data == original
 
 
-_FUZZ_STREAM: list[bytes] = []
+_FUZZ_FILES: dict[str, tuple[bytes, bytes]] = {}
 
 
-def _fuzz_file() -> bytes:
-    """A two-frame JPEG-lossless file (each frame over two fragments) and, once, its stream."""
-    words = _words()
-    data = jpeg_lossless_dicom([lossless_jpeg(words, 16, 1), lossless_jpeg(np.roll(words, 5, axis=0), 16, 6)],
-                               count=2, fragments_per_frame=2)
-    if not _FUZZ_STREAM:
-        _FUZZ_STREAM.append(codec.encode(data, mode="classical"))
-    return data
+def _fuzz_file(syntax: str) -> tuple[bytes, bytes]:
+    """A two-frame file of this syntax (a fragment each) and its stream, made once."""
+    if syntax not in _FUZZ_FILES:
+        words = _words()
+        frames = [words, np.roll(words, 5, axis=0)]
+        scans = ([lossless_jpeg(frames[0], 16, 1), lossless_jpeg(frames[1], 16, 6)] if syntax == JPEGLosslessSV1
+                 else [imagecodecs.jpegls_encode(f) for f in frames])
+        data = jpeg_lossless_dicom(scans, count=2, syntax=syntax)
+        assert dicom.read_dicom(data).meta["layout"] in ("jpeg-lossless", "jpeg-ls")
+        _FUZZ_FILES[syntax] = (data, codec.encode(data, mode="classical"))
+    return _FUZZ_FILES[syntax]
 
 
 @pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (1, 3), (2, 1)])

@@ -173,6 +173,8 @@ def _packed(samples: np.ndarray, scan: Scan) -> tuple[bytes, int, int] | None:
     """(complete bytes, the bits left over, their count) of the samples' segment, or None (``body``)."""
     if samples.shape != (scan.height, scan.width):
         raise ValueError(f"samples {samples.shape} for a {scan.height}x{scan.width} scan")
+    if not 2 <= scan.precision <= 16 or not 1 <= scan.predictor <= 7 or not 0 <= scan.point_transform < scan.precision:
+        raise ValueError("lossless JPEG parameters out of range")
     x = samples.astype(np.int64) >> scan.point_transform
     difference = (x - predictions(samples, scan)) & 0xFFFF  # modulo 2**16 (H.1.2.1)
     difference = np.where(difference > 32768, difference - 65536, difference).ravel()

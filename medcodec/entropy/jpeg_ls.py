@@ -140,6 +140,9 @@ def body(samples: np.ndarray, scan: Scan) -> bytes:
     """The samples' entropy-coded segment up to its last partial byte (the complete bytes)."""
     if samples.shape != (scan.height, scan.width):
         raise ValueError(f"samples {samples.shape} for a {scan.height}x{scan.width} scan")
+    if not (2 <= scan.precision <= 16 and 1 <= scan.maxval < 1 << scan.precision
+            and 0 < scan.t1 <= scan.t2 <= scan.t3 <= scan.maxval and 3 <= scan.reset <= 0xFFFF):
+        raise ValueError("JPEG-LS parameters out of range")  # what parse accepts: a damaged description
     values = np.ascontiguousarray(samples, dtype=np.int64)
     if values.size and (int(values.max()) > scan.maxval or int(values.min()) < 0):
         raise ValueError(f"samples beyond MAXVAL {scan.maxval}")
