@@ -54,15 +54,16 @@ def parse(frame: bytes) -> Scan | None:
         return None
 
 
-def _parse(frame: bytes) -> Scan | None:
+def marker_segments(frame: bytes):
+    """(marker, its segment's bytes, where the segment ends) for each marker segment after SOI, fill
+    bytes skipped, up to and including SOS (what follows it is entropy-coded). ValueError where the
+    bytes are not a JPEG's header (IndexError where they end early). Shared with ``jpeg_ls``."""
     if frame[:2] != b"\xff\xd8":
-        return None
-    tables: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    header: dict[str, int] = {}
+        raise ValueError("no SOI")
     at = 2
     while True:
         if frame[at] != 0xFF:
-            return None
+            raise ValueError("not a marker")
         marker = frame[at + 1]
         if marker == 0xFF:  # fill byte before a marker
             at += 1
@@ -70,7 +71,17 @@ def _parse(frame: bytes) -> Scan | None:
         length = int.from_bytes(frame[at + 2:at + 4], "big")
         segment = frame[at + 4:at + 2 + length]
         if length < 2 or len(segment) != length - 2:
-            return None
+            raise ValueError("truncated marker segment")
+        at += 2 + length
+        yield marker, segment, at
+        if marker == SOS:
+            return
+
+
+def _parse(frame: bytes) -> Scan | None:
+    tables: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    header: dict[str, int] = {}
+    for marker, segment, after in marker_segments(frame):
         if marker in OTHER_SOF or marker in (EOI, DNL):
             return None
         if marker == DHT:
@@ -96,8 +107,7 @@ def _parse(frame: bytes) -> Scan | None:
                 return None
             table_id, predictor = segment[2] >> 4, segment[3]
             point_transform = segment[5] & 15
-            start = at + 2 + length
-            end = _segment_end(frame, start)
+            end = _segment_end(frame, after)
             # a point transform: the decoder at hand (liblj92, imagecodecs) does not undo it as H.1.2.1
             # says, so nothing could check a scan written with one: such files stay verbatim
             if (end is None or frame[end:end + 2] != b"\xff\xd9" or not 1 <= predictor <= 7
@@ -107,8 +117,8 @@ def _parse(frame: bytes) -> Scan | None:
             counts, symbols = tables[table_id]
             return Scan(precision=header["precision"], height=header["height"], width=header["width"],
                         predictor=predictor, point_transform=point_transform, counts=counts, symbols=symbols,
-                        segment_start=start, segment_end=end)
-        at += 2 + length
+                        segment_start=after, segment_end=end)
+    return None
 
 
 def _segment_end(frame: bytes, start: int) -> int | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medcodec.compiled import kernel
+from medcodec.entropy.jpeg_lossless import marker_segments
 
 SOF55, LSE, SOS, DRI, EOI = 0xF7, 0xF8, 0xDA, 0xDD, 0xD9
 OTHER_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -71,21 +72,10 @@ def parse(frame: bytes) -> Scan | None:
 
 
 def _parse(frame: bytes) -> Scan | None:
-    if frame[:2] != b"\xff\xd8":
-        return None
     header: dict[str, int] = {}
     preset: tuple[int, ...] | None = None
-    at = 2
-    while True:
-        if frame[at] != 0xFF:
-            return None
-        marker = frame[at + 1]
-        if marker == 0xFF:
-            at += 1
-            continue
-        length = int.from_bytes(frame[at + 2:at + 4], "big")
-        segment = frame[at + 4:at + 2 + length]
-        if length < 2 or len(segment) != length - 2 or marker in OTHER_SOF or marker == EOI:
+    for marker, segment, after in marker_segments(frame):
+        if marker in OTHER_SOF or marker == EOI:
             return None
         if marker == SOF55:
             if segment[5] != 1:
@@ -102,25 +92,28 @@ def _parse(frame: bytes) -> Scan | None:
         elif marker == SOS:
             if "precision" not in header or segment[0] != 1 or segment[2] != 0:  # one component, no mapping
                 return None
-            near, point_transform = segment[3], segment[5] & 15
-            start = at + 2 + length
-            end = _segment_end(frame, start)
-            precision = header["precision"]
-            if (near or point_transform or end is None or frame[end:end + 2] != b"\xff\xd9"
-                    or not 2 <= precision <= 16 or not header["height"] or not header["width"]):
-                return None
-            maxval = (1 << precision) - 1
-            given = preset or (0, 0, 0, 0, 0)
-            maxval = given[0] or maxval
-            if maxval >= 1 << precision:
-                return None
-            defaults = default_parameters(maxval)
-            t1, t2, t3, reset = (given[k + 1] or defaults[k] for k in range(4))
-            if not 0 < t1 <= t2 <= t3 <= maxval or reset < 3:
-                return None
-            return Scan(precision=precision, height=header["height"], width=header["width"], maxval=maxval,
-                        t1=t1, t2=t2, t3=t3, reset=reset, segment_start=start, segment_end=end)
-        at += 2 + length
+            return _scan(frame, header, preset, near=segment[3], point_transform=segment[5] & 15, start=after)
+    return None
+
+
+def _scan(frame: bytes, header: dict[str, int], preset: tuple[int, ...] | None, near: int, point_transform: int,
+          start: int) -> Scan | None:
+    """The Scan of a frame whose SOS ends at start, with the parameters the frame gives or the defaults."""
+    end = _segment_end(frame, start)
+    precision = header["precision"]
+    if (near or point_transform or end is None or frame[end:end + 2] != b"\xff\xd9"
+            or not 2 <= precision <= 16 or not header["height"] or not header["width"]):
+        return None
+    given = preset or (0, 0, 0, 0, 0)
+    maxval = given[0] or (1 << precision) - 1
+    if maxval >= 1 << precision:
+        return None
+    defaults = default_parameters(maxval)
+    t1, t2, t3, reset = (given[k + 1] or defaults[k] for k in range(4))
+    if not 0 < t1 <= t2 <= t3 <= maxval or reset < 3:
+        return None
+    return Scan(precision=precision, height=header["height"], width=header["width"], maxval=maxval,
+                t1=t1, t2=t2, t3=t3, reset=reset, segment_start=start, segment_end=end)
 
 
 def _segment_end(frame: bytes, start: int) -> int | None:
