@@ -25,8 +25,7 @@ from medcodec.container.format import Header, Section, SectionKind
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ModelMismatchError,
                              ResourceLimitError, UnsupportedVersionError)
 from medcodec.io import source as io_source
-from medcodec.parallel import (MEMORY_SHARE, available_memory, beside, map_in_processes, map_in_threads,
-                               single_threaded_blas)
+from medcodec.parallel import beside, map_in_processes, map_in_threads, single_threaded_blas, within_memory
 from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
 from medcodec.pipelines.classical import jpegxl_encode_plane
@@ -449,16 +448,11 @@ def _frame_processes(processes: int, frames: list[dict[str, Any]], device: str) 
     if processes < 2 or len(frames) < 2 or sum(pixels) < PROCESS_MIN_PIXELS:
         return 1
     if device != "cpu" and any(f["method"] not in MODEL_FREE for f in frames):
-        import torch
+        from medcodec.pipelines.subimage import resolve_device
 
-        if torch.cuda.is_available():
+        if resolve_device(device).type == "cuda":
             return 1
-    workers = min(processes, len(frames))
-    memory = available_memory()
-    if memory is not None:
-        each = WORKER_BASELINE_BYTES + DECODE_BYTES_PER_PIXEL * max(pixels)
-        workers = min(workers, int(MEMORY_SHARE * memory) // each)
-    return max(1, workers)
+    return within_memory(processes, len(frames), WORKER_BASELINE_BYTES + DECODE_BYTES_PER_PIXEL * max(pixels))
 
 
 @single_threaded_blas

@@ -98,7 +98,14 @@ def thread_workers(items: int, bytes_each: int) -> int:
     ``map_in_threads``: the outer one already spends the budget."""
     if getattr(_job, "running", False):
         return 1
-    workers = min(thread_budget(), items)
+    return within_memory(thread_budget(), items, bytes_each)
+
+
+def within_memory(wanted: int, items: int, bytes_each: int) -> int:
+    """How many of ``items`` jobs of bytes_each working memory to run at once: at most wanted and the
+    items, and at most as many as MEMORY_SHARE of the available memory holds (where it is unknown,
+    wanted alone); never fewer than one. Threads (``thread_workers``) and the decoder's processes."""
+    workers = min(wanted, items)
     memory = available_memory()
     if memory is not None and bytes_each > 0:
         workers = min(workers, int(MEMORY_SHARE * memory) // bytes_each)

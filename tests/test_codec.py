@@ -568,7 +568,9 @@ def test_frames_decoded_in_worker_processes_give_the_same_file(monkeypatch):
     monkeypatch.setattr(codec, "map_in_processes", spy)
     sequential = codec.decode(data)
     monkeypatch.setattr(codec, "PROCESS_MIN_PIXELS", 0)  # these frames are far too small to be worth it
-    monkeypatch.setattr(codec, "available_memory", lambda: None)
+    from medcodec import parallel
+
+    monkeypatch.setattr(parallel, "available_memory", lambda: None)
     in_processes = codec.decode(data, processes=2)
     assert used == [1, 2]
     assert in_processes.data == sequential.data

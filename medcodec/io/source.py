@@ -19,7 +19,7 @@ import numpy as np
 
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ResourceLimitError,
                              UnsupportedVersionError)
-from medcodec.io import dicom, images
+from medcodec.io import dicom, dicom_scans, images
 
 ENVELOPE_MAGIC = b"MCEV"
 ENVELOPE_VERSION = 1
@@ -166,7 +166,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
         photometric=photometric, modality=modality,
         envelope=pack_envelope(kind, read.meta, read.blobs),
         original_sha256=original_sha, description=read.description,
-        decompressed=kind == "dicom" and read.meta.get("layout") in dicom.dicom_scans.LAYOUTS,
+        decompressed=kind == "dicom" and read.meta.get("layout") in dicom_scans.LAYOUTS,
     )
 
 
