@@ -210,8 +210,9 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     the DICOM 'DICM' marker) or '-' for standard input (written to standard output unless -o is given).
     By default each output is IN.mlc next to its input.
 
-    DICOM comes back byte for byte, already-compressed files too: lossless-JPEG and JPEG-LS pixel data
-    is coded anew (its scans are written again when decoding); other compressed data is kept as it is.
+    DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS and RLE pixel
+    data is coded anew (its scans or segments are written again when decoding); other compressed data
+    (JPEG 2000, lossy JPEG, deflated files) is kept as it is.
 
     \b
     Examples:

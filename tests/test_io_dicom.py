@@ -136,7 +136,7 @@ def test_bits_stored_12_file_codes_only_the_low_bits() -> None:
     assert len(source.envelope) < len(data) - raw.nbytes + 1024
 
 
-@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "JPEG2000.dcm",
+@pytest.mark.parametrize("name", ["SC_rgb_rle.dcm", "rtdose_rle.dcm", "JPEG2000.dcm",
                                   "MR_small_jp2klossless.dcm", "image_dfl.dcm", "rtdose.dcm",
                                   "SC_rgb_small_odd.dcm", "liver_1frame.dcm", "examples_palette.dcm"])
 def test_unmodelled_files_keep_pixels_verbatim(name: str) -> None:
@@ -145,11 +145,13 @@ def test_unmodelled_files_keep_pixels_verbatim(name: str) -> None:
     assert "verbatim" in source.description
 
 
-def test_a_jpeg_ls_lossless_file_gives_its_planes() -> None:
-    """Its scan is written again from the samples (io.dicom_scans): no longer kept verbatim."""
-    data = Path(get_testdata_file("MR_small_jpeg_ls_lossless.dcm")).read_bytes()
-    source = roundtrip(data)
-    assert len(source.planes) == 1 and source.decompressed and "re-encoded exactly" in source.description
+@pytest.mark.parametrize("name,how", [("MR_small_jpeg_ls_lossless.dcm", "re-encoded exactly"),
+                                      ("MR_small_RLE.dcm", "replayed exactly")])
+def test_a_lossless_compressed_file_gives_its_planes(name: str, how: str) -> None:
+    """Its scan is written again from the samples (io.dicom_scans), or its RLE segments' control bytes
+    replayed over them (io.dicom_rle): no longer kept verbatim."""
+    source = roundtrip(Path(get_testdata_file(name)).read_bytes())
+    assert len(source.planes) == 1 and source.decompressed and how in source.description
     reference = Path(get_testdata_file("MR_small.dcm"))  # the same image, uncompressed
     assert np.array_equal(source.planes[0], roundtrip(reference.read_bytes()).planes[0])
 

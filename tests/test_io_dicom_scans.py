@@ -1,6 +1,5 @@
 """io.dicom_scans: lossless-JPEG and JPEG-LS DICOM files coded as planes and given back byte for byte."""
 
-import dataclasses
 import io
 import os
 
@@ -14,13 +13,11 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLSLossless, JPEGLosslessSV1
 
+from damaged_envelopes import decoded_or_refused
 from lossless_jpegs import lossless_jpeg
 
 from medcodec import codec
-from medcodec.container import envelope as envelope_coding
-from medcodec.container import format as container
-from medcodec.container.format import SectionKind
-from medcodec.errors import CorruptStreamError, MedcodecError
+from medcodec.errors import CorruptStreamError
 from medcodec.io import dicom, dicom_scans
 
 CT_SMALL = get_testdata_file("CT_small.dcm")  # 128 x 128, 16-bit signed
@@ -136,19 +133,7 @@ def test_damaged_envelopes_end_in_a_clear_error_or_the_original(syntax, data):
     """The kept bytes and the frames' scan descriptions damaged behind valid CRCs (the envelope
     re-compressed and re-packed): decoding gives the original file or refuses with a medcodec error."""
     original, stream = _fuzz_file(syntax)
-    header, sections = container.unpack(stream)
-    at = next(i for i, s in enumerate(sections) if s.kind == SectionKind.ENVELOPE)
-    raw = bytearray(envelope_coding.unpack(sections[at].index, sections[at].payload, None))
-    spot = data.draw(st.integers(0, len(raw) - 1))
-    raw[spot] = data.draw(st.integers(0, 255))
-    index, payload = envelope_coding.pack(bytes(raw))
-    sections[at] = dataclasses.replace(sections[at], index=index, payload=payload)
-    try:
-        decoded = codec.decode(container.pack(header, sections))
-    except MedcodecError as exc:
-        assert str(exc)
-        return
-    assert decoded.data == original
+    assert decoded_or_refused(stream, data) in (None, original)
 
 
 _FUZZ_FILES: dict[str, tuple[bytes, bytes]] = {}

@@ -3,8 +3,8 @@
 Everything outside the PixelData value is kept verbatim. Inside it, native grayscale words are split
 into the low BitsStored bits (the planes a method codes) and the bits above them (kept here, usually
 as a one-word flag because they are zero or a sign extension); lossless-JPEG and JPEG-LS frames give
-their samples where their scans re-encode exactly (``dicom_scans``). Anything else (other encapsulated or
-deflated transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel
+their samples where their scans re-encode exactly (``dicom_scans``), RLE frames where their segments'
+control bytes replay exactly (``dicom_rle``). Anything else (other encapsulated or deflated transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel
 value, or the whole file, verbatim, so every file that goes in comes back byte for byte.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_scans
+from medcodec.io import dicom_rle, dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -215,6 +215,11 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
                       photometric, modality, f"{geometry}, {_ts_name(ts)}", max_pixels)
         if read is not None:
             return read
+    if decompress and ts == dicom_rle.SYNTAX and reason == "encapsulated transfer syntax":
+        read = _rle(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
+                    photometric, modality, f"{geometry}, {_ts_name(ts)}", max_pixels)
+        if read is not None:
+            return read
     if reason is not None:
         return DicomRead(
             planes=[], bits=int(stored) if stored and 1 <= stored <= 16 else 16,
@@ -239,8 +244,7 @@ def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: byte
            max_pixels: int | None) -> DicomRead | None:
     """The planes of a lossless-JPEG or JPEG-LS file whose scans re-encode exactly (``dicom_scans``),
     else None."""
-    if (samples != 1 or photometric not in ("", "MONOCHROME1", "MONOCHROME2") or pixel_rep not in (0, 1)
-            or not rows or not cols or not frames or min(rows, cols, frames) < 0):
+    if _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
         return None
     split = dicom_scans.split(pixel, rows, cols, frames, pixel_rep == 1, family, max_pixels)
     if split is None:
@@ -251,6 +255,24 @@ def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: byte
                      blobs=[prefix, kept, suffix])
 
 
+def _rle(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any,
+         stored: Any, high_bit: Any, pixel_rep: Any, photometric: str, modality: str, what: str,
+         max_pixels: int | None) -> DicomRead | None:
+    """The planes of an RLE file whose segments' control bytes replay exactly (``dicom_rle``), else None."""
+    if (_frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None
+            or _word_reason(alloc, stored, high_bit) is not None):
+        return None
+    split = dicom_rle.split(pixel, rows, cols, frames, alloc, max_pixels)
+    if split is None:
+        return None
+    native, kept, rle_meta = split
+    signed = pixel_rep == 1
+    planes, meta, (tail, high_blob) = split_words(native, rows, cols, frames, alloc, stored, signed, little=True)
+    return DicomRead(planes=planes, bits=stored, signed=signed, photometric=photometric, modality=modality,
+                     description=f"DICOM {modality or '?'} {what}; RLE segments replayed exactly",
+                     meta={**meta, **rle_meta}, blobs=[prefix, kept, suffix, tail, high_blob])
+
+
 def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any,
                        alloc: Any, stored: Any, high_bit: Any, pixel_rep: Any,
                        photometric: str, pixel_len: int) -> str | None:
@@ -259,24 +281,38 @@ def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, sam
         return "encapsulated transfer syntax"
     if raw.length == UNDEFINED_LENGTH:
         return "undefined-length PixelData"
+    reason = _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) or _word_reason(
+        alloc, stored, high_bit)
+    if reason is not None:
+        return reason
+    if alloc == 16 and not _words_readable(raw):
+        return "big-endian OB pixel data"
+    if rows * cols * frames * (alloc // 8) > pixel_len:
+        return "PixelData shorter than Rows*Columns*Frames"
+    return None
+
+
+def _frame_reason(rows: Any, cols: Any, frames: Any, samples: Any, pixel_rep: Any, photometric: str) -> str | None:
+    """Why frames with these attributes are not grayscale planes medcodec codes (any transfer syntax)."""
     if samples != 1:
         return f"SamplesPerPixel {samples}"
     if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
         return f"photometric {photometric}"
+    if pixel_rep not in (0, 1):
+        return f"PixelRepresentation {pixel_rep}"
+    if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
+        return "missing or zero Rows/Columns/NumberOfFrames"
+    return None
+
+
+def _word_reason(alloc: Any, stored: Any, high_bit: Any) -> str | None:
+    """Why words of this layout cannot be split into planes and high bits (split_words)."""
     if alloc not in (8, 16):
         return f"BitsAllocated {alloc}"
     if stored is None or not 1 <= stored <= alloc:
         return f"BitsStored {stored}"
     if high_bit != stored - 1:
         return f"HighBit {high_bit} != BitsStored-1"
-    if pixel_rep not in (0, 1):
-        return f"PixelRepresentation {pixel_rep}"
-    if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
-        return "missing or zero Rows/Columns/NumberOfFrames"
-    if alloc == 16 and not _words_readable(raw):
-        return "big-endian OB pixel data"
-    if rows * cols * frames * (alloc // 8) > pixel_len:
-        return "PixelData shorter than Rows*Columns*Frames"
     return None
 
 
@@ -363,6 +399,9 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
     if layout == "modelled" and len(blobs) == 4:
         prefix, suffix, tail, high_blob = blobs
         return prefix + join_words(meta, planes, tail, high_blob) + suffix
+    if layout == dicom_rle.LAYOUT and len(blobs) == 5:
+        prefix, kept, suffix, tail, high_blob = blobs
+        return prefix + dicom_rle.join(meta, join_words(meta, planes, tail, high_blob), kept) + suffix
     if layout in dicom_scans.LAYOUTS and len(blobs) == 3:
         prefix, kept, suffix = blobs
         return prefix + dicom_scans.join(meta, planes, kept) + suffix

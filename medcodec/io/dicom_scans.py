@@ -64,19 +64,19 @@ SYNTAXES = {
 LAYOUTS = {family.layout: family for family in SYNTAXES.values()}
 
 
-def _items(value: bytes) -> list[tuple[int, int]] | None:
+def items(value: bytes) -> list[tuple[int, int]] | None:
     """(payload start, payload length) of each item of an encapsulated value (the first is the basic
     offset table), or None where the value is not a clean run of items."""
-    items, at = [], 0
+    found, at = [], 0
     while at < len(value):
         if value[at:at + 4] != ITEM_TAG or at + 8 > len(value):
             return None
         (length,) = struct.unpack_from("<I", value, at + 4)
         if at + 8 + length > len(value):
             return None
-        items.append((at + 8, length))
+        found.append((at + 8, length))
         at += 8 + length
-    return items if items else None
+    return found if found else None
 
 
 def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
@@ -97,10 +97,10 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit)."""
     if max_pixels is not None and rows * cols * frames > max_pixels:
         return None
-    items = _items(value)
-    if items is None or len(items) < 2:
+    found = items(value)
+    if found is None or len(found) < 2:
         return None
-    fragments = items[1:]
+    fragments = found[1:]
     if frames == 1:
         per_frame = [fragments]
     elif len(fragments) == frames:

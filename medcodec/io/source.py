@@ -19,13 +19,16 @@ import numpy as np
 
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ResourceLimitError,
                              UnsupportedVersionError)
-from medcodec.io import dicom, dicom_scans, images
+from medcodec.io import dicom, dicom_rle, dicom_scans, images
 
 ENVELOPE_MAGIC = b"MCEV"
 ENVELOPE_VERSION = 1
 KINDS = ("dicom", "png", "tiff", "npy")
 # Guard against decompression bombs (a tiny PNG can declare gigapixels); far above any medical image.
 DEFAULT_MAX_PIXELS = 1 << 30
+# DICOM envelope layouts whose compressed pixel data medcodec took apart (the codec weighs such a coding
+# against keeping the compressed pixel data as it was)
+DECOMPRESSED_LAYOUTS = frozenset({*dicom_scans.LAYOUTS, dicom_rle.LAYOUT})
 ACCEPTED = "DICOM (Part 10 or ACR-NEMA), PNG, TIFF, or .npy / numpy array"
 
 
@@ -166,7 +169,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
         photometric=photometric, modality=modality,
         envelope=pack_envelope(kind, read.meta, read.blobs),
         original_sha256=original_sha, description=read.description,
-        decompressed=kind == "dicom" and read.meta.get("layout") in dicom_scans.LAYOUTS,
+        decompressed=kind == "dicom" and read.meta.get("layout") in DECOMPRESSED_LAYOUTS,
     )
 
 
