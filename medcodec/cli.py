@@ -211,8 +211,9 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     By default each output is IN.mlc next to its input.
 
     DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS and RLE pixel
-    data is coded anew (its scans or segments are written again when decoding); other compressed data
-    (JPEG 2000, lossy JPEG, deflated files) is kept as it is.
+    data is coded anew (its scans or segments are written again when decoding), 8-bit lossy JPEG frames
+    are transcoded to JPEG XL (which gives them back exactly); other compressed data (JPEG 2000, 12-bit
+    JPEG, deflated files) is kept as it is.
 
     \b
     Examples:

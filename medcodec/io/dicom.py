@@ -4,8 +4,10 @@ Everything outside the PixelData value is kept verbatim. Inside it, native grays
 into the low BitsStored bits (the planes a method codes) and the bits above them (kept here, usually
 as a one-word flag because they are zero or a sign extension); lossless-JPEG and JPEG-LS frames give
 their samples where their scans re-encode exactly (``dicom_scans``), RLE frames where their segments'
-control bytes replay exactly (``dicom_rle``). Anything else (other encapsulated or deflated transfer syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel
-value, or the whole file, verbatim, so every file that goes in comes back byte for byte.
+control bytes replay exactly (``dicom_rle``); lossy-JPEG frames are transcoded to JPEG XL, which gives
+them back exactly (``dicom_jpeg_jxl``; no planes). Anything else (other encapsulated or deflated transfer
+syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the whole
+file, verbatim, so every file that goes in comes back byte for byte.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_rle, dicom_scans
+from medcodec.io import dicom_jpeg_jxl, dicom_rle, dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -220,6 +222,11 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
                     photometric, modality, f"{geometry}, {_ts_name(ts)}", max_pixels)
         if read is not None:
             return read
+    if decompress and ts in dicom_jpeg_jxl.SYNTAXES and reason == "encapsulated transfer syntax":
+        read = _jpeg_jxl(prefix, pixel, suffix, rows, cols, frames, samples, photometric, modality,
+                         f"{geometry}, {_ts_name(ts)}", max_pixels)
+        if read is not None:
+            return read
     if reason is not None:
         return DicomRead(
             planes=[], bits=int(stored) if stored and 1 <= stored <= 16 else 16,
@@ -271,6 +278,20 @@ def _rle(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frame
     return DicomRead(planes=planes, bits=stored, signed=signed, photometric=photometric, modality=modality,
                      description=f"DICOM {modality or '?'} {what}; RLE segments replayed exactly",
                      meta={**meta, **rle_meta}, blobs=[prefix, kept, suffix, tail, high_blob])
+
+
+def _jpeg_jxl(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
+              photometric: str, modality: str, what: str, max_pixels: int | None) -> DicomRead | None:
+    """A lossy-JPEG file whose frames JPEG XL transcodes exactly (``dicom_jpeg_jxl``; no planes), else None."""
+    if not all(isinstance(v, int) and v > 0 for v in (rows, cols, frames, samples)):
+        return None
+    split = dicom_jpeg_jxl.split(pixel, rows, cols, frames, samples, max_pixels)
+    if split is None:
+        return None
+    kept, transcoded, meta = split
+    return DicomRead(planes=[], bits=8, signed=False, photometric=photometric, modality=modality,
+                     description=f"DICOM {modality or '?'} {what}; JPEG frames transcoded to JPEG XL exactly "
+                                 "(pixels not modelled)", meta=meta, blobs=[prefix, kept, suffix, *transcoded])
 
 
 def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any,
@@ -402,6 +423,9 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
     if layout == dicom_rle.LAYOUT and len(blobs) == 5:
         prefix, kept, suffix, tail, high_blob = blobs
         return prefix + dicom_rle.join(meta, join_words(meta, planes, tail, high_blob), kept) + suffix
+    if layout == dicom_jpeg_jxl.LAYOUT and len(blobs) >= 3:
+        prefix, kept, suffix, *transcoded = blobs
+        return prefix + dicom_jpeg_jxl.join(meta, kept, transcoded) + suffix
     if layout in dicom_scans.LAYOUTS and len(blobs) == 3:
         prefix, kept, suffix = blobs
         return prefix + dicom_scans.join(meta, planes, kept) + suffix

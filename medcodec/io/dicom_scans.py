@@ -79,6 +79,19 @@ def items(value: bytes) -> list[tuple[int, int]] | None:
     return found if found else None
 
 
+def frame_fragments(value: bytes, frames: int) -> list[list[tuple[int, int]]] | None:
+    """Each frame's fragments, as (payload start, length): all of them for a single frame, one each
+    for several; None for any other layout (several frames in a fragment, several fragments per frame
+    of a multi-frame value: finding their frames would need the basic offset table)."""
+    found = items(value)
+    if found is None or len(found) < 2:
+        return None
+    fragments = found[1:]
+    if frames == 1:
+        return [fragments]
+    return [[f] for f in fragments] if len(fragments) == frames else None
+
+
 def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
     """The frame's samples (uint16) by the family's decoder (imagecodecs), or None."""
     try:
@@ -97,15 +110,8 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit)."""
     if max_pixels is not None and rows * cols * frames > max_pixels:
         return None
-    found = items(value)
-    if found is None or len(found) < 2:
-        return None
-    fragments = found[1:]
-    if frames == 1:
-        per_frame = [fragments]
-    elif len(fragments) == frames:
-        per_frame = [[f] for f in fragments]
-    else:
+    per_frame = frame_fragments(value, frames)
+    if per_frame is None:
         return None
     planes, scans, cuts = [], [], []
     for pieces in per_frame:
@@ -123,14 +129,14 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
         written = family.scans.body_matches(frame, scan, samples)
         if written is None:
             return None
-        cuts.append(_value_ranges(pieces, scan.segment_start, written))
+        cuts.append(value_ranges(pieces, scan.segment_start, written))
         scans.append(scan)
         planes.append(samples)
     if len({scan.precision for scan in scans}) != 1:
         return None
     bits = scans[0].precision
     flip = np.uint16(1 << (bits - 1)) if signed else np.uint16(0)
-    kept, frame_pieces = _cut(value, cuts)
+    kept, frame_pieces = cut(value, cuts)
     meta = {"layout": family.layout, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
             "frames": [{**{name: _json(getattr(scan, name)) for name in family.fields}, "pieces": p}
                        for scan, p in zip(scans, frame_pieces)]}
@@ -141,7 +147,7 @@ def _json(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _value_ranges(pieces: list[tuple[int, int]], start: int, length: int) -> list[tuple[int, int]]:
+def value_ranges(pieces: list[tuple[int, int]], start: int, length: int) -> list[tuple[int, int]]:
     """The value's (offset, length) ranges holding the frame's bytes [start, start + length) (the frame
     is its fragments' payloads, pieces, joined)."""
     out, offset = [], 0
@@ -153,7 +159,7 @@ def _value_ranges(pieces: list[tuple[int, int]], start: int, length: int) -> lis
     return out
 
 
-def _cut(value: bytes, cuts: list[list[tuple[int, int]]]) -> tuple[bytes, list[list[list[int]]]]:
+def cut(value: bytes, cuts: list[list[tuple[int, int]]]) -> tuple[bytes, list[list[list[int]]]]:
     """The value without the cut ranges, and per frame its pieces as [position in the kept bytes, length]."""
     kept, pos, removed, pieces = bytearray(), 0, 0, []
     for ranges in cuts:
@@ -175,7 +181,7 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     if len(planes) != len(frames):
         raise CorruptStreamError(f"{family.layout} DICOM needs {len(frames)} planes, got {len(planes)}")
     flip = np.uint16(1 << (bits - 1)) if meta["signed"] else np.uint16(0)
-    out, pos = bytearray(), 0
+    written_frames = []
     for frame, plane in zip(frames, planes):
         plane = np.asarray(plane, dtype=np.uint16)
         if plane.shape != (rows, cols) or int(plane.max(initial=0)) >> bits:
@@ -184,13 +190,22 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
                   for name in family.fields}
         scan = family.scans.Scan(height=rows, width=cols, segment_start=0, segment_end=0, **fields)
         written = family.scans.body(plane ^ flip, scan)
-        pieces = frame["pieces"]
-        if written is None or len(written) != sum(length for _, length in pieces):
-            raise CorruptStreamError(f"{family.layout} DICOM: the rewritten scan does not fit its place")
+        if written is None:
+            raise CorruptStreamError(f"{family.layout} DICOM: the scan cannot be written again")
+        written_frames.append(written)
+    return splice(kept, [frame["pieces"] for frame in frames], written_frames, f"{family.layout} DICOM")
+
+
+def splice(kept: bytes, pieces: list[list[list[int]]], frames: list[bytes], what: str) -> bytes:
+    """Inverse of cut: each frame's bytes put back at its pieces ([position in kept, length])."""
+    out, pos = bytearray(), 0
+    for frame_pieces, written in zip(pieces, frames, strict=True):
+        if len(written) != sum(length for _, length in frame_pieces):
+            raise CorruptStreamError(f"{what}: a frame's bytes do not fit their place")
         used = 0
-        for at, length in pieces:
-            if at < pos or at > len(kept):
-                raise CorruptStreamError(f"{family.layout} DICOM: scan pieces out of order")
+        for at, length in frame_pieces:
+            if not pos <= at <= len(kept) or length < 0:
+                raise CorruptStreamError(f"{what}: frame pieces out of order")
             out += kept[pos:at]
             out += written[used:used + length]
             used, pos = used + length, at

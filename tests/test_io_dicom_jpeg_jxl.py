@@ -1,0 +1,101 @@
+"""io.dicom_jpeg_jxl: lossy-JPEG DICOM frames transcoded to JPEG XL and given back byte for byte."""
+
+import io
+import os
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit
+
+from damaged_envelopes import decoded_or_refused
+
+from medcodec import codec
+from medcodec.errors import CorruptStreamError
+from medcodec.io import dicom, dicom_jpeg_jxl
+
+
+def _image(shift: int = 0) -> np.ndarray:
+    """An 8-bit image with texture: CT_small's samples scaled down."""
+    words = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array.astype(np.int32)
+    return np.roll(np.clip((words - words.min()) // 4, 0, 255), shift, axis=1).astype(np.uint8)
+
+
+def jpeg_dicom(frames: list[bytes], count: int = 1, fragments_per_frame: int = 1) -> bytes:
+    """CT_small as an 8-bit secondary capture whose PixelData is these JPEG frames, encapsulated."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if count > 1:
+        ds.NumberOfFrames = count
+    ds.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (1, 3), (3, 1)])
+def test_jpeg_frames_come_back_byte_for_byte_and_smaller(count, fragments_per_frame):
+    frames = [imagecodecs.jpeg8_encode(_image(7 * k), level=95) for k in range(count)]
+    data = jpeg_dicom(frames, count, fragments_per_frame)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg-jxl" and read.planes == [] and len(read.blobs) == 3 + count
+    assert "transcoded to JPEG XL exactly" in read.description
+    assert sum(map(len, read.blobs[3:])) < 0.97 * sum(map(len, frames))
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="fast")
+    assert len(stream) < len(data) and codec.decode(stream).data == data
+
+
+def test_a_colour_jpeg_file():
+    data = Path(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")).read_bytes()  # YBR_FULL, dcmtk's encoder
+    assert dicom.read_dicom(data).meta["layout"] == "jpeg-jxl"
+    stream = codec.encode(data, mode="fast")
+    assert len(stream) < len(data) and codec.decode(stream).data == data
+
+
+@pytest.mark.parametrize("name", ["JPEG-lossy.dcm",  # 12-bit: JPEG XL does not transcode it
+                                  "SC_rgb_small_odd_jpeg.dcm"])  # 3 x 3: no smaller
+def test_what_jpeg_xl_does_not_transcode_smaller_stays_verbatim(name):
+    data = Path(get_testdata_file(name)).read_bytes()
+    assert dicom.read_dicom(data).meta["layout"] == "split"
+    assert codec.decode(codec.encode(data, mode="fast")).data == data
+
+
+def test_the_pixel_limit_and_decompress_false_keep_it_verbatim():
+    data = jpeg_dicom([imagecodecs.jpeg8_encode(_image(), level=95)])
+    assert dicom.read_dicom(data, max_pixels=128 * 128).meta["layout"] == "jpeg-jxl"
+    assert dicom.read_dicom(data, max_pixels=128 * 128 - 1).meta["layout"] == "split"
+    assert dicom.read_dicom(data, decompress=False).meta["layout"] == "split"
+
+
+def test_join_refuses_what_split_did_not_write():
+    data = jpeg_dicom([imagecodecs.jpeg8_encode(_image(), level=95)])
+    read = dicom.read_dicom(data)
+    prefix, kept, suffix, jxl = read.blobs
+    with pytest.raises(CorruptStreamError):
+        dicom_jpeg_jxl.join(read.meta, kept, [jxl, jxl])
+    with pytest.raises(CorruptStreamError):
+        dicom_jpeg_jxl.join(read.meta, kept, [b"not a JPEG XL stream"])
+
+
+_FUZZ: list[tuple[bytes, bytes]] = []
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
+    """The kept bytes, the frames' JPEG XL and their description damaged behind valid CRCs."""
+    if not _FUZZ:
+        original = jpeg_dicom([imagecodecs.jpeg8_encode(_image(k), level=95) for k in range(2)], count=2)
+        _FUZZ.append((original, codec.encode(original, mode="fast")))
+    original, stream = _FUZZ[0]
+    assert decoded_or_refused(stream, data) in (None, original)
