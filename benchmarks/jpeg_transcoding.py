@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 from medcodec import codec  # noqa: E402
 from medcodec.io import dicom  # noqa: E402
 
+import result_files  # noqa: E402
+
 TRAIN = ROOT.parent / "shared" / "corpus" / "train" / "png8"
 QUALITIES = (75, 90, 95)
 
@@ -92,19 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted(folder.glob("*.png"))[:args.per_folder]:
             records.extend(measure(path))
             print(json.dumps(records[-1]), flush=True)
-    totals = {}
-    for r in records:
-        key = f"{'colour' if r['colour'] else 'grey'} q{r['quality']}"
-        t = totals.setdefault(key, {"files": 0, "dicom_bytes": 0, "mlc_bytes": 0, "jpeg_bytes": 0, "jpeg_xl_bytes": 0})
-        t["files"] += 1
-        for name in ("dicom_bytes", "mlc_bytes", "jpeg_bytes", "jpeg_xl_bytes"):
-            t[name] += r[name]
-    for t in totals.values():
+    summary = result_files.totals(records, lambda r: f"{'colour' if r['colour'] else 'grey'} q{r['quality']}",
+                                  ("dicom_bytes", "mlc_bytes", "jpeg_bytes", "jpeg_xl_bytes"))
+    for t in summary.values():
         t["ratio"] = round(t["mlc_bytes"] / t["dicom_bytes"], 4)
         t["jpeg_xl_over_jpeg"] = round(t["jpeg_xl_bytes"] / t["jpeg_bytes"], 4)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"files": records, "totals": totals}, indent=1) + "\n")
-    print(json.dumps(totals, indent=1))
+    result_files.write(args.out, records, summary)
     return 0
 
 

@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 from medcodec import codec  # noqa: E402
 from medcodec.io import dicom, dicom_rle  # noqa: E402
 
+import result_files  # noqa: E402
+
 TRAIN = ROOT.parent / "shared" / "corpus" / "train"
 DEFAULT_FILES = ("dicom16/nema_CT2_UNC.dcm", "dicom16/fodicom_GH342_ct_philips.dcm",
                  "dicom16/barre_CR-MONO1-10-chest.dcm", "dicom16/nema_MR3_UNC.dcm",
@@ -125,19 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         records.append(measure(path))
         print(json.dumps(records[-1]), flush=True)
-    totals = {}
-    for record in records:
-        for r in record["rle"]:
-            t = totals.setdefault(r["encoder"], {"rle_files": 0, "mlc": 0, "mlc_of_native": 0})
-            t["rle_files"] += r["rle_file"]
-            t["mlc"] += r["mlc"]
-            t["mlc_of_native"] += record["mlc_of_native"]
-    for t in totals.values():
-        t["mlc_over_rle_files"] = round(t["mlc"] / t["rle_files"], 4)
+    rows = [{**r, "mlc_of_native": record["mlc_of_native"]} for record in records for r in record["rle"]]
+    summary = result_files.totals(rows, lambda r: r["encoder"], ("rle_file", "mlc", "mlc_of_native"))
+    for t in summary.values():
+        t["mlc_over_rle_files"] = round(t["mlc"] / t["rle_file"], 4)
         t["mlc_over_mlc_of_native"] = round(t["mlc"] / t["mlc_of_native"], 4)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"files": records, "totals": totals}, indent=1) + "\n")
-    print(json.dumps(totals, indent=1))
+    result_files.write(args.out, records, summary)
     return 0
 
 

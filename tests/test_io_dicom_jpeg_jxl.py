@@ -1,6 +1,5 @@
 """io.dicom_jpeg_jxl: lossy-JPEG DICOM frames transcoded to JPEG XL and given back byte for byte."""
 
-import io
 import os
 from pathlib import Path
 
@@ -11,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
-from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
 from damaged_envelopes import decoded_or_refused
+from encapsulated import encapsulated_dicom
 
 from medcodec import codec
 from medcodec.errors import CorruptStreamError
@@ -28,18 +27,8 @@ def _image(shift: int = 0) -> np.ndarray:
 
 
 def jpeg_dicom(frames: list[bytes], count: int = 1, fragments_per_frame: int = 1) -> bytes:
-    """CT_small as an 8-bit secondary capture whose PixelData is these JPEG frames, encapsulated."""
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if count > 1:
-        ds.NumberOfFrames = count
-    ds.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame)
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    """CT_small as an 8-bit image whose PixelData is these JPEG frames, encapsulated."""
+    return encapsulated_dicom(frames, JPEGBaseline8Bit, count, fragments_per_frame, eight_bit=True)
 
 
 @pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (1, 3), (3, 1)])

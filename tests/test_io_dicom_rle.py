@@ -1,6 +1,5 @@
 """io.dicom_rle: RLE Lossless DICOM files coded as planes and given back byte for byte, whatever encoder."""
 
-import io
 import os
 import struct
 
@@ -9,25 +8,15 @@ import pydicom
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydicom.data import get_testdata_file
-from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from damaged_envelopes import decoded_or_refused
+from encapsulated import CT_SMALL, encapsulated_dicom, saved
 
 from medcodec import codec
 from medcodec.container import envelope as envelope_coding
 from medcodec.errors import CorruptStreamError
 from medcodec.io import dicom, dicom_rle
-
-CT_SMALL = get_testdata_file("CT_small.dcm")  # 128 x 128, 16-bit signed
-
-
-def _saved(ds: pydicom.Dataset) -> bytes:
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
 
 def rle_frame(words: np.ndarray, alloc: int, gap: bytes = b"", noops: int = 0, row: int = 0, min_run: int = 2,
               pad: bytes = b"\x00") -> bytes:
@@ -50,16 +39,7 @@ def rle_frame(words: np.ndarray, alloc: int, gap: bytes = b"", noops: int = 0, r
 
 def rle_dicom(frames: list[bytes], alloc: int = 16, count: int = 1) -> bytes:
     """CT_small with its PixelData replaced by these RLE frames (8-bit: unsigned, BitsStored 8)."""
-    ds = pydicom.dcmread(CT_SMALL)
-    ds.file_meta.TransferSyntaxUID = RLELossless
-    if alloc == 8:
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if count > 1:
-        ds.NumberOfFrames = count
-    ds.PixelData = encapsulate(frames)
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    return _saved(ds)
+    return encapsulated_dicom(frames, RLELossless, count, eight_bit=alloc == 8)
 
 
 def _words() -> np.ndarray:
@@ -69,9 +49,9 @@ def _words() -> np.ndarray:
 
 def test_pydicoms_rle_file_gives_the_planes_of_the_native_file_and_comes_back_byte_for_byte():
     ds = pydicom.dcmread(CT_SMALL)
-    native_planes = dicom.read_dicom(_saved(ds)).planes
+    native_planes = dicom.read_dicom(saved(ds)).planes
     ds.compress(RLELossless, encoding_plugin="pydicom")
-    data = _saved(ds)
+    data = saved(ds)
     read = dicom.read_dicom(data)
     assert read.meta["layout"] == "rle" and read.bits == 16 and read.signed
     assert "replayed exactly" in read.description
@@ -199,4 +179,4 @@ def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
 def test_a_native_file_is_not_taken_for_rle():
     ds = pydicom.dcmread(CT_SMALL)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    assert dicom.read_dicom(_saved(ds)).meta["layout"] == "modelled"
+    assert dicom.read_dicom(saved(ds)).meta["layout"] == "modelled"

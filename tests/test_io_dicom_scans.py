@@ -1,6 +1,5 @@
 """io.dicom_scans: lossless-JPEG and JPEG-LS DICOM files coded as planes and given back byte for byte."""
 
-import io
 import os
 
 import imagecodecs
@@ -9,19 +8,16 @@ import pydicom
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLSLossless, JPEGLosslessSV1
 
 from damaged_envelopes import decoded_or_refused
+from encapsulated import CT_SMALL, encapsulated_dicom
 from lossless_jpegs import lossless_jpeg
 
 from medcodec import codec
 from medcodec.errors import CorruptStreamError
 from medcodec.io import dicom, dicom_scans
-
-CT_SMALL = get_testdata_file("CT_small.dcm")  # 128 x 128, 16-bit signed
-
 
 def _words() -> np.ndarray:
     ds = pydicom.dcmread(CT_SMALL)
@@ -31,16 +27,7 @@ def _words() -> np.ndarray:
 def jpeg_lossless_dicom(frames: list[bytes], count: int = 1, fragments_per_frame: int = 1,
                         syntax: str = JPEGLosslessSV1) -> bytes:
     """CT_small with its PixelData replaced by these lossless JPEG (or JPEG-LS) frames, encapsulated."""
-    ds = pydicom.dcmread(CT_SMALL)
-    ds.file_meta.TransferSyntaxUID = syntax
-    if count > 1:
-        ds.NumberOfFrames = count
-    ds.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame)
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return encapsulated_dicom(frames, syntax, count, fragments_per_frame)
 
 
 def test_a_jpeg_lossless_file_gives_its_samples_and_comes_back_byte_for_byte():
