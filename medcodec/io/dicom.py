@@ -5,9 +5,10 @@ into the low BitsStored bits (the planes a method codes) and the bits above them
 as a one-word flag because they are zero or a sign extension); lossless-JPEG and JPEG-LS frames give
 their samples where their scans re-encode exactly (``dicom_scans``), RLE frames where their segments'
 control bytes replay exactly (``dicom_rle``); lossy-JPEG frames are transcoded to JPEG XL, which gives
-them back exactly (``dicom_jpeg_jxl``; no planes). Anything else (other encapsulated or deflated transfer
-syntaxes, colour, 1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the whole
-file, verbatim, so every file that goes in comes back byte for byte.
+them back exactly (``dicom_jpeg_jxl``; no planes); native 8-bit RGB and YBR_FULL give three planes a
+frame (``dicom_colour``). Anything else (other encapsulated or deflated transfer syntaxes, other colour,
+1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the whole file, verbatim, so
+every file that goes in comes back byte for byte.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_jpeg_jxl, dicom_rle, dicom_scans
+from medcodec.io import dicom_colour, dicom_jpeg_jxl, dicom_rle, dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -227,6 +228,14 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
                          f"{geometry}, {_ts_name(ts)}", max_pixels)
         if read is not None:
             return read
+    planar = _int_attr(ds, "PlanarConfiguration", 0)
+    if reason is not None and _colour_reason(ts, raw, rows, cols, frames, samples, alloc, stored, high_bit,
+                                             pixel_rep, photometric, planar, len(pixel)) is None:
+        planes, bits, meta, tail = dicom_colour.split(pixel, rows, cols, frames, planar, photometric)
+        meta["layout"] = "colour"
+        return DicomRead(planes=planes, bits=bits, signed=False, photometric=photometric, modality=modality,
+                         description=f"DICOM {modality or '?'} {geometry} {photometric}, {_ts_name(ts)}",
+                         meta=meta, blobs=[prefix, suffix, tail])
     if reason is not None:
         return DicomRead(
             planes=[], bits=int(stored) if stored and 1 <= stored <= 16 else 16,
@@ -310,6 +319,22 @@ def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, sam
         return "big-endian OB pixel data"
     if rows * cols * frames * (alloc // 8) > pixel_len:
         return "PixelData shorter than Rows*Columns*Frames"
+    return None
+
+
+def _colour_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any, stored: Any,
+                   high_bit: Any, pixel_rep: Any, photometric: str, planar: Any, pixel_len: int) -> str | None:
+    """Why the PixelData value is not colour medcodec codes as planes (``dicom_colour``), or None."""
+    if ts and ts not in NATIVE_SYNTAXES or raw.length == UNDEFINED_LENGTH or not raw.is_little_endian:
+        return "not native little-endian pixel data"
+    if samples != 3 or photometric not in dicom_colour.PHOTOMETRICS:
+        return f"{samples} samples, photometric {photometric}"
+    if (alloc, stored, high_bit, pixel_rep) != (8, 8, 7, 0) or planar not in (0, 1):
+        return "not 8-bit unsigned samples, planar configuration 0 or 1"
+    if not rows or not cols or not frames or min(rows, cols, frames) < 0:
+        return "missing or zero Rows/Columns/NumberOfFrames"
+    if rows * cols * frames * 3 > pixel_len:
+        return "PixelData shorter than Rows*Columns*Frames*3"
     return None
 
 
@@ -420,6 +445,9 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
     if layout == "modelled" and len(blobs) == 4:
         prefix, suffix, tail, high_blob = blobs
         return prefix + join_words(meta, planes, tail, high_blob) + suffix
+    if layout == "colour" and len(blobs) == 3:
+        prefix, suffix, tail = blobs
+        return prefix + dicom_colour.join(meta, planes, tail) + suffix
     if layout == dicom_rle.LAYOUT and len(blobs) == 5:
         prefix, kept, suffix, tail, high_blob = blobs
         return prefix + dicom_rle.join(meta, join_words(meta, planes, tail, high_blob), kept) + suffix

@@ -1,0 +1,89 @@
+"""io.dicom_colour: native 8-bit colour DICOM coded as three planes a frame, given back byte for byte."""
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import given, settings
+from hypothesis.extra import numpy as hnp
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from encapsulated import CT_SMALL, saved
+
+from medcodec import codec
+from medcodec.errors import CorruptStreamError
+from medcodec.io import dicom, dicom_colour
+
+
+def colour_image(frames: int = 1) -> np.ndarray:
+    """[frames, 128, 128, 3] uint8: CT_small's samples as grey, a coloured square on it."""
+    words = pydicom.dcmread(CT_SMALL).pixel_array.astype(np.int32)
+    grey = np.clip((words - words.min()) // 8, 0, 255).astype(np.uint8)
+    out = np.repeat(grey[None, :, :, None], 3, axis=3).repeat(frames, axis=0)
+    for k in range(frames):
+        out[k, 40 + k:70 + k, 30:60] = [200, 40 + 3 * k, 10]
+    return out
+
+
+def colour_dicom(images: np.ndarray, photometric: str = "RGB", planar: int = 0,
+                 syntax: str = ExplicitVRLittleEndian, tail: bytes = b"") -> bytes:
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, planar
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if images.shape[0] > 1:
+        ds.NumberOfFrames = images.shape[0]
+    ordered = images.transpose(0, 3, 1, 2) if planar == 1 else images
+    ds.PixelData = np.ascontiguousarray(ordered).tobytes() + tail
+    ds["PixelData"].VR = "OB"
+    return saved(ds)
+
+
+@given(hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=9).map(lambda s: (*s, 3))))
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_the_colour_transform_is_exactly_invertible(rgb):
+    planes = dicom_colour.forward(rgb)
+    assert all(int(p.max(initial=0)) < 256 for p in planes)
+    np.testing.assert_array_equal(dicom_colour.inverse(*planes), rgb)
+
+
+def test_grey_pixels_give_the_grey_picture_and_constant_differences():
+    ramp = np.arange(256, dtype=np.uint8)[None, :]
+    g, dr, db = dicom_colour.forward(np.repeat(ramp[:, :, None], 3, axis=2))
+    np.testing.assert_array_equal(g, ramp)
+    assert set(np.unique(dr)) == set(np.unique(db)) == {dicom_colour.GREY}
+
+
+@pytest.mark.parametrize("photometric,planar,frames,syntax", [
+    ("RGB", 0, 1, ExplicitVRLittleEndian), ("RGB", 1, 2, ExplicitVRLittleEndian),
+    ("RGB", 0, 1, ImplicitVRLittleEndian), ("YBR_FULL", 0, 1, ExplicitVRLittleEndian)])
+def test_colour_files_give_three_planes_a_frame_and_come_back_byte_for_byte(photometric, planar, frames, syntax):
+    images = colour_image(frames)
+    data = colour_dicom(images, photometric, planar, syntax, tail=b"\x00\x01")
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "colour" and len(read.planes) == 3 * frames
+    assert read.bits == 8
+    if photometric == "YBR_FULL":
+        np.testing.assert_array_equal(read.planes[1], images[0, :, :, 1])
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="classical")
+    assert len(stream) < len(data) / 2 and codec.decode(stream).data == data
+
+
+def test_colour_medcodec_does_not_model_stays_verbatim():
+    images = colour_image()
+    for data in (colour_dicom(images, "YBR_FULL_422"), colour_dicom(images, "YBR_ICT")):
+        read = dicom.read_dicom(data)
+        assert read.meta["layout"] == "split" and read.planes == []
+        assert codec.decode(codec.encode(data, mode="classical")).data == data
+
+
+def test_join_refuses_planes_the_file_cannot_hold():
+    data = colour_dicom(colour_image())
+    read = dicom.read_dicom(data)
+    g, dr, db = read.planes
+    with pytest.raises(CorruptStreamError):
+        dicom_colour.join(read.meta, [g, dr, np.full_like(db, 256)], b"")
+    with pytest.raises(CorruptStreamError):
+        dicom_colour.join(read.meta, [g, dr], b"")
+    with pytest.raises(CorruptStreamError):
+        dicom_colour.join({**read.meta, "planar": 2}, read.planes, b"")
