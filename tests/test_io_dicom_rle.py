@@ -1,5 +1,6 @@
 """io.dicom_rle: RLE Lossless DICOM files coded as planes and given back byte for byte, whatever encoder."""
 
+import io
 import os
 import struct
 
@@ -106,6 +107,26 @@ def test_an_8_bit_multi_frame_file():
     assert read.meta["layout"] == "rle" and read.bits == 8 and len(read.planes) == 3
     for plane, frame in zip(read.planes, frames):
         np.testing.assert_array_equal(plane, frame)
+    assert codec.decode(codec.encode(data, mode="classical")).data == data
+
+
+def test_an_rgb_file_gives_three_planes_a_frame():
+    """RLE's colour segments are a frame's R, G and B planes; io.dicom_colour makes them G and differences."""
+    rng = np.random.default_rng(2)
+    grey = (_words() >> 4).astype(np.uint8)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    rgb[30:60, 20:50] = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    segments = [dicom_rle.typical_segment(rgb[:, :, k].tobytes(), 128, 2) for k in range(3)]
+    segments = [segment + b"\x00" * (len(segment) % 2) for segment in segments]
+    offsets = np.cumsum([64] + [len(segment) for segment in segments[:-1]]).tolist()
+    frame = struct.pack("<16I", 3, *offsets, *([0] * 12)) + b"".join(segments)
+    ds = pydicom.dcmread(io.BytesIO(encapsulated_dicom([frame], RLELossless, eight_bit=True)))
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 1
+    data = saved(ds)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "rle" and read.bits == 8 and len(read.planes) == 3
+    np.testing.assert_array_equal(read.planes[0], rgb[:, :, 1])  # G
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
     assert codec.decode(codec.encode(data, mode="classical")).data == data
 
 

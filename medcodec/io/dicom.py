@@ -274,17 +274,27 @@ def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: byte
 def _rle(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any,
          stored: Any, high_bit: Any, pixel_rep: Any, photometric: str, modality: str, what: str,
          max_pixels: int | None) -> DicomRead | None:
-    """The planes of an RLE file whose segments' control bytes replay exactly (``dicom_rle``), else None."""
-    if (_frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None
+    """The planes of an RLE file (grey, or 8-bit colour) whose segments' control bytes replay exactly
+    (``dicom_rle``), else None."""
+    colour = samples == 3
+    if colour:
+        if _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric):
+            return None
+    elif (_frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None
             or _word_reason(alloc, stored, high_bit) is not None):
         return None
-    split = dicom_rle.split(pixel, rows, cols, frames, alloc, max_pixels)
+    split = dicom_rle.split(pixel, rows, cols, frames, alloc, max_pixels, samples)
     if split is None:
         return None
     native, kept, rle_meta = split
     signed = pixel_rep == 1
-    planes, meta, (tail, high_blob) = split_words(native, rows, cols, frames, alloc, stored, signed, little=True)
-    return DicomRead(planes=planes, bits=stored, signed=signed, photometric=photometric, modality=modality,
+    if colour:  # RLE's segments are a frame's R, G, B planes: planar configuration 1
+        planes, bits, meta, tail = dicom_colour.split(native, rows, cols, frames, 1, photometric)
+        high_blob = b""
+    else:
+        bits = stored
+        planes, meta, (tail, high_blob) = split_words(native, rows, cols, frames, alloc, stored, signed, little=True)
+    return DicomRead(planes=planes, bits=bits, signed=signed, photometric=photometric, modality=modality,
                      description=f"DICOM {modality or '?'} {what}; RLE segments replayed exactly",
                      meta={**meta, **rle_meta}, blobs=[prefix, kept, suffix, tail, high_blob])
 
@@ -324,17 +334,26 @@ def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, sam
 
 def _colour_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any, stored: Any,
                    high_bit: Any, pixel_rep: Any, photometric: str, planar: Any, pixel_len: int) -> str | None:
-    """Why the PixelData value is not colour medcodec codes as planes (``dicom_colour``), or None."""
+    """Why the PixelData value is not native colour medcodec codes as planes (``dicom_colour``), or None."""
     if ts and ts not in NATIVE_SYNTAXES or raw.length == UNDEFINED_LENGTH or not raw.is_little_endian:
         return "not native little-endian pixel data"
+    if planar not in (0, 1):
+        return f"planar configuration {planar}"
+    reason = _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric)
+    if reason is None and rows * cols * frames * 3 > pixel_len:
+        return "PixelData shorter than Rows*Columns*Frames*3"
+    return reason
+
+
+def _colour_sample_reason(rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any, stored: Any, high_bit: Any,
+                          pixel_rep: Any, photometric: str) -> str | None:
+    """Why frames with these attributes are not colour medcodec codes (any transfer syntax), or None."""
     if samples != 3 or photometric not in dicom_colour.PHOTOMETRICS:
         return f"{samples} samples, photometric {photometric}"
-    if (alloc, stored, high_bit, pixel_rep) != (8, 8, 7, 0) or planar not in (0, 1):
-        return "not 8-bit unsigned samples, planar configuration 0 or 1"
+    if (alloc, stored, high_bit, pixel_rep) != (8, 8, 7, 0):
+        return "not 8-bit unsigned samples"
     if not rows or not cols or not frames or min(rows, cols, frames) < 0:
         return "missing or zero Rows/Columns/NumberOfFrames"
-    if rows * cols * frames * 3 > pixel_len:
-        return "PixelData shorter than Rows*Columns*Frames*3"
     return None
 
 
@@ -450,7 +469,9 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
         return prefix + dicom_colour.join(meta, planes, tail) + suffix
     if layout == dicom_rle.LAYOUT and len(blobs) == 5:
         prefix, kept, suffix, tail, high_blob = blobs
-        return prefix + dicom_rle.join(meta, join_words(meta, planes, tail, high_blob), kept) + suffix
+        native = (dicom_colour.join(meta, planes, tail) if meta["samples"] == 3
+                  else join_words(meta, planes, tail, high_blob))
+        return prefix + dicom_rle.join(meta, native, kept) + suffix
     if layout == dicom_jpeg_jxl.LAYOUT and len(blobs) >= 3:
         prefix, kept, suffix, *transcoded = blobs
         return prefix + dicom_jpeg_jxl.join(meta, kept, transcoded) + suffix

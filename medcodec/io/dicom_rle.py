@@ -11,8 +11,8 @@ samples go to medcodec's methods as native words; decoding replays the kept cont
 samples' bytes, which gives every segment back exactly, for any encoder. What is kept is small and
 repetitive (a noisy low byte is mostly 0x7F, "128 literal bytes").
 
-Handled: 8- and 16-bit single-sample frames, one fragment per frame, every segment giving exactly
-rows x columns bytes. Anything else (colour, 32-bit, a run crossing the end of its segment's samples,
+Handled: 8- and 16-bit single-sample frames and 8-bit three-sample (colour) ones, one fragment per
+frame, every segment giving exactly rows x columns bytes. Anything else (32-bit, a run crossing the end of its segment's samples,
 a damaged header) returns None: the caller keeps the value verbatim.
 """
 
@@ -153,30 +153,41 @@ def typical_segment(data: bytes, row: int, min_run: int) -> bytes:
     return bytes(out)
 
 
-def _segment_bytes(words: np.ndarray, alloc: int) -> list[np.ndarray]:
-    """The byte segments of a frame's words, most significant byte first."""
-    if alloc == 8:
-        return [np.ascontiguousarray(words.astype(np.uint8).ravel())]
-    flat = words.astype(np.uint16).ravel()
-    return [np.ascontiguousarray((flat >> 8).astype(np.uint8)), np.ascontiguousarray((flat & 0xFF).astype(np.uint8))]
+def _native(segment_bytes: np.ndarray, alloc: int) -> bytes:
+    """The frames' samples from their segments [frames, segments, count]: 16-bit as little-endian words
+    (most significant segment first); 8-bit as the segments' bytes in order (colour: a frame's R, G, B
+    planes one after the other)."""
+    if alloc == 16:
+        words = (segment_bytes[:, 0].astype(np.uint16) << 8) | segment_bytes[:, 1]
+        return words.astype("<u2").tobytes()
+    return segment_bytes.tobytes()
 
 
-def split(value: bytes, rows: int, cols: int, frames: int, alloc: int,
-          max_pixels: int | None = None) -> tuple[bytes, bytes, dict[str, Any]] | None:
-    """(native little-endian words of every frame, kept bytes, meta) of an RLE PixelData value, or None
-    to keep it verbatim (also when its frames hold more than max_pixels samples; None: no limit)."""
-    if alloc not in (8, 16) or min(rows, cols, frames) <= 0:
+def _segments(native: bytes, frames: int, segments: int, alloc: int) -> np.ndarray:
+    """Inverse of _native: [frames, segments, count] uint8."""
+    if alloc == 16:
+        words = np.frombuffer(native, dtype="<u2").reshape(frames, -1)
+        return np.stack([(words >> 8).astype(np.uint8), (words & 0xFF).astype(np.uint8)], axis=1)
+    return np.frombuffer(native, dtype=np.uint8).reshape(frames, segments, -1)
+
+
+def split(value: bytes, rows: int, cols: int, frames: int, alloc: int, max_pixels: int | None = None,
+          samples: int = 1) -> tuple[bytes, bytes, dict[str, Any]] | None:
+    """(the frames' samples as _native gives them, kept bytes, meta) of an RLE PixelData value (one
+    sample of 8 or 16 bits, or three of 8), or None to keep it verbatim (also when its frames hold more
+    than max_pixels samples; None: no limit)."""
+    if (samples, alloc) not in ((1, 8), (1, 16), (3, 8)) or min(rows, cols, frames) <= 0:
         return None
-    if max_pixels is not None and rows * cols * frames > max_pixels:
+    if max_pixels is not None and rows * cols * frames * samples > max_pixels:
         return None
     found = items(value)
     if found is None or len(found) != frames + 1:
         return None
-    segments = alloc // 8
+    segments = samples * alloc // 8
     count = rows * cols
     buffer = np.frombuffer(value, dtype=np.uint8)
     data_mask = np.zeros(len(value), dtype=np.bool_)
-    words = np.zeros((frames, count), dtype=np.uint16)
+    segment_bytes = np.zeros((frames, segments, count), dtype=np.uint8)
     starts = []  # every segment's first byte, in value coordinates
     for frame, (payload, length) in enumerate(found[1:]):
         if length < HEADER_BYTES:
@@ -188,17 +199,15 @@ def split(value: bytes, rows: int, cols: int, frames: int, alloc: int,
         if any(a >= b for a, b in zip(bounds, bounds[1:])):
             return None
         for index in range(segments):
-            out = np.empty(count, dtype=np.uint8)
             start, end = payload + bounds[index], payload + bounds[index + 1]
-            if _unpack(buffer, start, end, out, data_mask) < 0:
+            if _unpack(buffer, start, end, segment_bytes[frame, index], data_mask) < 0:
                 return None
-            words[frame] |= out.astype(np.uint16) << (8 * (segments - 1 - index))
             starts.append(start)
     # a segment's start in the kept bytes: its start less the data bytes removed before it
     removed_before = np.concatenate([[0], np.cumsum(data_mask, dtype=np.int64)])
     seg_starts = [int(s - removed_before[s]) for s in starts]
     controls = buffer[~data_mask]
-    planes = [plane for frame_words in words for plane in _segment_bytes(frame_words, alloc)]
+    planes = [plane for frame in segment_bytes for plane in frame]
     best = None
     for row_flag, min_run in PREDICTORS:
         kept = controls.copy()
@@ -208,9 +217,9 @@ def split(value: bytes, rows: int, cols: int, frames: int, alloc: int,
         if best is None or np.count_nonzero(kept) < np.count_nonzero(best[0]):
             best = kept, [row_flag, min_run]
     kept_bytes = best[0].tobytes()
-    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "frames": frames, "alloc": alloc,
+    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "frames": frames, "alloc": alloc, "samples": samples,
             "segments": seg_starts, "predictor": best[1]}
-    native = words.astype("<u2").tobytes() if alloc == 16 else words.astype(np.uint8).tobytes()
+    native = _native(segment_bytes, alloc)
     if join(meta, native, kept_bytes) != value:  # the replay is the decoder's: never keep what it cannot rebuild
         return None
     return native, kept_bytes, meta
@@ -218,22 +227,23 @@ def split(value: bytes, rows: int, cols: int, frames: int, alloc: int,
 
 def join(meta: dict[str, Any], native: bytes, kept: bytes) -> bytes:
     """Inverse of split: the PixelData value from the frames' native words and the kept bytes."""
-    rows, cols, frames, alloc = meta["rows"], meta["cols"], meta["frames"], meta["alloc"]
+    rows, cols, frames, alloc, samples = (meta[k] for k in ("rows", "cols", "frames", "alloc", "samples"))
     starts, predictor = meta["segments"], meta["predictor"]
     # the compiled loops take only what split wrote (ints in range): a damaged envelope is refused here
-    if not all(type(v) is int and v >= 0 for v in (rows, cols, frames, alloc, *starts)) or alloc not in (8, 16):
+    if (not all(type(v) is int and v >= 0 for v in (rows, cols, frames, alloc, samples, *starts))
+            or (samples, alloc) not in ((1, 8), (1, 16), (3, 8))):
         raise CorruptStreamError("RLE DICOM envelope has a damaged description")
-    segments = alloc // 8
+    segments = samples * alloc // 8
     if (len(starts) != frames * segments or len(native) != rows * cols * frames * segments
             or tuple(predictor) not in PREDICTORS):
         raise CorruptStreamError("RLE DICOM envelope does not match its frames")
     row, min_run = cols * predictor[0], predictor[1]
-    words = np.frombuffer(native, dtype="<u2" if alloc == 16 else np.uint8).reshape(frames, rows * cols)
+    segment_bytes = _segments(native, frames, segments, alloc) if frames else np.zeros((0, segments, 0), np.uint8)
     kept_array = np.frombuffer(kept, dtype=np.uint8).copy()  # writable: _walk is one loop for both ways
     out = np.empty(len(kept) + len(native), dtype=np.uint8)  # every data byte is at most one sample byte
     pos, at = 0, 0
     for frame in range(frames):
-        for index, plane in enumerate(_segment_bytes(words[frame], alloc)):
+        for index, plane in enumerate(segment_bytes[frame]):
             start = starts[frame * segments + index]
             if not pos <= start <= len(kept):
                 raise CorruptStreamError("RLE DICOM envelope: segments out of order")
