@@ -47,18 +47,32 @@ def test_a_jpeg_lossless_file_gives_its_samples_and_comes_back_byte_for_byte():
     assert decoded.data == data and decoded.fidelity == "bytes"
 
 
-@pytest.mark.parametrize("count,fragments_per_frame", [(1, 3), (3, 1)])
-def test_fragments_and_frames(count, fragments_per_frame):
+@pytest.mark.parametrize("count,fragments_per_frame,has_bot", [(1, 3, True), (3, 1, True), (3, 2, True),
+                                                                (3, 2, False)])
+def test_fragments_and_frames(count, fragments_per_frame, has_bot):
+    """Several fragments per frame of a multi-frame file: grouped by the offset table, or without one by
+    where a JPEG starts."""
     words = _words()
     samples = [np.roll(words, 7 * k, axis=1) for k in range(count)]
     frames = [lossless_jpeg(s, 16, 1 + k) for k, s in enumerate(samples)]  # a predictor per frame
-    data = jpeg_lossless_dicom(frames, count, fragments_per_frame)
+    data = encapsulated_dicom(frames, JPEGLosslessSV1, count, fragments_per_frame, has_bot=has_bot)
     read = dicom.read_dicom(data)
     assert read.meta["layout"] == "jpeg-lossless" and len(read.planes) == count
     pieces = [len(f["pieces"]) for f in read.meta["frames"]]
     assert pieces == [fragments_per_frame] * count  # the scans spread over every fragment
+    for plane, sample in zip(read.planes, samples):
+        np.testing.assert_array_equal(plane, sample ^ np.uint16(0x8000))
     assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
     assert codec.decode(codec.encode(data, mode="classical")).data == data
+
+
+def test_an_offset_table_that_names_no_fragment_leaves_the_value_verbatim():
+    frames = [lossless_jpeg(np.roll(_words(), 7 * k, axis=1), 16, 1) for k in range(3)]
+    data = bytearray(encapsulated_dicom(frames, JPEGLosslessSV1, 3, 2))
+    table = data.index(b"\xfe\xff\x00\xe0\x0c\x00\x00\x00") + 8  # the offset table's three entries
+    data[table + 4] += 2  # the second frame's first item, two bytes off
+    read = dicom.read_dicom(bytes(data))
+    assert read.meta["layout"] == "split" and read.planes == []
 
 
 def test_scans_not_written_here_stay_verbatim():

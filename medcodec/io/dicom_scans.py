@@ -6,9 +6,10 @@ Where ``entropy.jpeg_lossless`` or ``entropy.jpeg_ls`` writes a frame's entropy-
 again from its samples, the segment's bytes are cut out of the PixelData value (wherever fragment item
 headers split them), the samples go to medcodec's methods as a plane, and decoding writes the segment
 back: the file comes back byte for byte (the codec checks its sha256) and what is stored is medcodec's
-coding of the pixels instead of the scan's. Any frame that does not re-encode exactly, or an item layout
-not handled here (several frames in one fragment, several fragments per frame of a multi-frame file),
-leaves the whole value verbatim, as before; so does a frame that would decode to more samples than
+coding of the pixels instead of the scan's. A multi-frame value's fragments are grouped into frames
+one each, by the basic offset table, or by where a JPEG starts (``frame_fragments``). Any frame that
+does not re-encode exactly, or an item layout none of these explains (several frames in one fragment,
+an offset table that names no fragment), leaves the whole value verbatim, as before; so does a frame that would decode to more samples than
 the caller allows (a JPEG-LS run codes thousands of samples in a few bits: no decompression bomb).
 
 Planes: the samples (P-bit unsigned); for signed data (PixelRepresentation 1) with bit P-1 flipped,
@@ -80,16 +81,34 @@ def items(value: bytes) -> list[tuple[int, int]] | None:
 
 
 def frame_fragments(value: bytes, frames: int) -> list[list[tuple[int, int]]] | None:
-    """Each frame's fragments, as (payload start, length): all of them for a single frame, one each
-    for several; None for any other layout (several frames in a fragment, several fragments per frame
-    of a multi-frame value: finding their frames would need the basic offset table)."""
+    """Each frame's fragments, as (payload start, length), of an encapsulated value of JPEG frames: all
+    of them for a single frame, one each when there are as many as frames; else grouped by the basic
+    offset table (each frame's first item, counted from the first fragment's), or, where that table is
+    empty, by where a fragment starts a JPEG (its SOI marker). None for a layout none of these explains."""
     found = items(value)
     if found is None or len(found) < 2:
         return None
-    fragments = found[1:]
+    table, fragments = found[0], found[1:]
     if frames == 1:
         return [fragments]
-    return [[f] for f in fragments] if len(fragments) == frames else None
+    if len(fragments) == frames:
+        return [[f] for f in fragments]
+    if len(fragments) < frames:
+        return None
+    if table[1]:
+        if table[1] != 4 * frames:
+            return None
+        offsets = list(struct.unpack_from(f"<{frames}I", value, table[0]))
+        item_starts = [payload - fragments[0][0] for payload, _ in fragments]  # from the first item
+        if offsets[0] != 0 or any(o not in item_starts for o in offsets) or offsets != sorted(offsets):
+            return None
+        firsts = [item_starts.index(o) for o in offsets]
+    else:
+        firsts = [k for k, (payload, length) in enumerate(fragments) if value[payload:payload + 2] == b"\xff\xd8"]
+        if len(firsts) != frames or firsts[0] != 0:
+            return None
+    bounds = firsts + [len(fragments)]
+    return [fragments[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
