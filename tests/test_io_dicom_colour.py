@@ -1,12 +1,16 @@
 """io.dicom_colour: native 8-bit colour DICOM coded as three planes a frame, given back byte for byte."""
 
+import os
+
 import numpy as np
 import pydicom
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from damaged_envelopes import decoded_or_refused
 from encapsulated import CT_SMALL, saved
 
 from medcodec import codec
@@ -87,3 +91,17 @@ def test_join_refuses_planes_the_file_cannot_hold():
         dicom_colour.join(read.meta, [g, dr], b"")
     with pytest.raises(CorruptStreamError):
         dicom_colour.join({**read.meta, "planar": 2}, read.planes, b"")
+
+
+_FUZZ: list[tuple[bytes, bytes]] = []
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
+    """The colour layout's description and kept bytes damaged behind valid CRCs."""
+    if not _FUZZ:
+        original = colour_dicom(colour_image(2), planar=1, tail=b"\x00")
+        _FUZZ.append((original, codec.encode(original, mode="classical")))
+    original, stream = _FUZZ[0]
+    assert decoded_or_refused(stream, data) in (None, original)
