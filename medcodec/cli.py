@@ -213,8 +213,8 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS and RLE pixel
     data is coded anew (its scans or segments are written again when decoding), 8-bit lossy JPEG frames
     are transcoded to JPEG XL (which gives them back exactly); other compressed data (JPEG 2000, 12-bit
-    JPEG, deflated files) is kept as it is. Uncompressed 8-bit RGB and YBR_FULL are coded as three planes a
-    frame; other colour is kept as it is.
+    JPEG, deflated files) is kept as it is. Uncompressed 8-bit RGB and YBR_FULL are coded as three
+    planes a frame; other colour is kept as it is.
 
     \b
     Examples:

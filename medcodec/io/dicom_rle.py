@@ -12,8 +12,8 @@ samples' bytes, which gives every segment back exactly, for any encoder. What is
 repetitive (a noisy low byte is mostly 0x7F, "128 literal bytes").
 
 Handled: 8- and 16-bit single-sample frames and 8-bit three-sample (colour) ones, one fragment per
-frame, every segment giving exactly rows x columns bytes. Anything else (32-bit, a run crossing the end of its segment's samples,
-a damaged header) returns None: the caller keeps the value verbatim.
+frame, every segment giving exactly rows x columns bytes. Anything else (32-bit, a run crossing the end
+of its segment's samples, a damaged header) returns None: the caller keeps the value verbatim.
 """
 
 from __future__ import annotations

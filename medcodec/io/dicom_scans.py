@@ -9,8 +9,9 @@ back: the file comes back byte for byte (the codec checks its sha256) and what i
 coding of the pixels instead of the scan's. A multi-frame value's fragments are grouped into frames
 one each, by the basic offset table, or by where a JPEG starts (``frame_fragments``). Any frame that
 does not re-encode exactly, or an item layout none of these explains (several frames in one fragment,
-an offset table that names no fragment), leaves the whole value verbatim, as before; so does a frame that would decode to more samples than
-the caller allows (a JPEG-LS run codes thousands of samples in a few bits: no decompression bomb).
+an offset table that names no fragment), leaves the whole value verbatim, as before; so does a frame
+that would decode to more samples than the caller allows (a JPEG-LS run codes thousands of samples in
+a few bits: no decompression bomb).
 
 Planes: the samples (P-bit unsigned); for signed data (PixelRepresentation 1) with bit P-1 flipped,
 which maps two's complement to an order-preserving offset binary, as ``dicom.split_words`` does.
