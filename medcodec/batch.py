@@ -59,6 +59,7 @@ class EncodeOptions:
     verify: bool = False
     resume: bool = False
     max_pixels: int | None = None
+    recompress: bool = True
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ def encode_one(task: Task, opts: EncodeOptions) -> Outcome:
         source = raw if task.src == "-" else task.src
         try:
             data = codec.encode(source, mode=opts.mode, device=opts.device, effort=opts.effort,
-                                max_pixels=opts.max_pixels)
+                                max_pixels=opts.max_pixels, recompress=opts.recompress)
         except ModelMismatchError as exc:
             raise ModelMismatchError(f"{exc} (or encode with --mode classical)") from exc
         if opts.verify:

@@ -200,10 +200,13 @@ def _with_common(command: str) -> Callable[[Callable], Callable]:
                    "(e.g. after an interrupted run). Also removes temporaries of killed runs.")
 @click.option("--glob", "pattern", metavar="PATTERN",
               help="In folders, encode only files whose name or relative path matches, e.g. '*.IMA'.")
+@click.option("--keep-compressed", is_flag=True,
+              help="Keep already-compressed DICOM pixel data (lossless JPEG, JPEG-LS, RLE, lossy JPEG) as it is "
+                   "instead of recoding it: much faster on such files, and larger (about 1.0x their size).")
 @click.pass_context
 def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
            quiet: bool, jobs: int, threads: int | None, device: str, max_pixels: int | None, mode: str,
-           effort: int | None, verify: bool, resume: bool, pattern: str | None) -> None:
+           effort: int | None, verify: bool, resume: bool, pattern: str | None, keep_compressed: bool) -> None:
     """Compress files to .mlc streams.
 
     IN may be files, folders (searched recursively for .dcm/.png/.tif/.tiff/.npy files and files with
@@ -230,7 +233,7 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
         if resume:
             batch.clean_output_folders(tasks)
         opts = batch.EncodeOptions(mode=mode, device=device, effort=effort, force=force, verify=verify,
-                                   resume=resume, max_pixels=_max_pixels(max_pixels))
+                                   resume=resume, max_pixels=_max_pixels(max_pixels), recompress=not keep_compressed)
         _run_batch(ctx, tasks, batch.encode_one, opts, jobs, threads, quiet, "encode")
 
     _guard_command(ctx, work)

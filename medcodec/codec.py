@@ -252,7 +252,7 @@ def _check_source_pixels(src: io_source.ImageSource, max_pixels: int | None) -> 
 
 @single_threaded_blas
 def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
-           effort: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
+           effort: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS, recompress: bool = True) -> bytes:
     """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
 
     mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
@@ -262,10 +262,12 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     streams are larger are stored classically (and noted), and when the model's header fields and notes
     still make the file larger, the plain classical file is returned. Raises InvalidInputError for
     unreadable input, ResourceLimitError for inputs of more than max_pixels pixels (None: no limit),
-    ModelMismatchError when the mode's weights are not installed.
+    ModelMismatchError when the mode's weights are not installed. recompress=False keeps already-compressed
+    DICOM pixel data (lossless JPEG, JPEG-LS, RLE, lossy JPEG) as it is, which is much faster on such
+    files and makes them larger.
     """
     try:
-        src = io_source.load(source, max_pixels=max_pixels)
+        src = io_source.load(source, max_pixels=max_pixels, decompress=recompress)
     except ResourceLimitError as exc:
         raise ResourceLimitError(f"{exc}; raise the limit (--max-pixels N, or max_pixels=N in the library) "
                                  "if this file is trusted") from None

@@ -128,6 +128,18 @@ def test_threads_option_gives_the_same_files(tmp_path, torch_threads):
     np.testing.assert_array_equal(np.load(tmp_path / "back.npy"), np.load(volume))
 
 
+def test_keep_compressed_stores_compressed_pixel_data_as_it_is(tmp_path):
+    rle = tmp_path / "mr_rle.dcm"
+    rle.write_bytes(Path(get_testdata_file("MR_small_RLE.dcm")).read_bytes())
+    for flag, name in (([], "recoded.mlc"), (["--keep-compressed"], "kept.mlc")):
+        result = run("encode", "-m", "classical", *flag, "-q", "-o", tmp_path / name, rle)
+        assert result.exit_code == 0, result.output
+    recoded, kept = (codec.info((tmp_path / n).read_bytes()) for n in ("recoded.mlc", "kept.mlc"))
+    assert len(recoded["frames"]) == 1 and kept["frames"] == []
+    assert run("decode", "-o", tmp_path / "back.dcm", tmp_path / "kept.mlc").exit_code == 0
+    assert (tmp_path / "back.dcm").read_bytes() == rle.read_bytes()
+
+
 def test_stdin_to_stdout():
     original = Path(CT_SMALL).read_bytes()
     enc = subprocess.run([sys.executable, "-m", "medcodec", "encode", "-m", "classical", "-"], input=original,
