@@ -92,8 +92,22 @@ def test_png_ancillary_chunks_survive() -> None:
     assert Image.open(io.BytesIO(rebuilt)).text == {"Comment": "keep me"}
 
 
-@pytest.mark.parametrize("mode", ["RGB", "P", "LA", "1"])
-def test_png_colour_palette_and_bilevel_are_verbatim(mode: str) -> None:
+def test_rgb_png_gives_three_planes_and_comes_back_pixel_identical() -> None:
+    rng = np.random.default_rng(4)
+    rgb = np.repeat(rng.integers(0, 256, (9, 7, 1), dtype=np.uint8), 3, axis=2)
+    rgb[2:5, 1:4] = rng.integers(0, 256, (3, 3, 3), dtype=np.uint8)  # a coloured patch on grey
+    source, rebuilt = roundtrip(png_bytes(rgb))
+    assert len(source.planes) == 3 and source.bits == 8 and "RGB" in source.description
+    np.testing.assert_array_equal(source.planes[0], rgb[:, :, 1])  # G, then the differences from it
+    np.testing.assert_array_equal(imagecodecs.png_decode(rebuilt), rgb)
+    from medcodec import codec
+
+    decoded = codec.decode(codec.encode(png_bytes(rgb), mode="classical"))
+    assert decoded.fidelity == "pixels" and np.array_equal(imagecodecs.png_decode(decoded.data), rgb)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "LA", "1"])
+def test_png_alpha_palette_and_bilevel_are_verbatim(mode: str) -> None:
     image = Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4) * 20).convert(mode)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

@@ -1,9 +1,10 @@
-"""PNG, TIFF and .npy inputs: grayscale 8/16-bit samples become planes; the rest is kept verbatim.
+"""PNG, TIFF and .npy inputs: grayscale 8/16-bit samples become planes (8-bit RGB PNG: three, as colour
+DICOM's, ``dicom_colour``); the rest is kept verbatim.
 
 PNG and TIFF come back pixel-identical (same size, bit depth, sample values; PNG also keeps its
 ancillary chunks). .npy comes back byte-identical: its header is kept verbatim and only the array
-bytes are rebuilt. Inputs we do not model (colour, palette, <8-bit, float, ...) keep their file bytes in
-the envelope so they still round-trip.
+bytes are rebuilt. Inputs we do not model (other colour, palette, <8-bit, float, ...) keep their file
+bytes in the envelope so they still round-trip.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
+from medcodec.io import dicom_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -98,24 +100,28 @@ def read_png(data: bytes) -> ImageRead:
     if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 25:
         raise InvalidInputError("PNG does not start with an IHDR chunk")
     width, height, depth, colour = struct.unpack(">IIBB", chunks[0][1][8:18])
-    if colour != 0 or depth not in (8, 16):
+    if (colour, depth) not in ((0, 8), (0, 16), (2, 8)):
         return _verbatim(data, f"PNG {width}x{height}, colour type {colour}, {depth}-bit")
     try:
         image = imagecodecs.png_decode(data)
     except Exception as exc:
         raise InvalidInputError(f"cannot decode PNG: {exc}") from exc
     expected = np.uint8 if depth == 8 else np.uint16
-    if image.ndim != 2 or image.dtype != expected or image.shape != (height, width):
+    shape = (height, width, 3) if colour == 2 else (height, width)
+    if image.dtype != expected or image.shape != shape:
         return _verbatim(data, f"PNG {width}x{height} decoded as {image.dtype} {image.shape}")
     # Ancillary chunks (text, gamma, sBIT, pHYs...) are kept in place around the pixel data.
     first_idat = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
     keep = [(i, raw) for i, (kind, raw) in enumerate(chunks) if kind not in (b"IHDR", b"IDAT", b"IEND")]
     before = b"".join(raw for i, raw in keep if i < first_idat)
     after = b"".join(raw for i, raw in keep if i > first_idat)
-    planes, bits, _ = _to_planes(image)
-    meta = {"layout": "png", "depth": depth, "shapes": [[height, width]]}
+    if colour == 2:  # RGB: G and the differences from it, as for colour DICOM (io.dicom_colour)
+        planes, bits = dicom_colour.forward(image), 8
+    else:
+        planes, bits, _ = _to_planes(image)
+    meta = {"layout": "png", "depth": depth, "shapes": [[height, width]] * len(planes), "rgb": colour == 2}
     return ImageRead(planes=planes, bits=bits, signed=False,
-                     description=f"PNG {width}x{height}, {depth}-bit grayscale",
+                     description=f"PNG {width}x{height}, {depth}-bit {'RGB' if colour == 2 else 'grayscale'}",
                      meta=meta, blobs=[before, after, trailer])
 
 
@@ -123,7 +129,12 @@ def write_png(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarray]
     import imagecodecs
 
     _check_planes(planes, meta["shapes"])
-    image = _from_planes(planes, meta["depth"], False)[0]
+    if meta.get("rgb"):
+        if max(int(p.max(initial=0)) for p in planes) > 255:
+            raise CorruptStreamError("RGB PNG planes exceed 8 bits")
+        image = dicom_colour.inverse(*planes)
+    else:
+        image = _from_planes(planes, meta["depth"], False)[0]
     # The pixels are what is restored exactly (the original IDAT's deflate stream is not reproducible
     # in general), so the deflate settings are ours to choose: zlib level 1 with its run-length strategy
     # (libpng's adaptive row filters kept) wrote every 3rd train PNG (93 files, 22 MP) 4.9x faster than
