@@ -5,8 +5,9 @@ as a MONOCHROME2 file and beside the file LZMA-compressed (what keeping it verba
     python benchmarks/colour_dicom.py [--out benchmarks/results/colour_dicom.json] [--per-folder N]
 
 Why: the corpus holds no colour image, yet ultrasound and secondary captures often are colour. RGB goes
-through JPEG 2000's reversible colour transform (``io/dicom_colour.py``): grey pixels give constant
-chroma planes, so a mostly grey colour file should cost little more than its grey version.
+through the subtract-green transform (``io/colour.py``): grey pixels give constant difference planes and
+the grey picture as the G plane, so a mostly grey colour file should cost little more than its grey
+version.
 """
 
 from __future__ import annotations

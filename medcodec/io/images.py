@@ -1,5 +1,5 @@
 """PNG, TIFF and .npy inputs: grayscale 8/16-bit samples become planes (8-bit RGB PNG: three, as colour
-DICOM's, ``dicom_colour``); the rest is kept verbatim.
+DICOM's, ``io.colour``); the rest is kept verbatim.
 
 PNG and TIFF come back pixel-identical (same size, bit depth, sample values; PNG also keeps its
 ancillary chunks). .npy comes back byte-identical: its header is kept verbatim and only the array
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_colour
+from medcodec.io import colour as rgb_planes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -115,8 +115,8 @@ def read_png(data: bytes) -> ImageRead:
     keep = [(i, raw) for i, (kind, raw) in enumerate(chunks) if kind not in (b"IHDR", b"IDAT", b"IEND")]
     before = b"".join(raw for i, raw in keep if i < first_idat)
     after = b"".join(raw for i, raw in keep if i > first_idat)
-    if colour == 2:  # RGB: G and the differences from it, as for colour DICOM (io.dicom_colour)
-        planes, bits = dicom_colour.forward(image), 8
+    if colour == 2:  # RGB: G and the differences from it, as for colour DICOM (io.colour)
+        planes, bits = rgb_planes.forward(image), 8
     else:
         planes, bits, _ = _to_planes(image)
     meta = {"layout": "png", "depth": depth, "shapes": [[height, width]] * len(planes), "rgb": colour == 2}
@@ -132,7 +132,7 @@ def write_png(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarray]
     if meta.get("rgb"):
         if max(int(p.max(initial=0)) for p in planes) > 255:
             raise CorruptStreamError("RGB PNG planes exceed 8 bits")
-        image = dicom_colour.inverse(*planes)
+        image = rgb_planes.inverse(*planes)
     else:
         image = _from_planes(planes, meta["depth"], False)[0]
     # The pixels are what is restored exactly (the original IDAT's deflate stream is not reproducible
