@@ -352,8 +352,9 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
 
 def _no_larger_than_kept(source: str | os.PathLike | bytes | np.ndarray, src: io_source.ImageSource, coded: bytes,
                          max_pixels: int | None) -> bytes:
-    """coded, or, where the planes came out of compressed pixel data (JPEG lossless) and keeping that
-    data as it is makes a smaller file, that file (no planes: the pixel data rides in the envelope)."""
+    """coded, or, where it came out of taking compressed pixel data apart (``io.source.DECOMPRESSED_LAYOUTS``:
+    lossless JPEG, JPEG-LS, RLE, lossy JPEG) and keeping that data as it is makes a smaller file, that
+    file (no planes: the pixel data rides in the envelope)."""
     if not src.decompressed:
         return coded
     kept = io_source.load(source, max_pixels=max_pixels, decompress=False)

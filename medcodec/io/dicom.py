@@ -180,8 +180,8 @@ def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> Dicom
 
 def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = None) -> DicomRead:
     """Split a DICOM file into planes and envelope parts; see the module docstring. decompress=False
-    keeps lossless-JPEG and JPEG-LS pixel data verbatim too (what the codec weighs its coding against);
-    so does pixel data of more than max_pixels samples (None: no limit)."""
+    keeps lossless-JPEG, JPEG-LS, RLE and lossy-JPEG pixel data verbatim too (what the codec weighs its
+    coding against); so does pixel data of more than max_pixels samples (None: no limit)."""
     ds = _dataset(data)
     if not has_part10_preamble(data) and not _has_identifying_elements(ds):
         raise InvalidInputError("no DICOM preamble and no identifying DICOM elements: not a DICOM file")
@@ -213,19 +213,18 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
 
     reason = _unmodelled_reason(ts, raw, rows, cols, frames, samples, alloc, stored, high_bit,
                                 pixel_rep, photometric, len(pixel))
-    if decompress and ts in dicom_scans.SYNTAXES and reason == "encapsulated transfer syntax":
-        read = _scans(dicom_scans.SYNTAXES[ts], prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep,
-                      photometric, modality, f"{geometry}, {_ts_name(ts)}", max_pixels)
-        if read is not None:
-            return read
-    if decompress and ts == dicom_rle.SYNTAX and reason == "encapsulated transfer syntax":
-        read = _rle(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
-                    photometric, modality, f"{geometry}, {_ts_name(ts)}", max_pixels)
-        if read is not None:
-            return read
-    if decompress and ts in dicom_jpeg_jxl.SYNTAXES and reason == "encapsulated transfer syntax":
-        read = _jpeg_jxl(prefix, pixel, suffix, rows, cols, frames, samples, photometric, modality,
-                         f"{geometry}, {_ts_name(ts)}", max_pixels)
+    if decompress and reason == "encapsulated transfer syntax":
+        what = f"{geometry}, {_ts_name(ts)}"
+        read = None
+        if ts in dicom_scans.SYNTAXES:
+            read = _scans(dicom_scans.SYNTAXES[ts], prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep,
+                          photometric, modality, what, max_pixels)
+        elif ts == dicom_rle.SYNTAX:
+            read = _rle(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
+                        photometric, modality, what, max_pixels)
+        elif ts in dicom_jpeg_jxl.SYNTAXES:
+            read = _jpeg_jxl(prefix, pixel, suffix, rows, cols, frames, samples, photometric, modality, what,
+                             max_pixels)
         if read is not None:
             return read
     planar = _int_attr(ds, "PlanarConfiguration", 0)

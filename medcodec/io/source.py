@@ -45,7 +45,8 @@ class ImageSource:
     envelope: bytes
     original_sha256: bytes | None
     description: str
-    # the planes came out of compressed pixel data (lossless JPEG, JPEG-LS), which could also be kept as it is
+    # the planes (or frames) came out of compressed pixel data (DECOMPRESSED_LAYOUTS), which could also be
+    # kept as it is
     decompressed: bool = False
 
 
@@ -136,8 +137,8 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
     name is only a hint for messages: the content decides the format. An image whose header declares
     more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
     needs no such check: its planes never hold more samples than the file has bytes, except those of
-    lossless-JPEG or JPEG-LS pixel data, which is kept verbatim instead when its frames declare more
-    than max_pixels samples. decompress=False keeps such compressed pixel data verbatim always.
+    compressed pixel data (lossless JPEG, JPEG-LS, RLE, lossy JPEG), which is kept verbatim instead when
+    its frames declare more than max_pixels samples. decompress=False keeps such pixel data verbatim always.
     """
     if isinstance(source, np.ndarray):
         data, original_sha = images.array_to_npy(source), None
