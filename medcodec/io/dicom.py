@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_colour, dicom_jpeg_jxl, dicom_rle, dicom_scans
+from medcodec.io import dicom_colour, dicom_jpeg2000, dicom_jpeg_jxl, dicom_rle, dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -222,6 +222,9 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
         elif ts == dicom_rle.SYNTAX:
             read = _rle(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
                         photometric, modality, what, max_pixels)
+        elif ts in dicom_jpeg2000.SYNTAXES:
+            read = _jpeg2000(prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep, photometric, modality,
+                             what, max_pixels)
         elif ts in dicom_jpeg_jxl.SYNTAXES:
             read = _jpeg_jxl(prefix, pixel, suffix, rows, cols, frames, samples, photometric, modality, what,
                              max_pixels)
@@ -268,6 +271,21 @@ def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: byte
     return DicomRead(planes=planes, bits=bits, signed=pixel_rep == 1, photometric=photometric, modality=modality,
                      description=f"DICOM {modality or '?'} {what}; scans re-encoded exactly", meta=meta,
                      blobs=[prefix, kept, suffix])
+
+
+def _jpeg2000(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
+              pixel_rep: Any, photometric: str, modality: str, what: str, max_pixels: int | None) -> DicomRead | None:
+    """The planes of a JPEG 2000 file whose code-blocks are written again from its samples
+    (``dicom_jpeg2000``), else None."""
+    if _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
+        return None
+    split = dicom_jpeg2000.split(pixel, rows, cols, frames, max_pixels)
+    if split is None:
+        return None
+    planes, bits, meta, kept = split
+    return DicomRead(planes=planes, bits=bits, signed=bool(meta["signed"]), photometric=photometric,
+                     modality=modality, description=f"DICOM {modality or '?'} {what}; code-blocks re-encoded exactly",
+                     meta=meta, blobs=[prefix, kept, suffix])
 
 
 def _rle(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any,
@@ -474,6 +492,9 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
     if layout == dicom_jpeg_jxl.LAYOUT and len(blobs) >= 3:
         prefix, kept, suffix, *transcoded = blobs
         return prefix + dicom_jpeg_jxl.join(meta, kept, transcoded) + suffix
+    if layout == dicom_jpeg2000.LAYOUT and len(blobs) == 3:
+        prefix, kept, suffix = blobs
+        return prefix + dicom_jpeg2000.join(meta, planes, kept) + suffix
     if layout in dicom_scans.LAYOUTS and len(blobs) == 3:
         prefix, kept, suffix = blobs
         return prefix + dicom_scans.join(meta, planes, kept) + suffix

@@ -1,0 +1,282 @@
+"""Encapsulated lossless JPEG 2000 PixelData, byte-exact: its frames' samples as planes, the rest kept.
+
+JPEG 2000 (transfer syntaxes 1.2.840.10008.1.2.4.90 and .91) is the commonest lossless compression of
+newer PACS archives, and it was kept verbatim. Unlike a lossless-JPEG scan, a JPEG 2000 codestream is
+not a function of its samples alone: packet headers, quality layers, progression order, tile-parts
+and how each code-block's arithmetic codeword ends are the encoder's choices. Its bulk, the code-blocks'
+codewords, is though (``entropy.jpeg2000_tier1``: the reversible 5/3 wavelet and EBCOT tier 1). So
+``split`` writes every code-block again from the decoded samples and finds long runs of those bytes in
+the frame (a code-block's codeword is cut into pieces across quality layers; its last bytes, ended as
+the encoder chose, usually differ); the value without those runs is kept, with a table of where each
+run goes, and decoding writes the code-blocks again from the planes and puts the runs back. What the
+runs do not cover (markers, packet headers, terminations, code-blocks an encoder wrote otherwise) is
+kept as it was, so any codestream the decoder reads comes back byte for byte (the codec checks the
+file's sha256).
+
+Modelled: one component, one tile at the origin, the reversible transform, no optional code-block
+coding style, no region of interest, no coding parameters in tile-part headers; lossy files (the 9/7
+transform, or truncated code-blocks) match nothing worth keeping and the codec then keeps the value
+verbatim. Planes: the samples (P-bit unsigned); signed ones with bit P-1 flipped, as ``dicom_scans``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medcodec.compiled import kernel
+from medcodec.entropy import jpeg2000_tier1
+from medcodec.errors import CorruptStreamError
+from medcodec.io.dicom_scans import frame_fragments
+
+SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
+LAYOUT = "jpeg2000"
+SOC, SIZ, COD, COC, RGN, CAP, SOT, SOD = 0xFF4F, 0xFF51, 0xFF52, 0xFF53, 0xFF5E, 0xFF50, 0xFF90, 0xFF93
+RUN = 8  # bytes: shorter runs are not looked for (a chance match of 8 bytes is rare; the table costs ~4)
+MAX_LEVELS = 32
+
+
+@dataclass(frozen=True)
+class Codestream:
+    """What writing a single-tile reversible codestream's code-blocks needs."""
+
+    height: int
+    width: int
+    precision: int
+    signed: bool
+    levels: int
+    block_sizes: tuple[tuple[int, int], ...]  # per resolution: log2 of the code-block width and height
+
+
+def _segments(frame: bytes, at: int, stop: int):
+    """(marker, body start, body end) of the marker segments from at until the marker stop (or None)."""
+    while at + 4 <= len(frame):
+        marker, length = struct.unpack_from(">HH", frame, at)
+        if marker == stop:
+            yield marker, at, at
+            return
+        if marker >> 8 != 0xFF or length < 2 or at + 2 + length > len(frame):
+            yield None, at, at
+            return
+        yield marker, at + 4, at + 2 + length
+        at += 2 + length
+    yield None, at, at
+
+
+def parse(frame: bytes) -> Codestream | None:
+    """The codestream's parameters, or None for one this module does not model (see the module doc)."""
+    if frame[:4] != b"\xff\x4f\xff\x51":
+        return None
+    found: dict[int, bytes] = {}
+    first_tile_part = None
+    for marker, start, end in _segments(frame, 2, SOT):
+        if marker is None or marker in (COC, RGN, CAP) or (marker in (SIZ, COD) and marker in found):
+            return None
+        if marker == SOT:
+            first_tile_part = start
+            break
+        found[marker] = frame[start:end]
+    if first_tile_part is None or SIZ not in found or COD not in found or len(found[SIZ]) < 39:
+        return None
+    _, width, height, x0, y0, tile_w, tile_h, tile_x0, tile_y0, components = struct.unpack_from(
+        ">HIIIIIIIIH", found[SIZ])
+    ssiz, dx, dy = found[SIZ][36:39]
+    if (components != 1 or x0 or y0 or tile_x0 or tile_y0 or tile_w < width or tile_h < height or (dx, dy) != (1, 1)
+            or not 1 <= (ssiz & 0x7F) + 1 <= 16 or width == 0 or height == 0):
+        return None
+    cod = found[COD]
+    if len(cod) < 10:
+        return None
+    scod, levels, xcb, ycb, style, transform = cod[0], cod[5], cod[6] + 2, cod[7] + 2, cod[8], cod[9]
+    if style or transform != 1 or levels > MAX_LEVELS or xcb > 10 or ycb > 10 or xcb + ycb > 12:
+        return None
+    precincts = cod[10:] if scod & 1 else bytes([0xFF] * (levels + 1))
+    if len(precincts) != levels + 1:
+        return None
+    # a code-block never crosses a precinct: at resolution r > 0 a precinct spans half as much of a subband
+    sizes = tuple((min(xcb, (p & 15) - (r > 0)), min(ycb, (p >> 4) - (r > 0))) for r, p in enumerate(precincts))
+    if any(min(size) < 0 for size in sizes) or not _tile_parts_plain(frame, first_tile_part):
+        return None
+    return Codestream(height, width, (ssiz & 0x7F) + 1, bool(ssiz >> 7), levels, sizes)
+
+
+def _tile_parts_plain(frame: bytes, at: int) -> bool:
+    """Whether every tile-part is of tile 0 and none of their headers changes the coding (COD, COC, RGN)."""
+    while at + 12 <= len(frame) and struct.unpack_from(">H", frame, at)[0] == SOT:
+        _, _, tile, length, _, _ = struct.unpack_from(">HHHIBB", frame, at)
+        if tile != 0:
+            return False
+        for marker, _, _ in _segments(frame, at + 12, SOD):
+            if marker is None or marker in (COD, COC, RGN):
+                return False
+            if marker == SOD:
+                break
+        if length == 0:  # the last tile-part runs to the end of the codestream
+            return True
+        at += length
+    return True
+
+
+def _decode(frame: bytes, stream: Codestream) -> np.ndarray | None:
+    """The frame's samples (int64, as the wavelet takes them: DC-shifted when unsigned), or None."""
+    import imagecodecs
+
+    try:
+        samples = np.asarray(imagecodecs.jpeg2k_decode(frame))
+    except Exception:  # any decoder failure: the value stays verbatim
+        return None
+    if samples.shape != (stream.height, stream.width) or samples.dtype.kind not in "ui":
+        return None
+    samples = samples.astype(np.int64)
+    low, high = (-(1 << (stream.precision - 1)), 1 << (stream.precision - 1)) if stream.signed else (
+        0, 1 << stream.precision)
+    if samples.size and (samples.min() < low or samples.max() >= high):
+        return None
+    return samples
+
+
+def _keys(data: np.ndarray) -> np.ndarray:
+    """The RUN bytes starting at each position, as one uint64 each."""
+    if len(data) < RUN:
+        return np.zeros(0, np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(data, RUN).astype(np.uint64)
+    return (windows << (np.arange(RUN, dtype=np.uint64) * np.uint64(8))).sum(axis=1, dtype=np.uint64)
+
+
+@kernel
+def _match(region, order, sorted_keys, stream, stream_keys, claimed, out):
+    """Runs of stream found in region, in order along both, on bytes no earlier run claimed; each as
+    (region position, stream offset, length) in out; returns how many."""
+    n, found, offset, last = len(stream), 0, 0, 0
+    while offset <= n - RUN:
+        key = stream_keys[offset]
+        lo, hi = np.searchsorted(sorted_keys, key, "left"), np.searchsorted(sorted_keys, key, "right")
+        best, length = -1, 0
+        for j in range(lo, hi):
+            at = order[j]
+            if at < last or claimed[at]:
+                continue
+            length = 0
+            while offset + length < n and at + length < len(region) and not claimed[at + length] and (
+                    region[at + length] == stream[offset + length]):
+                length += 1
+            if length >= RUN:
+                best = at
+                break
+        if best < 0:
+            offset += 1
+            continue
+        claimed[best:best + length] = True
+        out[found, 0], out[found, 1], out[found, 2] = best, offset, length
+        found += 1
+        offset += length
+        last = best + length
+    return found
+
+
+def find_runs(region: bytes, streams: list[bytes]) -> list[tuple[int, int, int, int]]:
+    """(position in region, stream, offset in stream, length) of every run of RUN or more bytes of the
+    streams found in region, none overlapping another, sorted by position. Each stream's runs lie in
+    its order in region (a code-block's layers do), the first place that fits taken."""
+    data = np.frombuffer(region, dtype=np.uint8)
+    keys = _keys(data)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    claimed = np.zeros(len(data), dtype=np.bool_)
+    runs = []
+    for index, stream in enumerate(streams):
+        if len(stream) < RUN:
+            continue
+        array = np.frombuffer(stream, dtype=np.uint8)
+        out = np.zeros((len(stream) // RUN + 1, 3), np.int64)
+        count = _match(data, order, sorted_keys, array, _keys(array), claimed, out)
+        runs.extend((int(at), index, int(offset), int(length)) for at, offset, length in out[:count])
+    return sorted(runs)
+
+
+def _table(runs: list[tuple[int, int, int, int]], pos: int) -> tuple[list[int], int]:
+    """A frame's runs as a flat list of small numbers, four a run: the kept bytes before it (pos: where
+    the previous frame's last run ended), its code-block less the previous run's, its offset less where
+    that code-block's previous run ended, its length; and where the last run ends."""
+    table, previous, ends = [], 0, {}
+    for at, stream, offset, length in runs:
+        table += [at - pos, stream - previous, offset - ends.get(stream, 0), length]
+        pos, previous, ends[stream] = at + length, stream, offset + length
+    return table, pos
+
+
+def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | None = None
+          ) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
+    """(planes, bits, meta, kept bytes) of a JPEG 2000 PixelData value, or None to keep it verbatim
+    (also when its frames hold more than max_pixels samples in all; None: no limit). The planes are
+    signed as the codestream says (meta "signed"), which need not be what the DICOM header says."""
+    if max_pixels is not None and rows * cols * frames > max_pixels:
+        return None
+    per_frame = frame_fragments(value, frames, starts=b"\xff\x4f\xff\x51")
+    if per_frame is None:
+        return None
+    codestreams, planes, tables, kept, pos = [], [], [], bytearray(), 0
+    for pieces in per_frame:
+        frame = b"".join(value[start:start + length] for start, length in pieces)
+        stream = parse(frame)
+        if stream is None or (stream.height, stream.width) != (rows, cols) or stream not in (codestreams[:1] or [stream]):
+            return None
+        samples = _decode(frame, stream)
+        if samples is None:
+            return None
+        half = 1 << (stream.precision - 1)
+        plane = (samples + half if stream.signed else samples).astype(np.uint16)
+        written = jpeg2000_tier1.block_streams(plane.astype(np.int64) - half, stream.levels, list(stream.block_sizes))
+        # runs are looked for in the frame's stretch of the value: item headers between fragments end them
+        start, end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
+        runs = [(at + start, *rest) for at, *rest in find_runs(value[start:end], written)]
+        for at, _, _, length in runs:
+            kept += value[pos:at]
+            pos = at + length
+        tables.append(runs)
+        codestreams.append(stream)
+        planes.append(plane)
+    kept += value[pos:]
+    stream, pos, packed = codestreams[0], 0, []
+    for runs in tables:
+        table, pos = _table(runs, pos)
+        packed.append(table)
+    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": stream.precision, "signed": stream.signed,
+            "levels": stream.levels, "blocks": [list(size) for size in stream.block_sizes], "runs": packed}
+    if join(meta, planes, bytes(kept)) != value:  # the decoder's own rebuild: never keep what it cannot undo
+        return None
+    return planes, stream.precision, meta, bytes(kept)
+
+
+def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
+    """Inverse of split: the PixelData value from the planes and the kept bytes."""
+    rows, cols, bits, levels, blocks, tables = (meta[k] for k in ("rows", "cols", "bits", "levels", "blocks", "runs"))
+    numbers = [rows, cols, bits, levels, *(v for size in blocks for v in size)]
+    if (not all(type(v) is int and v >= 0 for v in numbers) or not 1 <= bits <= 16 or levels > MAX_LEVELS
+            or len(blocks) != levels + 1 or any(len(size) != 2 or max(size) > 10 for size in blocks)
+            or not isinstance(tables, list) or len(tables) != len(planes)
+            or not all(isinstance(t, list) and len(t) % 4 == 0 and all(type(v) is int for v in t) for t in tables)):
+        raise CorruptStreamError("JPEG 2000 DICOM envelope has a damaged description")
+    half = 1 << (bits - 1)
+    out, pos = bytearray(), 0
+    for plane, table in zip(planes, tables):
+        plane = np.asarray(plane)
+        if plane.shape != (rows, cols) or (plane.size and int(plane.max()) >> bits):
+            raise CorruptStreamError("JPEG 2000 DICOM plane has the wrong shape or values")
+        written = jpeg2000_tier1.block_streams(plane.astype(np.int64) - half, levels,
+                                               [tuple(size) for size in blocks])
+        previous, ends = 0, {}
+        for k in range(0, len(table), 4):
+            gap, step, skip, length = table[k:k + 4]
+            stream = previous + step
+            offset = ends.get(stream, 0) + skip
+            if (gap < 0 or pos + gap > len(kept) or not 0 <= stream < len(written) or offset < 0 or length <= 0
+                    or offset + length > len(written[stream])):
+                raise CorruptStreamError("JPEG 2000 DICOM envelope: a code-block run does not fit")
+            out += kept[pos:pos + gap]
+            out += written[stream][offset:offset + length]
+            pos, previous, ends[stream] = pos + gap, stream, offset + length
+    return bytes(out + kept[pos:])
