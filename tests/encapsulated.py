@@ -16,16 +16,19 @@ def saved(ds: pydicom.Dataset) -> bytes:
 
 
 def encapsulated_dicom(frames: list[bytes], syntax: str, count: int = 1, fragments_per_frame: int = 1,
-                       eight_bit: bool = False, has_bot: bool = True, unsigned_bits: int | None = None) -> bytes:
+                       eight_bit: bool = False, has_bot: bool = True, bits_stored: int | None = None,
+                       unsigned: bool = False) -> bytes:
     """CT_small with its PixelData replaced by these frames, encapsulated, under this transfer syntax
-    (eight_bit: as an unsigned 8-bit image; unsigned_bits: as unsigned samples of that many bits in 16;
-    has_bot: with a basic offset table)."""
+    (eight_bit: as an unsigned 8-bit image; bits_stored: that many bits of 16 stored; unsigned: samples
+    unsigned; has_bot: with a basic offset table)."""
     ds = pydicom.dcmread(CT_SMALL)
     ds.file_meta.TransferSyntaxUID = syntax
     if eight_bit:
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if unsigned_bits:
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, unsigned_bits, unsigned_bits - 1, 0
+    if bits_stored:
+        ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    if unsigned:
+        ds.PixelRepresentation = 0
     if count > 1:
         ds.NumberOfFrames = count
     ds.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame, has_bot=has_bot)

@@ -51,16 +51,30 @@ def test_frames_come_back_byte_for_byte(count, fragments_per_frame, has_bot):
 
 def test_unsigned_12_bit_under_the_general_syntax():
     samples = textured((128, 128), 12)
-    data = encapsulated_dicom([codestream(samples, 12)], JPEG2000, unsigned_bits=12)
+    data = encapsulated_dicom([codestream(samples, 12)], JPEG2000, bits_stored=12, unsigned=True)
     read = dicom.read_dicom(data)
     assert read.meta["layout"] == "jpeg2000" and not read.meta["signed"] and read.bits == 12
     assert np.array_equal(read.planes[0], samples)
     assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_planes_take_bits_stored_where_the_samples_fit_it(signed):
+    """A 12-bit image in a 16-bit codestream: 12-bit planes; a sample beyond 12 bits: 16-bit planes."""
+    samples = textured((128, 128), 12) - (2048 if signed else 0)
+    for extreme, bits in [(None, 12), (-5000 if signed else 5000, 16)]:
+        if extreme is not None:
+            samples[3, 4] = extreme
+        data = encapsulated_dicom([codestream(samples, 16)], JPEG2000Lossless, bits_stored=12, unsigned=not signed)
+        read = dicom.read_dicom(data)
+        assert read.meta["layout"] == "jpeg2000" and read.bits == bits and read.meta["precision"] == 16
+        assert np.array_equal(read.planes[0].astype(np.int64) - ((1 << (bits - 1)) if signed else 0), samples)
+        assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+
+
 def test_the_irreversible_transform_and_unmodelled_codestreams_stay_verbatim():
     samples = textured((128, 128), 12)
-    lossy = encapsulated_dicom([codestream(samples, 12, reversible=False)], JPEG2000, unsigned_bits=12)
+    lossy = encapsulated_dicom([codestream(samples, 12, reversible=False)], JPEG2000, bits_stored=12, unsigned=True)
     assert dicom.read_dicom(lossy).meta["layout"] == "split"
     good = codestream(samples, 12)
     cod = good.index(b"\xff\x52") + 4

@@ -291,9 +291,9 @@ def code_block(coefficients: np.ndarray, orientation: int) -> bytes:
     block = np.ascontiguousarray(coefficients, dtype=np.int64)
     planes = int(np.abs(block).max()).bit_length() if block.size else 0
     # at most three decisions a coefficient and plane, none costing more than 16 bits, and the flush
-    out = np.zeros(block.size * planes * 6 + 16, np.int64)
+    out = np.zeros(block.size * planes * 6 + 16, np.uint8)
     length = _code_block(block, orientation, out)
-    return out[1:1 + length].astype(np.uint8).tobytes()
+    return out[1:1 + length].tobytes()
 
 
 def block_streams(samples: np.ndarray, levels: int, block_sizes: list[tuple[int, int]]) -> list[bytes]:

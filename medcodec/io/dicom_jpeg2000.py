@@ -37,6 +37,7 @@ LAYOUT = "jpeg2000"
 SOC, SIZ, COD, COC, RGN, CAP, SOT, SOD = 0xFF4F, 0xFF51, 0xFF52, 0xFF53, 0xFF5E, 0xFF50, 0xFF90, 0xFF93
 RUN = 8  # bytes: shorter runs are not looked for (a chance match of 8 bytes is rare; the table costs ~4)
 MAX_LEVELS = 32
+MAX_PLACES = 16  # places in the value tried for each stream offset
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def _match(region, order, sorted_keys, stream, stream_keys, claimed, out):
         key = stream_keys[offset]
         lo, hi = np.searchsorted(sorted_keys, key, "left"), np.searchsorted(sorted_keys, key, "right")
         best, length = -1, 0
-        for j in range(lo, hi):
+        # a few places a key: repeated bytes (a crafted value's) must not make this quadratic
+        for j in range(lo, min(hi, lo + MAX_PLACES)):
             at = order[j]
             if at < last or claimed[at]:
                 continue
@@ -208,28 +210,52 @@ def _table(runs: list[tuple[int, int, int, int]], pos: int) -> tuple[list[int], 
     return table, pos
 
 
-def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | None = None
-          ) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
+def _plane_bits(frames: list[np.ndarray], stream: Codestream, stored: int | None) -> int:
+    """The planes' bits: the DICOM header's BitsStored where the samples fit in it (a 12-bit CR in a
+    16-bit codestream is coded as 12-bit planes), else the codestream's precision."""
+    if stored is None or not 1 <= stored < stream.precision:
+        return stream.precision
+    low = min(int(f.min(initial=0)) for f in frames)
+    high = max(int(f.max(initial=0)) for f in frames)
+    fits = -(1 << (stored - 1)) <= low and high < 1 << (stored - 1) if stream.signed else high < 1 << stored
+    return stored if fits else stream.precision
+
+
+def _offset(bits: int, precision: int, signed: bool) -> int:
+    """What a plane's values exceed the wavelet's input by: 2^(bits-1) for signed samples (bit bits-1
+    flipped), the DC level shift 2^(precision-1) for unsigned ones."""
+    return 1 << ((bits if signed else precision) - 1)
+
+
+def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | None = None,
+          stored: int | None = None) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
     """(planes, bits, meta, kept bytes) of a JPEG 2000 PixelData value, or None to keep it verbatim
     (also when its frames hold more than max_pixels samples in all; None: no limit). The planes are
-    signed as the codestream says (meta "signed"), which need not be what the DICOM header says."""
+    signed as the codestream says (meta "signed"), which need not be what the DICOM header says, and
+    of the header's BitsStored where the samples fit (``_plane_bits``)."""
     if max_pixels is not None and rows * cols * frames > max_pixels:
         return None
     per_frame = frame_fragments(value, frames, starts=b"\xff\x4f\xff\x51")
     if per_frame is None:
         return None
-    codestreams, planes, tables, kept, pos = [], [], [], bytearray(), 0
+    streams, decoded = [], []
     for pieces in per_frame:
         frame = b"".join(value[start:start + length] for start, length in pieces)
         stream = parse(frame)
-        if stream is None or (stream.height, stream.width) != (rows, cols) or stream not in (codestreams[:1] or [stream]):
+        if stream is None or (stream.height, stream.width) != (rows, cols) or stream not in (streams[:1] or [stream]):
             return None
         samples = _decode(frame, stream)
         if samples is None:
             return None
-        half = 1 << (stream.precision - 1)
-        plane = (samples + half if stream.signed else samples).astype(np.uint16)
-        written = jpeg2000_tier1.block_streams(plane.astype(np.int64) - half, stream.levels, list(stream.block_sizes))
+        streams.append(stream)
+        decoded.append(samples)
+    stream = streams[0]
+    bits = _plane_bits(decoded, stream, stored)
+    shift = _offset(bits, stream.precision, stream.signed)
+    planes, tables, kept, pos = [], [], bytearray(), 0
+    for pieces, samples in zip(per_frame, decoded):
+        wavelet_input = samples if stream.signed else samples - shift
+        written = jpeg2000_tier1.block_streams(wavelet_input, stream.levels, list(stream.block_sizes))
         # runs are looked for in the frame's stretch of the value: item headers between fragments end them
         start, end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
         runs = [(at + start, *rest) for at, *rest in find_runs(value[start:end], written)]
@@ -237,36 +263,38 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
             kept += value[pos:at]
             pos = at + length
         tables.append(runs)
-        codestreams.append(stream)
-        planes.append(plane)
+        planes.append(np.ascontiguousarray((wavelet_input + shift).astype(np.uint16)))
     kept += value[pos:]
-    stream, pos, packed = codestreams[0], 0, []
+    pos, packed = 0, []
     for runs in tables:
         table, pos = _table(runs, pos)
         packed.append(table)
-    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": stream.precision, "signed": stream.signed,
-            "levels": stream.levels, "blocks": [list(size) for size in stream.block_sizes], "runs": packed}
+    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": bits, "precision": stream.precision,
+            "signed": stream.signed, "levels": stream.levels, "blocks": [list(size) for size in stream.block_sizes],
+            "runs": packed}
     if join(meta, planes, bytes(kept)) != value:  # the decoder's own rebuild: never keep what it cannot undo
         return None
-    return planes, stream.precision, meta, bytes(kept)
+    return planes, bits, meta, bytes(kept)
 
 
 def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     """Inverse of split: the PixelData value from the planes and the kept bytes."""
-    rows, cols, bits, levels, blocks, tables = (meta[k] for k in ("rows", "cols", "bits", "levels", "blocks", "runs"))
-    numbers = [rows, cols, bits, levels, *(v for size in blocks for v in size)]
-    if (not all(type(v) is int and v >= 0 for v in numbers) or not 1 <= bits <= 16 or levels > MAX_LEVELS
+    rows, cols, bits, precision, signed, levels, blocks, tables = (
+        meta[k] for k in ("rows", "cols", "bits", "precision", "signed", "levels", "blocks", "runs"))
+    numbers = [rows, cols, bits, precision, levels, *(v for size in blocks for v in size)]
+    if (not all(type(v) is int and v >= 0 for v in numbers) or not 1 <= bits <= precision <= 16
+            or type(signed) is not bool or levels > MAX_LEVELS
             or len(blocks) != levels + 1 or any(len(size) != 2 or max(size) > 10 for size in blocks)
             or not isinstance(tables, list) or len(tables) != len(planes)
             or not all(isinstance(t, list) and len(t) % 4 == 0 and all(type(v) is int for v in t) for t in tables)):
         raise CorruptStreamError("JPEG 2000 DICOM envelope has a damaged description")
-    half = 1 << (bits - 1)
+    shift = _offset(bits, precision, signed)
     out, pos = bytearray(), 0
     for plane, table in zip(planes, tables):
         plane = np.asarray(plane)
         if plane.shape != (rows, cols) or (plane.size and int(plane.max()) >> bits):
             raise CorruptStreamError("JPEG 2000 DICOM plane has the wrong shape or values")
-        written = jpeg2000_tier1.block_streams(plane.astype(np.int64) - half, levels,
+        written = jpeg2000_tier1.block_streams(plane.astype(np.int64) - shift, levels,
                                                [tuple(size) for size in blocks])
         previous, ends = 0, {}
         for k in range(0, len(table), 4):
