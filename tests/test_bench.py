@@ -210,3 +210,20 @@ def test_bundled_examples_are_small_and_all_modelled() -> None:
     assert sum(p.stat().st_size for p in files) < 1.5e6
     assert (examples_folder() / "SOURCES.md").exists()
     assert all(load(p).planes for p in files)
+
+
+def test_a_file_whose_compressed_pixel_data_was_kept_counts_when_its_bytes_come_back() -> None:
+    """A JPEG 2000 DICOM that medcodec could not code smaller than its own codestream keeps it: no planes
+    come back, and the file's sha256 is the check."""
+    import hashlib
+
+    from medcodec.bench.runner import _check_decoded
+
+    data = b"the original DICOM file"
+    source = SimpleNamespace(planes=[np.zeros((4, 4), np.uint16)], decompressed=True, kind="dicom",
+                             original_sha256=hashlib.sha256(data).hexdigest())
+    assert _check_decoded(source, SimpleNamespace(planes=[], data=data)) is None
+    assert "differs" in _check_decoded(source, SimpleNamespace(planes=[], data=b"another file"))
+    assert "no file" in _check_decoded(source, SimpleNamespace(planes=[], data=None))
+    native = SimpleNamespace(**{**vars(source), "decompressed": False})
+    assert _check_decoded(native, SimpleNamespace(planes=[], data=data)) == "decoded 0 planes, expected 1"

@@ -52,6 +52,12 @@ def _rate(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
+def _overhead(result: dict[str, Any]) -> int | None:
+    """A medcodec result's bytes besides its pixel coding (envelope and container); none for a file whose
+    compressed pixel data was kept, as its envelope is that pixel data."""
+    return 0 if result.get("kept_compressed_pixels") else result.get("overhead_bytes")
+
+
 def summarise_codec(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """One codec's totals over the benched images of one group."""
     ok = [r for r in records if r["results"].get(name, {}).get("status") == "ok"]
@@ -77,15 +83,18 @@ def summarise_codec(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
     if is_medcodec(name):
         peaks = [r["results"][name].get("peak_rss_bytes", 0) for r in ok]
         summary["peak_rss_mb"] = max(peaks) / 2**20 if peaks else None
-        overheads = [r["results"][name].get("overhead_bytes") for r in ok]
+        overheads = [_overhead(r["results"][name]) for r in ok]
         known = None not in overheads and bits > 0
         summary["overhead_share"] = 8 * sum(overheads) / bits if known else None
         # The same ratio without the envelope and container: what medcodec's pixel streams cost against
         # JPEG-XL's, which stores the pixels only (a DICOM file's header is part of every .mlc). Shown
         # beside the whole-file ratio, never instead of it.
-        both_overheads = [r["results"][name].get("overhead_bytes") for r in both]
+        both_overheads = [_overhead(r["results"][name]) for r in both]
         pixel_bits = own_bits - 8 * sum(both_overheads) if None not in both_overheads else None
         summary["pixel_ratio_to_jxl9"] = _rate(pixel_bits, ref_bits) if pixel_bits is not None else None
+        # pixels of compressed DICOMs whose pixel data the codec kept as it was (smaller than its coding)
+        summary["kept_compressed_share"] = _rate(
+            sum(r["results"][name].get("kept_compressed_pixels", 0) for r in ok), pixels)
         if all("learned_pixels" in r["results"][name] for r in ok):
             # How much of the group the mode itself coded (the rest fell back to JPEG-XL), and its
             # bits per section kind over all the group's pixels (z and residual bits of latent mode).
@@ -169,6 +178,8 @@ def render_group(group: dict[str, Any]) -> str:
             notes.append(f"JPEG history on {100 * s['jpeg_share']:.0f}%")
         if s.get("raster_share"):
             notes.append(f"raster on {100 * s['raster_share']:.0f}%")
+        if s.get("kept_compressed_share"):
+            notes.append(f"compressed pixel data kept on {100 * s['kept_compressed_share']:.0f}%")
         section_bpp = s.get("section_bpp") or {}
         if section_bpp.get("latent_z"):
             notes.append(f"z {section_bpp['latent_z']:.3f} + residuals {section_bpp.get('residual', 0):.3f} bpp")

@@ -122,7 +122,8 @@ def _tile_parts_plain(frame: bytes, at: int) -> bool:
 
 
 def _decode(frame: bytes, stream: Codestream) -> np.ndarray | None:
-    """The frame's samples (int64, as the wavelet takes them: DC-shifted when unsigned), or None."""
+    """The frame's samples (int64; two's complement values where the codestream is signed), or None
+    where the decoder fails or gives what the codestream's header does not declare."""
     import imagecodecs
 
     try:
