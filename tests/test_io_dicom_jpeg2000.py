@@ -72,6 +72,19 @@ def test_planes_take_bits_stored_where_the_samples_fit_it(signed):
         assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
 
 
+@pytest.mark.parametrize("bits_stored,bits", [(16, 16), (12, 12)])
+def test_a_signed_file_whose_codestream_says_unsigned(bits_stored, bits):
+    """Some encoders (JasPer through older dcmtk) wrote signed CT as unsigned codestreams of two's
+    complement patterns: planes of the signed values, so -1 and 0 are neighbours, not 65535 apart."""
+    values = textured((128, 128), 12) - 2048
+    patterns = (values & 0xFFFF).astype(np.uint16)
+    data = encapsulated_dicom([codestream(patterns, 16)], JPEG2000Lossless, bits_stored=bits_stored)
+    read = dicom.read_dicom(data)
+    assert read.meta["signed"] and not read.meta["coded_signed"] and read.bits == bits
+    assert np.array_equal(read.planes[0].astype(np.int64) - (1 << (bits - 1)), values)
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+
+
 def test_the_irreversible_transform_and_unmodelled_codestreams_stay_verbatim():
     samples = textured((128, 128), 12)
     lossy = encapsulated_dicom([codestream(samples, 12, reversible=False)], JPEG2000, bits_stored=12, unsigned=True)

@@ -280,7 +280,8 @@ def _jpeg2000(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, 
     (``dicom_jpeg2000``), else None."""
     if _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
         return None
-    split = dicom_jpeg2000.split(pixel, rows, cols, frames, max_pixels, stored if isinstance(stored, int) else None)
+    split = dicom_jpeg2000.split(pixel, rows, cols, frames, max_pixels, stored if isinstance(stored, int) else None,
+                                 signed=pixel_rep == 1)
     if split is None:
         return None
     planes, bits, meta, kept = split

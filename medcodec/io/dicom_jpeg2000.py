@@ -16,7 +16,8 @@ file's sha256).
 Modelled: one component, one tile at the origin, the reversible transform, no optional code-block
 coding style, no region of interest, no coding parameters in tile-part headers; lossy files (the 9/7
 transform, or truncated code-blocks) match nothing worth keeping and the codec then keeps the value
-verbatim. Planes: the samples (P-bit unsigned); signed ones with bit P-1 flipped, as ``dicom_scans``.
+verbatim. Planes: the values as the DICOM header reads them (``split``), offset to unsigned for signed
+files, in BitsStored bits where they fit.
 """
 
 from __future__ import annotations
@@ -211,29 +212,43 @@ def _table(runs: list[tuple[int, int, int, int]], pos: int) -> tuple[list[int], 
     return table, pos
 
 
-def _plane_bits(frames: list[np.ndarray], stream: Codestream, stored: int | None) -> int:
-    """The planes' bits: the DICOM header's BitsStored where the samples fit in it (a 12-bit CR in a
+def _values(samples: np.ndarray, precision: int, coded_signed: bool, signed: bool) -> np.ndarray:
+    """The samples as the DICOM header reads them: a signed file whose codestream says unsigned (as some
+    encoders wrote it) holds two's complement bit patterns of `precision` bits."""
+    if signed and not coded_signed:
+        return samples - ((samples >> (precision - 1)) << precision)
+    return samples
+
+
+def _plane_bits(values: list[np.ndarray], precision: int, signed: bool, stored: int | None) -> int:
+    """The planes' bits: the DICOM header's BitsStored where the values fit in it (a 12-bit CR in a
     16-bit codestream is coded as 12-bit planes), else the codestream's precision."""
-    if stored is None or not 1 <= stored < stream.precision:
-        return stream.precision
-    low = min(int(f.min(initial=0)) for f in frames)
-    high = max(int(f.max(initial=0)) for f in frames)
-    fits = -(1 << (stored - 1)) <= low and high < 1 << (stored - 1) if stream.signed else high < 1 << stored
-    return stored if fits else stream.precision
+    if stored is None or not 1 <= stored < precision:
+        return precision
+    low = min(int(v.min(initial=0)) for v in values)
+    high = max(int(v.max(initial=0)) for v in values)
+    fits = -(1 << (stored - 1)) <= low and high < 1 << (stored - 1) if signed else high < 1 << stored
+    return stored if fits else precision
 
 
-def _offset(bits: int, precision: int, signed: bool) -> int:
-    """What a plane's values exceed the wavelet's input by: 2^(bits-1) for signed samples (bit bits-1
-    flipped), the DC level shift 2^(precision-1) for unsigned ones."""
-    return 1 << ((bits if signed else precision) - 1)
+def _wavelet_input(plane: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """A plane's codestream samples as the wavelet takes them (unsigned ones less 2^(P-1), the DC level
+    shift): the inverse of ``split``'s mapping, value = plane - 2^(bits-1) for a signed file."""
+    bits, precision, signed, coded_signed = meta["bits"], meta["precision"], meta["signed"], meta["coded_signed"]
+    values = plane.astype(np.int64) - ((1 << (bits - 1)) if signed else 0)
+    if coded_signed:
+        return values
+    samples = values & ((1 << precision) - 1)  # two's complement patterns where the file is signed
+    return samples - (1 << (precision - 1))
 
 
 def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | None = None,
-          stored: int | None = None) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
+          stored: int | None = None, signed: bool = False
+          ) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
     """(planes, bits, meta, kept bytes) of a JPEG 2000 PixelData value, or None to keep it verbatim
-    (also when its frames hold more than max_pixels samples in all; None: no limit). The planes are
-    signed as the codestream says (meta "signed"), which need not be what the DICOM header says, and
-    of the header's BitsStored where the samples fit (``_plane_bits``)."""
+    (also when its frames hold more than max_pixels samples in all; None: no limit). Planes hold the
+    values as the DICOM header reads them (signed: PixelRepresentation 1, or a signed codestream), plus
+    2^(bits-1) where signed, in the header's BitsStored where they fit (``_plane_bits``)."""
     if max_pixels is not None and rows * cols * frames > max_pixels:
         return None
     per_frame = frame_fragments(value, frames, starts=b"\xff\x4f\xff\x51")
@@ -251,12 +266,16 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
         streams.append(stream)
         decoded.append(samples)
     stream = streams[0]
-    bits = _plane_bits(decoded, stream, stored)
-    shift = _offset(bits, stream.precision, stream.signed)
+    signed = signed or stream.signed
+    values = [_values(samples, stream.precision, stream.signed, signed) for samples in decoded]
+    bits = _plane_bits(values, stream.precision, signed, stored)
+    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
+            "precision": stream.precision, "coded_signed": stream.signed, "levels": stream.levels,
+            "blocks": [list(size) for size in stream.block_sizes]}
     planes, tables, kept, pos = [], [], bytearray(), 0
-    for pieces, samples in zip(per_frame, decoded):
-        wavelet_input = samples if stream.signed else samples - shift
-        written = jpeg2000_tier1.block_streams(wavelet_input, stream.levels, list(stream.block_sizes))
+    for pieces, frame_values in zip(per_frame, values):
+        plane = np.ascontiguousarray((frame_values + ((1 << (bits - 1)) if signed else 0)).astype(np.uint16))
+        written = jpeg2000_tier1.block_streams(_wavelet_input(plane, meta), stream.levels, list(stream.block_sizes))
         # runs are looked for in the frame's stretch of the value: item headers between fragments end them
         start, end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
         runs = [(at + start, *rest) for at, *rest in find_runs(value[start:end], written)]
@@ -264,15 +283,12 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
             kept += value[pos:at]
             pos = at + length
         tables.append(runs)
-        planes.append(np.ascontiguousarray((wavelet_input + shift).astype(np.uint16)))
+        planes.append(plane)
     kept += value[pos:]
-    pos, packed = 0, []
+    pos, meta["runs"] = 0, []
     for runs in tables:
         table, pos = _table(runs, pos)
-        packed.append(table)
-    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": bits, "precision": stream.precision,
-            "signed": stream.signed, "levels": stream.levels, "blocks": [list(size) for size in stream.block_sizes],
-            "runs": packed}
+        meta["runs"].append(table)
     if join(meta, planes, bytes(kept)) != value:  # the decoder's own rebuild: never keep what it cannot undo
         return None
     return planes, bits, meta, bytes(kept)
@@ -280,22 +296,21 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
 
 def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     """Inverse of split: the PixelData value from the planes and the kept bytes."""
-    rows, cols, bits, precision, signed, levels, blocks, tables = (
-        meta[k] for k in ("rows", "cols", "bits", "precision", "signed", "levels", "blocks", "runs"))
+    rows, cols, bits, precision, levels, blocks, tables = (
+        meta[k] for k in ("rows", "cols", "bits", "precision", "levels", "blocks", "runs"))
     numbers = [rows, cols, bits, precision, levels, *(v for size in blocks for v in size)]
     if (not all(type(v) is int and v >= 0 for v in numbers) or not 1 <= bits <= precision <= 16
-            or type(signed) is not bool or levels > MAX_LEVELS
+            or type(meta["signed"]) is not bool or type(meta["coded_signed"]) is not bool or levels > MAX_LEVELS
             or len(blocks) != levels + 1 or any(len(size) != 2 or max(size) > 10 for size in blocks)
             or not isinstance(tables, list) or len(tables) != len(planes)
             or not all(isinstance(t, list) and len(t) % 4 == 0 and all(type(v) is int for v in t) for t in tables)):
         raise CorruptStreamError("JPEG 2000 DICOM envelope has a damaged description")
-    shift = _offset(bits, precision, signed)
     out, pos = bytearray(), 0
     for plane, table in zip(planes, tables):
         plane = np.asarray(plane)
         if plane.shape != (rows, cols) or (plane.size and int(plane.max()) >> bits):
             raise CorruptStreamError("JPEG 2000 DICOM plane has the wrong shape or values")
-        written = jpeg2000_tier1.block_streams(plane.astype(np.int64) - shift, levels,
+        written = jpeg2000_tier1.block_streams(_wavelet_input(plane, meta), levels,
                                                [tuple(size) for size in blocks])
         previous, ends = 0, {}
         for k in range(0, len(table), 4):
