@@ -70,66 +70,9 @@ def _zero_context(h, v, d, orientation):
 
 
 @kernel(inline=True)
-def _encode_bit(bit, cx, state, index, mps, out):
-    """One decision through the MQ encoder (C.2.4-C.2.8); state = [A, C, CT, BP]."""
-    a, c = state[0], state[1]
-    i = index[cx]
-    qe = _QE[i]
-    a -= qe
-    if bit == mps[cx]:
-        if a & 0x8000:
-            state[0] = a
-            state[1] = c + qe
-            return
-        if a < qe:
-            a = qe
-        else:
-            c += qe
-        index[cx] = _NMPS[i]
-    else:
-        if a < qe:
-            c += qe
-        else:
-            a = qe
-        if _SWITCH[i]:
-            mps[cx] = 1 - mps[cx]
-        index[cx] = _NLPS[i]
-    ct, bp = state[2], state[3]
-    while True:  # RENORME
-        a <<= 1
-        c <<= 1
-        ct -= 1
-        if ct == 0:  # BYTEOUT, with the carry into the byte before and the 0xFF bit stuffing
-            if out[bp] == 0xFF:
-                bp += 1
-                out[bp] = c >> 20
-                c &= 0xFFFFF
-                ct = 7
-            elif c < 0x8000000:
-                bp += 1
-                out[bp] = c >> 19
-                c &= 0x7FFFF
-                ct = 8
-            else:
-                out[bp] += 1
-                if out[bp] == 0xFF:
-                    c &= 0x7FFFFFF
-                    bp += 1
-                    out[bp] = c >> 20
-                    c &= 0xFFFFF
-                    ct = 7
-                else:
-                    bp += 1
-                    out[bp] = c >> 19
-                    c &= 0x7FFFF
-                    ct = 8
-        if a & 0x8000:
-            break
-    state[0], state[1], state[2], state[3] = a, c, ct, bp
-
-
-@kernel(inline=True)
 def _byte_out(state, out):
+    """BYTEOUT (C.2.7): the next byte, with the carry into the byte before and 0xFF bit stuffing;
+    state = [A, C, CT, BP]."""
     c, bp = state[1], state[3]
     if out[bp] == 0xFF:
         bp += 1
@@ -155,6 +98,45 @@ def _byte_out(state, out):
             c &= 0x7FFFF
             ct = 8
     state[1], state[2], state[3] = c, ct, bp
+
+
+@kernel(inline=True)
+def _encode_bit(bit, cx, state, index, mps, out):
+    """One decision through the MQ encoder (C.2.4-C.2.8); state = [A, C, CT, BP]."""
+    a, c = state[0], state[1]
+    i = index[cx]
+    qe = _QE[i]
+    a -= qe
+    if bit == mps[cx]:
+        if a & 0x8000:
+            state[0] = a
+            state[1] = c + qe
+            return
+        if a < qe:
+            a = qe
+        else:
+            c += qe
+        index[cx] = _NMPS[i]
+    else:
+        if a < qe:
+            c += qe
+        else:
+            a = qe
+        if _SWITCH[i]:
+            mps[cx] = 1 - mps[cx]
+        index[cx] = _NLPS[i]
+    ct = state[2]
+    while True:  # RENORME
+        a <<= 1
+        c <<= 1
+        ct -= 1
+        if ct == 0:
+            state[1] = c
+            _byte_out(state, out)
+            c, ct = state[1], state[2]
+        if a & 0x8000:
+            break
+    state[0], state[1], state[2] = a, c, ct
 
 
 @kernel

@@ -31,7 +31,7 @@ import numpy as np
 from medcodec.compiled import kernel
 from medcodec.entropy import jpeg2000_tier1
 from medcodec.errors import CorruptStreamError
-from medcodec.io.dicom_scans import frame_fragments
+from medcodec.io.dicom_scans import decoded, frames_of
 
 SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
 LAYOUT = "jpeg2000"
@@ -127,11 +127,8 @@ def _decode(frame: bytes, stream: Codestream) -> np.ndarray | None:
     where the decoder fails or gives what the codestream's header does not declare."""
     import imagecodecs
 
-    try:
-        samples = np.asarray(imagecodecs.jpeg2k_decode(frame))
-    except Exception:  # any decoder failure: the value stays verbatim
-        return None
-    if samples.shape != (stream.height, stream.width) or samples.dtype.kind not in "ui":
+    samples = decoded(imagecodecs.jpeg2k_decode, frame, stream.height, stream.width)
+    if samples is None:
         return None
     samples = samples.astype(np.int64)
     low, high = (-(1 << (stream.precision - 1)), 1 << (stream.precision - 1)) if stream.signed else (
@@ -251,12 +248,11 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
     2^(bits-1) where signed, in the header's BitsStored where they fit (``_plane_bits``)."""
     if max_pixels is not None and rows * cols * frames > max_pixels:
         return None
-    per_frame = frame_fragments(value, frames, starts=b"\xff\x4f\xff\x51")
+    per_frame = frames_of(value, frames, starts=b"\xff\x4f\xff\x51")
     if per_frame is None:
         return None
-    streams, decoded = [], []
-    for pieces in per_frame:
-        frame = b"".join(value[start:start + length] for start, length in pieces)
+    streams, samples_of = [], []
+    for _, frame in per_frame:
         stream = parse(frame)
         if stream is None or (stream.height, stream.width) != (rows, cols) or stream not in (streams[:1] or [stream]):
             return None
@@ -264,16 +260,16 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
         if samples is None:
             return None
         streams.append(stream)
-        decoded.append(samples)
+        samples_of.append(samples)
     stream = streams[0]
     signed = signed or stream.signed
-    values = [_values(samples, stream.precision, stream.signed, signed) for samples in decoded]
+    values = [_values(samples, stream.precision, stream.signed, signed) for samples in samples_of]
     bits = _plane_bits(values, stream.precision, signed, stored)
     meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
             "precision": stream.precision, "coded_signed": stream.signed, "levels": stream.levels,
             "blocks": [list(size) for size in stream.block_sizes]}
     planes, tables, kept, pos = [], [], bytearray(), 0
-    for pieces, frame_values in zip(per_frame, values):
+    for (pieces, _), frame_values in zip(per_frame, values):
         plane = np.ascontiguousarray((frame_values + ((1 << (bits - 1)) if signed else 0)).astype(np.uint16))
         written = jpeg2000_tier1.block_streams(_wavelet_input(plane, meta), stream.levels, list(stream.block_sizes))
         # runs are looked for in the frame's stretch of the value: item headers between fragments end them

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from medcodec.errors import CorruptStreamError
-from medcodec.io.dicom_scans import cut, frame_fragments, splice, value_ranges
+from medcodec.io.dicom_scans import cut, frames_of, splice, value_ranges
 
 SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
 LAYOUT = "jpeg-jxl"
@@ -49,12 +49,11 @@ def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
         return None
     if max_pixels is not None and rows * cols * frames * samples > max_pixels:
         return None
-    per_frame = frame_fragments(value, frames)
+    per_frame = frames_of(value, frames)
     if per_frame is None:
         return None
     transcoded, cuts = [], []
-    for pieces in per_frame:
-        jpeg = b"".join(value[start:start + length] for start, length in pieces)
+    for pieces, jpeg in per_frame:
         jxl = _transcode(jpeg)
         if jxl is None or len(jxl) >= len(jpeg):
             return None

@@ -113,13 +113,29 @@ def frame_fragments(value: bytes, frames: int, starts: bytes = b"\xff\xd8") -> l
     return [fragments[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
-    """The frame's samples (uint16) by the family's decoder (imagecodecs), or None."""
+def frames_of(value: bytes, frames: int, starts: bytes = b"\xff\xd8"
+              ) -> list[tuple[list[tuple[int, int]], bytes]] | None:
+    """Each frame's fragments (``frame_fragments``) and its bytes (their payloads joined), or None."""
+    per_frame = frame_fragments(value, frames, starts)
+    if per_frame is None:
+        return None
+    return [(pieces, b"".join(value[start:start + length] for start, length in pieces)) for pieces in per_frame]
+
+
+def decoded(decode: Callable[[bytes], Any], frame: bytes, height: int, width: int) -> np.ndarray | None:
+    """A frame's integer samples by an imagecodecs decoder, or None where it fails or gives another shape
+    (the value then stays verbatim)."""
     try:
-        samples = np.asarray(family.decode(frame))
+        samples = np.asarray(decode(frame))
     except Exception:  # any decoder failure: the value stays verbatim
         return None
-    if samples.shape != (scan.height, scan.width) or samples.dtype.kind not in "ui":
+    return samples if samples.shape == (height, width) and samples.dtype.kind in "ui" else None
+
+
+def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
+    """The frame's samples (uint16) by the family's decoder (imagecodecs), or None."""
+    samples = decoded(family.decode, frame, scan.height, scan.width)
+    if samples is None:
         return None
     samples = samples.astype(np.uint16)
     return samples if int(samples.max(initial=0)) >> scan.precision == 0 else None
@@ -131,12 +147,11 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit)."""
     if max_pixels is not None and rows * cols * frames > max_pixels:
         return None
-    per_frame = frame_fragments(value, frames)
+    per_frame = frames_of(value, frames)
     if per_frame is None:
         return None
     planes, scans, cuts = [], [], []
-    for pieces in per_frame:
-        frame = b"".join(value[start:start + length] for start, length in pieces)
+    for pieces, frame in per_frame:
         scan = family.scans.parse(frame)
         if scan is None or (scan.height, scan.width) != (rows, cols):
             return None
