@@ -124,7 +124,8 @@ def test_join_refuses_what_split_did_not_write():
     read = dicom.read_dicom(data)
     kept = read.blobs[1]
     for change in [{"runs": [[0, 5000, 0, 10]]}, {"runs": [[-1, 0, 0, 10]]}, {"levels": 40}, {"bits": 0},
-                   {"blocks": [[6, 6]]}, {"runs": [[0, 0, 0, 10 ** 6]]}]:
+                   {"blocks": [[6, 6]]}, {"blocks": [[7, 7]] * (read.meta["levels"] + 1)},
+                   {"runs": [[0, 0, 0, 10 ** 6]]}]:
         with pytest.raises(CorruptStreamError):
             dicom_jpeg2000.join({**read.meta, **change}, read.planes, kept)
     with pytest.raises(CorruptStreamError):

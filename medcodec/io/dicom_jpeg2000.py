@@ -297,7 +297,7 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     numbers = [rows, cols, bits, precision, levels, *(v for size in blocks for v in size)]
     if (not all(type(v) is int and v >= 0 for v in numbers) or not 1 <= bits <= precision <= 16
             or type(meta["signed"]) is not bool or type(meta["coded_signed"]) is not bool or levels > MAX_LEVELS
-            or len(blocks) != levels + 1 or any(len(size) != 2 or max(size) > 10 for size in blocks)
+            or len(blocks) != levels + 1 or any(len(size) != 2 or max(size) > 10 or sum(size) > 12 for size in blocks)
             or not isinstance(tables, list) or len(tables) != len(planes)
             or not all(isinstance(t, list) and len(t) % 4 == 0 and all(type(v) is int for v in t) for t in tables)):
         raise CorruptStreamError("JPEG 2000 DICOM envelope has a damaged description")
