@@ -201,8 +201,8 @@ def _with_common(command: str) -> Callable[[Callable], Callable]:
 @click.option("--glob", "pattern", metavar="PATTERN",
               help="In folders, encode only files whose name or relative path matches, e.g. '*.IMA'.")
 @click.option("--keep-compressed", is_flag=True,
-              help="Keep already-compressed DICOM pixel data (lossless JPEG, JPEG-LS, RLE, lossy JPEG) as it is "
-                   "instead of recoding it: much faster on such files, and larger (about 1.0x their size).")
+              help="Keep already-compressed DICOM pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG) "
+                   "as it is instead of recoding it: much faster on such files, and larger (about 1.0x their size).")
 @click.pass_context
 def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
            quiet: bool, jobs: int, threads: int | None, device: str, max_pixels: int | None, mode: str,
@@ -213,11 +213,11 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     the DICOM 'DICM' marker) or '-' for standard input (written to standard output unless -o is given).
     By default each output is IN.mlc next to its input.
 
-    DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS and RLE pixel
-    data is coded anew (its scans or segments are written again when decoding), 8-bit lossy JPEG frames
-    are transcoded to JPEG XL (which gives them back exactly); other compressed data (JPEG 2000, 12-bit
-    JPEG, deflated files) is kept as it is. Uncompressed 8-bit RGB and YBR_FULL are coded as three
-    planes a frame; other colour is kept as it is.
+    DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS, RLE and
+    lossless JPEG 2000 pixel data is coded anew (its scans, segments or code-blocks are written again
+    when decoding), 8-bit lossy JPEG frames are transcoded to JPEG XL (which gives them back exactly);
+    other compressed data (lossy JPEG 2000, 12-bit JPEG, deflated files) is kept as it is. Uncompressed
+    8-bit RGB and YBR_FULL are coded as three planes a frame; other colour is kept as it is.
 
     \b
     Examples:

@@ -138,7 +138,7 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
     name is only a hint for messages: the content decides the format. An image whose header declares
     more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
     needs no such check: its planes never hold more samples than the file has bytes, except those of
-    compressed pixel data (lossless JPEG, JPEG-LS, RLE, lossy JPEG), which is kept verbatim instead when
+    compressed pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG), which is kept verbatim instead when
     its frames declare more than max_pixels samples. decompress=False keeps such pixel data verbatim always.
     """
     if isinstance(source, np.ndarray):
