@@ -132,6 +132,25 @@ def test_join_refuses_what_split_did_not_write():
         dicom_jpeg2000.join(read.meta, [read.planes[0][:64]], kept)
 
 
+def test_runs_are_found_across_layers_in_order():
+    """Code-blocks cut into pieces and interleaved with other bytes, as quality layers and packet headers
+    do: each piece found where it lies, in its block's order, none twice; short pieces left alone."""
+    rng = np.random.default_rng(3)
+    blocks = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (300, 120, 45, 5)]
+    cuts = {0: [0, 100, 180, 300], 1: [0, 60, 120], 2: [0, 3, 45], 3: [0, 5]}
+    value, expected = bytearray(rng.integers(0, 256, 7, dtype=np.uint8).tobytes()), []
+    for layer in range(3):
+        for index, block in enumerate(blocks):
+            bounds = cuts[index]
+            if layer + 1 < len(bounds):
+                piece = block[bounds[layer]:bounds[layer + 1]]
+                if len(piece) >= dicom_jpeg2000.RUN:
+                    expected.append((len(value), index, bounds[layer], len(piece)))
+                value += piece
+            value += b"\xc0\x12"  # a packet header's worth of other bytes
+    assert dicom_jpeg2000.find_runs(bytes(value), blocks) == expected
+
+
 @pytest.mark.skipif(not CORPUS_TRAIN.is_dir(), reason="needs ../shared/corpus (train split)")
 @pytest.mark.parametrize("name", ["nema_CT2_J2KR.dcm", "ct_toshiba_j2k_pixrep1.dcm"])
 def test_corpus_files_from_other_encoders(name):
