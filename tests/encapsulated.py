@@ -17,13 +17,16 @@ def saved(ds: pydicom.Dataset) -> bytes:
 
 def encapsulated_dicom(frames: list[bytes], syntax: str, count: int = 1, fragments_per_frame: int = 1,
                        eight_bit: bool = False, has_bot: bool = True, bits_stored: int | None = None,
-                       unsigned: bool = False) -> bytes:
+                       unsigned: bool = False, colour: str | None = None) -> bytes:
     """CT_small with its PixelData replaced by these frames, encapsulated, under this transfer syntax
     (eight_bit: as an unsigned 8-bit image; bits_stored: that many bits of 16 stored; unsigned: samples
-    unsigned; has_bot: with a basic offset table)."""
+    unsigned; colour: as 8-bit colour of this photometric interpretation; has_bot: with a basic offset
+    table)."""
     ds = pydicom.dcmread(CT_SMALL)
     ds.file_meta.TransferSyntaxUID = syntax
-    if eight_bit:
+    if colour:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, colour, 0
+    if eight_bit or colour:
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     if bits_stored:
         ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1

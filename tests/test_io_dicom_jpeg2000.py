@@ -85,6 +85,24 @@ def test_a_signed_file_whose_codestream_says_unsigned(bits_stored, bits):
     assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
 
 
+@pytest.mark.parametrize("mct,photometric", [(True, "YBR_RCT"), (False, "RGB")])
+def test_colour_frames(mct, photometric):
+    """8-bit colour, with or without the reversible colour transform: three subtract-green planes a frame."""
+    grey = [textured((128, 128), 8, seed=k) for k in range(2)]
+    images = [np.stack([g, g, np.clip(g + 40, 0, 255)], axis=-1).astype(np.uint8) for g in grey]
+    frames = [imagecodecs.jpeg2k_encode(image, level=0, codecformat="J2K", reversible=True, mct=mct, resolutions=4)
+              for image in images]
+    assert dicom_jpeg2000.parse(frames[0]).mct == mct
+    data = encapsulated_dicom(frames, JPEG2000Lossless, count=2, colour=photometric)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg2000" and read.meta["components"] == 3 and len(read.planes) == 6
+    assert np.array_equal(read.planes[3], grey[1]) and (read.planes[4] == 128).all()  # G, then R - G + 128
+    assert len(read.blobs[1]) < 0.05 * len(data)  # every component's code-blocks found
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="fast")
+    assert len(stream) < len(data) and codec.decode(stream).data == data
+
+
 def test_the_irreversible_transform_and_unmodelled_codestreams_stay_verbatim():
     samples = textured((128, 128), 12)
     lossy = encapsulated_dicom([codestream(samples, 12, reversible=False)], JPEG2000, bits_stored=12, unsigned=True)

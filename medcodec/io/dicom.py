@@ -224,8 +224,8 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
             read = _rle(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
                         photometric, modality, what, max_pixels)
         elif ts in dicom_jpeg2000.SYNTAXES:
-            read = _jpeg2000(prefix, pixel, suffix, rows, cols, frames, samples, stored, pixel_rep, photometric,
-                             modality, what, max_pixels)
+            read = _jpeg2000(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
+                             photometric, modality, what, max_pixels)
         elif ts in dicom_jpeg_jxl.SYNTAXES:
             read = _jpeg_jxl(prefix, pixel, suffix, rows, cols, frames, samples, photometric, modality, what,
                              max_pixels)
@@ -274,15 +274,23 @@ def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: byte
                      blobs=[prefix, kept, suffix])
 
 
+# what a reversible colour JPEG 2000 file says its samples are (PS3.5 8.2.4): decoders give RGB for both
+JPEG2000_COLOUR = ("YBR_RCT", "RGB")
+
+
 def _jpeg2000(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
-              stored: Any, pixel_rep: Any, photometric: str, modality: str, what: str,
+              alloc: Any, stored: Any, high_bit: Any, pixel_rep: Any, photometric: str, modality: str, what: str,
               max_pixels: int | None) -> DicomRead | None:
-    """The planes of a JPEG 2000 file whose code-blocks are written again from its samples
-    (``dicom_jpeg2000``), else None."""
-    if _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
+    """The planes of a JPEG 2000 file (grey, or 8-bit colour) whose code-blocks are written again from its
+    samples (``dicom_jpeg2000``), else None."""
+    if samples == 3:
+        if photometric not in JPEG2000_COLOUR or _colour_sample_reason(
+                rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, "RGB") is not None:
+            return None
+    elif _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
         return None
     split = dicom_jpeg2000.split(pixel, rows, cols, frames, max_pixels, stored if isinstance(stored, int) else None,
-                                 signed=pixel_rep == 1)
+                                 signed=pixel_rep == 1, samples=samples)
     if split is None:
         return None
     planes, bits, meta, kept = split

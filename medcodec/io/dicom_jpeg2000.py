@@ -31,6 +31,7 @@ import numpy as np
 from medcodec.compiled import kernel
 from medcodec.entropy import jpeg2000_tier1
 from medcodec.errors import CorruptStreamError
+from medcodec.io import colour
 from medcodec.io.dicom_scans import decoded, frames_of
 
 SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
@@ -51,6 +52,8 @@ class Codestream:
     signed: bool
     levels: int
     block_sizes: tuple[tuple[int, int], ...]  # per resolution: log2 of the code-block width and height
+    components: int = 1  # 1, or 3 (colour: 8-bit samples)
+    mct: bool = False  # the reversible colour transform (RCT) between the components and the wavelet
 
 
 def _segments(frame: bytes, at: int, stop: int):
@@ -85,15 +88,19 @@ def parse(frame: bytes) -> Codestream | None:
         return None
     _, width, height, x0, y0, tile_w, tile_h, tile_x0, tile_y0, components = struct.unpack_from(
         ">HIIIIIIIIH", found[SIZ])
+    if components not in (1, 3) or len(found[SIZ]) != 36 + 3 * components:
+        return None
     ssiz, dx, dy = found[SIZ][36:39]
-    if (components != 1 or x0 or y0 or tile_x0 or tile_y0 or tile_w < width or tile_h < height or (dx, dy) != (1, 1)
-            or not 1 <= (ssiz & 0x7F) + 1 <= 16 or width == 0 or height == 0):
+    if (x0 or y0 or tile_x0 or tile_y0 or tile_w < width or tile_h < height or (dx, dy) != (1, 1)
+            or not 1 <= (ssiz & 0x7F) + 1 <= 16 or width == 0 or height == 0
+            or found[SIZ][36:] != found[SIZ][36:39] * components or (components == 3 and ssiz != 7)):
         return None
     cod = found[COD]
     if len(cod) < 10:
         return None
-    scod, levels, xcb, ycb, style, transform = cod[0], cod[5], cod[6] + 2, cod[7] + 2, cod[8], cod[9]
-    if style or transform != 1 or levels > MAX_LEVELS or xcb > 10 or ycb > 10 or xcb + ycb > 12:
+    scod, mct, levels, xcb, ycb, style, transform = cod[0], cod[4], cod[5], cod[6] + 2, cod[7] + 2, cod[8], cod[9]
+    if (style or transform != 1 or levels > MAX_LEVELS or xcb > 10 or ycb > 10 or xcb + ycb > 12
+            or mct > 1 or (mct and components != 3)):
         return None
     precincts = cod[10:] if scod & 1 else bytes([0xFF] * (levels + 1))
     if len(precincts) != levels + 1:
@@ -102,7 +109,7 @@ def parse(frame: bytes) -> Codestream | None:
     sizes = tuple((min(xcb, (p & 15) - (r > 0)), min(ycb, (p >> 4) - (r > 0))) for r, p in enumerate(precincts))
     if any(min(size) < 0 for size in sizes) or not _tile_parts_plain(frame, first_tile_part):
         return None
-    return Codestream(height, width, (ssiz & 0x7F) + 1, bool(ssiz >> 7), levels, sizes)
+    return Codestream(height, width, (ssiz & 0x7F) + 1, bool(ssiz >> 7), levels, sizes, components, bool(mct))
 
 
 def _tile_parts_plain(frame: bytes, at: int) -> bool:
@@ -127,7 +134,8 @@ def _decode(frame: bytes, stream: Codestream) -> np.ndarray | None:
     where the decoder fails or gives what the codestream's header does not declare."""
     import imagecodecs
 
-    samples = decoded(imagecodecs.jpeg2k_decode, frame, stream.height, stream.width)
+    shape = (stream.height, stream.width) + ((3,) if stream.components == 3 else ())
+    samples = decoded(imagecodecs.jpeg2k_decode, frame, shape)
     if samples is None:
         return None
     samples = samples.astype(np.int64)
@@ -229,8 +237,8 @@ def _plane_bits(values: list[np.ndarray], precision: int, signed: bool, stored: 
 
 
 def _wavelet_input(plane: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    """A plane's codestream samples as the wavelet takes them (unsigned ones less 2^(P-1), the DC level
-    shift): the inverse of ``split``'s mapping, value = plane - 2^(bits-1) for a signed file."""
+    """A grey plane's codestream samples as the wavelet takes them (unsigned ones less 2^(P-1), the DC
+    level shift): the inverse of ``split``'s mapping, value = plane - 2^(bits-1) for a signed file."""
     bits, precision, signed, coded_signed = meta["bits"], meta["precision"], meta["signed"], meta["coded_signed"]
     values = plane.astype(np.int64) - ((1 << (bits - 1)) if signed else 0)
     if coded_signed:
@@ -239,14 +247,30 @@ def _wavelet_input(plane: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     return samples - (1 << (precision - 1))
 
 
+def _frame_streams(planes: list[np.ndarray], meta: dict[str, Any]) -> list[bytes]:
+    """Every code-block's bytes of a frame, from its planes: one grey plane, or a colour frame's three
+    (``io.colour``'s subtract-green planes of its RGB samples, which the codestream holds DC-shifted and,
+    with ``mct``, through the reversible colour transform of G.2: (R + 2G + B) >> 2, B - G, R - G)."""
+    if meta["components"] == 3:
+        rgb = colour.inverse(*planes).astype(np.int64) - 128
+        red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        inputs = [(red + 2 * green + blue) >> 2, blue - green, red - green] if meta["mct"] else [red, green, blue]
+    else:
+        inputs = [_wavelet_input(planes[0], meta)]
+    sizes = [tuple(size) for size in meta["blocks"]]
+    return [stream for component in inputs for stream in jpeg2000_tier1.block_streams(component, meta["levels"], sizes)]
+
+
 def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | None = None,
-          stored: int | None = None, signed: bool = False
+          stored: int | None = None, signed: bool = False, samples: int = 1
           ) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
-    """(planes, bits, meta, kept bytes) of a JPEG 2000 PixelData value, or None to keep it verbatim
-    (also when its frames hold more than max_pixels samples in all; None: no limit). Planes hold the
-    values as the DICOM header reads them (signed: PixelRepresentation 1, or a signed codestream), plus
-    2^(bits-1) where signed, in the header's BitsStored where they fit (``_plane_bits``)."""
-    if max_pixels is not None and rows * cols * frames > max_pixels:
+    """(planes, bits, meta, kept bytes) of a JPEG 2000 PixelData value of grey (samples 1) or 8-bit
+    colour (samples 3) frames, or None to keep it verbatim (also when its frames hold more than
+    max_pixels samples in all; None: no limit). Grey planes hold the values as the DICOM header reads
+    them (signed: PixelRepresentation 1, or a signed codestream), plus 2^(bits-1) where signed, in the
+    header's BitsStored where they fit (``_plane_bits``); a colour frame gives three subtract-green planes
+    (``io.colour``) of its RGB samples."""
+    if samples not in (1, 3) or (max_pixels is not None and rows * cols * frames * samples > max_pixels):
         return None
     per_frame = frames_of(value, frames, starts=b"\xff\x4f\xff\x51")
     if per_frame is None:
@@ -254,24 +278,31 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
     streams, samples_of = [], []
     for _, frame in per_frame:
         stream = parse(frame)
-        if stream is None or (stream.height, stream.width) != (rows, cols) or stream not in (streams[:1] or [stream]):
+        if (stream is None or (stream.height, stream.width, stream.components) != (rows, cols, samples)
+                or stream not in (streams[:1] or [stream])):
             return None
-        samples = _decode(frame, stream)
-        if samples is None:
+        frame_samples = _decode(frame, stream)
+        if frame_samples is None:
             return None
         streams.append(stream)
-        samples_of.append(samples)
+        samples_of.append(frame_samples)
     stream = streams[0]
-    signed = signed or stream.signed
-    values = [_values(samples, stream.precision, stream.signed, signed) for samples in samples_of]
-    bits = _plane_bits(values, stream.precision, signed, stored)
-    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
-            "precision": stream.precision, "coded_signed": stream.signed, "levels": stream.levels,
+    meta = {"layout": LAYOUT, "rows": rows, "cols": cols, "precision": stream.precision, "coded_signed": stream.signed,
+            "components": stream.components, "mct": stream.mct, "levels": stream.levels,
             "blocks": [list(size) for size in stream.block_sizes]}
-    planes, tables, kept, pos = [], [], bytearray(), 0
-    for (pieces, _), frame_values in zip(per_frame, values):
-        plane = np.ascontiguousarray((frame_values + ((1 << (bits - 1)) if signed else 0)).astype(np.uint16))
-        written = jpeg2000_tier1.block_streams(_wavelet_input(plane, meta), stream.levels, list(stream.block_sizes))
+    if stream.components == 3:
+        meta.update(bits=8, signed=False)
+        frame_planes = [colour.forward(frame_samples.astype(np.uint8)) for frame_samples in samples_of]
+    else:
+        signed = signed or stream.signed
+        values = [_values(frame_samples, stream.precision, stream.signed, signed) for frame_samples in samples_of]
+        bits = _plane_bits(values, stream.precision, signed, stored)
+        meta.update(bits=bits, signed=signed)
+        frame_planes = [[np.ascontiguousarray((v + ((1 << (bits - 1)) if signed else 0)).astype(np.uint16))]
+                        for v in values]
+    tables, kept, pos = [], bytearray(), 0
+    for (pieces, _), planes in zip(per_frame, frame_planes):
+        written = _frame_streams(planes, meta)
         # runs are looked for in the frame's stretch of the value: item headers between fragments end them
         start, end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
         runs = [(at + start, *rest) for at, *rest in find_runs(value[start:end], written)]
@@ -279,35 +310,35 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
             kept += value[pos:at]
             pos = at + length
         tables.append(runs)
-        planes.append(plane)
     kept += value[pos:]
     pos, meta["runs"] = 0, []
     for runs in tables:
         table, pos = _table(runs, pos)
         meta["runs"].append(table)
+    planes = [plane for planes in frame_planes for plane in planes]
     if join(meta, planes, bytes(kept)) != value:  # the decoder's own rebuild: never keep what it cannot undo
         return None
-    return planes, bits, meta, bytes(kept)
+    return planes, meta["bits"], meta, bytes(kept)
 
 
 def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     """Inverse of split: the PixelData value from the planes and the kept bytes."""
-    rows, cols, bits, precision, levels, blocks, tables = (
-        meta[k] for k in ("rows", "cols", "bits", "precision", "levels", "blocks", "runs"))
+    rows, cols, bits, precision, levels, blocks, tables, components = (
+        meta[k] for k in ("rows", "cols", "bits", "precision", "levels", "blocks", "runs", "components"))
     numbers = [rows, cols, bits, precision, levels, *(v for size in blocks for v in size)]
     if (not all(type(v) is int and v >= 0 for v in numbers) or not 1 <= bits <= precision <= 16
-            or type(meta["signed"]) is not bool or type(meta["coded_signed"]) is not bool or levels > MAX_LEVELS
+            or any(type(meta[k]) is not bool for k in ("signed", "coded_signed", "mct"))
+            or components not in (1, 3) or (components == 3 and (bits, precision) != (8, 8)) or levels > MAX_LEVELS
             or len(blocks) != levels + 1 or any(len(size) != 2 or max(size) > 10 or sum(size) > 12 for size in blocks)
-            or not isinstance(tables, list) or len(tables) != len(planes)
+            or not isinstance(tables, list) or components * len(tables) != len(planes)
             or not all(isinstance(t, list) and len(t) % 4 == 0 and all(type(v) is int for v in t) for t in tables)):
         raise CorruptStreamError("JPEG 2000 DICOM envelope has a damaged description")
     out, pos = bytearray(), 0
-    for plane, table in zip(planes, tables):
-        plane = np.asarray(plane)
-        if plane.shape != (rows, cols) or (plane.size and int(plane.max()) >> bits):
+    for frame, table in enumerate(tables):
+        frame_planes = [np.asarray(p) for p in planes[components * frame:components * (frame + 1)]]
+        if any(p.shape != (rows, cols) or (p.size and int(p.max()) >> bits) for p in frame_planes):
             raise CorruptStreamError("JPEG 2000 DICOM plane has the wrong shape or values")
-        written = jpeg2000_tier1.block_streams(_wavelet_input(plane, meta), levels,
-                                               [tuple(size) for size in blocks])
+        written = _frame_streams(frame_planes, meta)
         previous, ends = 0, {}
         for k in range(0, len(table), 4):
             gap, step, skip, length = table[k:k + 4]

@@ -122,19 +122,19 @@ def frames_of(value: bytes, frames: int, starts: bytes = b"\xff\xd8"
     return [(pieces, b"".join(value[start:start + length] for start, length in pieces)) for pieces in per_frame]
 
 
-def decoded(decode: Callable[[bytes], Any], frame: bytes, height: int, width: int) -> np.ndarray | None:
+def decoded(decode: Callable[[bytes], Any], frame: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
     """A frame's integer samples by an imagecodecs decoder, or None where it fails or gives another shape
     (the value then stays verbatim)."""
     try:
         samples = np.asarray(decode(frame))
     except Exception:  # any decoder failure: the value stays verbatim
         return None
-    return samples if samples.shape == (height, width) and samples.dtype.kind in "ui" else None
+    return samples if samples.shape == shape and samples.dtype.kind in "ui" else None
 
 
 def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
     """The frame's samples (uint16) by the family's decoder (imagecodecs), or None."""
-    samples = decoded(family.decode, frame, scan.height, scan.width)
+    samples = decoded(family.decode, frame, (scan.height, scan.width))
     if samples is None:
         return None
     samples = samples.astype(np.uint16)
