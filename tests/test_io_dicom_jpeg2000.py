@@ -103,6 +103,19 @@ def test_colour_frames(mct, photometric):
     assert len(stream) < len(data) and codec.decode(stream).data == data
 
 
+def test_a_codestream_wrapped_in_a_jp2_file():
+    """Not what DICOM asks for, but written: the JP2 boxes are kept with the rest."""
+    samples = signed_frames(1)[0]
+    jp2 = imagecodecs.jpeg2k_encode(samples.astype(np.int16), level=0, codecformat="JP2", reversible=True,
+                                    bitspersample=16, resolutions=4)
+    assert dicom_jpeg2000.codestream_start(jp2) > 0
+    data = encapsulated_dicom([jp2], JPEG2000Lossless)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg2000" and len(read.blobs[1]) < 0.05 * len(data)
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    assert dicom_jpeg2000.codestream_start(b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 8) is None
+
+
 def test_the_irreversible_transform_and_unmodelled_codestreams_stay_verbatim():
     samples = textured((128, 128), 12)
     lossy = encapsulated_dicom([codestream(samples, 12, reversible=False)], JPEG2000, bits_stored=12, unsigned=True)

@@ -13,11 +13,12 @@ runs do not cover (markers, packet headers, terminations, code-blocks an encoder
 kept as it was, so any codestream the decoder reads comes back byte for byte (the codec checks the
 file's sha256).
 
-Modelled: one component, one tile at the origin, the reversible transform, no optional code-block
-coding style, no region of interest, no coding parameters in tile-part headers; lossy files (the 9/7
-transform, or truncated code-blocks) match nothing worth keeping and the codec then keeps the value
-verbatim. Planes: the values as the DICOM header reads them (``split``), offset to unsigned for signed
-files, in BitsStored bits where they fit.
+Modelled: one component (or three of 8 bits), one tile at the origin, the reversible transform, no
+optional code-block coding style, no region of interest, no coding parameters in tile-part headers; a
+codestream as DICOM stores it or wrapped in a JP2 file. The 9/7 transform is not; code-blocks an
+encoder truncated (lossy by rate) match only in part, and where the coding comes out larger than the
+value the codec keeps the value. Planes: the values as the DICOM header reads them (``split``), offset
+to unsigned for signed files, in BitsStored bits where they fit; colour frames' subtract-green planes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SOC, SIZ, COD, COC, RGN, CAP, SOT, SOD = 0xFF4F, 0xFF51, 0xFF52, 0xFF53, 0xFF5E,
 RUN = 8  # bytes: shorter runs are not looked for (a chance match of 8 bytes is rare; the table costs ~4)
 MAX_LEVELS = 32
 MAX_PLACES = 16  # places in the value tried for each stream offset
+JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,37 @@ def _segments(frame: bytes, at: int, stop: int):
     yield None, at, at
 
 
+def codestream_start(frame: bytes) -> int | None:
+    """Where the codestream starts: at 0 as DICOM has it, or inside the 'jp2c' box of a JP2 file (some
+    writers wrap it so; its boxes are kept with the rest); None for anything else."""
+    if frame[:4] == b"\xff\x4f\xff\x51":
+        return 0
+    if frame[:12] != JP2_SIGNATURE:
+        return None
+    at = 0
+    while at + 8 <= len(frame):
+        length, kind = struct.unpack_from(">I4s", frame, at)
+        header = 8
+        if length == 1 and at + 16 <= len(frame):  # a 64-bit length follows
+            (length,) = struct.unpack_from(">Q", frame, at + 8)
+            header = 16
+        if kind == b"jp2c":
+            start = at + header
+            return start if frame[start:start + 4] == b"\xff\x4f\xff\x51" else None
+        if length < header:  # 0: the box runs to the end, and it is not the codestream
+            return None
+        at += length
+    return None
+
+
 def parse(frame: bytes) -> Codestream | None:
     """The codestream's parameters, or None for one this module does not model (see the module doc)."""
-    if frame[:4] != b"\xff\x4f\xff\x51":
+    origin = codestream_start(frame)
+    if origin is None:
         return None
     found: dict[int, bytes] = {}
     first_tile_part = None
-    for marker, start, end in _segments(frame, 2, SOT):
+    for marker, start, end in _segments(frame, origin + 2, SOT):
         if marker is None or marker in (COC, RGN, CAP) or (marker in (SIZ, COD) and marker in found):
             return None
         if marker == SOT:
