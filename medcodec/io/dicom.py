@@ -4,10 +4,10 @@ Everything outside the PixelData value is kept verbatim. Inside it, native grays
 into the low BitsStored bits (the planes a method codes) and the bits above them (kept here, usually
 as a one-word flag because they are zero or a sign extension); lossless-JPEG and JPEG-LS frames give
 their samples where their scans re-encode exactly (``dicom_scans``), RLE frames where their segments'
-control bytes replay exactly (``dicom_rle``), JPEG 2000 frames where their code-blocks do
-(``dicom_jpeg2000``); lossy-JPEG frames are transcoded to JPEG XL, which gives
-them back exactly (``dicom_jpeg_jxl``; no planes); native 8-bit RGB and YBR_FULL give three planes a
-frame (``dicom_colour``). Anything else (other encapsulated or deflated transfer syntaxes, other colour,
+control bytes replay exactly (``dicom_rle``), JPEG 2000 frames where their code-blocks re-encode
+exactly (``dicom_jpeg2000``); lossy-JPEG frames are transcoded to JPEG XL, which gives them back
+exactly (``dicom_jpeg_jxl``; no planes); native 8-bit RGB and YBR_FULL give three planes a frame
+(``dicom_colour``). Anything else (other encapsulated or deflated transfer syntaxes, other colour,
 1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the whole file, verbatim, so
 every file that goes in comes back byte for byte.
 """
@@ -181,8 +181,8 @@ def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> Dicom
 
 def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = None) -> DicomRead:
     """Split a DICOM file into planes and envelope parts; see the module docstring. decompress=False
-    keeps lossless-JPEG, JPEG-LS, RLE, JPEG 2000 and lossy-JPEG pixel data verbatim too (what the codec weighs its
-    coding against); so does pixel data of more than max_pixels samples (None: no limit)."""
+    keeps lossless-JPEG, JPEG-LS, RLE, JPEG 2000 and lossy-JPEG pixel data verbatim too (what the codec
+    weighs its coding against); so does pixel data of more than max_pixels samples (None: no limit)."""
     ds = _dataset(data)
     if not has_part10_preamble(data) and not _has_identifying_elements(ds):
         raise InvalidInputError("no DICOM preamble and no identifying DICOM elements: not a DICOM file")
@@ -283,7 +283,7 @@ def _jpeg2000(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, 
               max_pixels: int | None) -> DicomRead | None:
     """The planes of a JPEG 2000 file (grey, or 8-bit colour) whose code-blocks are written again from its
     samples (``dicom_jpeg2000``), else None."""
-    if samples == 3:
+    if samples == 3:  # 8-bit unsigned colour, as native colour must be (its photometric checked here)
         if photometric not in JPEG2000_COLOUR or _colour_sample_reason(
                 rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, "RGB") is not None:
             return None

@@ -81,8 +81,9 @@ def items(value: bytes) -> list[tuple[int, int]] | None:
     return found if found else None
 
 
-def frame_fragments(value: bytes, frames: int, starts: bytes = b"\xff\xd8") -> list[list[tuple[int, int]]] | None:
-    """Each frame's fragments, as (payload start, length), of an encapsulated value of JPEG frames: all
+def frame_fragments(value: bytes, frames: int, starts: bytes = b"\xff\xd8"
+                    ) -> list[list[tuple[int, int]]] | None:
+    """Each frame's fragments, as (payload start, length), of an encapsulated value of frames: all
     of them for a single frame, one each when there are as many as frames; else grouped by the basic
     offset table (each frame's first item, counted from the first fragment's), or, where that table is
     empty, by where a fragment starts a frame (``starts``: a JPEG's SOI marker; a JPEG 2000 codestream's
@@ -106,7 +107,7 @@ def frame_fragments(value: bytes, frames: int, starts: bytes = b"\xff\xd8") -> l
             return None
         firsts = [item_starts.index(o) for o in offsets]
     else:
-        firsts = [k for k, (payload, length) in enumerate(fragments) if value[payload:payload + len(starts)] == starts]
+        firsts = [k for k, (payload, _) in enumerate(fragments) if value[payload:payload + len(starts)] == starts]
         if len(firsts) != frames or firsts[0] != 0:
             return None
     bounds = firsts + [len(fragments)]
