@@ -119,7 +119,9 @@ def read_png(data: bytes) -> ImageRead:
         planes, bits = rgb_planes.forward(image), 8
     else:
         planes, bits, _ = _to_planes(image)
-    meta = {"layout": "png", "depth": depth, "shapes": [[height, width]] * len(planes), "rgb": colour == 2}
+    meta = {"layout": "png", "depth": depth, "shapes": [[height, width]] * len(planes)}
+    if colour == 2:  # said only where true: a grey PNG's envelope stays as it was before RGB PNGs were coded
+        meta["rgb"] = True
     return ImageRead(planes=planes, bits=bits, signed=False,
                      description=f"PNG {width}x{height}, {depth}-bit {'RGB' if colour == 2 else 'grayscale'}",
                      meta=meta, blobs=[before, after, trailer])
