@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,9 +284,9 @@ def _jpeg2000(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, 
               max_pixels: int | None) -> DicomRead | None:
     """The planes of a JPEG 2000 file (grey, or 8-bit colour) whose code-blocks are written again from its
     samples (``dicom_jpeg2000``), else None."""
-    if samples == 3:  # 8-bit unsigned colour, as native colour must be (its photometric checked here)
-        if photometric not in JPEG2000_COLOUR or _colour_sample_reason(
-                rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, "RGB") is not None:
+    if samples == 3:
+        if _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric,
+                                 JPEG2000_COLOUR) is not None:
             return None
     elif _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
         return None
@@ -374,9 +375,11 @@ def _colour_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples
 
 
 def _colour_sample_reason(rows: Any, cols: Any, frames: Any, samples: Any, alloc: Any, stored: Any, high_bit: Any,
-                          pixel_rep: Any, photometric: str) -> str | None:
-    """Why frames with these attributes are not colour medcodec codes (any transfer syntax), or None."""
-    if samples != 3 or photometric not in dicom_colour.PHOTOMETRICS:
+                          pixel_rep: Any, photometric: str,
+                          photometrics: Collection[str] = tuple(dicom_colour.PHOTOMETRICS)) -> str | None:
+    """Why frames with these attributes are not colour medcodec codes (any transfer syntax; photometrics:
+    the interpretations its samples may have there), or None."""
+    if samples != 3 or photometric not in photometrics:
         return f"{samples} samples, photometric {photometric}"
     if (alloc, stored, high_bit, pixel_rep) != (8, 8, 7, 0):
         return "not 8-bit unsigned samples"
