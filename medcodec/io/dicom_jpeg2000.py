@@ -326,9 +326,10 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
         meta.update(bits=bits, signed=signed)
         frame_planes = [[np.ascontiguousarray((v + ((1 << (bits - 1)) if signed else 0)).astype(np.uint16))]
                         for v in values]
-    tables, kept, pos = [], bytearray(), 0
+    tables, written_frames, kept, pos = [], [], bytearray(), 0
     for (pieces, _), planes in zip(per_frame, frame_planes):
-        written = _frame_streams(planes, meta)
+        written = _frame_streams(planes, meta)  # what join writes again from the same planes
+        written_frames.append(written)
         # runs are looked for in the frame's stretch of the value: item headers between fragments end them
         start, end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
         runs = [(at + start, *rest) for at, *rest in find_runs(value[start:end], written)]
@@ -342,7 +343,9 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
         table, pos = _table(runs, pos)
         meta["runs"].append(table)
     planes = [plane for planes in frame_planes for plane in planes]
-    if join(meta, planes, bytes(kept)) != value:  # the decoder's own rebuild: never keep what it cannot undo
+    # the decoder's own splice over the code-blocks join writes (the same from the same planes): never keep
+    # what it cannot undo
+    if _splice(meta["runs"], written_frames, bytes(kept)) != value:
         return None
     return planes, meta["bits"], meta, bytes(kept)
 
@@ -359,12 +362,19 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
             or not isinstance(tables, list) or components * len(tables) != len(planes)
             or not all(isinstance(t, list) and len(t) % 4 == 0 and all(type(v) is int for v in t) for t in tables)):
         raise CorruptStreamError("JPEG 2000 DICOM envelope has a damaged description")
-    out, pos = bytearray(), 0
-    for frame, table in enumerate(tables):
+    written_frames = []
+    for frame in range(len(tables)):
         frame_planes = [np.asarray(p) for p in planes[components * frame:components * (frame + 1)]]
         if any(p.shape != (rows, cols) or (p.size and int(p.max()) >> bits) for p in frame_planes):
             raise CorruptStreamError("JPEG 2000 DICOM plane has the wrong shape or values")
-        written = _frame_streams(frame_planes, meta)
+        written_frames.append(_frame_streams(frame_planes, meta))
+    return _splice(tables, written_frames, kept)
+
+
+def _splice(tables: list[list[int]], written_frames: list[list[bytes]], kept: bytes) -> bytes:
+    """The PixelData value: the kept bytes with each frame's runs of its code-blocks' bytes put back."""
+    out, pos = bytearray(), 0
+    for table, written in zip(tables, written_frames, strict=True):
         previous, ends = 0, {}
         for k in range(0, len(table), 4):
             gap, step, skip, length = table[k:k + 4]
