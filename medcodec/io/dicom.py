@@ -5,11 +5,12 @@ into the low BitsStored bits (the planes a method codes) and the bits above them
 as a one-word flag because they are zero or a sign extension); lossless-JPEG and JPEG-LS frames give
 their samples where their scans re-encode exactly (``dicom_scans``), RLE frames where their segments'
 control bytes replay exactly (``dicom_rle``), JPEG 2000 frames where their code-blocks re-encode
-exactly (``dicom_jpeg2000``); lossy-JPEG frames are transcoded to JPEG XL, which gives them back
-exactly (``dicom_jpeg_jxl``; no planes); native 8-bit RGB and YBR_FULL give three planes a frame
-(``dicom_colour``). Anything else (other encapsulated or deflated transfer syntaxes, other colour,
-1- or 32-bit samples, inconsistent attributes) keeps its pixel value, or the whole file, verbatim, so
-every file that goes in comes back byte for byte.
+exactly (``dicom_jpeg2000``); lossy-JPEG frames' coefficients are recompressed (JPEG XL's transcoding,
+or medcodec's coder: 12-bit ones) and the frames given back exactly (``dicom_jpeg_lossy``; no planes);
+native 8-bit RGB and YBR_FULL give three planes a frame (``dicom_colour``). Anything else (other
+encapsulated or deflated transfer syntaxes, other colour, 1- or 32-bit samples, inconsistent
+attributes) keeps its pixel value, or the whole file, verbatim, so every file that goes in comes back
+byte for byte.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_colour, dicom_jpeg2000, dicom_jpeg_jxl, dicom_rle, dicom_scans
+from medcodec.io import dicom_colour, dicom_jpeg2000, dicom_jpeg_lossy, dicom_rle, dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -227,9 +228,9 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
         elif ts in dicom_jpeg2000.SYNTAXES:
             read = _jpeg2000(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
                              photometric, modality, what, max_pixels)
-        elif ts in dicom_jpeg_jxl.SYNTAXES:
-            read = _jpeg_jxl(prefix, pixel, suffix, rows, cols, frames, samples, photometric, modality, what,
-                             max_pixels)
+        elif ts in dicom_jpeg_lossy.SYNTAXES:
+            read = _jpeg_lossy(prefix, pixel, suffix, rows, cols, frames, samples, stored, photometric, modality,
+                               what, max_pixels)
         if read is not None:
             return read
     planar = _int_attr(ds, "PlanarConfiguration", 0)
@@ -328,18 +329,23 @@ def _rle(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frame
                      meta={**meta, **rle_meta}, blobs=[prefix, kept, suffix, tail, high_blob])
 
 
-def _jpeg_jxl(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
-              photometric: str, modality: str, what: str, max_pixels: int | None) -> DicomRead | None:
-    """A lossy-JPEG file whose frames JPEG XL transcodes exactly (``dicom_jpeg_jxl``; no planes), else None."""
+def _jpeg_lossy(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any, frames: Any, samples: Any,
+                stored: Any, photometric: str, modality: str, what: str, max_pixels: int | None) -> DicomRead | None:
+    """A lossy-JPEG file whose frames' coefficients are recompressed exactly (``dicom_jpeg_lossy``: by
+    JPEG XL or medcodec's coefficient coder; no planes), else None."""
     if not all(isinstance(v, int) and v > 0 for v in (rows, cols, frames, samples)):
         return None
-    split = dicom_jpeg_jxl.split(pixel, rows, cols, frames, samples, max_pixels)
+    split = dicom_jpeg_lossy.split(pixel, rows, cols, frames, samples, max_pixels)
     if split is None:
         return None
-    kept, transcoded, meta = split
-    return DicomRead(planes=[], bits=8, signed=False, photometric=photometric, modality=modality,
-                     description=f"DICOM {modality or '?'} {what}; JPEG frames transcoded to JPEG XL exactly "
-                                 "(pixels not modelled)", meta=meta, blobs=[prefix, kept, suffix, *transcoded])
+    kept, coded, meta = split
+    ours = sum("dct" in frame for frame in meta["frames"])
+    coders = ", ".join(f"{count} by {name}" for count, name in ((len(coded) - ours, "JPEG XL"),
+                                                                (ours, "medcodec's coefficient coder")) if count)
+    bits = stored if isinstance(stored, int) and 1 <= stored <= 16 else 8
+    return DicomRead(planes=[], bits=bits, signed=False, photometric=photometric, modality=modality,
+                     description=f"DICOM {modality or '?'} {what}; JPEG frames recompressed exactly ({coders}; "
+                                 "pixels not modelled)", meta=meta, blobs=[prefix, kept, suffix, *coded])
 
 
 def _unmodelled_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples: Any,
@@ -503,9 +509,9 @@ def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarra
         native = (dicom_colour.join(meta, planes, tail) if meta["samples"] == 3
                   else join_words(meta, planes, tail, high_blob))
         return prefix + dicom_rle.join(meta, native, kept) + suffix
-    if layout == dicom_jpeg_jxl.LAYOUT and len(blobs) >= 3:
-        prefix, kept, suffix, *transcoded = blobs
-        return prefix + dicom_jpeg_jxl.join(meta, kept, transcoded) + suffix
+    if layout == dicom_jpeg_lossy.LAYOUT and len(blobs) >= 3:
+        prefix, kept, suffix, *coded = blobs
+        return prefix + dicom_jpeg_lossy.join(meta, kept, coded) + suffix
     if layout == dicom_jpeg2000.LAYOUT and len(blobs) == 3:
         prefix, kept, suffix = blobs
         return prefix + dicom_jpeg2000.join(meta, planes, kept) + suffix

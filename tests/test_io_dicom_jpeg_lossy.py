@@ -1,4 +1,5 @@
-"""io.dicom_jpeg_jxl: lossy-JPEG DICOM frames transcoded to JPEG XL and given back byte for byte."""
+"""io.dicom_jpeg_lossy: lossy-JPEG DICOM frames recompressed (JPEG XL, or medcodec's coefficient coder) and given
+back byte for byte."""
 
 import os
 from pathlib import Path
@@ -10,14 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
-from pydicom.uid import JPEGBaseline8Bit
+from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit
 
 from damaged_envelopes import decoded_or_refused
 from encapsulated import encapsulated_dicom
+from jpegs import lossy_jpeg
 
 from medcodec import codec
 from medcodec.errors import CorruptStreamError
-from medcodec.io import dicom, dicom_jpeg_jxl
+from medcodec.io import dicom, dicom_jpeg_lossy
 
 
 def _image(shift: int = 0) -> np.ndarray:
@@ -37,7 +39,7 @@ def test_jpeg_frames_come_back_byte_for_byte_and_smaller(count, fragments_per_fr
     data = jpeg_dicom(frames, count, fragments_per_frame)
     read = dicom.read_dicom(data)
     assert read.meta["layout"] == "jpeg-jxl" and read.planes == [] and len(read.blobs) == 3 + count
-    assert "transcoded to JPEG XL exactly" in read.description
+    assert "JPEG frames recompressed exactly (" in read.description
     assert sum(map(len, read.blobs[3:])) < 0.97 * sum(map(len, frames))
     assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
     stream = codec.encode(data, mode="fast")
@@ -51,12 +53,50 @@ def test_a_colour_jpeg_file():
     assert len(stream) < len(data) and codec.decode(stream).data == data
 
 
-@pytest.mark.parametrize("name", ["JPEG-lossy.dcm",  # 12-bit: JPEG XL does not transcode it
+@pytest.mark.parametrize("name", ["JPEG-lossy.dcm",  # 12-bit, its scan header says Se 0: not a scan we write
                                   "SC_rgb_small_odd_jpeg.dcm"])  # 3 x 3: no smaller
 def test_what_jpeg_xl_does_not_transcode_smaller_stays_verbatim(name):
     data = Path(get_testdata_file(name)).read_bytes()
     assert dicom.read_dicom(data).meta["layout"] == "split"
     assert codec.decode(codec.encode(data, mode="fast")).data == data
+
+
+def twelve_bit_dicom(count: int = 1, fragments_per_frame: int = 1) -> bytes:
+    """CT_small as a 12-bit unsigned image whose PixelData is 12-bit lossy JPEG frames, encapsulated."""
+    frames = [lossy_jpeg(12, 90 - 5 * k, shift=11 * k) for k in range(count)]
+    return encapsulated_dicom(frames, JPEGExtended12Bit, count, fragments_per_frame, bits_stored=12, unsigned=True)
+
+
+@pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (1, 4), (3, 2)])
+def test_twelve_bit_frames_come_back_byte_for_byte_and_smaller(count, fragments_per_frame):
+    data = twelve_bit_dicom(count, fragments_per_frame)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg-jxl" and read.planes == [] and len(read.blobs) == 3 + count
+    assert all(frame["dct"]["precision"] == 12 for frame in read.meta["frames"])
+    assert f"({count} by medcodec's coefficient coder;" in read.description and read.bits == 12
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="fast")
+    assert len(stream) < 0.97 * len(data) and codec.decode(stream).data == data
+
+
+def test_a_twelve_bit_sample_file():
+    data = Path(get_testdata_file("JPGExtended.dcm")).read_bytes()  # 1024 x 256, 12 bits
+    assert "dct" in dicom.read_dicom(data).meta["frames"][0]
+    stream = codec.encode(data, mode="fast")
+    assert len(stream) < 0.8 * len(data) and codec.decode(stream).data == data
+
+
+def test_damaged_scan_parameters_are_refused():
+    read = dicom.read_dicom(twelve_bit_dicom())
+    prefix, kept, suffix, stream = read.blobs
+    fields = read.meta["frames"][0]["dct"]
+    for change in ({"precision": 9}, {"pad": 2}, {"height": 0}, {"width": 70000}, {"restart": -1},
+                   {"dc": [[1] * 16, [0]]}, {"ac": "x"}, {"height": "tall"}):
+        meta = {**read.meta, "frames": [{**read.meta["frames"][0], "dct": {**fields, **change}}]}
+        with pytest.raises(CorruptStreamError):
+            dicom_jpeg_lossy.join(meta, kept, [stream])
+    with pytest.raises(CorruptStreamError):
+        dicom_jpeg_lossy.join(read.meta, kept, [stream[:-20]])
 
 
 def test_the_pixel_limit_and_decompress_false_keep_it_verbatim():
@@ -71,9 +111,9 @@ def test_join_refuses_what_split_did_not_write():
     read = dicom.read_dicom(data)
     prefix, kept, suffix, jxl = read.blobs
     with pytest.raises(CorruptStreamError):
-        dicom_jpeg_jxl.join(read.meta, kept, [jxl, jxl])
+        dicom_jpeg_lossy.join(read.meta, kept, [jxl, jxl])
     with pytest.raises(CorruptStreamError):
-        dicom_jpeg_jxl.join(read.meta, kept, [b"not a JPEG XL stream"])
+        dicom_jpeg_lossy.join(read.meta, kept, [b"not a JPEG XL stream"])
 
 
 _FUZZ: list[tuple[bytes, bytes]] = []
@@ -87,4 +127,18 @@ def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
         original = jpeg_dicom([imagecodecs.jpeg8_encode(_image(k), level=95) for k in range(2)], count=2)
         _FUZZ.append((original, codec.encode(original, mode="fast")))
     original, stream = _FUZZ[0]
+    assert decoded_or_refused(stream, data) in (None, original)
+
+
+_FUZZ_12: list[tuple[bytes, bytes]] = []
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")) // 2, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_twelve_bit_envelopes_end_in_a_clear_error_or_the_original(data):
+    """As above, for frames coded by medcodec's coefficient coder (their scan parameters in the meta)."""
+    if not _FUZZ_12:
+        original = twelve_bit_dicom(2)
+        _FUZZ_12.append((original, codec.encode(original, mode="fast")))
+    original, stream = _FUZZ_12[0]
     assert decoded_or_refused(stream, data) in (None, original)

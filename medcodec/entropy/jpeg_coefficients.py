@@ -1,0 +1,425 @@
+"""Quantised DCT coefficients of a one-component JPEG, coded with context-modelled binary arithmetic coding.
+
+Why: a JPEG codes each coefficient with a Huffman code that knows nothing of its neighbours, yet a
+block's coefficients are much like those of the blocks above and to its left (the same edges and
+texture cross block borders), and the DC is close to a prediction from the neighbouring DCs. Coding
+every coefficient as a few binary decisions, each with an adaptive probability chosen by those
+neighbours (the approach of packJPG and Lepton, written here from that idea), takes a fifth or more off
+the Huffman-coded scan. ``jpeg_dct`` turns the coefficients back into the JPEG's own bytes.
+
+Per block, in raster order: the number of non-zero AC coefficients (six binary decisions along a tree,
+in the context of the neighbours' counts); the AC coefficients in zigzag order until that many are
+coded: zero or not (context: the position, how many are still to come, the neighbours' magnitudes at
+the position), the magnitude as "more than one", then an exponent in unary and the bits below its top
+one, and the sign (context: the neighbours' signs at the position); last the DC, as its difference
+from the LOCO-I median of the left, upper and upper-left DCs, in the context of how much those differ.
+
+Decodable anywhere: integer arithmetic only (a 32-bit range coder as LZMA's, 16-bit probabilities
+adapted by integer shifts); the encoder and the decoder run the same function, which codes a decision
+when encoding and reads it when decoding, so their models cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from medcodec.compiled import kernel
+from medcodec.errors import CorruptStreamError
+
+_PROB_BITS = 16
+_HALF = 1 << (_PROB_BITS - 1)
+PROB_MIN, PROB_MAX = 32, (1 << _PROB_BITS) - 32  # a decision costs at most 11 bits
+_TOP = 1 << 24
+_MASK32 = (1 << 32) - 1
+# coder state slots: low, range, cache, pending 0xFF bytes (+1), write/read position, code (decoding)
+_LOW, _RANGE, _CACHE, _PENDING, _POS, _CODE, _STATE = 0, 1, 2, 3, 4, 5, 6
+# adaptation: a context's first decisions move its probability fast (rate 1/2, 1/3, ...), later ones
+# by 1/2^_RATE_LIMIT; counts in the second column of the probability table
+_RATE_LIMIT = 7
+# magnitudes as context: 0, 1, 2, 3-4, 5-8, 9-16, 17-32, 33+
+_MAG_BUCKETS = 13
+# how many non-zero coefficients are still to come: 1, 2, 3-4, 5-8, 9+
+_LEFT_BUCKETS = 5
+# count of non-zero AC coefficients as context: 0, 1, 2, 3, 4, 5-6, 7-8, 9-11, 12-15, 16-23, 24-31, 32+
+_COUNT_BUCKETS = 12
+_EXPONENTS = 20  # magnitudes below 2^20: 12-bit JPEG coefficients are below 2^15
+
+# context layout: each kind of decision has its own range of rows in the probability table
+_COUNT_BASE = 0
+_ZERO_BASE = _COUNT_BASE + _COUNT_BUCKETS * 64
+_ONE_BASE = _ZERO_BASE + 64 * _LEFT_BUCKETS * _MAG_BUCKETS
+_EXP_BASE = _ONE_BASE + 64 * _MAG_BUCKETS * _LEFT_BUCKETS
+_EXP_GROUPS = 8  # zigzag positions grouped for the exponent and mantissa: 1, 2, 3-5, 6-9, 10-14, 15-27, 28-63, DC
+_MANT_BASE = _EXP_BASE + _EXP_GROUPS * _MAG_BUCKETS * _EXPONENTS * _LEFT_BUCKETS
+_SIGN_BASE = _MANT_BASE + _EXP_GROUPS * _EXPONENTS * 2
+_DC_ZERO_BASE = _SIGN_BASE + 64 * 9
+_DC_SIGN_BASE = _DC_ZERO_BASE + 24
+CONTEXTS = _DC_SIGN_BASE + 3
+
+# every context starts from a probability learnt on the train split (``train.jpeg_priors``), trusted
+# as much as PRIOR_COUNT decisions: a small image has too few blocks to learn them from one half
+PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "jpeg_coefficient_priors_v1.u16"
+PRIORS_SHA256 = "1c5d082d7e69f54aa5a0acbefa9dd998d99ee8b1cf22ecb8c8350114469275da"
+PRIOR_COUNT = 1
+
+
+@kernel(inline=True)
+def _mag_bucket(m):
+    n = 0
+    while m and n < _MAG_BUCKETS - 1:
+        n += 1
+        m >>= 1
+    return n
+
+
+@kernel(inline=True)
+def _count_bucket(n):
+    if n <= 4:
+        return n
+    if n <= 6:
+        return 5
+    if n <= 8:
+        return 6
+    if n <= 11:
+        return 7
+    if n <= 15:
+        return 8
+    if n <= 23:
+        return 9
+    if n <= 31:
+        return 10
+    return 11
+
+
+@kernel(inline=True)
+def _left_bucket(n):
+    if n <= 2:
+        return n - 1
+    if n <= 4:
+        return 2
+    if n <= 8:
+        return 3
+    return 4
+
+
+@kernel(inline=True)
+def _exp_group(k):
+    if k == 0:
+        return 7
+    if k <= 2:
+        return k - 1
+    if k <= 5:
+        return 2
+    if k <= 9:
+        return 3
+    if k <= 14:
+        return 4
+    if k <= 27:
+        return 5
+    return 6
+
+
+@kernel(inline=True)
+def _bit_length(m):
+    n = 0
+    while m:
+        n += 1
+        m >>= 1
+    return n
+
+
+@kernel
+def _shift_low(state, buf):
+    """LZMA's carry-aware byte output: a byte waits (with any 0xFF after it) until a carry can no longer
+    change it."""
+    low = state[_LOW]
+    if low < 0xFF000000 or low > _MASK32:
+        carry = low >> 32
+        byte = state[_CACHE]
+        while True:
+            if state[_POS] >= len(buf):
+                state[_POS] = len(buf) + 1  # overflow: seen by the caller
+                break
+            buf[state[_POS]] = (byte + carry) & 0xFF
+            state[_POS] += 1
+            byte = 0xFF
+            state[_PENDING] -= 1
+            if state[_PENDING] == 0:
+                break
+        state[_CACHE] = (low >> 24) & 0xFF
+    state[_PENDING] += 1
+    state[_LOW] = (low << 8) & _MASK32
+
+
+@kernel
+def _code(state, buf, probs, context, bit, decoding):
+    """Code one binary decision (bit, when encoding) in a context; returns the bit (read, when decoding)."""
+    p = probs[context, 0]
+    bound = (state[_RANGE] >> _PROB_BITS) * p
+    if decoding:
+        if state[_CODE] < bound:
+            bit = 0
+            state[_RANGE] = bound
+        else:
+            bit = 1
+            state[_CODE] -= bound
+            state[_RANGE] -= bound
+        while state[_RANGE] < _TOP:
+            state[_RANGE] <<= 8
+            byte = 0
+            if state[_POS] < len(buf):
+                byte = buf[state[_POS]]
+            state[_POS] += 1  # past the end: zeros, and the caller sees how far it read
+            state[_CODE] = ((state[_CODE] << 8) | byte) & _MASK32
+    else:
+        if bit == 0:
+            state[_RANGE] = bound
+        else:
+            state[_LOW] += bound
+            state[_RANGE] -= bound
+        while state[_RANGE] < _TOP:
+            state[_RANGE] <<= 8
+            _shift_low(state, buf)
+    probs[context, 2 + bit] += 1  # what was coded in this context (``statistics``)
+    # adapt: the probability (of a 0) moves towards what was coded by 1/2^(count + 1), at least 1/2^limit
+    count = probs[context, 1]
+    shift = count + 1 if count + 1 < _RATE_LIMIT else _RATE_LIMIT
+    if count < _RATE_LIMIT:
+        probs[context, 1] = count + 1
+    if bit:
+        p -= p >> shift
+    else:
+        p += ((1 << _PROB_BITS) - p) >> shift
+    if p < PROB_MIN:
+        p = PROB_MIN
+    elif p > PROB_MAX:
+        p = PROB_MAX
+    probs[context, 0] = p
+    return bit
+
+
+@kernel
+def _code_magnitude(state, buf, probs, magnitude, group, bucket, decoding):
+    """A magnitude of at least 2: its exponent e = bit length of (magnitude - 1), 1.., in unary, then
+    the e - 1 bits below its top bit (the first in a context of its own, the rest in one per exponent)."""
+    value = magnitude - 1 if magnitude > 1 else 1  # decoding: not known yet, and not used
+    exponent = _bit_length(value)
+    e = 1
+    base = _EXP_BASE + (group * _MAG_BUCKETS * _LEFT_BUCKETS + bucket) * _EXPONENTS
+    while e < _EXPONENTS:
+        more = _code(state, buf, probs, base + e, 1 if exponent > e else 0, decoding)
+        if not more:
+            break
+        e += 1
+    result = 1
+    mant = _MANT_BASE + (group * _EXPONENTS + e) * 2
+    for i in range(e - 2, -1, -1):
+        bit = _code(state, buf, probs, mant + (1 if i < e - 2 else 0), (value >> i) & 1, decoding)
+        result = (result << 1) | bit
+    return result + 1
+
+
+@kernel
+def _run(blocks, buf, decoding, probs):
+    """Code (or, decoding, fill) blocks [rows, cols, 64] with the stream in buf, starting from the
+    contexts' probabilities probs [contexts, 4] (probability of a 0, adaptation count, then the counts
+    of 0s and 1s coded, which it adds to); returns the stream's length (encoding), or how many bytes the
+    decoder read; len(buf) + 1 or more: buf was too small."""
+    rows, cols = blocks.shape[0], blocks.shape[1]
+    state = np.zeros(_STATE, np.int64)
+    state[_RANGE] = _MASK32
+    state[_PENDING] = 1
+    if decoding:
+        for _ in range(5):
+            byte = buf[state[_POS]] if state[_POS] < len(buf) else 0
+            state[_POS] += 1
+            state[_CODE] = ((state[_CODE] << 8) | byte) & _MASK32
+    counts = np.zeros((rows, cols), np.int64)
+    for y in range(rows):
+        for x in range(cols):
+            # neighbours: above and left (a missing one stands in for the other; none: zeros)
+            ya, xa = (y - 1, x) if y else (y, x - 1)
+            yl, xl = (y, x - 1) if x else (y - 1, x)
+            has = y > 0 or x > 0
+            if has:
+                predicted = (counts[ya, xa] + counts[yl, xl] + 1) >> 1
+            else:
+                predicted = 0
+            # the count of non-zero AC coefficients: six decisions down a binary tree
+            n = 0
+            if not decoding:
+                for k in range(1, 64):
+                    if blocks[y, x, k] != 0:
+                        n += 1
+            base = _COUNT_BASE + _count_bucket(predicted) * 64
+            node = 1
+            for i in range(5, -1, -1):
+                bit = _code(state, buf, probs, base + node, (n >> i) & 1, decoding)
+                node = (node << 1) | bit
+            n = node - 64
+            counts[y, x] = n
+            left = n
+            for k in range(1, 64):
+                if left == 0:
+                    if decoding:
+                        blocks[y, x, k] = 0
+                    continue
+                if has:
+                    neighbour = abs(blocks[ya, xa, k]) + abs(blocks[yl, xl, k])
+                else:
+                    neighbour = 0
+                bucket = _mag_bucket((neighbour + 1) >> 1)
+                coefficient = blocks[y, x, k] if not decoding else 0
+                if left == 64 - k:  # every position left is non-zero
+                    nonzero = 1
+                else:
+                    context = _ZERO_BASE + (k * _LEFT_BUCKETS + _left_bucket(left)) * _MAG_BUCKETS + bucket
+                    nonzero = _code(state, buf, probs, context, 1 if coefficient != 0 else 0, decoding)
+                if not nonzero:
+                    if decoding:
+                        blocks[y, x, k] = 0
+                    continue
+                # the magnitude's contexts: the neighbours' and how many non-zero ones are still to come
+                scale = bucket * _LEFT_BUCKETS + _left_bucket(left)
+                left -= 1
+                magnitude = abs(coefficient)
+                more = _code(state, buf, probs, _ONE_BASE + k * _MAG_BUCKETS * _LEFT_BUCKETS + scale,
+                             1 if magnitude > 1 else 0, decoding)
+                if more:
+                    magnitude = _code_magnitude(state, buf, probs, magnitude, _exp_group(k), scale, decoding)
+                else:
+                    magnitude = 1
+                signs = 0
+                if has:
+                    sa = blocks[ya, xa, k]
+                    sl = blocks[yl, xl, k]
+                    signs = (0 if sa == 0 else (1 if sa > 0 else 2)) * 3 + (0 if sl == 0 else (1 if sl > 0 else 2))
+                negative = _code(state, buf, probs, _SIGN_BASE + k * 9 + signs, 1 if coefficient < 0 else 0,
+                                 decoding)
+                if decoding:
+                    blocks[y, x, k] = -magnitude if negative else magnitude
+            # DC: its difference from the median of left, above and left + above - upper-left
+            if y and x:
+                a = np.int64(blocks[y, x - 1, 0])
+                b = np.int64(blocks[y - 1, x, 0])
+                c = np.int64(blocks[y - 1, x - 1, 0])
+                if c >= max(a, b):
+                    prediction = min(a, b)
+                elif c <= min(a, b):
+                    prediction = max(a, b)
+                else:
+                    prediction = a + b - c
+                activity = abs(a - c) + abs(b - c)
+            elif x:
+                prediction = np.int64(blocks[y, x - 1, 0])
+                activity = 64
+            elif y:
+                prediction = np.int64(blocks[y - 1, x, 0])
+                activity = 64
+            else:
+                prediction = 0
+                activity = 1 << 20
+            residual = 0 if decoding else np.int64(blocks[y, x, 0]) - prediction
+            context = min(_bit_length(activity), 23)
+            nonzero = _code(state, buf, probs, _DC_ZERO_BASE + context, 1 if residual != 0 else 0, decoding)
+            if nonzero:
+                magnitude = abs(residual)
+                bucket = _mag_bucket(activity >> 3)
+                more = _code(state, buf, probs, _ONE_BASE + bucket * _LEFT_BUCKETS, 1 if magnitude > 1 else 0, decoding)
+                if more:
+                    magnitude = _code_magnitude(state, buf, probs, magnitude, 7, bucket * _LEFT_BUCKETS, decoding)
+                else:
+                    magnitude = 1
+                negative = _code(state, buf, probs, _DC_SIGN_BASE, 1 if residual < 0 else 0, decoding)
+                residual = -magnitude if negative else magnitude
+            if decoding:
+                blocks[y, x, 0] = prediction + residual
+            if state[_POS] > len(buf) + 8:
+                return state[_POS]
+    if not decoding:
+        for _ in range(5):
+            _shift_low(state, buf)
+    return state[_POS]
+
+
+def _probabilities(priors: np.ndarray | None) -> np.ndarray:
+    """int64 [contexts, 4]: the coder's starting state: each context's probability of a 0 (the priors',
+    adapting from the count PRIOR_COUNT on; without priors one half, from count 0), no counts yet."""
+    probs = np.zeros((CONTEXTS, 4), np.int64)
+    if priors is None:
+        probs[:, 0] = _HALF
+    else:
+        probs[:, 0] = priors
+        probs[:, 1] = PRIOR_COUNT
+    return probs
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_priors() -> np.ndarray:
+    """The contexts' starting probabilities every stream uses (``PRIORS_FILE``, checked against its
+    pinned sha256: they are part of the format)."""
+    try:
+        raw = PRIORS_FILE.read_bytes()
+    except OSError as exc:
+        raise CorruptStreamError(f"the JPEG coefficient priors {PRIORS_FILE} cannot be read ({exc}); "
+                                 "reinstall medcodec") from exc
+    if hashlib.sha256(raw).hexdigest() != PRIORS_SHA256:
+        raise CorruptStreamError(f"the JPEG coefficient priors {PRIORS_FILE} are not the ones this format "
+                                 "names (sha256 differs); reinstall medcodec")
+    return check_priors(np.frombuffer(raw, "<u2").astype(np.int64))
+
+
+def check_priors(priors: np.ndarray) -> np.ndarray:
+    """The priors, if they are one probability (of a 0, in 1/65536) per context within the coder's range."""
+    priors = np.asarray(priors, np.int64)
+    if priors.shape != (CONTEXTS,) or priors.min() < PROB_MIN or priors.max() > PROB_MAX:
+        raise ValueError(f"JPEG coefficient priors must be {CONTEXTS} values in [{PROB_MIN}, {PROB_MAX}]")
+    return priors
+
+
+def statistics(blocks: np.ndarray) -> np.ndarray:
+    """int64 [contexts, 2]: how many 0s and 1s coding these blocks puts in each context (what the
+    priors are built from, ``train.jpeg_priors``)."""
+    blocks = _checked(blocks)
+    probs = _probabilities(None)
+    _run(blocks, np.zeros(blocks.size * 4 + 64, np.uint8), False, probs)
+    return probs[:, 2:].copy()
+
+
+def _checked(blocks: np.ndarray) -> np.ndarray:
+    blocks = np.ascontiguousarray(blocks, np.int32)
+    if blocks.ndim != 3 or blocks.shape[2] != 64:
+        raise ValueError(f"coefficient blocks must be [rows, cols, 64], got {blocks.shape}")
+    if blocks.size and np.abs(blocks.astype(np.int64)).max() >= 1 << _EXPONENTS:
+        raise ValueError("a coefficient beyond 2^20 in magnitude")
+    return blocks
+
+
+def encode(blocks: np.ndarray, priors: np.ndarray | None = None) -> bytes:
+    """The coefficients [block rows, block columns, 64] (zigzag order, as ``jpeg_dct.coefficients``) as
+    a stream ``decode`` reads back (with the same priors: None, the shipped ones)."""
+    blocks = _checked(blocks)
+    size = blocks.size * 4 + 64
+    buf = np.zeros(size, np.uint8)
+    n = _run(blocks, buf, False, _probabilities(shipped_priors() if priors is None else check_priors(priors)))
+    if n > size:
+        raise ValueError("coefficient stream larger than its bound")
+    return buf[:n].tobytes()
+
+
+def decode(stream: bytes, rows: int, cols: int, priors: np.ndarray | None = None) -> np.ndarray:
+    """The coefficient blocks [rows, cols, 64] from ``encode``'s stream; CorruptStreamError where the
+    stream ends early or has bytes left over."""
+    if rows < 0 or cols < 0:
+        raise CorruptStreamError("negative block counts")
+    blocks = np.zeros((rows, cols, 64), np.int32)
+    buf = np.frombuffer(stream, np.uint8).copy()  # writable: the encoder's and decoder's code is one function
+    probs = _probabilities(shipped_priors() if priors is None else check_priors(priors))
+    read = _run(blocks, buf, True, probs)
+    if read != len(buf):
+        raise CorruptStreamError(f"JPEG coefficient stream of {len(buf)} bytes decodes {read} of them")
+    return blocks

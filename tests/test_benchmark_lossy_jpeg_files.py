@@ -1,0 +1,25 @@
+"""benchmarks/lossy_jpeg_files.py: the lossy-JPEG DICOMs of a folder, recompressed and checked."""
+
+import json
+import sys
+from pathlib import Path
+
+from pydicom.data import get_testdata_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import lossy_jpeg_files  # noqa: E402
+
+
+def test_main_reports_the_lossy_jpeg_files_alone(tmp_path):
+    for name in ("JPGExtended.dcm", "JPEG-lossy.dcm", "CT_small.dcm"):
+        (tmp_path / name).write_bytes(Path(get_testdata_file(name)).read_bytes())
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    out = tmp_path / "r.json"
+    assert lossy_jpeg_files.main([str(tmp_path), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    by_name = {r["file"]: r for r in result["files"]}
+    assert set(by_name) == {"JPGExtended.dcm", "JPEG-lossy.dcm"}
+    assert by_name["JPGExtended.dcm"]["coders"] == ["medcodec"] and by_name["JPGExtended.dcm"]["bits"] == 12
+    assert by_name["JPEG-lossy.dcm"]["coders"] == ["verbatim"]
+    assert by_name["JPGExtended.dcm"]["mlc_bytes"] < by_name["JPGExtended.dcm"]["xz_bytes"]
+    assert result["totals"]["all"]["dicom_bytes"] == sum(r["dicom_bytes"] for r in result["files"])

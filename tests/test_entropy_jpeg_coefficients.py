@@ -1,0 +1,80 @@
+"""entropy.jpeg_coefficients: quantised DCT coefficients coded with context-modelled arithmetic coding."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jpegs import lossy_jpeg
+
+from medcodec.entropy import jpeg_coefficients, jpeg_dct
+from medcodec.errors import CorruptStreamError
+
+
+@pytest.mark.parametrize("bits,level", [(12, 90), (12, 60), (8, 75)])
+def test_real_coefficients_come_back_smaller_than_their_huffman_scan(bits, level):
+    jpeg = lossy_jpeg(bits, level)
+    scan = jpeg_dct.parse(jpeg)
+    blocks = jpeg_dct.coefficients(jpeg, scan)
+    stream = jpeg_coefficients.encode(blocks)
+    assert np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks), blocks)
+    assert len(stream) < 0.97 * (scan.segment_end - scan.segment_start)  # 256 blocks: little to learn from
+    assert jpeg_coefficients.encode(blocks) == stream  # deterministic
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(rows=st.integers(0, 5), cols=st.integers(0, 6), density=st.floats(0, 1), scale=st.integers(0, 19),
+       seed=st.integers(0, 2**32 - 1))
+def test_any_blocks_come_back(rows, cols, density, scale, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-(1 << scale), (1 << scale), size=(rows, cols, 64))
+    blocks = np.where(rng.random((rows, cols, 64)) < density, values, 0).astype(np.int32)
+    stream = jpeg_coefficients.encode(blocks)
+    assert np.array_equal(jpeg_coefficients.decode(stream, rows, cols), blocks)
+
+
+def test_extremes_and_refusals():
+    blocks = np.zeros((2, 2, 64), np.int32)
+    blocks[0, 0] = (1 << 20) - 1
+    blocks[1, 1] = -((1 << 20) - 1)
+    assert np.array_equal(jpeg_coefficients.decode(jpeg_coefficients.encode(blocks), 2, 2), blocks)
+    blocks[0, 1, 3] = 1 << 20
+    with pytest.raises(ValueError):
+        jpeg_coefficients.encode(blocks)
+    with pytest.raises(ValueError):
+        jpeg_coefficients.encode(np.zeros((2, 64), np.int32))
+
+
+def test_a_stream_that_ends_early_or_runs_on_is_refused():
+    jpeg = lossy_jpeg(12, shape=(48, 48))
+    scan = jpeg_dct.parse(jpeg)
+    stream = jpeg_coefficients.encode(jpeg_dct.coefficients(jpeg, scan))
+    for damaged in (stream[:-9], stream + b"\x00", stream[:len(stream) // 2]):
+        with pytest.raises(CorruptStreamError):
+            jpeg_coefficients.decode(damaged, *scan.blocks)
+    with pytest.raises(CorruptStreamError):
+        jpeg_coefficients.decode(stream, -1, 3)
+
+
+def test_priors_are_pinned_and_checked():
+    priors = jpeg_coefficients.shipped_priors()
+    assert priors.shape == (jpeg_coefficients.CONTEXTS,)
+    assert jpeg_coefficients.PROB_MIN <= priors.min() and priors.max() <= jpeg_coefficients.PROB_MAX
+    for bad in (priors[:-1], np.full(jpeg_coefficients.CONTEXTS, 5)):
+        with pytest.raises(ValueError):
+            jpeg_coefficients.encode(np.zeros((1, 1, 64), np.int32), priors=bad)
+    # a stream decodes only with the priors it was coded with
+    jpeg = lossy_jpeg(12, shape=(32, 32))
+    blocks = jpeg_dct.coefficients(jpeg, jpeg_dct.parse(jpeg))
+    flat = np.full(jpeg_coefficients.CONTEXTS, 32768)
+    stream = jpeg_coefficients.encode(blocks, priors=flat)
+    assert np.array_equal(jpeg_coefficients.decode(stream, 4, 4, priors=flat), blocks)
+    assert stream != jpeg_coefficients.encode(blocks)
+
+
+def test_statistics_count_every_decision():
+    jpeg = lossy_jpeg(8, shape=(24, 40))
+    blocks = jpeg_dct.coefficients(jpeg, jpeg_dct.parse(jpeg))
+    counts = jpeg_coefficients.statistics(blocks)
+    assert counts.shape == (jpeg_coefficients.CONTEXTS, 2)
+    assert counts[:64 * 12].sum() == 6 * blocks.shape[0] * blocks.shape[1]  # the count tree: 6 a block
