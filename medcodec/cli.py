@@ -215,8 +215,9 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
 
     DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS, RLE and
     lossless JPEG 2000 pixel data is coded anew (its scans, segments or code-blocks are written again
-    when decoding), 8-bit lossy JPEG frames are transcoded to JPEG XL (which gives them back exactly);
-    other compressed data (lossy JPEG 2000, 12-bit JPEG, deflated files) is kept as it is. Uncompressed
+    when decoding), lossy JPEG frames (8-bit, or 12-bit grey) have their coefficients recompressed, by
+    JPEG XL's transcoding or medcodec's own coder, and are written again exactly; other compressed data
+    (lossy JPEG 2000, progressive JPEG, deflated files) is kept as it is. Uncompressed
     8-bit RGB and YBR_FULL are coded as three planes a frame; other colour is kept as it is.
 
     \b
