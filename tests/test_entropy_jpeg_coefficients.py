@@ -78,3 +78,14 @@ def test_statistics_count_every_decision():
     counts = jpeg_coefficients.statistics(blocks)
     assert counts.shape == (jpeg_coefficients.CONTEXTS, 2)
     assert counts[:64 * 12].sum() == 6 * blocks.shape[0] * blocks.shape[1]  # the count tree: 6 a block
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(stream=st.binary(min_size=0, max_size=400), rows=st.integers(0, 40), cols=st.integers(0, 40))
+def test_garbage_decodes_to_blocks_or_a_clear_error(stream, rows, cols):
+    try:
+        blocks = jpeg_coefficients.decode(stream, rows, cols)
+    except CorruptStreamError as exc:
+        assert "JPEG coefficient stream" in str(exc)
+    else:
+        assert blocks.shape == (rows, cols, 64)

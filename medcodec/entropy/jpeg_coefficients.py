@@ -63,7 +63,7 @@ CONTEXTS = _DC_SIGN_BASE + 3
 # every context starts from a probability learnt on the train split (``train.jpeg_priors``), trusted
 # as much as PRIOR_COUNT decisions: a small image has too few blocks to learn them from one half
 PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "jpeg_coefficient_priors_v1.u16"
-PRIORS_SHA256 = "1c5d082d7e69f54aa5a0acbefa9dd998d99ee8b1cf22ecb8c8350114469275da"
+PRIORS_SHA256 = "0ab31b811f9626996fd881b1e772a9cbbc7053ba6aa33199722f94272bb431bc"
 PRIOR_COUNT = 1
 
 
@@ -268,11 +268,14 @@ def _run(blocks, buf, decoding, probs):
                     if decoding:
                         blocks[y, x, k] = 0
                     continue
-                if has:
-                    neighbour = abs(blocks[ya, xa, k]) + abs(blocks[yl, xl, k])
+                if y and x:
+                    neighbour = (13 * abs(blocks[y - 1, x, k]) + 13 * abs(blocks[y, x - 1, k])
+                                 + 6 * abs(blocks[y - 1, x - 1, k]) + 16) >> 5
+                elif has:
+                    neighbour = (abs(blocks[ya, xa, k]) + abs(blocks[yl, xl, k]) + 1) >> 1
                 else:
                     neighbour = 0
-                bucket = _mag_bucket((neighbour + 1) >> 1)
+                bucket = _mag_bucket(neighbour)
                 coefficient = blocks[y, x, k] if not decoding else 0
                 if left == 64 - k:  # every position left is non-zero
                     nonzero = 1
