@@ -231,8 +231,8 @@ def _code_magnitude(state, buf, probs, magnitude, group, bucket, decoding):
 def _run(blocks, buf, decoding, probs):
     """Code (or, decoding, fill) blocks [rows, cols, 64] with the stream in buf, starting from the
     contexts' probabilities probs [contexts, 5] (probability of a 0, adaptation count, the counts of 0s
-    and 1s coded, which it adds to, the fast-adapting probability of a 0); returns the stream's length (encoding), or how many bytes the
-    decoder read; len(buf) + 1 or more: buf was too small."""
+    and 1s coded, which it adds to, the fast-adapting probability of a 0); returns the stream's length
+    (encoding), or how many bytes the decoder read; len(buf) + 1 or more: buf was too small."""
     rows, cols = blocks.shape[0], blocks.shape[1]
     state = np.zeros(_STATE, np.int64)
     state[_RANGE] = _MASK32
