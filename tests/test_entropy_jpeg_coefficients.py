@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from jpegs import lossy_jpeg
 
 from medcodec.entropy import jpeg_coefficients, jpeg_dct
-from medcodec.errors import CorruptStreamError
+from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 
 
 @pytest.mark.parametrize("bits,level", [(12, 90), (12, 60), (8, 75)])
@@ -89,3 +89,15 @@ def test_garbage_decodes_to_blocks_or_a_clear_error(stream, rows, cols):
         assert "JPEG coefficient stream" in str(exc)
     else:
         assert blocks.shape == (rows, cols, 64)
+
+
+def test_other_priors_on_disk_are_refused(tmp_path, monkeypatch):
+    other = tmp_path / "priors.u16"
+    other.write_bytes(jpeg_coefficients.PRIORS_FILE.read_bytes()[::-1])
+    monkeypatch.setattr(jpeg_coefficients, "PRIORS_FILE", other)
+    jpeg_coefficients.shipped_priors.cache_clear()
+    try:
+        with pytest.raises(UnsupportedVersionError, match="reinstall"):
+            jpeg_coefficients.encode(np.zeros((1, 1, 64), np.int32))
+    finally:
+        jpeg_coefficients.shipped_priors.cache_clear()

@@ -17,12 +17,12 @@ could expand to gigabytes).
 from __future__ import annotations
 
 import functools
-import hashlib
 import lzma
 import zlib
 from pathlib import Path
 
 from medcodec.errors import CorruptStreamError, ResourceLimitError, UnsupportedVersionError
+from medcodec.pinned_data import read_pinned
 
 LZMA = 0
 DEFLATE_DICOM_V1 = 1
@@ -42,15 +42,7 @@ _EXTREME_UP_TO = 1 << 20  # bytes: beyond this, PRESET_EXTREME's slower search i
 @functools.lru_cache(maxsize=1)
 def dicom_dictionary() -> bytes:
     """The preset dictionary of DEFLATE_DICOM_V1, checked against its pinned sha256."""
-    try:
-        data = DICTIONARY_FILE.read_bytes()
-    except OSError as exc:
-        raise UnsupportedVersionError(f"envelope dictionary {DICTIONARY_FILE.name} is missing ({exc}); "
-                                      "reinstall medcodec") from exc
-    if hashlib.sha256(data).hexdigest() != DICTIONARY_SHA256:
-        raise UnsupportedVersionError(f"envelope dictionary {DICTIONARY_FILE.name} is not the one this "
-                                      "medcodec was built with; reinstall medcodec")
-    return data
+    return read_pinned(DICTIONARY_FILE, DICTIONARY_SHA256, "envelope dictionary")
 
 
 def dict_size_for(size: int) -> int:

@@ -22,13 +22,14 @@ when encoding and reads it when decoding, so their models cannot drift apart.
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from medcodec.compiled import kernel
+from medcodec.entropy.jpeg_ls import median_predictor
 from medcodec.errors import CorruptStreamError
+from medcodec.pinned_data import read_pinned
 
 _PROB_BITS = 16
 _HALF = 1 << (_PROB_BITS - 1)
@@ -314,12 +315,7 @@ def _run(blocks, buf, decoding, probs):
                 a = np.int64(blocks[y, x - 1, 0])
                 b = np.int64(blocks[y - 1, x, 0])
                 c = np.int64(blocks[y - 1, x - 1, 0])
-                if c >= max(a, b):
-                    prediction = min(a, b)
-                elif c <= min(a, b):
-                    prediction = max(a, b)
-                else:
-                    prediction = a + b - c
+                prediction = median_predictor(a, b, c)
                 activity = abs(a - c) + abs(b - c)
             elif x:
                 prediction = np.int64(blocks[y, x - 1, 0])
@@ -371,14 +367,7 @@ def _probabilities(priors: np.ndarray | None) -> np.ndarray:
 def shipped_priors() -> np.ndarray:
     """The contexts' starting probabilities every stream uses (``PRIORS_FILE``, checked against its
     pinned sha256: they are part of the format)."""
-    try:
-        raw = PRIORS_FILE.read_bytes()
-    except OSError as exc:
-        raise CorruptStreamError(f"the JPEG coefficient priors {PRIORS_FILE} cannot be read ({exc}); "
-                                 "reinstall medcodec") from exc
-    if hashlib.sha256(raw).hexdigest() != PRIORS_SHA256:
-        raise CorruptStreamError(f"the JPEG coefficient priors {PRIORS_FILE} are not the ones this format "
-                                 "names (sha256 differs); reinstall medcodec")
+    raw = read_pinned(PRIORS_FILE, PRIORS_SHA256, "JPEG coefficient priors")
     return check_priors(np.frombuffer(raw, "<u2").astype(np.int64))
 
 

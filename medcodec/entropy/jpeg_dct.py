@@ -24,7 +24,7 @@ import numpy as np
 
 from medcodec.compiled import kernel
 from medcodec.entropy.jpeg_baseline import huffman_codes
-from medcodec.entropy.jpeg_lossless import DHT, DNL, DRI, EOI, SOS, marker_segments
+from medcodec.entropy.jpeg_lossless import DHT, DNL, DRI, EOI, SOS, huffman_tables, marker_segments, put_bits
 
 SOF0, SOF1 = 0xC0, 0xC1
 # any other start of frame (progressive, lossless, arithmetic coded, hierarchical): not this module's
@@ -67,15 +67,10 @@ def _parse(frame: bytes) -> DctScan | None:
         if marker in OTHER_SOF or marker in (EOI, DNL):
             return None
         if marker == DHT:
-            pos = 0
-            while pos < len(segment):
-                table_class, table_id = segment[pos] >> 4, segment[pos] & 15
-                counts = tuple(segment[pos + 1:pos + 17])
-                total = sum(counts)
-                if table_class > 1 or len(counts) != 16 or pos + 17 + total > len(segment):
-                    return None
-                tables[table_class, table_id] = (counts, tuple(segment[pos + 17:pos + 17 + total]))
-                pos += 17 + total
+            defined = huffman_tables(segment)
+            if defined is None:
+                return None
+            tables.update(defined)
         elif marker in (SOF0, SOF1):
             if len(segment) != 9 or segment[5] != 1:  # one component
                 return None
@@ -183,6 +178,25 @@ def _extend(value, size):
     return value
 
 
+@kernel(inline=True)
+def _next_bit(data, pos, acc, bits):
+    """The segment's next bit (-1 at a marker or the end of the bytes: no bit may come from there),
+    a stuffed 0x00 after 0xFF skipped; returns (bit, pos, acc, bits)."""
+    if bits == 0:
+        if pos >= len(data):
+            return -1, pos, acc, bits
+        byte = data[pos]
+        if byte == 0xFF:
+            if pos + 1 >= len(data) or data[pos + 1] != 0:
+                return -1, pos, acc, bits
+            pos += 1
+        pos += 1
+        acc = byte
+        bits = 8
+    bits -= 1
+    return (acc >> bits) & 1, pos, acc, bits
+
+
 @kernel
 def _decode(data, dc, dc_symbols, ac, ac_symbols, interval, out):
     """Huffman-decode the blocks of a segment into out (F.2.2); False on any decoding error (a code not
@@ -210,19 +224,10 @@ def _decode(data, dc, dc_symbols, ac, ac_symbols, interval, out):
                 length = 0
                 symbol = -1
                 while length < 16:
-                    if bits == 0:
-                        if pos >= size:
-                            return False
-                        byte = data[pos]
-                        if byte == 0xFF:
-                            if pos + 1 >= size or data[pos + 1] != 0:
-                                return False
-                            pos += 1
-                        pos += 1
-                        acc = byte
-                        bits = 8
-                    bits -= 1
-                    code = (code << 1) | ((acc >> bits) & 1)
+                    bit, pos, acc, bits = _next_bit(data, pos, acc, bits)
+                    if bit < 0:
+                        return False
+                    code = (code << 1) | bit
                     length += 1
                     if tables[1, length] >= 0 and code <= tables[1, length]:
                         symbol = symbols[tables[2, length] + code - tables[0, length]]
@@ -232,19 +237,10 @@ def _decode(data, dc, dc_symbols, ac, ac_symbols, interval, out):
                 extra = symbol if part == 0 else symbol & 15
                 value = 0
                 for _ in range(extra):
-                    if bits == 0:
-                        if pos >= size:
-                            return False
-                        byte = data[pos]
-                        if byte == 0xFF:
-                            if pos + 1 >= size or data[pos + 1] != 0:
-                                return False
-                            pos += 1
-                        pos += 1
-                        acc = byte
-                        bits = 8
-                    bits -= 1
-                    value = (value << 1) | ((acc >> bits) & 1)
+                    bit, pos, acc, bits = _next_bit(data, pos, acc, bits)
+                    if bit < 0:
+                        return False
+                    value = (value << 1) | bit
                 if part == 0:
                     if symbol > 16:
                         return False
@@ -272,24 +268,6 @@ def _decode(data, dc, dc_symbols, ac, ac_symbols, interval, out):
 
 
 @kernel(inline=True)
-def _put(acc, bits, code, length, out, n):
-    """Append length bits of code to the accumulator; whole bytes go to out (0x00 after each 0xFF).
-    Returns (acc, bits, n)."""
-    acc = (acc << length) | (code & ((1 << length) - 1))
-    bits += length
-    while bits >= 8:
-        bits -= 8
-        byte = (acc >> bits) & 0xFF
-        out[n] = byte
-        n += 1
-        if byte == 0xFF:
-            out[n] = 0
-            n += 1
-    acc &= (1 << bits) - 1
-    return acc, bits, n
-
-
-@kernel(inline=True)
 def _category(value):
     """The size category of a value (the bits of its magnitude)."""
     magnitude = value if value >= 0 else -value
@@ -312,7 +290,7 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
         if interval and b and b % interval == 0:
             if bits:
                 fill = (1 << (8 - bits)) - 1 if pad else 0
-                acc, bits, n = _put(acc, bits, fill, 8 - bits, out, n)
+                acc, bits, n = put_bits(acc, bits, fill, 8 - bits, out, n)
             out[n] = 0xFF
             out[n + 1] = 0xD0 + (b // interval - 1) % 8
             n += 2
@@ -322,9 +300,9 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
         size = _category(difference)
         if size > max_size or dc_codes[size, 1] == 0:
             return -1
-        acc, bits, n = _put(acc, bits, dc_codes[size, 0], dc_codes[size, 1], out, n)
+        acc, bits, n = put_bits(acc, bits, dc_codes[size, 0], dc_codes[size, 1], out, n)
         value = difference if difference >= 0 else difference - 1
-        acc, bits, n = _put(acc, bits, value, size, out, n)
+        acc, bits, n = put_bits(acc, bits, value, size, out, n)
         run = 0
         for k in range(1, 64):
             coefficient = blocks[b, k]
@@ -334,21 +312,21 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
             while run > 15:
                 if ac_codes[0xF0, 1] == 0:
                     return -1
-                acc, bits, n = _put(acc, bits, ac_codes[0xF0, 0], ac_codes[0xF0, 1], out, n)
+                acc, bits, n = put_bits(acc, bits, ac_codes[0xF0, 0], ac_codes[0xF0, 1], out, n)
                 run -= 16
             size = _category(coefficient)
             symbol = (run << 4) | size
             if size > max_size - 1 or size > 15 or ac_codes[symbol, 1] == 0:
                 return -1
-            acc, bits, n = _put(acc, bits, ac_codes[symbol, 0], ac_codes[symbol, 1], out, n)
+            acc, bits, n = put_bits(acc, bits, ac_codes[symbol, 0], ac_codes[symbol, 1], out, n)
             value = coefficient if coefficient >= 0 else coefficient - 1
-            acc, bits, n = _put(acc, bits, value, size, out, n)
+            acc, bits, n = put_bits(acc, bits, value, size, out, n)
             run = 0
         if run:
             if ac_codes[0, 1] == 0:
                 return -1
-            acc, bits, n = _put(acc, bits, ac_codes[0, 0], ac_codes[0, 1], out, n)
+            acc, bits, n = put_bits(acc, bits, ac_codes[0, 0], ac_codes[0, 1], out, n)
     if bits:
         fill = (1 << (8 - bits)) - 1 if pad else 0
-        acc, bits, n = _put(acc, bits, fill, 8 - bits, out, n)
+        acc, bits, n = put_bits(acc, bits, fill, 8 - bits, out, n)
     return n

@@ -78,6 +78,23 @@ def marker_segments(frame: bytes):
             return
 
 
+def huffman_tables(segment: bytes) -> dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] | None:
+    """The tables a DHT segment defines: (class, id) -> (counts per code length 1..16, symbols), or None
+    where the segment is malformed (a class other than DC 0 or AC 1, a table running past its end).
+    Shared with ``jpeg_dct``."""
+    tables = {}
+    pos = 0
+    while pos < len(segment):
+        table_class, table_id = segment[pos] >> 4, segment[pos] & 15
+        counts = tuple(segment[pos + 1:pos + 17])
+        total = sum(counts)
+        if table_class > 1 or len(counts) != 16 or pos + 17 + total > len(segment):
+            return None
+        tables[table_class, table_id] = (counts, tuple(segment[pos + 17:pos + 17 + total]))
+        pos += 17 + total
+    return tables
+
+
 def _parse(frame: bytes) -> Scan | None:
     tables: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     header: dict[str, int] = {}
@@ -85,15 +102,10 @@ def _parse(frame: bytes) -> Scan | None:
         if marker in OTHER_SOF or marker in (EOI, DNL):
             return None
         if marker == DHT:
-            pos = 0
-            while pos < len(segment):
-                table_class, table_id = segment[pos] >> 4, segment[pos] & 15
-                counts = tuple(segment[pos + 1:pos + 17])
-                total = sum(counts)
-                if table_class != 0 or len(counts) != 16 or pos + 17 + total > len(segment):
-                    return None
-                tables[table_id] = (counts, tuple(segment[pos + 17:pos + 17 + total]))
-                pos += 17 + total
+            defined = huffman_tables(segment)
+            if defined is None or any(table_class != 0 for table_class, _ in defined):
+                return None
+            tables.update((table_id, table) for (_, table_id), table in defined.items())
         elif marker == SOF3:
             if segment[5] != 1:  # one component
                 return None
@@ -206,6 +218,25 @@ def _packed(samples: np.ndarray, scan: Scan) -> tuple[bytes, int, int] | None:
     return out[:n].tobytes(), int(leftover[0]), int(leftover[1])
 
 
+@kernel(inline=True)
+def put_bits(acc, bits, code, length, out, n):
+    """Append the low length bits of code to the bit accumulator (acc, holding bits bits); whole bytes
+    go to out from n, each 0xFF followed by a stuffed 0x00 (F.1.2.3). Returns (acc, bits, n). Shared
+    with ``jpeg_dct``."""
+    acc = (acc << length) | (code & ((1 << length) - 1))
+    bits += length
+    while bits >= 8:
+        bits -= 8
+        byte = (acc >> bits) & 0xFF
+        out[n] = byte
+        n += 1
+        if byte == 0xFF:
+            out[n] = 0
+            n += 1
+    acc &= (1 << bits) - 1
+    return acc, bits, n
+
+
 @kernel
 def _pack(category, extra, codes, lengths, out, leftover):
     """Codes and extra bits, most significant first, 0x00 after every 0xFF: the complete bytes into out
@@ -217,19 +248,8 @@ def _pack(category, extra, codes, lengths, out, leftover):
     for p in range(category.size):
         s = category[p]
         size = s if s < 16 else 0
-        acc = (acc << lengths[s]) | codes[s]
-        bits += lengths[s]
-        acc = (acc << size) | (extra[p] & ((1 << size) - 1))
-        bits += size
-        while bits >= 8:
-            bits -= 8
-            byte = (acc >> bits) & 0xFF
-            out[n] = byte
-            n += 1
-            if byte == 0xFF:
-                out[n] = 0
-                n += 1
-        acc &= (1 << bits) - 1
+        acc, bits, n = put_bits(acc, bits, codes[s], lengths[s], out, n)
+        acc, bits, n = put_bits(acc, bits, extra[p], size, out, n)
     leftover[0] = acc
     leftover[1] = bits
     return n

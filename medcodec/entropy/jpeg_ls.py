@@ -215,6 +215,17 @@ def _gradient(d, t1, t2, t3):
     return 4
 
 
+@kernel(inline=True)
+def median_predictor(a, b, c):
+    """LOCO-I's median edge detector (A.4.1): min(a, b) or max(a, b) where c says an edge lies there,
+    else a + b - c. Shared with ``jpeg_coefficients`` (the DC prediction)."""
+    if c >= max(a, b):
+        return min(a, b)
+    if c <= min(a, b):
+        return max(a, b)
+    return a + b - c
+
+
 @kernel
 def _encode(img, maxval, t1, t2, t3, reset, out):
     """T.87 Annex A for one component, NEAR = 0: the complete bytes of the segment into out; their count."""
@@ -250,12 +261,7 @@ def _encode(img, maxval, t1, t2, t3, reset, out):
             if q != 0:  # regular mode (A.4)
                 sign = -1 if q < 0 else 1
                 q *= sign
-                if rc >= max(ra, rb):
-                    predicted = min(ra, rb)
-                elif rc <= min(ra, rb):
-                    predicted = max(ra, rb)
-                else:
-                    predicted = ra + rb - rc
+                predicted = median_predictor(ra, rb, rc)
                 k = 0
                 while (N[q] << k) < A[q]:
                     k += 1
