@@ -24,7 +24,8 @@ import numpy as np
 
 from medcodec.compiled import kernel
 from medcodec.entropy.jpeg_baseline import huffman_codes
-from medcodec.entropy.jpeg_lossless import DHT, DNL, DRI, EOI, SOS, huffman_tables, marker_segments, put_bits
+from medcodec.entropy.jpeg_lossless import (DHT, DNL, DRI, EOI, SOS, huffman_tables, marker_segments, put_bits,
+                                             segment_end)
 
 SOF0, SOF1 = 0xC0, 0xC1
 # any other start of frame (progressive, lossless, arithmetic coded, hierarchical): not this module's
@@ -83,7 +84,7 @@ def _parse(frame: bytes) -> DctScan | None:
                 return None
             dc_id, ac_id = segment[2] >> 4, segment[2] & 15
             spectral_start, spectral_end, approximation = segment[3], segment[4], segment[5]
-            end = _segment_end(frame, after)
+            end = segment_end(frame, after, restarts=True)
             if (end is None or frame[end:end + 2] != b"\xff\xd9" or header["precision"] not in (8, 12)
                     or (spectral_start, spectral_end, approximation) != (0, 63, 0)
                     or (0, dc_id) not in tables or (1, ac_id) not in tables
@@ -93,21 +94,6 @@ def _parse(frame: bytes) -> DctScan | None:
                            restart_interval=header["restart_interval"], dc_table=tables[0, dc_id],
                            ac_table=tables[1, ac_id], segment_start=after, segment_end=end)
     return None
-
-
-def _segment_end(frame: bytes, start: int) -> int | None:
-    """Where the entropy-coded segment from start ends: the first marker other than a restart marker
-    (0xFF not followed by a stuffed 0x00 or by RST0-7), or None where the bytes end first."""
-    at = start
-    while True:
-        at = frame.find(b"\xff", at)
-        if at < 0 or at + 1 >= len(frame):
-            return None
-        follower = frame[at + 1]
-        if follower == 0x00 or 0xD0 <= follower <= 0xD7:
-            at += 2
-        else:
-            return at
 
 
 def _decoding_tables(table: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:

@@ -119,7 +119,7 @@ def _parse(frame: bytes) -> Scan | None:
                 return None
             table_id, predictor = segment[2] >> 4, segment[3]
             point_transform = segment[5] & 15
-            end = _segment_end(frame, after)
+            end = segment_end(frame, after)
             # a point transform: the decoder at hand (liblj92, imagecodecs) does not undo it as H.1.2.1
             # says, so nothing could check a scan written with one: such files stay verbatim
             if (end is None or frame[end:end + 2] != b"\xff\xd9" or not 1 <= predictor <= 7
@@ -133,19 +133,18 @@ def _parse(frame: bytes) -> Scan | None:
     return None
 
 
-def _segment_end(frame: bytes, start: int) -> int | None:
+def segment_end(frame: bytes, start: int, restarts: bool = False) -> int | None:
     """Where the entropy-coded segment from start ends: the first 0xFF not followed by a stuffed 0x00
-    (None at a restart marker, which this module does not write, or at the end of the bytes)."""
+    (nor, with restarts, by a restart marker RST0-7, which is then part of the segment); None at a
+    restart marker without restarts, or where the bytes end first. Shared with ``jpeg_dct``."""
     at = start
     while True:
         at = frame.find(b"\xff", at)
         if at < 0 or at + 1 >= len(frame):
             return None
         follower = frame[at + 1]
-        if follower == 0x00:
+        if follower == 0x00 or (restarts and 0xD0 <= follower <= 0xD7):
             at += 2
-        elif follower == 0xFF:  # fill bytes before the marker
-            return at
         elif 0xD0 <= follower <= 0xD7:
             return None
         else:
