@@ -142,3 +142,10 @@ def test_damaged_twelve_bit_envelopes_end_in_a_clear_error_or_the_original(data)
         _FUZZ_12.append((original, codec.encode(original, mode="fast")))
     original, stream = _FUZZ_12[0]
     assert decoded_or_refused(stream, data) in (None, original)
+
+
+def test_a_twelve_bit_jpeg_of_another_size_than_the_file_says_stays_verbatim():
+    frame = lossy_jpeg(12, 90, shape=(64, 128))  # the file says 128 x 128
+    data = encapsulated_dicom([frame], JPEGExtended12Bit, bits_stored=12, unsigned=True)
+    assert dicom.read_dicom(data).meta["layout"] == "split"
+    assert codec.decode(codec.encode(data, mode="fast")).data == data

@@ -53,11 +53,12 @@ def _transcode(jpeg: bytes) -> bytes | None:
     return jxl
 
 
-def _dct(jpeg: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """(the scan's parameters, its coefficients' stream) of a JPEG whose segment medcodec's coder writes
-    again exactly, else None."""
+def _dct(jpeg: bytes, rows: int, cols: int) -> tuple[dict[str, Any], bytes] | None:
+    """(the scan's parameters, its coefficients' stream) of a rows x cols JPEG whose segment medcodec's
+    coder writes again exactly and smaller, else None (also where the JPEG's size is not the file's: its
+    coefficients would take memory the file's attributes do not account for)."""
     scan = jpeg_dct.parse(jpeg)
-    if scan is None:
+    if scan is None or (scan.height, scan.width) != (rows, cols):
         return None
     blocks = jpeg_dct.coefficients(jpeg, scan)
     if blocks is None:
@@ -66,7 +67,8 @@ def _dct(jpeg: bytes) -> tuple[dict[str, Any], bytes] | None:
     if pad is None:
         return None
     stream = jpeg_coefficients.encode(blocks)
-    if not np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks), blocks):
+    if (len(stream) >= scan.segment_end - scan.segment_start
+            or not np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks), blocks)):
         return None
     fields = {"precision": scan.precision, "height": scan.height, "width": scan.width,
               "restart": scan.restart_interval, "dc": [list(t) for t in scan.dc_table],
@@ -90,8 +92,8 @@ def _scan(fields: Any) -> tuple[jpeg_dct.DctScan, int]:
             tables.append((counts, symbols))
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptStreamError(f"JPEG DICOM: a frame's scan parameters are damaged ({exc})") from exc
-    if (precision not in (8, 12) or not 0 < height < 65536 or not 0 < width < 65536 or height * width > MAX_FRAME_PIXELS
-            or not 0 <= restart < 65536 or pad not in (0, 1)):
+    if (precision not in (8, 12) or not 0 < height < 65536 or not 0 < width < 65536
+            or height * width > MAX_FRAME_PIXELS or not 0 <= restart < 65536 or pad not in (0, 1)):
         raise CorruptStreamError("JPEG DICOM: a frame's scan parameters are out of range")
     return jpeg_dct.DctScan(precision=precision, height=height, width=width, restart_interval=restart,
                             dc_table=tables[0], ac_table=tables[1], segment_start=0, segment_end=0), pad
@@ -111,9 +113,10 @@ def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
     coded, cuts, frame_meta = [], [], []
     for pieces, jpeg in per_frame:
         jxl = _transcode(jpeg)
-        dct = _dct(jpeg) if samples == 1 and rows * cols <= MAX_FRAME_PIXELS else None
+        dct = _dct(jpeg, rows, cols) if samples == 1 and rows * cols <= MAX_FRAME_PIXELS else None
         # medcodec's coder leaves the frame's markers and tables in the kept bytes; JPEG XL takes them in
-        if dct is not None and (jxl is None or len(dct[1]) + len(jpeg) - (dct[0]["end"] - dct[0]["start"]) < len(jxl)):
+        left_in_kept = len(jpeg) - (dct[0]["end"] - dct[0]["start"]) if dct is not None else 0
+        if dct is not None and (jxl is None or len(dct[1]) + left_in_kept < len(jxl)):
             fields, stream = dct
             start, end = fields.pop("start"), fields.pop("end")
             coded.append(stream)
@@ -126,7 +129,8 @@ def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
         else:
             return None
     kept, pieces = cut(value, cuts)
-    return kept, coded, {"layout": LAYOUT, "frames": [{"pieces": p, **m} for p, m in zip(pieces, frame_meta)]}
+    frame_meta = [{"pieces": p, **m} for p, m in zip(pieces, frame_meta)]
+    return kept, coded, {"layout": LAYOUT, "frames": frame_meta}
 
 
 def join(meta: dict[str, Any], kept: bytes, coded: list[bytes]) -> bytes:
