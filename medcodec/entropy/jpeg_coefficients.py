@@ -50,7 +50,7 @@ _MAG_BUCKETS = 13
 _LEFT_BUCKETS = 5
 # count of non-zero AC coefficients as context: 0, 1, 2, 3, 4, 5-6, 7-8, 9-11, 12-15, 16-23, 24-31, 32+
 _COUNT_BUCKETS = 12
-_EXPONENTS = 20  # magnitudes below 2^20: 12-bit JPEG coefficients are below 2^15
+_EXPONENTS = 20  # magnitudes below 2^20; 12-bit JPEG coefficients are below 2^15
 
 # context layout: each kind of decision has its own range of rows in the probability table
 _COUNT_BASE = 0
@@ -392,8 +392,10 @@ def _checked(blocks: np.ndarray) -> np.ndarray:
     blocks = np.ascontiguousarray(blocks, np.int32)
     if blocks.ndim != 3 or blocks.shape[2] != 64:
         raise ValueError(f"coefficient blocks must be [rows, cols, 64], got {blocks.shape}")
-    if blocks.size and np.abs(blocks.astype(np.int64)).max() >= 1 << _EXPONENTS:
-        raise ValueError("a coefficient beyond 2^20 in magnitude")
+    # below 2^19, so that a DC's difference from its prediction (which lies between two DCs) is below
+    # 2^20, the largest magnitude the exponent code reaches
+    if blocks.size and np.abs(blocks.astype(np.int64)).max() >= 1 << (_EXPONENTS - 1):
+        raise ValueError("a coefficient beyond 2^19 in magnitude")
     return blocks
 
 
