@@ -56,11 +56,18 @@ def test_what_it_does_not_write_is_refused(options):
     assert jpeg_dct.parse(lossy_jpeg()[:-300]) is None  # no EOI after the segment
 
 
-def test_a_progressive_scan_is_refused():
-    jpeg = bytearray(lossy_jpeg(8))
-    sof = jpeg.index(b"\xff\xc0")
-    jpeg[sof + 1] = 0xC2
-    assert jpeg_dct.parse(bytes(jpeg)) is None
+def test_a_progressive_scan_or_successive_approximation_is_refused_whatever_ss_and_se_say():
+    jpeg = lossy_jpeg(8)
+    sof, sos = jpeg.index(b"\xff\xc0"), jpeg.index(b"\xff\xda")
+    progressive = bytearray(jpeg)
+    progressive[sof + 1] = 0xC2
+    assert jpeg_dct.parse(bytes(progressive)) is None
+    approximation = bytearray(jpeg)
+    approximation[sos + 9] = 0x10  # Ah 1
+    assert jpeg_dct.parse(bytes(approximation)) is None
+    dc_only = bytearray(jpeg)
+    dc_only[sos + 8] = 0  # Se 0 in a sequential scan: it codes the whole spectrum all the same
+    assert jpeg_dct.parse(bytes(dc_only)) is not None
 
 
 def test_a_damaged_segment_does_not_decode_or_does_not_come_back():

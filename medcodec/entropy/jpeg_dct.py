@@ -12,8 +12,9 @@ every 0xFF, restart markers every ``restart_interval`` blocks and the bits befor
 write otherwise (an EOB after ZRLs, other padding, bytes before a marker) is found out because
 ``write`` does not give the segment back, and such a frame stays verbatim.
 
-Modelled: baseline or extended (SOF0, SOF1) frames of one component, 8 or 12 bits, one scan of the
-whole spectrum (Ss 0, Se 63, no successive approximation), followed by EOI.
+Modelled: baseline or extended (SOF0, SOF1) frames of one component, 8 or 12 bits, one scan (of the
+whole spectrum, as sequential scans are, whatever their Ss and Se say; no successive approximation),
+followed by EOI.
 """
 
 from __future__ import annotations
@@ -83,10 +84,12 @@ def _parse(frame: bytes) -> DctScan | None:
             if "precision" not in header or len(segment) != 6 or segment[0] != 1:
                 return None
             dc_id, ac_id = segment[2] >> 4, segment[2] & 15
-            spectral_start, spectral_end, approximation = segment[3], segment[4], segment[5]
+            # Ss and Se say 0 and 63 in a sequential scan, which codes the whole spectrum whatever they
+            # say (some encoders wrote Se 0; decoders ignore it): only successive approximation is refused
+            approximation = segment[5]
             end = segment_end(frame, after, restarts=True)
             if (end is None or frame[end:end + 2] != b"\xff\xd9" or header["precision"] not in (8, 12)
-                    or (spectral_start, spectral_end, approximation) != (0, 63, 0)
+                    or approximation
                     or (0, dc_id) not in tables or (1, ac_id) not in tables
                     or not header["height"] or not header["width"]):
                 return None
