@@ -69,3 +69,10 @@ def test_what_this_module_does_not_write_is_refused():
     assert jl.parse(b"not a jpeg") is None and jl.parse(b"") is None
     two_components = good.replace(struct.pack(">BHHB", 12, 16, 16, 1), struct.pack(">BHHB", 12, 16, 16, 2), 1)
     assert jl.parse(two_components) is None
+
+
+def test_put_bits_counts_past_the_buffer_without_writing_there():
+    out = np.full(3, 7, np.uint8)
+    acc, bits, n = jl.put_bits(0, 0, 0xFFFFF, 20, out, 0)  # FF 00 FF 00 and 4 bits left
+    assert (acc, bits, n) == (0xF, 4, 4)
+    assert out.tolist() == [0xFF, 0x00, 0xFF]

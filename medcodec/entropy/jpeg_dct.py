@@ -144,9 +144,12 @@ def write(blocks: np.ndarray, scan: DctScan, pad: int = 1) -> bytes | None:
     flat = np.ascontiguousarray(blocks, np.int32).reshape(-1, 64)
     if flat.shape[0] != scan.blocks[0] * scan.blocks[1]:
         raise ValueError(f"{flat.shape[0]} blocks for a scan of {scan.blocks[0]}x{scan.blocks[1]}")
-    out = np.empty(flat.shape[0] * 200 + 64, np.uint8)  # at most 16 + 11 bits and a stuffed byte per symbol
-    n = _encode(flat, _encoding_tables(scan.dc_table), _encoding_tables(scan.ac_table), scan.restart_interval,
-                1 if pad else 0, scan.precision + 3, out)
+    tables = _encoding_tables(scan.dc_table), _encoding_tables(scan.ac_table)
+    out = np.empty(flat.shape[0] * 64 + 64, np.uint8)  # a JPEG's blocks rarely take 64 bytes
+    n = _encode(flat, *tables, scan.restart_interval, 1 if pad else 0, scan.precision + 3, out)
+    if n > len(out):  # the bytes past the end were counted, not written (put_bits): again, with room
+        out = np.empty(n, np.uint8)
+        n = _encode(flat, *tables, scan.restart_interval, 1 if pad else 0, scan.precision + 3, out)
     return None if n < 0 else out[:n].tobytes()
 
 
@@ -269,8 +272,8 @@ def _category(value):
 
 @kernel
 def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
-    """The segment's bytes into out (F.1.2); their count, or -1 where a symbol has no code or a value's
-    category exceeds max_size."""
+    """The segment's bytes into out (F.1.2); their count (more than len(out): counted, not all written),
+    or -1 where a symbol has no code or a value's category exceeds max_size."""
     n = 0
     acc = 0
     bits = 0
@@ -280,8 +283,9 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
             if bits:
                 fill = (1 << (8 - bits)) - 1 if pad else 0
                 acc, bits, n = put_bits(acc, bits, fill, 8 - bits, out, n)
-            out[n] = 0xFF
-            out[n + 1] = 0xD0 + (b // interval - 1) % 8
+            if n + 1 < len(out):
+                out[n] = 0xFF
+                out[n + 1] = 0xD0 + (b // interval - 1) % 8
             n += 2
             predictor = 0
         difference = blocks[b, 0] - predictor

@@ -211,26 +211,32 @@ def _packed(samples: np.ndarray, scan: Scan) -> tuple[bytes, int, int] | None:
     if (lengths[np.unique(category)] == 0).any():
         return None
     extra = np.where(difference > 0, difference, difference - 1)  # ones' complement of negatives (F.1.2.1)
-    out = np.empty(category.size * 6 + 8, np.uint8)
+    out = np.empty(category.size * 4 + 8, np.uint8)  # what a sample costs at most, but for stuffed bytes
     leftover = np.zeros(2, np.int64)
     n = _pack(category, extra, codes, lengths, out, leftover)
+    if n > len(out):  # stuffing took more: write again with room for every byte (put_bits)
+        out = np.empty(n, np.uint8)
+        n = _pack(category, extra, codes, lengths, out, leftover)
     return out[:n].tobytes(), int(leftover[0]), int(leftover[1])
 
 
 @kernel(inline=True)
 def put_bits(acc, bits, code, length, out, n):
     """Append the low length bits of code to the bit accumulator (acc, holding bits bits); whole bytes
-    go to out from n, each 0xFF followed by a stuffed 0x00 (F.1.2.3). Returns (acc, bits, n). Shared
-    with ``jpeg_dct``."""
+    go to out from n, each 0xFF followed by a stuffed 0x00 (F.1.2.3). Returns (acc, bits, n). Bytes
+    past out's end are counted, not written: a caller whose n comes back beyond len(out) writes again
+    into a buffer of n bytes. Shared with ``jpeg_dct``."""
     acc = (acc << length) | (code & ((1 << length) - 1))
     bits += length
     while bits >= 8:
         bits -= 8
         byte = (acc >> bits) & 0xFF
-        out[n] = byte
+        if n < len(out):
+            out[n] = byte
         n += 1
         if byte == 0xFF:
-            out[n] = 0
+            if n < len(out):
+                out[n] = 0
             n += 1
     acc &= (1 << bits) - 1
     return acc, bits, n

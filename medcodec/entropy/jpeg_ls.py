@@ -139,8 +139,11 @@ def body(samples: np.ndarray, scan: Scan) -> bytes:
     values = np.ascontiguousarray(samples, dtype=np.int64)
     if values.size and (int(values.max()) > scan.maxval or int(values.min()) < 0):
         raise ValueError(f"samples beyond MAXVAL {scan.maxval}")
-    out = np.empty(values.size * 8 + 64, np.uint8)  # a sample costs at most LIMIT (<= 64) bits
+    out = np.empty(values.size * 8 + 64, np.uint8)  # a sample costs at most LIMIT (<= 64) bits, but stuffing
     n = _encode(values, scan.maxval, scan.t1, scan.t2, scan.t3, scan.reset, out)
+    if n > len(out):  # the bytes past the end were counted, not written (_put): again, with room
+        out = np.empty(n, np.uint8)
+        n = _encode(values, scan.maxval, scan.t1, scan.t2, scan.t3, scan.reset, out)
     return out[:n].tobytes()
 
 
@@ -163,7 +166,8 @@ def _put(value, length, out, state):
         state[1] = (state[1] << 1) | ((value >> i) & 1)
         state[2] += 1
         if state[2] == (7 if state[3] else 8):
-            out[state[0]] = state[1]
+            if state[0] < len(out):  # past the end: counted, not written (``body`` writes again with room)
+                out[state[0]] = state[1]
             state[3] = 1 if state[1] == 0xFF else 0
             state[0] += 1
             state[1] = 0
