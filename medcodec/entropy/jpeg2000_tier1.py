@@ -273,8 +273,9 @@ def code_block(coefficients: np.ndarray, orientation: int) -> bytes:
     coefficients; orientation LL, HL, LH or HH."""
     block = np.ascontiguousarray(coefficients, dtype=np.int64)
     planes = int(np.abs(block).max()).bit_length() if block.size else 0
-    # at most three decisions a coefficient and plane, none costing more than 16 bits, and the flush
-    out = np.zeros(block.size * planes * 6 + 16, np.uint8)
+    # at most three decisions a coefficient and plane, none costing more than 16 bits, a byte in eight
+    # for the 0xFF bit stuffing (seven bits a byte after 0xFF), and the flush
+    out = np.zeros(block.size * planes * 7 + 16, np.uint8)
     length = _code_block(block, orientation, out)
     return out[1:1 + length].tobytes()
 
