@@ -16,10 +16,11 @@ def test_real_coefficients_come_back_smaller_than_their_huffman_scan(bits, level
     jpeg = lossy_jpeg(bits, level)
     scan = jpeg_dct.parse(jpeg)
     blocks = jpeg_dct.coefficients(jpeg, scan)
-    stream = jpeg_coefficients.encode(blocks)
-    assert np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks), blocks)
+    stream = jpeg_coefficients.encode(blocks, scan.quant)
+    assert np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks, scan.quant), blocks)
     assert len(stream) < 0.97 * (scan.segment_end - scan.segment_start)  # 256 blocks: little to learn from
-    assert jpeg_coefficients.encode(blocks) == stream  # deterministic
+    assert jpeg_coefficients.encode(blocks, scan.quant) == stream  # deterministic
+    assert len(jpeg_coefficients.encode(blocks)) > len(stream)  # the DC prediction needs the table
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
@@ -29,8 +30,9 @@ def test_any_blocks_come_back(rows, cols, density, scale, seed):
     rng = np.random.default_rng(seed)
     values = rng.integers(-(1 << scale), (1 << scale), size=(rows, cols, 64))
     blocks = np.where(rng.random((rows, cols, 64)) < density, values, 0).astype(np.int32)
-    stream = jpeg_coefficients.encode(blocks)
-    assert np.array_equal(jpeg_coefficients.decode(stream, rows, cols), blocks)
+    quant = rng.integers(1, 65536, 64)  # any table: DC predictions far off are clamped
+    stream = jpeg_coefficients.encode(blocks, quant)
+    assert np.array_equal(jpeg_coefficients.decode(stream, rows, cols, quant), blocks)
 
 
 def test_extremes_and_refusals():
@@ -39,9 +41,14 @@ def test_extremes_and_refusals():
     blocks[0, 1] = -((1 << 19) - 1)  # a DC difference of 2^20 - 2 from the one before
     blocks[1, 1] = -((1 << 19) - 1)
     assert np.array_equal(jpeg_coefficients.decode(jpeg_coefficients.encode(blocks), 2, 2), blocks)
+    quant = np.full(64, 65535)
+    assert np.array_equal(jpeg_coefficients.decode(jpeg_coefficients.encode(blocks, quant), 2, 2, quant), blocks)
     blocks[0, 1, 3] = 1 << 19
     with pytest.raises(ValueError):
         jpeg_coefficients.encode(blocks)
+    for bad in (np.zeros(64), np.ones(63), np.full(64, 65536)):
+        with pytest.raises(ValueError, match="quantisation table"):
+            jpeg_coefficients.encode(np.zeros((1, 1, 64), np.int32), bad)
     with pytest.raises(ValueError):
         jpeg_coefficients.encode(np.zeros((2, 64), np.int32))
 
@@ -49,10 +56,10 @@ def test_extremes_and_refusals():
 def test_a_stream_that_ends_early_or_runs_on_is_refused():
     jpeg = lossy_jpeg(12, shape=(48, 48))
     scan = jpeg_dct.parse(jpeg)
-    stream = jpeg_coefficients.encode(jpeg_dct.coefficients(jpeg, scan))
+    stream = jpeg_coefficients.encode(jpeg_dct.coefficients(jpeg, scan), scan.quant)
     for damaged in (stream[:-9], stream + b"\x00", stream[:len(stream) // 2]):
         with pytest.raises(CorruptStreamError):
-            jpeg_coefficients.decode(damaged, *scan.blocks)
+            jpeg_coefficients.decode(damaged, *scan.blocks, scan.quant)
     with pytest.raises(CorruptStreamError):
         jpeg_coefficients.decode(stream, -1, 3)
 

@@ -16,6 +16,7 @@ def test_the_segment_comes_back_from_its_coefficients(bits, level, shape, optimi
     jpeg = lossy_jpeg(bits, level, shape=shape, optimize=optimize)
     scan = jpeg_dct.parse(jpeg)
     assert scan is not None and scan.precision == bits and scan.restart_interval == 0
+    assert len(scan.quant) == 64 and min(scan.quant) >= 1  # the DQT table, zigzag order
     blocks = jpeg_dct.coefficients(jpeg, scan)
     height, width = ct_small(bits, shape=shape).shape
     assert blocks.shape == ((height + 7) // 8, (width + 7) // 8, 64)

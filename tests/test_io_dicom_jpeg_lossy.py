@@ -91,7 +91,8 @@ def test_damaged_scan_parameters_are_refused():
     prefix, kept, suffix, stream = read.blobs
     fields = read.meta["frames"][0]["dct"]
     for change in ({"precision": 9}, {"pad": 2}, {"height": 0}, {"width": 70000}, {"restart": -1},
-                   {"dc": [[1] * 16, [0]]}, {"ac": "x"}, {"height": "tall"}):
+                   {"dc": [[1] * 16, [0]]}, {"ac": "x"}, {"height": "tall"}, {"quant": [1] * 63},
+                   {"quant": [0] * 64}):
         meta = {**read.meta, "frames": [{**read.meta["frames"][0], "dct": {**fields, **change}}]}
         with pytest.raises(CorruptStreamError):
             dicom_jpeg_lossy.join(meta, kept, [stream])

@@ -12,7 +12,10 @@ in the context of the neighbours' counts); the AC coefficients in zigzag order u
 coded: zero or not (context: the position, how many are still to come, the neighbours' magnitudes at
 the position), the magnitude as "more than one", then an exponent in unary and the bits below its top
 one, and the sign (context: the neighbours' signs at the position); last the DC, as its difference
-from the LOCO-I median of the left, upper and upper-left DCs, in the context of how much those differ.
+from the DC that makes the block's left and top edges meet its neighbours' (the block's own first-row
+and first-column coefficients, dequantised, say how its edges differ from its mean: Lepton's idea, in
+integers), in the context of how much the left and the upper estimate differ. That takes a quarter of
+the DC's bits on 8-bit JPEGs against the median of the neighbouring DCs, half as much on 12-bit ones.
 
 Decodable anywhere: integer arithmetic only (a 32-bit range coder as LZMA's, 16-bit probabilities
 adapted by integer shifts); the encoder and the decoder run the same function, which codes a decision
@@ -22,12 +25,12 @@ when encoding and reads it when decoding, so their models cannot drift apart.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from medcodec.compiled import kernel
-from medcodec.entropy.jpeg_ls import median_predictor
 from medcodec.errors import CorruptStreamError
 from medcodec.pinned_data import read_pinned
 
@@ -51,6 +54,13 @@ _LEFT_BUCKETS = 5
 # count of non-zero AC coefficients as context: 0, 1, 2, 3, 4, 5-6, 7-8, 9-11, 12-15, 16-23, 24-31, 32+
 _COUNT_BUCKETS = 12
 _EXPONENTS = 20  # magnitudes below 2^20; 12-bit JPEG coefficients are below 2^15
+_LIMIT = 1 << (_EXPONENTS - 1)  # coefficients (and DC predictions) below 2^19 keep DC differences below 2^20
+
+# zigzag positions of the coefficients (0, u) (horizontal frequency u, the block's first row) and (u, 0)
+# (vertical frequency u, its first column), u = 0..7
+_FIRST_ROW = np.array([0, 1, 5, 6, 14, 15, 27, 28], np.int64)
+_FIRST_COLUMN = np.array([0, 2, 3, 9, 10, 20, 21, 35], np.int64)
+_SQRT2_Q12 = 5793  # sqrt(2) in 1/4096
 
 # context layout: each kind of decision has its own range of rows in the probability table
 _COUNT_BASE = 0
@@ -67,7 +77,7 @@ CONTEXTS = _DC_SIGN_BASE + 3
 # every context starts from a probability learnt on the train split (``train.jpeg_priors``), trusted
 # as much as PRIOR_COUNT decisions: a small image has too few blocks to learn them from one half
 PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "jpeg_coefficient_priors_v1.u16"
-PRIORS_SHA256 = "0ab31b811f9626996fd881b1e772a9cbbc7053ba6aa33199722f94272bb431bc"
+PRIORS_SHA256 = "c8259299ee79c7a5b0ec714d74bae79e5c859066ce8461bd189e6c4c698b3c35"
 PRIOR_COUNT = 1
 
 
@@ -228,8 +238,56 @@ def _code_magnitude(state, buf, probs, magnitude, group, bucket, decoding):
     return result + 1
 
 
+@kernel(inline=True)
+def _edge(block, positions, quant, far):
+    """The dequantised first-row (or first-column) AC coefficients' sum at the block's near edge (far 0:
+    each basis function is 1 there) or far edge (far 1: (-1)^u), the DCT extended half a pixel out."""
+    total = 0
+    for u in range(1, 8):
+        term = np.int64(block[positions[u]]) * quant[positions[u]]
+        total += -term if far and (u & 1) else term
+    return total
+
+
+@kernel(inline=True)
+def _dc_prediction(blocks, y, x, quant):
+    """The DC that makes the block's left edge meet its left neighbour's right edge and its top edge the
+    upper neighbour's bottom edge (the mean of the two where both exist; a row average of the 2-D DCT at
+    a vertical edge is DC/8 + the first row's terms over 4 sqrt 2), rounded to a quantised DC; and how
+    much the two disagree, in quantised DC steps (-2: one neighbour, -1: none)."""
+    q0 = quant[0]
+    have = 0
+    total = 0
+    first = 0
+    if x:
+        left = (np.int64(blocks[y, x - 1, 0]) * q0
+                + ((_SQRT2_Q12 * (_edge(blocks[y, x - 1], _FIRST_ROW, quant, 1)
+                                  - _edge(blocks[y, x], _FIRST_ROW, quant, 0))) >> 12))
+        total += left
+        first = left
+        have += 1
+    if y:
+        above = (np.int64(blocks[y - 1, x, 0]) * q0
+                 + ((_SQRT2_Q12 * (_edge(blocks[y - 1, x], _FIRST_COLUMN, quant, 1)
+                                   - _edge(blocks[y, x], _FIRST_COLUMN, quant, 0))) >> 12))
+        total += above
+        have += 1
+        if have == 2:
+            return _clamped((total + q0) // (2 * q0)), abs(first - above) // q0
+        return _clamped((above * 2 + q0) // (2 * q0)), -2
+    if have:
+        return _clamped((first * 2 + q0) // (2 * q0)), -2
+    return np.int64(0), -1
+
+
+@kernel(inline=True)
+def _clamped(dc):
+    """A predicted DC within the coefficients' range (below 2^19), so the difference stays below 2^20."""
+    return min(max(dc, -_LIMIT + 1), _LIMIT - 1)
+
+
 @kernel
-def _run(blocks, buf, decoding, probs):
+def _run(blocks, buf, decoding, probs, quant):
     """Code (or, decoding, fill) blocks [rows, cols, 64] with the stream in buf, starting from the
     contexts' probabilities probs [contexts, 5] (probability of a 0, adaptation count, the counts of 0s
     and 1s coded, which it adds to, the fast-adapting probability of a 0); returns the stream's length
@@ -310,28 +368,18 @@ def _run(blocks, buf, decoding, probs):
                                  decoding)
                 if decoding:
                     blocks[y, x, k] = -magnitude if negative else magnitude
-            # DC: its difference from the median of left, above and left + above - upper-left
-            if y and x:
-                a = np.int64(blocks[y, x - 1, 0])
-                b = np.int64(blocks[y - 1, x, 0])
-                c = np.int64(blocks[y - 1, x - 1, 0])
-                prediction = median_predictor(a, b, c)
-                activity = abs(a - c) + abs(b - c)
-            elif x:
-                prediction = np.int64(blocks[y, x - 1, 0])
-                activity = 64
-            elif y:
-                prediction = np.int64(blocks[y - 1, x, 0])
-                activity = 64
-            else:
-                prediction = 0
-                activity = 1 << 20
+            # DC: where the block's own first-row (first-column) coefficients make its left (top) edge
+            # meet the right (bottom) edge of the block before it, each neighbour's DC dequantised
+            prediction, activity = _dc_prediction(blocks, y, x, quant)
             residual = 0 if decoding else np.int64(blocks[y, x, 0]) - prediction
-            context = min(_bit_length(activity), 23)
+            if activity >= 0:
+                context = min(_bit_length(activity), 21)
+            else:
+                context = 22 if activity == -2 else 23
             nonzero = _code(state, buf, probs, _DC_ZERO_BASE + context, 1 if residual != 0 else 0, decoding)
             if nonzero:
                 magnitude = abs(residual)
-                bucket = _mag_bucket(activity >> 3)
+                bucket = _mag_bucket(activity) if activity >= 0 else _MAG_BUCKETS - 1
                 more = _code(state, buf, probs, _ONE_BASE + bucket * _LEFT_BUCKETS, 1 if magnitude > 1 else 0, decoding)
                 if more:
                     magnitude = _code_magnitude(state, buf, probs, magnitude, 7, bucket * _LEFT_BUCKETS, decoding)
@@ -379,47 +427,60 @@ def check_priors(priors: np.ndarray) -> np.ndarray:
     return priors
 
 
-def statistics(blocks: np.ndarray) -> np.ndarray:
+def statistics(blocks: np.ndarray, quant: Sequence[int] | None = None) -> np.ndarray:
     """int64 [contexts, 2]: how many 0s and 1s coding these blocks puts in each context (what the
     priors are built from, ``train.jpeg_priors``)."""
     blocks = _checked(blocks)
     probs = _probabilities(None)
-    _run(blocks, np.zeros(blocks.size * 4 + 64, np.uint8), False, probs)
+    _run(blocks, np.zeros(blocks.size * 4 + 64, np.uint8), False, probs, _quant(quant))
     return probs[:, 2:4].copy()
+
+
+def _quant(quant: Sequence[int] | None) -> np.ndarray:
+    """The quantisation table (zigzag order) as the coder takes it: 64 steps of 1 to 65535 (None: ones)."""
+    if quant is None:
+        return np.ones(64, np.int64)
+    table = np.asarray(quant, np.int64)
+    if table.shape != (64,) or table.min() < 1 or table.max() > 65535:
+        raise ValueError("a quantisation table is 64 steps of 1 to 65535")
+    return table
 
 
 def _checked(blocks: np.ndarray) -> np.ndarray:
     blocks = np.ascontiguousarray(blocks, np.int32)
     if blocks.ndim != 3 or blocks.shape[2] != 64:
         raise ValueError(f"coefficient blocks must be [rows, cols, 64], got {blocks.shape}")
-    # below 2^19, so that a DC's difference from its prediction (which lies between two DCs) is below
+    # below 2^19, so that a DC's difference from its prediction (clamped to the same range) is below
     # 2^20, the largest magnitude the exponent code reaches
-    if blocks.size and np.abs(blocks.astype(np.int64)).max() >= 1 << (_EXPONENTS - 1):
+    if blocks.size and np.abs(blocks.astype(np.int64)).max() >= _LIMIT:
         raise ValueError("a coefficient beyond 2^19 in magnitude")
     return blocks
 
 
-def encode(blocks: np.ndarray, priors: np.ndarray | None = None) -> bytes:
-    """The coefficients [block rows, block columns, 64] (zigzag order, as ``jpeg_dct.coefficients``) as
-    a stream ``decode`` reads back (with the same priors: None, the shipped ones)."""
+def encode(blocks: np.ndarray, quant: Sequence[int] | None = None, priors: np.ndarray | None = None) -> bytes:
+    """The coefficients [block rows, block columns, 64] (zigzag order, as ``jpeg_dct.coefficients``) of
+    a JPEG with this quantisation table (zigzag order; the DC prediction needs it) as a stream ``decode``
+    reads back with the same table and priors (None: the shipped ones)."""
     blocks = _checked(blocks)
     size = blocks.size * 4 + 64
     buf = np.zeros(size, np.uint8)
-    n = _run(blocks, buf, False, _probabilities(shipped_priors() if priors is None else check_priors(priors)))
+    n = _run(blocks, buf, False, _probabilities(shipped_priors() if priors is None else check_priors(priors)),
+             _quant(quant))
     if n > size:
         raise ValueError("coefficient stream larger than its bound")
     return buf[:n].tobytes()
 
 
-def decode(stream: bytes, rows: int, cols: int, priors: np.ndarray | None = None) -> np.ndarray:
-    """The coefficient blocks [rows, cols, 64] from ``encode``'s stream; CorruptStreamError where the
-    stream ends early or has bytes left over."""
+def decode(stream: bytes, rows: int, cols: int, quant: Sequence[int] | None = None,
+           priors: np.ndarray | None = None) -> np.ndarray:
+    """The coefficient blocks [rows, cols, 64] from ``encode``'s stream (the same quantisation table and
+    priors); CorruptStreamError where the stream ends early or has bytes left over."""
     if rows < 0 or cols < 0:
         raise CorruptStreamError("negative block counts")
     blocks = np.zeros((rows, cols, 64), np.int32)
     buf = np.frombuffer(stream, np.uint8).copy()  # writable: the encoder's and decoder's code is one function
     probs = _probabilities(shipped_priors() if priors is None else check_priors(priors))
-    read = _run(blocks, buf, True, probs)
+    read = _run(blocks, buf, True, probs, _quant(quant))
     if read != len(buf):
         raise CorruptStreamError(f"JPEG coefficient stream of {len(buf)} bytes decodes {read} of them")
     return blocks

@@ -29,6 +29,7 @@ from medcodec.entropy.jpeg_lossless import (DHT, DNL, DRI, EOI, SOS, huffman_tab
                                              segment_end)
 
 SOF0, SOF1 = 0xC0, 0xC1
+DQT = 0xDB
 # any other start of frame (progressive, lossless, arithmetic coded, hierarchical): not this module's
 OTHER_SOF = frozenset({0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
@@ -45,6 +46,7 @@ class DctScan:
     restart_interval: int  # blocks between restart markers, 0 for none
     dc_table: tuple[tuple[int, ...], tuple[int, ...]]  # (counts per code length, symbols)
     ac_table: tuple[tuple[int, ...], tuple[int, ...]]
+    quant: tuple[int, ...]  # the component's quantisation table, zigzag order (the coefficient coder's)
     segment_start: int
     segment_end: int
 
@@ -64,11 +66,23 @@ def parse(frame: bytes) -> DctScan | None:
 
 def _parse(frame: bytes) -> DctScan | None:
     tables: dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    quant: dict[int, tuple[int, ...]] = {}
     header: dict[str, int] = {"restart_interval": 0}
     for marker, segment, after in marker_segments(frame):
         if marker in OTHER_SOF or marker in (EOI, DNL):
             return None
-        if marker == DHT:
+        if marker == DQT:
+            pos = 0
+            while pos < len(segment):
+                wide, table_id = segment[pos] >> 4, segment[pos] & 15
+                size = 128 if wide else 64
+                if wide > 1 or pos + 1 + size > len(segment):
+                    return None
+                raw = segment[pos + 1:pos + 1 + size]
+                quant[table_id] = (tuple(int.from_bytes(raw[i:i + 2], "big") for i in range(0, 128, 2))
+                                   if wide else tuple(raw))
+                pos += 1 + size
+        elif marker == DHT:
             defined = huffman_tables(segment)
             if defined is None:
                 return None
@@ -77,7 +91,7 @@ def _parse(frame: bytes) -> DctScan | None:
             if len(segment) != 9 or segment[5] != 1:  # one component
                 return None
             header.update(precision=segment[0], height=int.from_bytes(segment[1:3], "big"),
-                          width=int.from_bytes(segment[3:5], "big"))
+                          width=int.from_bytes(segment[3:5], "big"), quant_id=segment[8])
         elif marker == DRI:
             header["restart_interval"] = int.from_bytes(segment[:2], "big")
         elif marker == SOS:
@@ -91,11 +105,13 @@ def _parse(frame: bytes) -> DctScan | None:
             if (end is None or frame[end:end + 2] != b"\xff\xd9" or header["precision"] not in (8, 12)
                     or approximation
                     or (0, dc_id) not in tables or (1, ac_id) not in tables
+                    or header["quant_id"] not in quant or 0 in quant[header["quant_id"]]
                     or not header["height"] or not header["width"]):
                 return None
             return DctScan(precision=header["precision"], height=header["height"], width=header["width"],
                            restart_interval=header["restart_interval"], dc_table=tables[0, dc_id],
-                           ac_table=tables[1, ac_id], segment_start=after, segment_end=end)
+                           ac_table=tables[1, ac_id], quant=quant[header["quant_id"]], segment_start=after,
+                           segment_end=end)
     return None
 
 

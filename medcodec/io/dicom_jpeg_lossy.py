@@ -66,13 +66,16 @@ def _dct(jpeg: bytes, rows: int, cols: int) -> tuple[dict[str, Any], bytes] | No
     pad = jpeg_dct.find_pad(jpeg, scan, blocks)
     if pad is None:
         return None
-    stream = jpeg_coefficients.encode(blocks)
+    try:
+        stream = jpeg_coefficients.encode(blocks, scan.quant)
+    except ValueError:  # coefficients beyond what any JPEG holds
+        return None
     if (len(stream) >= scan.segment_end - scan.segment_start
-            or not np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks), blocks)):
+            or not np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks, scan.quant), blocks)):
         return None
     fields = {"precision": scan.precision, "height": scan.height, "width": scan.width,
               "restart": scan.restart_interval, "dc": [list(t) for t in scan.dc_table],
-              "ac": [list(t) for t in scan.ac_table], "pad": pad}
+              "ac": [list(t) for t in scan.ac_table], "quant": list(scan.quant), "pad": pad}
     return {"start": scan.segment_start, "end": scan.segment_end, **fields}, stream
 
 
@@ -90,13 +93,17 @@ def _scan(fields: Any) -> tuple[jpeg_dct.DctScan, int]:
                     or not all(0 <= v <= most for v in symbols)):
                 raise ValueError(name)
             tables.append((counts, symbols))
+        quant = tuple(int(q) for q in fields["quant"])
+        if len(quant) != 64 or not all(1 <= q <= 65535 for q in quant):
+            raise ValueError("quant")
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptStreamError(f"JPEG DICOM: a frame's scan parameters are damaged ({exc})") from exc
     if (precision not in (8, 12) or not 0 < height < 65536 or not 0 < width < 65536
             or height * width > MAX_FRAME_PIXELS or not 0 <= restart < 65536 or pad not in (0, 1)):
         raise CorruptStreamError("JPEG DICOM: a frame's scan parameters are out of range")
     return jpeg_dct.DctScan(precision=precision, height=height, width=width, restart_interval=restart,
-                            dc_table=tables[0], ac_table=tables[1], segment_start=0, segment_end=0), pad
+                            dc_table=tables[0], ac_table=tables[1], quant=quant, segment_start=0,
+                            segment_end=0), pad
 
 
 def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
@@ -144,7 +151,7 @@ def join(meta: dict[str, Any], kept: bytes, coded: list[bytes]) -> bytes:
     for frame, stream in zip(frames, coded):
         if "dct" in frame:
             scan, pad = _scan(frame["dct"])
-            blocks = jpeg_coefficients.decode(stream, *scan.blocks)
+            blocks = jpeg_coefficients.decode(stream, *scan.blocks, scan.quant)
             segment = jpeg_dct.write(blocks, scan, pad)
             if segment is None:
                 raise CorruptStreamError("JPEG DICOM: a frame's scan cannot be written again")
