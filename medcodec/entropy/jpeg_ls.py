@@ -222,7 +222,7 @@ def _gradient(d, t1, t2, t3):
 @kernel(inline=True)
 def median_predictor(a, b, c):
     """LOCO-I's median edge detector (A.4.1): min(a, b) or max(a, b) where c says an edge lies there,
-    else a + b - c. Shared with ``jpeg_coefficients`` (the DC prediction)."""
+    else a + b - c."""
     if c >= max(a, b):
         return min(a, b)
     if c <= min(a, b):
