@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from medcodec.compiled import kernel
+from medcodec.entropy.jpeg_baseline import ZIGZAG
+from medcodec.entropy.jpeg_dct import size_category
 from medcodec.errors import CorruptStreamError
 from medcodec.pinned_data import read_pinned
 
@@ -58,8 +60,9 @@ _LIMIT = 1 << (_EXPONENTS - 1)  # coefficients (and DC predictions) below 2^19 k
 
 # zigzag positions of the coefficients (0, u) (horizontal frequency u, the block's first row) and (u, 0)
 # (vertical frequency u, its first column), u = 0..7
-_FIRST_ROW = np.array([0, 1, 5, 6, 14, 15, 27, 28], np.int64)
-_FIRST_COLUMN = np.array([0, 2, 3, 9, 10, 20, 21, 35], np.int64)
+_ZIGZAG_POSITION = np.argsort(ZIGZAG)  # natural (row-major) index -> zigzag position
+_FIRST_ROW = _ZIGZAG_POSITION[0:8].astype(np.int64)
+_FIRST_COLUMN = _ZIGZAG_POSITION[0:64:8].astype(np.int64)
 _SQRT2_Q12 = 5793  # sqrt(2) in 1/4096
 
 # context layout: each kind of decision has its own range of rows in the probability table
@@ -83,11 +86,7 @@ PRIOR_COUNT = 1
 
 @kernel(inline=True)
 def _mag_bucket(m):
-    n = 0
-    while m and n < _MAG_BUCKETS - 1:
-        n += 1
-        m >>= 1
-    return n
+    return min(size_category(m), _MAG_BUCKETS - 1)
 
 
 @kernel(inline=True)
@@ -135,15 +134,6 @@ def _exp_group(k):
     if k <= 27:
         return 5
     return 6
-
-
-@kernel(inline=True)
-def _bit_length(m):
-    n = 0
-    while m:
-        n += 1
-        m >>= 1
-    return n
 
 
 @kernel
@@ -218,11 +208,14 @@ def _code(state, buf, probs, context, bit, decoding):
 
 
 @kernel
-def _code_magnitude(state, buf, probs, magnitude, group, bucket, decoding):
-    """A magnitude of at least 2: its exponent e = bit length of (magnitude - 1), 1.., in unary, then
-    the e - 1 bits below its top bit (the first in a context of its own, the rest in one per exponent)."""
+def _code_magnitude(state, buf, probs, magnitude, one_context, group, bucket, decoding):
+    """A non-zero magnitude: "more than 1" in one_context; if so, the exponent e = bit length of
+    (magnitude - 1), 1.., in unary, then the e - 1 bits below its top bit (the first in a context of its
+    own, the rest in one per exponent). Returns the magnitude (read, when decoding)."""
+    if not _code(state, buf, probs, one_context, 1 if magnitude > 1 else 0, decoding):
+        return 1
     value = magnitude - 1 if magnitude > 1 else 1  # decoding: not known yet, and not used
-    exponent = _bit_length(value)
+    exponent = size_category(value)
     e = 1
     base = _EXP_BASE + (group * _MAG_BUCKETS * _LEFT_BUCKETS + bucket) * _EXPONENTS
     while e < _EXPONENTS:
@@ -250,33 +243,26 @@ def _edge(block, positions, quant, far):
 
 
 @kernel(inline=True)
+def _across_edge(before, block, positions, quant):
+    """The dequantised DC that makes block's near edge (left, or top: positions the first row, or column)
+    meet the far edge of the block before it (a row average of the 2-D DCT at a vertical edge is DC/8 +
+    the first row's terms over 4 sqrt 2)."""
+    return (np.int64(before[0]) * quant[0]
+            + ((_SQRT2_Q12 * (_edge(before, positions, quant, 1) - _edge(block, positions, quant, 0))) >> 12))
+
+
+@kernel(inline=True)
 def _dc_prediction(blocks, y, x, quant):
-    """The DC that makes the block's left edge meet its left neighbour's right edge and its top edge the
-    upper neighbour's bottom edge (the mean of the two where both exist; a row average of the 2-D DCT at
-    a vertical edge is DC/8 + the first row's terms over 4 sqrt 2), rounded to a quantised DC; and how
-    much the two disagree, in quantised DC steps (-2: one neighbour, -1: none)."""
+    """The DC that makes the block's left edge meet its left neighbour's and its top edge the upper
+    neighbour's (the mean of the two where both exist), rounded to a quantised DC; and how much the two
+    disagree, in quantised DC steps (-2: one neighbour, -1: none)."""
     q0 = quant[0]
-    have = 0
-    total = 0
-    first = 0
-    if x:
-        left = (np.int64(blocks[y, x - 1, 0]) * q0
-                + ((_SQRT2_Q12 * (_edge(blocks[y, x - 1], _FIRST_ROW, quant, 1)
-                                  - _edge(blocks[y, x], _FIRST_ROW, quant, 0))) >> 12))
-        total += left
-        first = left
-        have += 1
-    if y:
-        above = (np.int64(blocks[y - 1, x, 0]) * q0
-                 + ((_SQRT2_Q12 * (_edge(blocks[y - 1, x], _FIRST_COLUMN, quant, 1)
-                                   - _edge(blocks[y, x], _FIRST_COLUMN, quant, 0))) >> 12))
-        total += above
-        have += 1
-        if have == 2:
-            return _clamped((total + q0) // (2 * q0)), abs(first - above) // q0
-        return _clamped((above * 2 + q0) // (2 * q0)), -2
-    if have:
-        return _clamped((first * 2 + q0) // (2 * q0)), -2
+    left = _across_edge(blocks[y, x - 1], blocks[y, x], _FIRST_ROW, quant) if x else np.int64(0)
+    above = _across_edge(blocks[y - 1, x], blocks[y, x], _FIRST_COLUMN, quant) if y else np.int64(0)
+    if x and y:
+        return _clamped((left + above + q0) // (2 * q0)), abs(left - above) // q0
+    if x or y:
+        return _clamped(((left + above) * 2 + q0) // (2 * q0)), -2  # the one that exists (the other is 0)
     return np.int64(0), -1
 
 
@@ -352,13 +338,9 @@ def _run(blocks, buf, decoding, probs, quant):
                 # the magnitude's contexts: the neighbours' and how many non-zero ones are still to come
                 scale = bucket * _LEFT_BUCKETS + _left_bucket(left)
                 left -= 1
-                magnitude = abs(coefficient)
-                more = _code(state, buf, probs, _ONE_BASE + k * _MAG_BUCKETS * _LEFT_BUCKETS + scale,
-                             1 if magnitude > 1 else 0, decoding)
-                if more:
-                    magnitude = _code_magnitude(state, buf, probs, magnitude, _exp_group(k), scale, decoding)
-                else:
-                    magnitude = 1
+                magnitude = _code_magnitude(state, buf, probs, abs(coefficient),
+                                            _ONE_BASE + k * _MAG_BUCKETS * _LEFT_BUCKETS + scale, _exp_group(k),
+                                            scale, decoding)
                 signs = 0
                 if has:
                     sa = blocks[ya, xa, k]
@@ -373,18 +355,13 @@ def _run(blocks, buf, decoding, probs, quant):
             prediction, activity = _dc_prediction(blocks, y, x, quant)
             residual = 0 if decoding else np.int64(blocks[y, x, 0]) - prediction
             if activity >= 0:
-                context = min(_bit_length(activity), 21)
+                context = min(size_category(activity), 21)
             else:
                 context = 22 if activity == -2 else 23
             nonzero = _code(state, buf, probs, _DC_ZERO_BASE + context, 1 if residual != 0 else 0, decoding)
             if nonzero:
-                magnitude = abs(residual)
-                bucket = _mag_bucket(activity) if activity >= 0 else _MAG_BUCKETS - 1
-                more = _code(state, buf, probs, _ONE_BASE + bucket * _LEFT_BUCKETS, 1 if magnitude > 1 else 0, decoding)
-                if more:
-                    magnitude = _code_magnitude(state, buf, probs, magnitude, 7, bucket * _LEFT_BUCKETS, decoding)
-                else:
-                    magnitude = 1
+                scale = (_mag_bucket(activity) if activity >= 0 else _MAG_BUCKETS - 1) * _LEFT_BUCKETS
+                magnitude = _code_magnitude(state, buf, probs, abs(residual), _ONE_BASE + scale, 7, scale, decoding)
                 negative = _code(state, buf, probs, _DC_SIGN_BASE, 1 if residual < 0 else 0, decoding)
                 residual = -magnitude if negative else magnitude
             if decoding:

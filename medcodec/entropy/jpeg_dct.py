@@ -276,8 +276,9 @@ def _decode(data, dc, dc_symbols, ac, ac_symbols, interval, out):
 
 
 @kernel(inline=True)
-def _category(value):
-    """The size category of a value (the bits of its magnitude)."""
+def size_category(value):
+    """The size category of a value (F.1.2.1): the bit length of its magnitude. Shared with
+    ``jpeg_coefficients``."""
     magnitude = value if value >= 0 else -value
     size = 0
     while magnitude:
@@ -306,7 +307,7 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
             predictor = 0
         difference = blocks[b, 0] - predictor
         predictor = blocks[b, 0]
-        size = _category(difference)
+        size = size_category(difference)
         if size > max_size or dc_codes[size, 1] == 0:
             return -1
         acc, bits, n = put_bits(acc, bits, dc_codes[size, 0], dc_codes[size, 1], out, n)
@@ -323,7 +324,7 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
                     return -1
                 acc, bits, n = put_bits(acc, bits, ac_codes[0xF0, 0], ac_codes[0xF0, 1], out, n)
                 run -= 16
-            size = _category(coefficient)
+            size = size_category(coefficient)
             symbol = (run << 4) | size
             if size > max_size - 1 or size > 15 or ac_codes[symbol, 1] == 0:
                 return -1
