@@ -287,6 +287,21 @@ def size_category(value):
     return size
 
 
+@kernel(inline=True)
+def _put_value(acc, bits, codes, symbol, value, size, out, n):
+    """The symbol's Huffman code, then the value's size low bits (a negative value less one, F.1.2.1)."""
+    acc, bits, n = put_bits(acc, bits, codes[symbol, 0], codes[symbol, 1], out, n)
+    return put_bits(acc, bits, value if value >= 0 else value - 1, size, out, n)
+
+
+@kernel(inline=True)
+def _padded(acc, bits, pad, out, n):
+    """The bits so far completed to a byte with pad (1: ones, F.1.2.3; 0: zeros)."""
+    if bits:
+        return put_bits(acc, bits, (1 << (8 - bits)) - 1 if pad else 0, 8 - bits, out, n)
+    return acc, bits, n
+
+
 @kernel
 def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
     """The segment's bytes into out (F.1.2); their count (more than len(out): counted, not all written),
@@ -297,9 +312,7 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
     predictor = 0
     for b in range(blocks.shape[0]):
         if interval and b and b % interval == 0:
-            if bits:
-                fill = (1 << (8 - bits)) - 1 if pad else 0
-                acc, bits, n = put_bits(acc, bits, fill, 8 - bits, out, n)
+            acc, bits, n = _padded(acc, bits, pad, out, n)
             if n + 1 < len(out):
                 out[n] = 0xFF
                 out[n + 1] = 0xD0 + (b // interval - 1) % 8
@@ -310,9 +323,7 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
         size = size_category(difference)
         if size > max_size or dc_codes[size, 1] == 0:
             return -1
-        acc, bits, n = put_bits(acc, bits, dc_codes[size, 0], dc_codes[size, 1], out, n)
-        value = difference if difference >= 0 else difference - 1
-        acc, bits, n = put_bits(acc, bits, value, size, out, n)
+        acc, bits, n = _put_value(acc, bits, dc_codes, size, difference, size, out, n)
         run = 0
         for k in range(1, 64):
             coefficient = blocks[b, k]
@@ -328,15 +339,11 @@ def _encode(blocks, dc_codes, ac_codes, interval, pad, max_size, out):
             symbol = (run << 4) | size
             if size > max_size - 1 or size > 15 or ac_codes[symbol, 1] == 0:
                 return -1
-            acc, bits, n = put_bits(acc, bits, ac_codes[symbol, 0], ac_codes[symbol, 1], out, n)
-            value = coefficient if coefficient >= 0 else coefficient - 1
-            acc, bits, n = put_bits(acc, bits, value, size, out, n)
+            acc, bits, n = _put_value(acc, bits, ac_codes, symbol, coefficient, size, out, n)
             run = 0
         if run:
             if ac_codes[0, 1] == 0:
                 return -1
             acc, bits, n = put_bits(acc, bits, ac_codes[0, 0], ac_codes[0, 1], out, n)
-    if bits:
-        fill = (1 << (8 - bits)) - 1 if pad else 0
-        acc, bits, n = put_bits(acc, bits, fill, 8 - bits, out, n)
+    acc, bits, n = _padded(acc, bits, pad, out, n)
     return n
