@@ -68,9 +68,7 @@ def measure(path: Path) -> dict:
     grey_file, colour_file = image_dicom(grey), image_dicom(with_overlay(grey))
     if dicom.read_dicom(colour_file).meta["layout"] != "colour":
         raise SystemExit(f"{path.name}: colour file not modelled")
-    coded = codec.encode(colour_file, mode="fast")
-    if codec.decode(coded).data != colour_file:
-        raise SystemExit(f"{path.name}: did not decode byte for byte")
+    coded, _, _ = result_files.round_trip(colour_file, path.name)
     return {"file": f"{path.parent.name}/{path.name}", "pixels": int(grey.size), "colour_file": len(colour_file),
             "mlc_colour": len(coded), "mlc_grey": len(codec.encode(grey_file, mode="fast")),
             "lzma_colour": len(lzma.compress(colour_file, preset=9 | lzma.PRESET_EXTREME))}

@@ -15,13 +15,11 @@ import argparse
 import json
 import lzma
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medcodec import codec  # noqa: E402
 from medcodec.io import dicom, dicom_jpeg_lossy  # noqa: E402
 
 import result_files  # noqa: E402
@@ -47,13 +45,7 @@ def measure(path: Path) -> dict | None:
         return None
     read = dicom.read_dicom(data)
     frames = read.meta.get("frames", []) if read.meta.get("layout") == dicom_jpeg_lossy.LAYOUT else []
-    start = time.perf_counter()
-    coded = codec.encode(data, mode="fast")
-    encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    if codec.decode(coded).data != data:
-        raise SystemExit(f"{path}: did not decode byte for byte")
-    decode_s = time.perf_counter() - start
+    coded, encode_s, decode_s = result_files.round_trip(data, str(path))
     xz = len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
     return {"file": path.name, "syntax": syntax, "bits": read.bits, "frames": len(frames) or None,
             "coders": sorted({"medcodec" if "dct" in f else "jpeg-xl" for f in frames}) or ["verbatim"],
