@@ -216,8 +216,9 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS, RLE and
     lossless JPEG 2000 pixel data is coded anew (its scans, segments or code-blocks are written again
     when decoding), lossy JPEG frames (8-bit, or 12-bit grey) have their coefficients recompressed, by
-    JPEG XL's transcoding or medcodec's own coder, and are written again exactly; other compressed data
-    (lossy JPEG 2000, progressive JPEG, deflated files) is kept as it is. Uncompressed
+    JPEG XL's transcoding or medcodec's own coder, and are written again exactly; a deflated data set is
+    inflated, its pixels coded, and deflated again to the same bytes where zlib made it; other compressed
+    data (lossy JPEG 2000, progressive JPEG) is kept as it is. Uncompressed
     8-bit RGB and YBR_FULL are coded as three planes a frame; other colour is kept as it is.
 
     \b

@@ -7,10 +7,11 @@ their samples where their scans re-encode exactly (``dicom_scans``), RLE frames 
 control bytes replay exactly (``dicom_rle``), JPEG 2000 frames where their code-blocks re-encode
 exactly (``dicom_jpeg2000``); lossy-JPEG frames' coefficients are recompressed (JPEG XL's transcoding,
 or medcodec's coder: 12-bit ones) and the frames given back exactly (``dicom_jpeg_lossy``; no planes);
-native 8-bit RGB and YBR_FULL give three planes a frame (``dicom_colour``). Anything else (other
-encapsulated or deflated transfer syntaxes, other colour, 1- or 32-bit samples, inconsistent
-attributes) keeps its pixel value, or the whole file, verbatim, so every file that goes in comes back
-byte for byte.
+native 8-bit RGB and YBR_FULL give three planes a frame (``dicom_colour``); a deflated data set is
+inflated and read as any other where zlib deflates it again to the file's bytes (``dicom_deflate``).
+Anything else (other encapsulated transfer syntaxes, other deflate streams, other colour, 1- or 32-bit
+samples, inconsistent attributes) keeps its pixel value, or the whole file, verbatim, so every file that
+goes in comes back byte for byte.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from medcodec.errors import CorruptStreamError, InvalidInputError
-from medcodec.io import dicom_colour, dicom_jpeg2000, dicom_jpeg_lossy, dicom_rle, dicom_scans
+from medcodec.io import dicom_colour, dicom_deflate, dicom_jpeg2000, dicom_jpeg_lossy, dicom_rle, dicom_scans
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -35,7 +36,7 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.1": "Explicit VR LE",
     "1.2.840.10008.1.2.2": "Explicit VR BE",
 }
-DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
+EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 
 
 @dataclass
@@ -183,8 +184,12 @@ def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> Dicom
 
 def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = None) -> DicomRead:
     """Split a DICOM file into planes and envelope parts; see the module docstring. decompress=False
-    keeps lossless-JPEG, JPEG-LS, RLE, JPEG 2000 and lossy-JPEG pixel data verbatim too (what the codec
-    weighs its coding against); so does pixel data of more than max_pixels samples (None: no limit)."""
+    keeps lossless-JPEG, JPEG-LS, RLE, JPEG 2000 and lossy-JPEG pixel data, and deflated data sets, verbatim
+    too (what the codec weighs its coding against); so does pixel data of more than max_pixels samples (None:
+    no limit)."""
+    meta_group = dicom_deflate.meta_group(data)
+    if meta_group is not None and meta_group[1] == dicom_deflate.SYNTAX:
+        return _deflated(data, meta_group[0], decompress, max_pixels)
     ds = _dataset(data)
     if not has_part10_preamble(data) and not _has_identifying_elements(ds):
         raise InvalidInputError("no DICOM preamble and no identifying DICOM elements: not a DICOM file")
@@ -193,8 +198,54 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
     file_meta = getattr(ds, "file_meta", None)
     ts = str(file_meta.get("TransferSyntaxUID", "") or "") if file_meta is not None else ""
     ts = ts.strip("\x00 ")
-    if ts == DEFLATED_SYNTAX:
+    if ts == dicom_deflate.SYNTAX:  # a meta group pydicom reads and ours does not: damaged, so kept
         return _whole_file(data, modality, photometric, "deflated transfer syntax")
+    return _read_dataset(ds, data, ts, modality, photometric, decompress, max_pixels)
+
+
+def _deflated(data: bytes, start: int, decompress: bool, max_pixels: int | None) -> DicomRead:
+    """A deflated file whose data set zlib deflates again to the file's bytes (``dicom_deflate``): the
+    inflated data set read as any explicit little-endian one, its planes and parts inside a ``deflated``
+    envelope; else the whole file, verbatim."""
+    # a bound on what a few KB may inflate to: three 16-bit samples a pixel of the limit, plus the header
+    limit = None if max_pixels is None else 6 * max_pixels + (64 << 20)
+    inflated = dicom_deflate.inflate(data, start, limit) if decompress else None
+    why = "deflated transfer syntax"
+    parameters = None
+    if inflated is not None:
+        body, trailing = inflated
+        parameters = dicom_deflate.find_parameters(body, data[start:len(data) - len(trailing)])
+        why += "" if parameters is not None else ", a deflate stream zlib does not reproduce"
+    ds = None if parameters is None else _inner_dataset(body)
+    if ds is None:
+        return _whole_file(data, "", "", why)
+    modality = str(_attr(ds, "Modality", "") or "")
+    photometric = str(_attr(ds, "PhotometricInterpretation", "") or "").strip()
+    inner = _read_dataset(ds, body, EXPLICIT_LITTLE, modality, photometric, decompress, max_pixels)
+    if not inner.planes:  # nothing modelled: the file as it is is smaller than its inflated parts
+        return _whole_file(data, modality, photometric, f"{why}; {inner.description}")
+    inner.meta = {"layout": dicom_deflate.LAYOUT, "deflate": parameters, "inner": inner.meta}
+    inner.blobs = [data[:start], trailing, *inner.blobs]
+    inner.description = (inner.description.replace(_ts_name(EXPLICIT_LITTLE), _ts_name(dicom_deflate.SYNTAX))
+                         + f"; data set deflated again exactly (zlib level {parameters['level']})")
+    return inner
+
+
+def _inner_dataset(body: bytes) -> Any:
+    """The inflated data set parsed (explicit VR little endian, no preamble or meta group), or None."""
+    from pydicom.filereader import read_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return read_dataset(io.BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+        except Exception:  # pydicom raises many types on damaged data sets
+            return None
+
+
+def _read_dataset(ds: Any, data: bytes, ts: str, modality: str, photometric: str, decompress: bool,
+                  max_pixels: int | None) -> DicomRead:
+    """read_dicom on a parsed data set (ds) of data whose encoding ts names."""
     span = _locate_pixel_value(ds, data)
     if span is None:
         why = "no PixelData" if PIXEL_DATA_TAG not in ds else "PixelData not locatable"
@@ -494,6 +545,11 @@ def join_words(meta: dict[str, Any], planes: list[np.ndarray], tail: bytes, high
 def write_dicom(meta: dict[str, Any], blobs: list[bytes], planes: list[np.ndarray]) -> bytes:
     """Rebuild the original file bytes from the envelope parts and the decoded planes."""
     layout = meta.get("layout")
+    if layout == dicom_deflate.LAYOUT and len(blobs) >= 2:
+        head, trailing, *inner = blobs
+        if meta["inner"].get("layout") == dicom_deflate.LAYOUT:
+            raise CorruptStreamError("DICOM envelope nests a deflated data set in another")
+        return head + dicom_deflate.deflate(write_dicom(meta["inner"], inner, planes), meta["deflate"]) + trailing
     if layout == "whole" and len(blobs) == 1:
         return blobs[0]
     if layout == "split" and len(blobs) == 3:

@@ -19,7 +19,7 @@ import numpy as np
 
 from medcodec.errors import (CorruptStreamError, InvalidInputError, MedcodecError, ResourceLimitError,
                              UnsupportedVersionError)
-from medcodec.io import dicom, dicom_jpeg2000, dicom_jpeg_lossy, dicom_rle, dicom_scans, images
+from medcodec.io import dicom, dicom_deflate, dicom_jpeg2000, dicom_jpeg_lossy, dicom_rle, dicom_scans, images
 
 ENVELOPE_MAGIC = b"MCEV"
 ENVELOPE_VERSION = 1
@@ -29,7 +29,7 @@ DEFAULT_MAX_PIXELS = 1 << 30
 # DICOM envelope layouts whose compressed pixel data medcodec took apart (the codec weighs such a coding
 # against keeping the compressed pixel data as it was)
 DECOMPRESSED_LAYOUTS = frozenset({*dicom_scans.LAYOUTS, dicom_rle.LAYOUT, dicom_jpeg_lossy.LAYOUT,
-                                  dicom_jpeg2000.LAYOUT})
+                                  dicom_jpeg2000.LAYOUT, dicom_deflate.LAYOUT})
 ACCEPTED = "DICOM (Part 10 or ACR-NEMA), PNG, TIFF, or .npy / numpy array"
 
 
