@@ -7,7 +7,7 @@ JPEG), every one decoded and checked.
 Why: the corpus holds no 8-bit lossy-JPEG DICOM and only two 12-bit ones (in the test split), yet they
 are the commonest compressed DICOMs in archives. ``io/dicom_jpeg_lossy.py`` recompresses each frame's
 coefficients, by JPEG XL's transcoding (libjxl, through imagecodecs; 8-bit only) or by medcodec's own
-coefficient coder (``entropy/jpeg_coefficients.py``; one component, 8 or 12 bits), whichever is smaller,
+coefficient coder (``entropy/jpeg_coefficients.py``; grey or colour, 8 or 12 bits), whichever is smaller,
 and gives the JPEG back byte for byte. The JPEGs here are libjpeg-turbo's (imagecodecs.jpeg8_encode:
 4:2:0 chroma for colour), in a DICOM header taken from pydicom's CT_small; the grey image is copied to
 three channels for the colour files; the 12-bit images are the train split's DICOM planes of more than

@@ -215,7 +215,7 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
 
     DICOM comes back byte for byte, already-compressed files too: lossless-JPEG, JPEG-LS, RLE and
     lossless JPEG 2000 pixel data is coded anew (its scans, segments or code-blocks are written again
-    when decoding), lossy JPEG frames (8-bit, or 12-bit grey) have their coefficients recompressed, by
+    when decoding), lossy JPEG frames (8 or 12 bits, grey or colour) have their coefficients recompressed, by
     JPEG XL's transcoding or medcodec's own coder, and are written again exactly; a deflated data set is
     inflated, its pixels coded, and deflated again to the same bytes where zlib made it; other compressed
     data (lossy JPEG 2000, progressive JPEG) is kept as it is. Uncompressed

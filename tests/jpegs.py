@@ -21,3 +21,12 @@ def lossy_jpeg(bits: int = 12, level: int = 90, shift: int = 0, shape: tuple[int
     """CT_small as a one-component lossy JPEG (SOF1 at 12 bits, SOF0 at 8)."""
     samples = ct_small(bits, shift, shape)
     return bytes(imagecodecs.jpeg8_encode(samples, level=level, bitspersample=bits, **options))
+
+
+def grey_coefficients(jpeg: bytes):
+    """(scan, blocks [rows, cols, 64], quantisation table) of a one-component JPEG, by entropy.jpeg_dct."""
+    from medcodec.entropy import jpeg_dct
+
+    scan = jpeg_dct.parse(jpeg)
+    [blocks] = jpeg_dct.coefficients(jpeg, scan)
+    return scan, blocks, scan.components[0].quant

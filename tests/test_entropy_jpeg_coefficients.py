@@ -5,21 +5,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jpegs import lossy_jpeg
+from jpegs import grey_coefficients, lossy_jpeg
 
-from medcodec.entropy import jpeg_coefficients, jpeg_dct
+from medcodec.entropy import jpeg_coefficients
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 
 
 @pytest.mark.parametrize("bits,level", [(12, 90), (12, 60), (8, 75)])
 def test_real_coefficients_come_back_smaller_than_their_huffman_scan(bits, level):
     jpeg = lossy_jpeg(bits, level)
-    scan = jpeg_dct.parse(jpeg)
-    blocks = jpeg_dct.coefficients(jpeg, scan)
-    stream = jpeg_coefficients.encode(blocks, scan.quant)
-    assert np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks, scan.quant), blocks)
+    scan, blocks, quant = grey_coefficients(jpeg)
+    stream = jpeg_coefficients.encode(blocks, quant)
+    assert np.array_equal(jpeg_coefficients.decode(stream, *blocks.shape[:2], quant), blocks)
     assert len(stream) < 0.97 * (scan.segment_end - scan.segment_start)  # 256 blocks: little to learn from
-    assert jpeg_coefficients.encode(blocks, scan.quant) == stream  # deterministic
+    assert jpeg_coefficients.encode(blocks, quant) == stream  # deterministic
     assert len(jpeg_coefficients.encode(blocks)) > len(stream)  # the DC prediction needs the table
 
 
@@ -55,11 +54,11 @@ def test_extremes_and_refusals():
 
 def test_a_stream_that_ends_early_or_runs_on_is_refused():
     jpeg = lossy_jpeg(12, shape=(48, 48))
-    scan = jpeg_dct.parse(jpeg)
-    stream = jpeg_coefficients.encode(jpeg_dct.coefficients(jpeg, scan), scan.quant)
+    scan, blocks, quant = grey_coefficients(jpeg)
+    stream = jpeg_coefficients.encode(blocks, quant)
     for damaged in (stream[:-9], stream + b"\x00", stream[:len(stream) // 2]):
         with pytest.raises(CorruptStreamError):
-            jpeg_coefficients.decode(damaged, *scan.blocks, scan.quant)
+            jpeg_coefficients.decode(damaged, *blocks.shape[:2], quant)
     with pytest.raises(CorruptStreamError):
         jpeg_coefficients.decode(stream, -1, 3)
 
@@ -73,7 +72,7 @@ def test_priors_are_pinned_and_checked():
             jpeg_coefficients.encode(np.zeros((1, 1, 64), np.int32), priors=bad)
     # a stream decodes only with the priors it was coded with
     jpeg = lossy_jpeg(12, shape=(32, 32))
-    blocks = jpeg_dct.coefficients(jpeg, jpeg_dct.parse(jpeg))
+    _, blocks, _ = grey_coefficients(jpeg)
     flat = np.full(jpeg_coefficients.CONTEXTS, 32768)
     stream = jpeg_coefficients.encode(blocks, priors=flat)
     assert np.array_equal(jpeg_coefficients.decode(stream, 4, 4, priors=flat), blocks)
@@ -82,7 +81,7 @@ def test_priors_are_pinned_and_checked():
 
 def test_statistics_count_every_decision():
     jpeg = lossy_jpeg(8, shape=(24, 40))
-    blocks = jpeg_dct.coefficients(jpeg, jpeg_dct.parse(jpeg))
+    _, blocks, _ = grey_coefficients(jpeg)
     counts = jpeg_coefficients.statistics(blocks)
     assert counts.shape == (jpeg_coefficients.CONTEXTS, 2)
     assert counts[:64 * 12].sum() == 6 * blocks.shape[0] * blocks.shape[1]  # the count tree: 6 a block
@@ -109,3 +108,23 @@ def test_other_priors_on_disk_are_refused(tmp_path, monkeypatch):
             jpeg_coefficients.encode(np.zeros((1, 1, 64), np.int32))
     finally:
         jpeg_coefficients.shipped_priors.cache_clear()
+
+
+def test_blocks_like_the_reference_frames_cost_almost_nothing():
+    _, blocks, quant = grey_coefficients(lossy_jpeg(12, 90))
+    alone = jpeg_coefficients.encode(blocks, quant)
+    same = jpeg_coefficients.encode(blocks, quant, reference=blocks)
+    assert len(same) < 0.02 * len(alone)
+    assert np.array_equal(jpeg_coefficients.decode(same, *blocks.shape[:2], quant, reference=blocks), blocks)
+    moved = blocks.copy()
+    moved[4:9, 2:12] = np.roll(blocks, 1, axis=1)[4:9, 2:12]  # a region changed
+    stream = jpeg_coefficients.encode(moved, quant, reference=blocks)
+    assert len(same) < len(stream) < len(alone)
+    assert np.array_equal(jpeg_coefficients.decode(stream, *blocks.shape[:2], quant, reference=blocks), moved)
+    unrelated = jpeg_coefficients.encode(blocks, quant, reference=np.zeros_like(blocks))
+    assert len(unrelated) < 1.01 * len(alone)  # a reference that never matches costs little
+    with pytest.raises(ValueError, match="reference blocks"):
+        jpeg_coefficients.encode(blocks, quant, reference=blocks[1:])
+    other = jpeg_coefficients.decode(same, *blocks.shape[:2], quant, reference=moved)
+    assert not np.array_equal(other, blocks)  # the reference is part of what the stream means
+    assert jpeg_coefficients.statistics(blocks, quant).shape == (jpeg_coefficients.CONTEXTS, 2)

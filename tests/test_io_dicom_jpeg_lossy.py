@@ -150,3 +150,76 @@ def test_a_twelve_bit_jpeg_of_another_size_than_the_file_says_stays_verbatim():
     data = encapsulated_dicom([frame], JPEGExtended12Bit, bits_stored=12, unsigned=True)
     assert dicom.read_dicom(data).meta["layout"] == "split"
     assert codec.decode(codec.encode(data, mode="fast")).data == data
+
+
+def test_a_colour_cine_loop_is_coded_frame_against_frame():
+    """pydicom's 30-frame YBR_FULL_422 ultrasound (4:2:0 JPEG Baseline): each frame's components coded by
+    medcodec's coder against the frame before's (two thirds of the luma blocks repeat)."""
+    data = Path(get_testdata_file("examples_ybr_color.dcm")).read_bytes()
+    read = dicom.read_dicom(data)
+    frames = read.meta["frames"]
+    assert len(frames) == 30 and all(len(f["dct"]["components"]) == 3 for f in frames)
+    assert [f["dct"].get("reference", 0) for f in frames] == [0] + [1] * 29
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="fast")
+    assert len(stream) < 0.35 * len(data) and codec.decode(stream).data == data  # JPEG XL per frame: 0.45 x
+
+
+def _colour_frames(count: int) -> list[bytes]:
+    grey = _image()
+    colour = np.stack([grey, grey[::-1], grey.T], axis=-1)
+    return [bytes(imagecodecs.jpeg8_encode(np.roll(colour, 16 * (k // 2), axis=0), level=90, subsampling="422"))
+            for k in range(count)]
+
+
+def test_a_frame_coded_against_one_jpeg_xl_took(monkeypatch):
+    data = encapsulated_dicom(_colour_frames(3), JPEGBaseline8Bit, 3, colour="YBR_FULL_422")
+    first = []
+    real = dicom_jpeg_lossy._dct
+
+    def not_the_first(*args):
+        first.append(1)
+        return None if len(first) == 1 else real(*args)
+
+    monkeypatch.setattr(dicom_jpeg_lossy, "_dct", not_the_first)
+    read = dicom.read_dicom(data)
+    frames = read.meta["frames"]
+    assert "dct" not in frames[0] and frames[1]["dct"]["reference"] == 1 and frames[2]["dct"]["reference"] == 1
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+
+
+def test_damaged_colour_or_reference_fields_are_refused():
+    data = encapsulated_dicom(_colour_frames(2), JPEGBaseline8Bit, 2, colour="YBR_FULL_422")
+    read = dicom.read_dicom(data)
+    prefix, kept, suffix, *coded = read.blobs
+    assert dicom_jpeg_lossy.join(read.meta, kept, coded) == dicom.read_dicom(data, decompress=False).blobs[1]
+    first, second = read.meta["frames"]  # JPEG XL (its tables would cost more in the meta), then ours
+    fields = second["dct"]
+    assert "dct" not in first and fields["reference"] == 1
+    component = fields["components"][0]
+    for change in ({"reference": 2}, {"lengths": []}, {"lengths": [-1, 5]}, {"lengths": [10 ** 6, 1]},
+                   {"components": [{**component, "h": 5}] + fields["components"][1:]},
+                   {"components": [{**component, "h": 4, "v": 3}] + fields["components"][1:]},
+                   {"components": fields["components"] * 2}):
+        meta = {**read.meta, "frames": [first, {**second, "dct": {**fields, **change}}]}
+        with pytest.raises(CorruptStreamError):
+            dicom_jpeg_lossy.join(meta, kept, coded)
+    other_size = {**second, "dct": {**fields, "width": 100}}  # not the frame before's grids
+    with pytest.raises(CorruptStreamError, match="frame before"):
+        dicom_jpeg_lossy.join({**read.meta, "frames": [first, other_size]}, kept, coded)
+    with pytest.raises(CorruptStreamError, match="frame 0 is coded against a frame before"):
+        dicom_jpeg_lossy.join({**read.meta, "frames": [second, second]}, kept, coded[::-1])
+
+
+_FUZZ_COLOUR: list[tuple[bytes, bytes]] = []
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")) // 2, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_colour_envelopes_end_in_a_clear_error_or_the_original(data):
+    """Components, their streams' lengths and the reference flag damaged behind valid CRCs."""
+    if not _FUZZ_COLOUR:
+        original = encapsulated_dicom(_colour_frames(2), JPEGBaseline8Bit, 2, colour="YBR_FULL_422")
+        _FUZZ_COLOUR.append((original, codec.encode(original, mode="fast")))
+    original, stream = _FUZZ_COLOUR[0]
+    assert decoded_or_refused(stream, data) in (None, original)

@@ -1,4 +1,4 @@
-"""Quantised DCT coefficients of a one-component JPEG, coded with context-modelled binary arithmetic coding.
+"""Quantised DCT coefficients of a JPEG component, coded with context-modelled binary arithmetic coding.
 
 Why: a JPEG codes each coefficient with a Huffman code that knows nothing of its neighbours, yet a
 block's coefficients are much like those of the blocks above and to its left (the same edges and
@@ -16,6 +16,10 @@ from the DC that makes the block's left and top edges meet its neighbours' (the 
 and first-column coefficients, dequantised, say how its edges differ from its mean: Lepton's idea, in
 integers), in the context of how much the left and the upper estimate differ. That takes a quarter of
 the DC's bits on 8-bit JPEGs against the median of the neighbouring DCs, half as much on 12-bit ones.
+
+In a multi-frame file (an ultrasound cine loop) the frame before is a reference: a block that repeats
+its co-located block costs one decision (two thirds of the luma blocks of pydicom's 30-frame
+ultrasound do; its frames' coefficients came out at half the size of coding each frame alone).
 
 Decodable anywhere: integer arithmetic only (a 32-bit range coder as LZMA's, 16-bit probabilities
 adapted by integer shifts); the encoder and the decoder run the same function, which codes a decision
@@ -75,7 +79,12 @@ _MANT_BASE = _EXP_BASE + _EXP_GROUPS * _MAG_BUCKETS * _EXPONENTS * _LEFT_BUCKETS
 _SIGN_BASE = _MANT_BASE + _EXP_GROUPS * _EXPONENTS * 2
 _DC_ZERO_BASE = _SIGN_BASE + 64 * 9
 _DC_SIGN_BASE = _DC_ZERO_BASE + 24
-CONTEXTS = _DC_SIGN_BASE + 3
+CONTEXTS = _DC_SIGN_BASE + 3  # the contexts the priors cover
+# after them, with a reference frame (the frame before, in a multi-frame file): "the block is the
+# reference's co-located block", in the context of whether the left and upper blocks were, and whether the
+# reference block has AC coefficients; these start at one half (no priors: single frames never use them)
+_SAME_BASE = CONTEXTS
+_ALL_CONTEXTS = _SAME_BASE + 8
 
 # every context starts from a probability learnt on the train split (``train.jpeg_priors``), trusted
 # as much as PRIOR_COUNT decisions: a small image has too few blocks to learn them from one half
@@ -273,12 +282,15 @@ def _clamped(dc):
 
 
 @kernel
-def _run(blocks, buf, decoding, probs, quant):
+def _run(blocks, buf, decoding, probs, quant, reference):
     """Code (or, decoding, fill) blocks [rows, cols, 64] with the stream in buf, starting from the
     contexts' probabilities probs [contexts, 5] (probability of a 0, adaptation count, the counts of 0s
-    and 1s coded, which it adds to, the fast-adapting probability of a 0); returns the stream's length
-    (encoding), or how many bytes the decoder read; len(buf) + 1 or more: buf was too small."""
+    and 1s coded, which it adds to, the fast-adapting probability of a 0); reference: the blocks of the
+    frame before (the same shape), or none (an empty array); returns the stream's length (encoding), or
+    how many bytes the decoder read; len(buf) + 1 or more: buf was too small."""
     rows, cols = blocks.shape[0], blocks.shape[1]
+    referenced = reference.shape[0] == rows and reference.shape[1] == cols and rows * cols > 0
+    same = np.zeros((rows, cols), np.int64)
     state = np.zeros(_STATE, np.int64)
     state[_RANGE] = _MASK32
     state[_PENDING] = 1
@@ -294,6 +306,30 @@ def _run(blocks, buf, decoding, probs, quant):
             ya, xa = (y - 1, x) if y else (y, x - 1)
             yl, xl = (y, x - 1) if x else (y - 1, x)
             has = y > 0 or x > 0
+            if referenced:
+                # a static region of a cine loop: the block as it was in the frame before
+                flat = 1
+                for k in range(1, 64):
+                    if reference[y, x, k] != 0:
+                        flat = 0
+                        break
+                identical = 1
+                if not decoding:
+                    for k in range(64):
+                        if blocks[y, x, k] != reference[y, x, k]:
+                            identical = 0
+                            break
+                context = _SAME_BASE + (same[y, x - 1] if x else 1) * 4 + (same[y - 1, x] if y else 1) * 2 + flat
+                if _code(state, buf, probs, context, identical, decoding):
+                    same[y, x] = 1
+                    n = 0
+                    for k in range(64):
+                        if decoding:
+                            blocks[y, x, k] = reference[y, x, k]
+                        if k and reference[y, x, k] != 0:
+                            n += 1
+                    counts[y, x] = n
+                    continue
             if has:
                 predicted = (counts[ya, xa] + counts[yl, xl] + 1) >> 1
             else:
@@ -378,12 +414,11 @@ def _probabilities(priors: np.ndarray | None) -> np.ndarray:
     """int64 [contexts, 5]: the coder's starting state: each context's probability of a 0 (the priors',
     adapting from the count PRIOR_COUNT on; without priors one half, from count 0), no counts of 0s and
     1s yet, and the fast-adapting probability, the same as the first."""
-    probs = np.zeros((CONTEXTS, 5), np.int64)
-    if priors is None:
-        probs[:, 0] = _HALF
-    else:
-        probs[:, 0] = priors
-        probs[:, 1] = PRIOR_COUNT
+    probs = np.zeros((_ALL_CONTEXTS, 5), np.int64)
+    probs[:, 0] = _HALF
+    if priors is not None:
+        probs[:CONTEXTS, 0] = priors
+        probs[:CONTEXTS, 1] = PRIOR_COUNT
     probs[:, 4] = probs[:, 0]
     return probs
 
@@ -409,8 +444,8 @@ def statistics(blocks: np.ndarray, quant: Sequence[int] | None = None) -> np.nda
     priors are built from, ``train.jpeg_priors``)."""
     blocks = _checked(blocks)
     probs = _probabilities(None)
-    _run(blocks, np.zeros(blocks.size * 4 + 64, np.uint8), False, probs, _quant(quant))
-    return probs[:, 2:4].copy()
+    _run(blocks, np.zeros(blocks.size * 4 + 64, np.uint8), False, probs, _quant(quant), _NO_REFERENCE)
+    return probs[:CONTEXTS, 2:4].copy()
 
 
 def _quant(quant: Sequence[int] | None) -> np.ndarray:
@@ -434,30 +469,47 @@ def _checked(blocks: np.ndarray) -> np.ndarray:
     return blocks
 
 
-def encode(blocks: np.ndarray, quant: Sequence[int] | None = None, priors: np.ndarray | None = None) -> bytes:
+def encode(blocks: np.ndarray, quant: Sequence[int] | None = None, priors: np.ndarray | None = None,
+           reference: np.ndarray | None = None) -> bytes:
     """The coefficients [block rows, block columns, 64] (zigzag order, as ``jpeg_dct.coefficients``) of
     a JPEG with this quantisation table (zigzag order; the DC prediction needs it) as a stream ``decode``
-    reads back with the same table and priors (None: the shipped ones)."""
+    reads back with the same table, priors (None: the shipped ones) and reference (the same component's
+    blocks in the frame before, of the same shape: blocks equal to theirs cost a fraction of a bit; None:
+    no reference)."""
     blocks = _checked(blocks)
     size = blocks.size * 4 + 64
     buf = np.zeros(size, np.uint8)
     n = _run(blocks, buf, False, _probabilities(shipped_priors() if priors is None else check_priors(priors)),
-             _quant(quant))
+             _quant(quant), _reference(reference, blocks.shape))
     if n > size:
         raise ValueError("coefficient stream larger than its bound")
     return buf[:n].tobytes()
 
 
 def decode(stream: bytes, rows: int, cols: int, quant: Sequence[int] | None = None,
-           priors: np.ndarray | None = None) -> np.ndarray:
-    """The coefficient blocks [rows, cols, 64] from ``encode``'s stream (the same quantisation table and
-    priors); CorruptStreamError where the stream ends early or has bytes left over."""
+           priors: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+    """The coefficient blocks [rows, cols, 64] from ``encode``'s stream (the same quantisation table,
+    priors and reference); CorruptStreamError where the stream ends early or has bytes left over."""
     if rows < 0 or cols < 0:
         raise CorruptStreamError("negative block counts")
     blocks = np.zeros((rows, cols, 64), np.int32)
     buf = np.frombuffer(stream, np.uint8).copy()  # writable: the encoder's and decoder's code is one function
     probs = _probabilities(shipped_priors() if priors is None else check_priors(priors))
-    read = _run(blocks, buf, True, probs, _quant(quant))
+    read = _run(blocks, buf, True, probs, _quant(quant), _reference(reference, blocks.shape))
     if read != len(buf):
         raise CorruptStreamError(f"JPEG coefficient stream of {len(buf)} bytes decodes {read} of them")
     return blocks
+
+
+_NO_REFERENCE = np.zeros((0, 0, 64), np.int32)
+
+
+def _reference(reference: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """A reference frame's blocks as the coder takes them (none: an empty array); ValueError where their
+    shape is not the blocks'."""
+    if reference is None:
+        return _NO_REFERENCE
+    reference = np.ascontiguousarray(reference, np.int32)
+    if reference.shape != tuple(shape):
+        raise ValueError(f"reference blocks {reference.shape} for blocks {tuple(shape)}")
+    return reference

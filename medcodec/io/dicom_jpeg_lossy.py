@@ -11,9 +11,11 @@ take that waste out, and each frame keeps the smaller:
   libjxl through imagecodecs): about 17 % smaller on 8-bit JPEGs (``benchmarks/jpeg_transcoding.py``).
   Its reconstruction is part of the standard, so any conforming decoder gives the same JPEG bytes. It
   takes 8-bit JPEGs only.
-- medcodec's own (``entropy.jpeg_dct`` and ``entropy.jpeg_coefficients``), for one-component sequential
-  scans of 8 or 12 bits: the coefficients out of the Huffman scan, coded with context-modelled binary
-  arithmetic coding; the scan is written again from them. Only the entropy-coded segment is replaced:
+- medcodec's own (``entropy.jpeg_dct`` and ``entropy.jpeg_coefficients``), for sequential frames of 8
+  or 12 bits in one scan (grey, or colour interleaved, any sampling factors): the coefficients out of
+  the Huffman scan, each component's coded with context-modelled binary arithmetic coding (luma and
+  chroma alike, from the same priors, each component's stream after the other's); the scan is written
+  again from them. Only the entropy-coded segment is replaced:
   the frame's markers and tables stay in the kept bytes, the scan's parameters in the meta.
 
 Each frame is checked by decoding it back (JPEG XL) or by writing its segment again (medcodec's); the
@@ -26,6 +28,8 @@ are not the file's content; the coefficients are).
 
 from __future__ import annotations
 
+import json
+import zlib
 from typing import Any
 
 import numpy as np
@@ -53,57 +57,127 @@ def _transcode(jpeg: bytes) -> bytes | None:
     return jxl
 
 
-def _dct(jpeg: bytes, rows: int, cols: int) -> tuple[dict[str, Any], bytes] | None:
-    """(the scan's parameters, its coefficients' stream) of a rows x cols JPEG whose segment medcodec's
-    coder writes again exactly and smaller, else None (also where the JPEG's size is not the file's: its
-    coefficients would take memory the file's attributes do not account for)."""
+def _coefficients(jpeg: bytes, rows: int, cols: int, samples: int
+                  ) -> tuple[jpeg_dct.DctScan, list[np.ndarray], int | None] | None:
+    """(scan, each component's blocks, the padding with which its segment is written again exactly, or None)
+    of a rows x cols JPEG of `samples` components that ``jpeg_dct`` reads, else None (also where the JPEG's
+    size is not the file's: its coefficients would take memory the file's attributes do not account for)."""
+    if rows * cols * samples > MAX_FRAME_PIXELS:
+        return None
     scan = jpeg_dct.parse(jpeg)
-    if scan is None or (scan.height, scan.width) != (rows, cols):
+    if scan is None or (scan.height, scan.width) != (rows, cols) or len(scan.components) != samples:
         return None
     blocks = jpeg_dct.coefficients(jpeg, scan)
     if blocks is None:
         return None
-    pad = jpeg_dct.find_pad(jpeg, scan, blocks)
-    if pad is None:
-        return None
-    try:
-        stream = jpeg_coefficients.encode(blocks, scan.quant)
-    except ValueError:  # coefficients beyond what any JPEG holds
-        return None
-    if (len(stream) >= scan.segment_end - scan.segment_start
-            or not np.array_equal(jpeg_coefficients.decode(stream, *scan.blocks, scan.quant), blocks)):
-        return None
-    fields = {"precision": scan.precision, "height": scan.height, "width": scan.width,
-              "restart": scan.restart_interval, "dc": [list(t) for t in scan.dc_table],
-              "ac": [list(t) for t in scan.ac_table], "quant": list(scan.quant), "pad": pad}
-    return {"start": scan.segment_start, "end": scan.segment_end, **fields}, stream
+    return scan, blocks, jpeg_dct.find_pad(jpeg, scan, blocks)
 
 
-def _scan(fields: Any) -> tuple[jpeg_dct.DctScan, int]:
-    """The scan (and its padding) a frame's meta describes; CorruptStreamError where it is not one
-    ``_dct`` could have written."""
+def _reference(scan: jpeg_dct.DctScan, previous: list[np.ndarray] | None) -> list[np.ndarray] | None:
+    """The frame before's blocks where they can stand beside this frame's (the same grids), else None."""
+    if previous is None or [b.shape[:2] for b in previous] != scan.grids:
+        return None
+    return previous
+
+
+def _dct(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], pad: int,
+         previous: list[np.ndarray] | None) -> tuple[dict[str, Any], bytes] | None:
+    """(the scan's parameters, its coefficients' stream), each component coded against the frame before's
+    (previous: its blocks, where a cine loop's static regions repeat) where the grids match, if that is
+    smaller than the scan's segment, else None."""
+    reference = _reference(scan, previous)
+    streams = []
+    for k, (component, grid) in enumerate(zip(scan.components, blocks)):
+        before = None if reference is None else reference[k]
+        try:
+            stream = jpeg_coefficients.encode(grid, component.quant, reference=before)
+        except ValueError:  # coefficients beyond what any JPEG holds
+            return None
+        if not np.array_equal(jpeg_coefficients.decode(stream, *grid.shape[:2], component.quant, reference=before),
+                              grid):
+            return None
+        streams.append(stream)
+    if sum(map(len, streams)) >= scan.segment_end - scan.segment_start:
+        return None
+    fields: dict[str, Any] = {"precision": scan.precision, "height": scan.height, "width": scan.width,
+                              "restart": scan.restart_interval}
+    if len(scan.components) == 1:  # as 2.14 wrote it
+        fields.update(_table_fields(scan.components[0]))
+    else:
+        fields["components"] = [{**_table_fields(c), "h": c.horizontal, "v": c.vertical} for c in scan.components]
+        fields["lengths"] = [len(stream) for stream in streams[:-1]]
+    fields["pad"] = pad
+    if reference is not None:
+        fields["reference"] = 1
+    return {"start": scan.segment_start, "end": scan.segment_end, **fields}, b"".join(streams)
+
+
+def _meta_cost(fields: dict[str, Any], before: dict[str, Any]) -> int:
+    """About what describing a frame's scan adds to the compressed envelope: nothing where it is the frame
+    before's, else its JSON deflated (its Huffman and quantisation tables: a few hundred bytes, which
+    outweigh the coefficient coder's gain on a small colour JPEG)."""
+    ignored = ("start", "end", "reference")
+    if {k: v for k, v in fields.items() if k not in ignored} == {k: v for k, v in before.items() if k not in ignored}:
+        return 0
+    return len(zlib.compress(json.dumps(fields, separators=(",", ":"), sort_keys=True).encode(), 9))
+
+
+def _blocks_of(jpeg: bytes, scan: jpeg_dct.DctScan) -> list[np.ndarray] | None:
+    """The coefficients of a JPEG XL frame's JPEG, for the frame after it, which was coded against them."""
+    read = _coefficients(jpeg, scan.height, scan.width, len(scan.components))
+    return None if read is None else read[1]
+
+
+def _table_fields(component: jpeg_dct.Component) -> dict[str, Any]:
+    return {"dc": [list(t) for t in component.dc_table], "ac": [list(t) for t in component.ac_table],
+            "quant": list(component.quant)}
+
+
+def _scan(fields: Any) -> tuple[jpeg_dct.DctScan, int, list[int], bool]:
+    """The scan (its padding, where each component's stream ends in the frame's part, the last one open,
+    and whether it is coded against the frame before) a frame's meta describes; CorruptStreamError where
+    it is not one ``_dct`` could have written."""
     try:
         precision, height, width = int(fields["precision"]), int(fields["height"]), int(fields["width"])
-        restart, pad = int(fields["restart"]), int(fields["pad"])
-        tables = []
-        for name, most in (("dc", 16), ("ac", 255)):
-            counts, symbols = fields[name]
-            counts, symbols = tuple(int(c) for c in counts), tuple(int(c) for c in symbols)
-            if (len(counts) != 16 or min(counts) < 0 or sum(counts) != len(symbols)
-                    or not all(0 <= v <= most for v in symbols)):
-                raise ValueError(name)
-            tables.append((counts, symbols))
-        quant = tuple(int(q) for q in fields["quant"])
-        if len(quant) != 64 or not all(1 <= q <= 65535 for q in quant):
-            raise ValueError("quant")
+        restart, pad, referenced = int(fields["restart"]), int(fields["pad"]), int(fields.get("reference", 0))
+        several = "components" in fields
+        components = [_component(c, several) for c in (fields["components"] if several else [fields])]
+        lengths = [int(n) for n in fields["lengths"]] if several else []
+        if not 1 <= len(components) <= jpeg_dct.MAX_COMPONENTS or len(lengths) != len(components) - 1:
+            raise ValueError("components")
+        if min(lengths, default=0) < 0 or sum(c.horizontal * c.vertical for c in components) > \
+                jpeg_dct.MAX_BLOCKS_PER_MCU:
+            raise ValueError("lengths or sampling")
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptStreamError(f"JPEG DICOM: a frame's scan parameters are damaged ({exc})") from exc
     if (precision not in (8, 12) or not 0 < height < 65536 or not 0 < width < 65536
-            or height * width > MAX_FRAME_PIXELS or not 0 <= restart < 65536 or pad not in (0, 1)):
+            or height * width * len(components) > MAX_FRAME_PIXELS or not 0 <= restart < 65536 or pad not in (0, 1)
+            or referenced not in (0, 1)):
         raise CorruptStreamError("JPEG DICOM: a frame's scan parameters are out of range")
-    return jpeg_dct.DctScan(precision=precision, height=height, width=width, restart_interval=restart,
-                            dc_table=tables[0], ac_table=tables[1], quant=quant, segment_start=0,
-                            segment_end=0), pad
+    scan = jpeg_dct.DctScan(precision=precision, height=height, width=width, restart_interval=restart,
+                            components=tuple(components), segment_start=0, segment_end=0)
+    return scan, pad, lengths, bool(referenced)
+
+
+def _component(fields: Any, interleaved: bool) -> jpeg_dct.Component:
+    """A component's tables (and, of an interleaved scan, its sampling factors) from its meta; ValueError,
+    KeyError or TypeError where they are not a scan's."""
+    tables = []
+    for name, most in (("dc", 16), ("ac", 255)):
+        counts, symbols = fields[name]
+        counts, symbols = tuple(int(c) for c in counts), tuple(int(c) for c in symbols)
+        if (len(counts) != 16 or min(counts) < 0 or sum(counts) != len(symbols)
+                or not all(0 <= v <= most for v in symbols)):
+            raise ValueError(name)
+        tables.append((counts, symbols))
+    quant = tuple(int(q) for q in fields["quant"])
+    if len(quant) != 64 or not all(1 <= q <= 65535 for q in quant):
+        raise ValueError("quant")
+    horizontal, vertical = (int(fields["h"]), int(fields["v"])) if interleaved else (1, 1)
+    if not (1 <= horizontal <= 4 and 1 <= vertical <= 4):
+        raise ValueError("sampling")
+    return jpeg_dct.Component(quant=quant, dc_table=tables[0], ac_table=tables[1], horizontal=horizontal,
+                              vertical=vertical)
 
 
 def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
@@ -118,14 +192,22 @@ def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
     if per_frame is None:
         return None
     coded, cuts, frame_meta = [], [], []
+    previous = None  # the frame before's coefficients (whichever coder took it: the decoder has them too)
+    described: dict[str, Any] = {}  # the last frame's scan parameters in the meta
     for pieces, jpeg in per_frame:
         jxl = _transcode(jpeg)
-        dct = _dct(jpeg, rows, cols) if samples == 1 and rows * cols <= MAX_FRAME_PIXELS else None
-        # medcodec's coder leaves the frame's markers and tables in the kept bytes; JPEG XL takes them in
-        left_in_kept = len(jpeg) - (dct[0]["end"] - dct[0]["start"]) if dct is not None else 0
-        if dct is not None and (jxl is None or len(dct[1]) + left_in_kept < len(jxl)):
+        read = _coefficients(jpeg, rows, cols, samples)
+        dct = _dct(*read, previous) if read is not None and read[2] is not None else None
+        previous = None if read is None else read[1]
+        # medcodec's coder leaves the frame's markers and tables in the kept bytes, and describes the scan in
+        # the meta (a second time, unless the frame before had the same, shared by the frames of a cine loop,
+        # which usually have the same tables); JPEG XL takes them in
+        extra = (len(jpeg) - (dct[0]["end"] - dct[0]["start"]) + _meta_cost(dct[0], described) // len(per_frame)
+                 if dct else 0)
+        if dct is not None and (jxl is None or len(dct[1]) + extra < len(jxl)):
             fields, stream = dct
             start, end = fields.pop("start"), fields.pop("end")
+            described = fields
             coded.append(stream)
             cuts.append(value_ranges(pieces, start, end - start))
             frame_meta.append({"dct": fields})
@@ -147,18 +229,33 @@ def join(meta: dict[str, Any], kept: bytes, coded: list[bytes]) -> bytes:
     frames = meta["frames"]
     if len(frames) != len(coded):
         raise CorruptStreamError(f"JPEG DICOM needs {len(frames)} coded frames, got {len(coded)}")
-    written = []
-    for frame, stream in zip(frames, coded):
+    written: list[bytes] = []
+    previous: list[np.ndarray] | None = None  # the frame before's coefficients, where a frame needs them
+    for number, (frame, stream) in enumerate(zip(frames, coded)):
         if "dct" in frame:
-            scan, pad = _scan(frame["dct"])
-            blocks = jpeg_coefficients.decode(stream, *scan.blocks, scan.quant)
+            scan, pad, lengths, referenced = _scan(frame["dct"])
+            if referenced and previous is None and written:  # the frame before went to JPEG XL
+                previous = _blocks_of(written[-1], scan)
+            reference = _reference(scan, previous) if referenced else None
+            if referenced and reference is None:
+                raise CorruptStreamError(f"JPEG DICOM: frame {number} is coded against a frame before it that "
+                                         "does not match it")
+            ends = np.cumsum(lengths).tolist()
+            if ends and ends[-1] > len(stream):
+                raise CorruptStreamError("JPEG DICOM: a frame's component streams are longer than its part")
+            parts = [stream[a:b] for a, b in zip([0, *ends], [*ends, len(stream)])]
+            blocks = [jpeg_coefficients.decode(part, *grid, component.quant,
+                                               reference=None if reference is None else reference[k])
+                      for k, (part, grid, component) in enumerate(zip(parts, scan.grids, scan.components))]
             segment = jpeg_dct.write(blocks, scan, pad)
             if segment is None:
                 raise CorruptStreamError("JPEG DICOM: a frame's scan cannot be written again")
             written.append(segment)
+            previous = blocks
             continue
         try:
             written.append(bytes(imagecodecs.jpegxl_decode_jpeg(stream)))
         except Exception as exc:  # imagecodecs raises JpegxlError on garbage
             raise CorruptStreamError(f"JPEG DICOM: a frame's JPEG XL cannot be decoded ({exc})") from exc
+        previous = None  # read from its JPEG only if the next frame needs it
     return splice(kept, [frame["pieces"] for frame in frames], written, "JPEG DICOM")

@@ -56,7 +56,8 @@ def counts_of(paths: list[Path]) -> np.ndarray:
             continue
         for jpeg in jpegs_of(src.planes[0], src.bits):
             scan = jpeg_dct.parse(jpeg)
-            total += jpeg_coefficients.statistics(jpeg_dct.coefficients(jpeg, scan), scan.quant)
+            [blocks] = jpeg_dct.coefficients(jpeg, scan)
+            total += jpeg_coefficients.statistics(blocks, scan.components[0].quant)
     return total
 
 
