@@ -17,9 +17,12 @@ and first-column coefficients, dequantised, say how its edges differ from its me
 integers), in the context of how much the left and the upper estimate differ. That takes a quarter of
 the DC's bits on 8-bit JPEGs against the median of the neighbouring DCs, half as much on 12-bit ones.
 
-In a multi-frame file (an ultrasound cine loop) the frame before is a reference: a block that repeats
-its co-located block costs one decision (two thirds of the luma blocks of pydicom's 30-frame
-ultrasound do; its frames' coefficients came out at half the size of coding each frame alone).
+In a multi-frame file (an ultrasound cine loop) the frame before may be a reference: a block that repeats
+its co-located block costs one decision (two thirds of the luma blocks of pydicom's 30-frame ultrasound
+do), and the others take its co-located block into their contexts (its count, its magnitudes at each
+position weighted 3:1 against the neighbours', its DC halfway into the DC prediction): that loop's
+frames 4.7 % smaller than with the repeat decision alone, which halved them; frames that are not alike
+(a CT's slices) code larger that way, and ``io.dicom_jpeg_lossy`` codes them alone.
 
 Decodable anywhere: integer arithmetic only (a 32-bit range coder as LZMA's, 16-bit probabilities
 adapted by integer shifts); the encoder and the decoder run the same function, which codes a decision
@@ -306,13 +309,13 @@ def _run(blocks, buf, decoding, probs, quant, reference):
             ya, xa = (y - 1, x) if y else (y, x - 1)
             yl, xl = (y, x - 1) if x else (y - 1, x)
             has = y > 0 or x > 0
+            reference_count = 0
             if referenced:
                 # a static region of a cine loop: the block as it was in the frame before
-                flat = 1
                 for k in range(1, 64):
                     if reference[y, x, k] != 0:
-                        flat = 0
-                        break
+                        reference_count += 1
+                flat = 1 if reference_count == 0 else 0
                 identical = 1
                 if not decoding:
                     for k in range(64):
@@ -334,6 +337,8 @@ def _run(blocks, buf, decoding, probs, quant, reference):
                 predicted = (counts[ya, xa] + counts[yl, xl] + 1) >> 1
             else:
                 predicted = 0
+            if referenced:  # the count of the co-located block of the frame before, weighted 3:1
+                predicted = (predicted + 3 * reference_count + 2) >> 2
             # the count of non-zero AC coefficients: six decisions down a binary tree
             n = 0
             if not decoding:
@@ -360,6 +365,8 @@ def _run(blocks, buf, decoding, probs, quant, reference):
                     neighbour = (abs(blocks[ya, xa, k]) + abs(blocks[yl, xl, k]) + 1) >> 1
                 else:
                     neighbour = 0
+                if referenced:  # the co-located block of the frame before, weighted 3:1
+                    neighbour = (neighbour + 3 * abs(reference[y, x, k]) + 2) >> 2
                 bucket = _mag_bucket(neighbour)
                 coefficient = blocks[y, x, k] if not decoding else 0
                 if left == 64 - k:  # every position left is non-zero
@@ -389,6 +396,8 @@ def _run(blocks, buf, decoding, probs, quant, reference):
             # DC: where the block's own first-row (first-column) coefficients make its left (top) edge
             # meet the right (bottom) edge of the block before it, each neighbour's DC dequantised
             prediction, activity = _dc_prediction(blocks, y, x, quant)
+            if referenced:  # halfway to the co-located block's DC in the frame before
+                prediction = (prediction + np.int64(reference[y, x, 0]) + 1) >> 1
             residual = 0 if decoding else np.int64(blocks[y, x, 0]) - prediction
             if activity >= 0:
                 context = min(size_category(activity), 21)

@@ -82,22 +82,19 @@ def _reference(scan: jpeg_dct.DctScan, previous: list[np.ndarray] | None) -> lis
 
 def _dct(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], pad: int,
          previous: list[np.ndarray] | None) -> tuple[dict[str, Any], bytes] | None:
-    """(the scan's parameters, its coefficients' stream), each component coded against the frame before's
-    (previous: its blocks, where a cine loop's static regions repeat) where the grids match, if that is
-    smaller than the scan's segment, else None."""
+    """(the scan's parameters, its coefficients' stream), if smaller than the scan's segment, else None;
+    each component coded alone or against the frame before's (previous: its blocks, where the grids
+    match), whichever is smaller in all: a cine loop's static regions repeat block for block, but the
+    frame before's coefficients as context mislead where the frames are not alike (the slices of a CT)."""
     reference = _reference(scan, previous)
-    streams = []
-    for k, (component, grid) in enumerate(zip(scan.components, blocks)):
-        before = None if reference is None else reference[k]
-        try:
-            stream = jpeg_coefficients.encode(grid, component.quant, reference=before)
-        except ValueError:  # coefficients beyond what any JPEG holds
-            return None
-        if not np.array_equal(jpeg_coefficients.decode(stream, *grid.shape[:2], component.quant, reference=before),
-                              grid):
-            return None
-        streams.append(stream)
-    if sum(map(len, streams)) >= scan.segment_end - scan.segment_start:
+    streams = _streams(scan, blocks, None)
+    if reference is not None and streams is not None:
+        against = _streams(scan, blocks, reference)
+        if against is not None and sum(map(len, against)) < sum(map(len, streams)):
+            streams = against
+        else:
+            reference = None
+    if streams is None or sum(map(len, streams)) >= scan.segment_end - scan.segment_start:
         return None
     fields: dict[str, Any] = {"precision": scan.precision, "height": scan.height, "width": scan.width,
                               "restart": scan.restart_interval}
@@ -110,6 +107,24 @@ def _dct(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], pad: int,
     if reference is not None:
         fields["reference"] = 1
     return {"start": scan.segment_start, "end": scan.segment_end, **fields}, b"".join(streams)
+
+
+def _streams(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], reference: list[np.ndarray] | None
+             ) -> list[bytes] | None:
+    """Each component's coefficient stream (against the reference's, if any), checked by decoding it; None
+    where a coefficient is beyond what the coder takes."""
+    streams = []
+    for k, (component, grid) in enumerate(zip(scan.components, blocks)):
+        before = None if reference is None else reference[k]
+        try:
+            stream = jpeg_coefficients.encode(grid, component.quant, reference=before)
+        except ValueError:  # coefficients beyond what any JPEG holds
+            return None
+        if not np.array_equal(jpeg_coefficients.decode(stream, *grid.shape[:2], component.quant, reference=before),
+                              grid):
+            return None
+        streams.append(stream)
+    return streams
 
 
 def _meta_cost(fields: dict[str, Any], before: dict[str, Any]) -> int:
