@@ -4,9 +4,12 @@ and decode seconds; every .mlc decoded and checked byte for byte.
 
     python benchmarks/lossy_jpeg_files.py ../shared/corpus/test/compressed_dicom \\
         [--out benchmarks/results/test_lossy_jpeg.json]
+    python benchmarks/lossy_jpeg_files.py --pydicom-samples --out benchmarks/results/pydicom_lossy_jpeg.json
 
 Why: a lossy-JPEG file has no planes to code (its content is the JPEG's coefficients, not the pixels a
 decoder makes of them), so ``medcodec bench`` lists it as skipped; this reports those files apart.
+``--pydicom-samples`` takes pydicom's own lossy-JPEG test files instead of a folder: colour secondary
+captures and a 30-frame ultrasound loop, which the corpus does not have.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ def lossy_jpeg_syntax(data: bytes) -> str | None:
     return ts if ts in dicom_jpeg_lossy.SYNTAXES else None
 
 
+def pydicom_samples() -> list[Path]:
+    """pydicom's test files that end in .dcm, by name (``measure`` keeps the lossy-JPEG ones)."""
+    from pydicom.data import get_testdata_files
+
+    return sorted({Path(p) for p in get_testdata_files("*.dcm")}, key=lambda p: p.name)
+
+
 def measure(path: Path) -> dict | None:
     data = path.read_bytes()
     syntax = lossy_jpeg_syntax(data)
@@ -56,11 +66,14 @@ def measure(path: Path) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?")
+    parser.add_argument("--pydicom-samples", action="store_true", help="pydicom's test files instead of a folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "test_lossy_jpeg.json")
     args = parser.parse_args(argv)
+    if (args.folder is None) == (not args.pydicom_samples):
+        parser.error("give a folder or --pydicom-samples")
     records = []
-    for path in sorted(p for p in args.folder.rglob("*") if p.is_file()):
+    for path in pydicom_samples() if args.pydicom_samples else sorted(p for p in args.folder.rglob("*") if p.is_file()):
         record = measure(path)
         if record is not None:
             records.append(record)

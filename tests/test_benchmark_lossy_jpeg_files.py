@@ -23,3 +23,16 @@ def test_main_reports_the_lossy_jpeg_files_alone(tmp_path):
     assert by_name["JPEG-lossy.dcm"]["coders"] == ["medcodec"]  # its scan header says Se 0: coded all the same
     assert by_name["JPGExtended.dcm"]["mlc_bytes"] < by_name["JPGExtended.dcm"]["xz_bytes"]
     assert result["totals"]["all"]["dicom_bytes"] == sum(r["dicom_bytes"] for r in result["files"])
+
+
+def test_pydicom_samples_are_its_test_files_and_exclude_a_folder(tmp_path, capsys):
+    samples = lossy_jpeg_files.pydicom_samples()
+    assert {"examples_ybr_color.dcm", "JPGExtended.dcm", "CT_small.dcm"} <= {p.name for p in samples}
+    for argv in ([], [str(tmp_path), "--pydicom-samples"]):
+        try:
+            lossy_jpeg_files.main(argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError(f"{argv} accepted")
+    assert "give a folder or --pydicom-samples" in capsys.readouterr().err
