@@ -76,3 +76,42 @@ def test_put_bits_counts_past_the_buffer_without_writing_there():
     acc, bits, n = jl.put_bits(0, 0, 0xFFFFF, 20, out, 0)  # FF 00 FF 00 and 4 bits left
     assert (acc, bits, n) == (0xF, 4, 4)
     assert out.tolist() == [0xFF, 0x00, 0xFF]
+
+
+def _colour(shape=(23, 37), seed=0) -> np.ndarray:
+    return np.stack([_image(shape, 8, seed + k) for k in range(3)], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("predictor", range(1, 8))
+def test_colour_scans_of_libjpeg_turbo_are_written_again(predictor):
+    """Three components interleaved in one scan (libjpeg-turbo's lossless colour): each pixel's R, G, B
+    differences in turn, each from its own component's predictions."""
+    samples = _colour(seed=predictor)
+    data = bytes(imagecodecs.jpeg8_encode(samples, lossless=True, predictor=predictor))
+    scan = jl.parse(data)
+    assert scan.components == 3 and len(scan.tables) == 3 and scan.predictor == predictor
+    written = jl.body_matches(data, scan, samples)
+    assert written is not None and scan.segment_end - scan.segment_start - written in (0, 1, 2)
+    assert jl.body_matches(data, scan, samples[..., ::-1]) is None  # the components' order matters
+    with pytest.raises(ValueError):
+        jl.body(samples[..., 0], scan)
+
+
+def test_gdcms_colour_scan_and_refused_colour_layouts():
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_gdcm.dcm"))
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    scan = jl.parse(frame)
+    assert scan.components == 3 and jl.body_matches(frame, scan, imagecodecs.ljpeg_decode(frame)) is not None
+    good = bytes(imagecodecs.jpeg8_encode(_colour((16, 16)), lossless=True))
+    sof = good.index(b"\xff\xc3")
+    subsampled = bytearray(good)
+    subsampled[sof + 2 + 9] = 0x21  # the first component sampled 2x1: not one sample each an MCU
+    assert jl.parse(bytes(subsampled)) is None
+    sos = good.index(b"\xff\xda")
+    reordered = bytearray(good)
+    reordered[sos + 5], reordered[sos + 7] = reordered[sos + 7], reordered[sos + 5]  # the scan's order not the frame's
+    assert jl.parse(bytes(reordered)) is None

@@ -17,7 +17,7 @@ from lossless_jpegs import lossless_jpeg
 
 from medcodec import codec
 from medcodec.errors import CorruptStreamError
-from medcodec.io import dicom, dicom_scans
+from medcodec.io import dicom, dicom_colour, dicom_scans
 
 def _words() -> np.ndarray:
     ds = pydicom.dcmread(CT_SMALL)
@@ -174,3 +174,61 @@ def test_frames_of_more_samples_than_allowed_stay_verbatim():
     from medcodec.io import source as io_source
 
     assert io_source.load(data, max_pixels=1000).planes == []
+
+
+def _colour_frames(count: int) -> list[np.ndarray]:
+    """Colour images (128 x 128): three differently shifted views of CT_small, 8-bit, a tinted square."""
+    grey = (_words().astype(np.int64) >> 4).clip(0, 255).astype(np.uint8)
+    out = []
+    for k in range(count):
+        image = np.stack([np.roll(grey, 3 * k, axis=1)] * 3, axis=-1)
+        image[20:60, 30:90, 0] = 255 - image[20:60, 30:90, 0]  # a region not grey
+        out.append(image)
+    return out
+
+
+@pytest.mark.parametrize("photometric,transform", [("RGB", "subtract-green"), ("YBR_FULL", "none")])
+@pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (2, 3)])
+def test_a_colour_jpeg_lossless_file_gives_three_planes_a_frame(photometric, transform, count, fragments_per_frame):
+    images = _colour_frames(count)
+    scans = [bytes(imagecodecs.jpeg8_encode(image, lossless=True, predictor=1 + k)) for k, image in enumerate(images)]
+    data = encapsulated_dicom(scans, JPEGLosslessSV1, count, fragments_per_frame, colour=photometric)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "jpeg-lossless" and read.meta["transform"] == transform
+    assert len(read.planes) == 3 * count and read.bits == 8
+    assert all(frame["components"] == 3 and len(frame["tables"]) == 3 for frame in read.meta["frames"])
+    assert all(np.array_equal(dicom_colour.image_of(read.planes[3 * k:3 * k + 3], transform), images[k])
+               for k in range(count))
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="classical")
+    assert len(stream) < 0.9 * len(data) and codec.decode(stream).data == data
+
+
+def test_colour_jpeg_ls_and_damaged_colour_envelopes():
+    image = _colour_frames(1)[0]
+    jls = encapsulated_dicom([imagecodecs.jpegls_encode(image)], JPEGLSLossless, colour="RGB")
+    assert dicom.read_dicom(jls).meta["layout"] == "split"  # colour JPEG-LS: kept as it is
+    data = encapsulated_dicom([bytes(imagecodecs.jpeg8_encode(image, lossless=True))], JPEGLosslessSV1, colour="RGB")
+    read = dicom.read_dicom(data)
+    prefix, kept, suffix = read.blobs
+    frame = read.meta["frames"][0]
+    for change in ({"transform": "rct"}, {"bits": 12}, {"layout": "jpeg-ls"},
+                   {"frames": [{**frame, "components": 2}]}, {"frames": [{**frame, "tables": frame["tables"][:2]}]}):
+        with pytest.raises(CorruptStreamError):
+            dicom_scans.join({**read.meta, **change}, read.planes, kept)
+    with pytest.raises(CorruptStreamError, match="needs 3 planes"):
+        dicom_scans.join(read.meta, read.planes[:1], kept)
+
+
+_FUZZ_COLOUR: list[tuple[bytes, bytes]] = []
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")) // 2, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_colour_envelopes_end_in_a_clear_error_or_the_original(data):
+    if not _FUZZ_COLOUR:
+        scans = [bytes(imagecodecs.jpeg8_encode(image, lossless=True)) for image in _colour_frames(2)]
+        original = encapsulated_dicom(scans, JPEGLosslessSV1, 2, colour="RGB")
+        _FUZZ_COLOUR.append((original, codec.encode(original, mode="classical")))
+    original, stream = _FUZZ_COLOUR[0]
+    assert decoded_or_refused(stream, data) in (None, original)

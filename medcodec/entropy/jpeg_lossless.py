@@ -8,9 +8,11 @@ with a 0x00 stuffed after every 0xFF byte (Annex H, F.1.2). So ``io.dicom`` keep
 lets medcodec's methods code its samples, and writes the segment again when decoding. Encoders differ
 only in how they pad the last byte (the standard says with ones; liblj92 pads with zeros), so the
 segment's last partial byte and whatever follows it are kept as they were: ``body`` is the segment up to
-that byte. A scan this module does not write (restart markers, a point transform, several components or
-scans) is refused by ``parse``, and one whose encoder computed otherwise is found out by ``body_matches``:
-either stays verbatim.
+that byte. A colour frame (three components of one sample each an MCU, in one interleaved scan, as
+libjpeg-turbo and GDCM write it) is written likewise, each pixel's components in turn, each with its own
+predictions and table (H.1.1, H.2). A scan this module does not write (restart markers, a point
+transform, subsampled components, components in separate scans) is refused by ``parse``, and one whose
+encoder computed otherwise is found out by ``body_matches``: either stays verbatim.
 """
 
 from __future__ import annotations
@@ -28,21 +30,28 @@ OTHER_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xC
 MAX_SAMPLES_PER_BYTE = 8  # every sample costs a Huffman code of at least one bit
 
 
+MAX_COMPONENTS = 4
+
+
 @dataclass(frozen=True)
 class Scan:
-    """What a single-component, single-scan lossless JPEG frame says of its samples, and where its
-    entropy-coded segment lies in the frame's bytes ([segment_start, segment_end): up to the marker
-    after it, EOI)."""
+    """What a single-scan lossless JPEG frame says of its samples, and where its entropy-coded segment
+    lies in the frame's bytes ([segment_start, segment_end): up to the marker after it, EOI)."""
 
     precision: int
     height: int
     width: int
     predictor: int  # 1..7 (Table H.1)
     point_transform: int
-    counts: tuple[int, ...]  # the DC table's code counts per length 1..16
+    counts: tuple[int, ...]  # the (first) component's DC table: code counts per length 1..16
     symbols: tuple[int, ...]
     segment_start: int
     segment_end: int
+    components: int = 1  # interleaved in the scan, one sample each an MCU
+    tables: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()  # with several: each one's (counts, symbols)
+
+    def table(self, component: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return self.tables[component] if self.components > 1 else (self.counts, self.symbols)
 
 
 def parse(frame: bytes) -> Scan | None:
@@ -107,29 +116,39 @@ def _parse(frame: bytes) -> Scan | None:
                 return None
             tables.update((table_id, table) for (_, table_id), table in defined.items())
         elif marker == SOF3:
-            if segment[5] != 1:  # one component
+            count = segment[5]
+            if not 1 <= count <= MAX_COMPONENTS or len(segment) != 6 + 3 * count:
+                return None
+            # one sample of each component an MCU: every sampling factor 1
+            if any(segment[7 + 3 * k] != 0x11 for k in range(count)):
                 return None
             header.update(precision=segment[0], height=int.from_bytes(segment[1:3], "big"),
-                          width=int.from_bytes(segment[3:5], "big"))
+                          width=int.from_bytes(segment[3:5], "big"), components=count)
+            identifiers = [segment[6 + 3 * k] for k in range(count)]
         elif marker == DRI:
             if int.from_bytes(segment[:2], "big"):
                 return None  # restart markers: not written here
         elif marker == SOS:
-            if "precision" not in header or segment[0] != 1:
+            count = segment[0]
+            # every component in this one scan, in the frame's order (the decoder's samples are in that order)
+            if ("precision" not in header or count != header["components"] or len(segment) != 4 + 2 * count
+                    or [segment[1 + 2 * k] for k in range(count)] != identifiers):
                 return None
-            table_id, predictor = segment[2] >> 4, segment[3]
-            point_transform = segment[5] & 15
+            table_ids = [segment[2 + 2 * k] >> 4 for k in range(count)]
+            predictor = segment[1 + 2 * count]
+            point_transform = segment[3 + 2 * count] & 15
             end = segment_end(frame, after)
             # a point transform: the decoder at hand (liblj92, imagecodecs) does not undo it as H.1.2.1
             # says, so nothing could check a scan written with one: such files stay verbatim
             if (end is None or frame[end:end + 2] != b"\xff\xd9" or not 1 <= predictor <= 7
-                    or table_id not in tables or not 2 <= header["precision"] <= 16
+                    or any(t not in tables for t in table_ids) or not 2 <= header["precision"] <= 16
                     or point_transform or not header["height"] or not header["width"]):
                 return None
-            counts, symbols = tables[table_id]
+            counts, symbols = tables[table_ids[0]]
             return Scan(precision=header["precision"], height=header["height"], width=header["width"],
                         predictor=predictor, point_transform=point_transform, counts=counts, symbols=symbols,
-                        segment_start=after, segment_end=end)
+                        segment_start=after, segment_end=end, components=count,
+                        tables=tuple(tables[t] for t in table_ids) if count > 1 else ())
     return None
 
 
@@ -152,9 +171,9 @@ def segment_end(frame: bytes, start: int, restarts: bool = False) -> int | None:
 
 
 def predictions(samples: np.ndarray, scan: Scan) -> np.ndarray:
-    """int64 [height, width]: each sample's prediction (H.1.2.1) from the point-transformed samples:
-    the first line from the left neighbour, the first column from the one above, the first sample
-    2**(P - Pt - 1), the rest by the scan's predictor."""
+    """int64 [height, width]: each sample's prediction (H.1.2.1) from the point-transformed samples (of
+    one component): the first line from the left neighbour, the first column from the one above, the
+    first sample 2**(P - Pt - 1), the rest by the scan's predictor."""
     x = samples.astype(np.int64) >> scan.point_transform
     a = np.zeros_like(x)
     a[:, 1:] = x[:, :-1]
@@ -172,8 +191,9 @@ def predictions(samples: np.ndarray, scan: Scan) -> np.ndarray:
 
 
 def body(samples: np.ndarray, scan: Scan) -> bytes | None:
-    """The entropy-coded segment of these samples up to its last partial byte (the complete bytes,
-    stuffed), or None when a difference's size category has no code in the scan's table."""
+    """The entropy-coded segment of these samples ([height, width], or [height, width, components]) up to
+    its last partial byte (the complete bytes, stuffed), or None when a difference's size category has no
+    code in the scan's table."""
     packed = _packed(samples, scan)
     return None if packed is None else packed[0]
 
@@ -192,24 +212,29 @@ def segment(samples: np.ndarray, scan: Scan) -> bytes | None:
 
 def _packed(samples: np.ndarray, scan: Scan) -> tuple[bytes, int, int] | None:
     """(complete bytes, the bits left over, their count) of the samples' segment, or None (``body``)."""
-    if samples.shape != (scan.height, scan.width):
-        raise ValueError(f"samples {samples.shape} for a {scan.height}x{scan.width} scan")
+    shape = (scan.height, scan.width) + ((scan.components,) if scan.components > 1 else ())
+    if samples.shape != shape:
+        raise ValueError(f"samples {samples.shape} for a scan of {shape}")
     if not 2 <= scan.precision <= 16 or not 1 <= scan.predictor <= 7 or not 0 <= scan.point_transform < scan.precision:
         raise ValueError("lossless JPEG parameters out of range")
-    x = samples.astype(np.int64) >> scan.point_transform
-    difference = (x - predictions(samples, scan)) & 0xFFFF  # modulo 2**16 (H.1.2.1)
-    difference = np.where(difference > 32768, difference - 65536, difference).ravel()
+    planes = [samples] if scan.components == 1 else [samples[..., k] for k in range(scan.components)]
+    differences = [((p.astype(np.int64) >> scan.point_transform) - predictions(p, scan)) & 0xFFFF  # mod 2**16
+                   for p in planes]
+    # each pixel's components in turn: the scan's MCU order (H.1.1)
+    difference = np.stack(differences, axis=-1).ravel()
+    difference = np.where(difference > 32768, difference - 65536, difference)
     magnitude = np.abs(difference)
     category = np.zeros(magnitude.shape, np.int64)
     nonzero = magnitude > 0
     category[nonzero] = np.floor(np.log2(magnitude[nonzero])).astype(np.int64) + 1  # exact: below 2**17
-    codes = np.zeros(17, np.int64)
-    lengths = np.zeros(17, np.int64)
-    for symbol, (code, length) in huffman_codes(scan.counts, scan.symbols).items():
-        if symbol <= 16:
-            codes[symbol], lengths[symbol] = code, length
-    if (lengths[np.unique(category)] == 0).any():
-        return None
+    codes = np.zeros((scan.components, 17), np.int64)
+    lengths = np.zeros((scan.components, 17), np.int64)
+    for k in range(scan.components):
+        for symbol, (code, length) in huffman_codes(*scan.table(k)).items():
+            if symbol <= 16:
+                codes[k, symbol], lengths[k, symbol] = code, length
+        if (lengths[k, np.unique(category[k::scan.components])] == 0).any():
+            return None
     extra = np.where(difference > 0, difference, difference - 1)  # ones' complement of negatives (F.1.2.1)
     out = np.empty(category.size * 4 + 8, np.uint8)  # what a sample costs at most, but for stuffed bytes
     leftover = np.zeros(2, np.int64)
@@ -244,16 +269,18 @@ def put_bits(acc, bits, code, length, out, n):
 
 @kernel
 def _pack(category, extra, codes, lengths, out, leftover):
-    """Codes and extra bits, most significant first, 0x00 after every 0xFF: the complete bytes into out
-    (their count returned), the bits left over and their count into leftover. Category 16 (the
-    difference 32768) has no extra bits (H.1.2.2)."""
+    """Codes (sample p's from component p mod the components' table) and extra bits, most significant
+    first, 0x00 after every 0xFF: the complete bytes into out (their count returned), the bits left over
+    and their count into leftover. Category 16 (the difference 32768) has no extra bits (H.1.2.2)."""
     n = 0
     acc = 0
     bits = 0
+    components = codes.shape[0]
     for p in range(category.size):
         s = category[p]
+        k = p % components
         size = s if s < 16 else 0
-        acc, bits, n = put_bits(acc, bits, codes[s], lengths[s], out, n)
+        acc, bits, n = put_bits(acc, bits, codes[k, s], lengths[k, s], out, n)
         acc, bits, n = put_bits(acc, bits, extra[p], size, out, n)
     leftover[0] = acc
     leftover[1] = bits

@@ -271,8 +271,8 @@ def _read_dataset(ds: Any, data: bytes, ts: str, modality: str, photometric: str
         what = f"{geometry}, {_ts_name(ts)}"
         read = None
         if ts in dicom_scans.SYNTAXES:
-            read = _scans(dicom_scans.SYNTAXES[ts], prefix, pixel, suffix, rows, cols, frames, samples, pixel_rep,
-                          photometric, modality, what, max_pixels)
+            read = _scans(dicom_scans.SYNTAXES[ts], prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored,
+                          high_bit, pixel_rep, photometric, modality, what, max_pixels)
         elif ts == dicom_rle.SYNTAX:
             read = _rle(prefix, pixel, suffix, rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep,
                         photometric, modality, what, max_pixels)
@@ -312,13 +312,18 @@ def _read_dataset(ds: Any, data: bytes, ts: str, modality: str, photometric: str
 
 
 def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any,
-           frames: Any, samples: Any, pixel_rep: Any, photometric: str, modality: str, what: str,
-           max_pixels: int | None) -> DicomRead | None:
-    """The planes of a lossless-JPEG or JPEG-LS file whose scans re-encode exactly (``dicom_scans``),
-    else None."""
-    if _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
+           frames: Any, samples: Any, alloc: Any, stored: Any, high_bit: Any, pixel_rep: Any, photometric: str,
+           modality: str, what: str, max_pixels: int | None) -> DicomRead | None:
+    """The planes of a lossless-JPEG or JPEG-LS file (grey, or lossless JPEG of 8-bit RGB or YBR_FULL)
+    whose scans re-encode exactly (``dicom_scans``), else None."""
+    transform = None
+    if samples == 3:
+        if _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric):
+            return None
+        transform = dicom_colour.PHOTOMETRICS[photometric]
+    elif _frame_reason(rows, cols, frames, samples, pixel_rep, photometric) is not None:
         return None
-    split = dicom_scans.split(pixel, rows, cols, frames, pixel_rep == 1, family, max_pixels)
+    split = dicom_scans.split(pixel, rows, cols, frames, pixel_rep == 1, family, max_pixels, transform)
     if split is None:
         return None
     planes, bits, meta, kept = split

@@ -18,6 +18,21 @@ from medcodec.io.colour import forward, inverse
 PHOTOMETRICS = {"RGB": "subtract-green", "YBR_FULL": "none"}
 
 
+def planes_of(image: np.ndarray, transform: str) -> list[np.ndarray]:
+    """The three planes (uint16) of an 8-bit colour image [rows, cols, 3]: subtract-green, or its channels."""
+    if transform == "subtract-green":
+        return forward(image)
+    return [np.ascontiguousarray(image[..., k].astype(np.uint16)) for k in range(3)]
+
+
+def image_of(planes: list[np.ndarray], transform: str) -> np.ndarray:
+    """Inverse of planes_of: the image (uint8 [rows, cols, 3]) of three 8-bit planes."""
+    first, second, third = planes
+    if transform == "subtract-green":
+        return inverse(first, second, third)
+    return np.stack([first, second, third], axis=-1).astype(np.uint8)
+
+
 def split(pixel: bytes, rows: int, cols: int, frames: int, planar: int,
           photometric: str) -> tuple[list[np.ndarray], int, dict[str, Any], bytes]:
     """(planes, bits, meta, tail) of a native 8-bit colour PixelData value (the caller checked its size)."""
@@ -29,12 +44,7 @@ def split(pixel: bytes, rows: int, cols: int, frames: int, planar: int,
     else:
         images = samples.reshape(frames, rows, cols, 3)
     transform = PHOTOMETRICS[photometric]
-    planes = []
-    for image in images:
-        if transform == "subtract-green":
-            planes += forward(image)
-        else:
-            planes += [np.ascontiguousarray(image[..., k].astype(np.uint16)) for k in range(3)]
+    planes = [plane for image in images for plane in planes_of(image, transform)]
     meta = {"rows": rows, "cols": cols, "frames": frames, "planar": planar, "transform": transform}
     return planes, 8, meta, pixel[count:]
 
@@ -48,11 +58,7 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], tail: bytes) -> bytes:
         raise CorruptStreamError(f"colour DICOM needs {3 * frames} planes of {rows}x{cols}")
     if max(int(p.max(initial=0)) for p in planes) > 255:
         raise CorruptStreamError("colour DICOM planes do not fit its 8-bit samples")
-    images = []
-    for k in range(frames):
-        first, second, third = planes[3 * k:3 * k + 3]
-        images.append(inverse(first, second, third) if transform == "subtract-green"
-                      else np.stack([first, second, third], axis=-1).astype(np.uint8))
+    images = [image_of(planes[3 * k:3 * k + 3], transform) for k in range(frames)]
     stacked = np.stack(images) if images else np.zeros((0, rows, cols, 3), np.uint8)
     if planar == 1:
         stacked = stacked.transpose(0, 3, 1, 2)

@@ -14,7 +14,9 @@ that would decode to more samples than the caller allows (a JPEG-LS run codes th
 a few bits: no decompression bomb).
 
 Planes: the samples (P-bit unsigned); for signed data (PixelRepresentation 1) with bit P-1 flipped,
-which maps two's complement to an order-preserving offset binary, as ``dicom.split_words`` does.
+which maps two's complement to an order-preserving offset binary, as ``dicom.split_words`` does. An 8-bit
+colour lossless-JPEG frame (RGB or YBR_FULL, its three components in one scan) gives three planes, as
+native colour does (``dicom_colour.planes_of``: subtract-green for RGB).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from medcodec.entropy import jpeg_lossless, jpeg_ls
 from medcodec.errors import CorruptStreamError
+from medcodec.io import dicom_colour
 
 ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), always little endian in encapsulated data
 
@@ -64,6 +67,8 @@ SYNTAXES = {
     "1.2.840.10008.1.2.4.80": JPEG_LS,
 }
 LAYOUTS = {family.layout: family for family in SYNTAXES.values()}
+# what a colour frame's meta says besides the family's fields: its components and each one's table
+COLOUR_FIELDS = ("components", "tables")
 
 
 def items(value: bytes) -> list[tuple[int, int]] | None:
@@ -134,8 +139,10 @@ def decoded(decode: Callable[[bytes], Any], frame: bytes, shape: tuple[int, ...]
 
 
 def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
-    """The frame's samples (uint16) by the family's decoder (imagecodecs), or None."""
-    samples = decoded(family.decode, frame, (scan.height, scan.width))
+    """The frame's samples (uint16; [rows, cols], or [rows, cols, components]) by the family's decoder
+    (imagecodecs), or None."""
+    components = getattr(scan, "components", 1)
+    samples = decoded(family.decode, frame, (scan.height, scan.width) + ((components,) if components > 1 else ()))
     if samples is None:
         return None
     samples = samples.astype(np.uint16)
@@ -143,10 +150,16 @@ def _decode(family: Family, frame: bytes, scan: Any) -> np.ndarray | None:
 
 
 def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family: Family,
-          max_pixels: int | None = None) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
+          max_pixels: int | None = None, transform: str | None = None
+          ) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
     """(planes, bits, meta, kept bytes) of an encapsulated PixelData value of this family, or None to
-    keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit)."""
-    if max_pixels is not None and rows * cols * frames > max_pixels:
+    keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit).
+    transform: of 8-bit colour frames (lossless JPEG only), how their samples become three planes a frame
+    (``dicom_colour.PHOTOMETRICS``); None: grey."""
+    samples_per_pixel = 1 if transform is None else 3
+    if transform is not None and family is not LOSSLESS_JPEG:
+        return None
+    if max_pixels is not None and rows * cols * frames * samples_per_pixel > max_pixels:
         return None
     per_frame = frames_of(value, frames)
     if per_frame is None:
@@ -154,10 +167,11 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     planes, scans, cuts = [], [], []
     for pieces, frame in per_frame:
         scan = family.scans.parse(frame)
-        if scan is None or (scan.height, scan.width) != (rows, cols):
+        if (scan is None or (scan.height, scan.width) != (rows, cols)
+                or getattr(scan, "components", 1) != samples_per_pixel or (transform and scan.precision != 8)):
             return None
         # a lossless JPEG sample costs at least one bit: a tiny fragment cannot declare a huge frame
-        if family is LOSSLESS_JPEG and rows * cols > jpeg_lossless.MAX_SAMPLES_PER_BYTE * (
+        if family is LOSSLESS_JPEG and rows * cols * samples_per_pixel > jpeg_lossless.MAX_SAMPLES_PER_BYTE * (
                 scan.segment_end - scan.segment_start) + 64:
             return None
         samples = _decode(family, frame, scan)
@@ -174,14 +188,19 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     bits = scans[0].precision
     flip = np.uint16(1 << (bits - 1)) if signed else np.uint16(0)
     kept, frame_pieces = cut(value, cuts)
+    fields = family.fields + (COLOUR_FIELDS if transform else ())
     meta = {"layout": family.layout, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
-            "frames": [{**{name: _json(getattr(scan, name)) for name in family.fields}, "pieces": p}
+            "frames": [{**{name: _json(getattr(scan, name)) for name in fields}, "pieces": p}
                        for scan, p in zip(scans, frame_pieces)]}
+    if transform:
+        meta["transform"] = transform
+        coloured = [p for samples in planes for p in dicom_colour.planes_of(samples.astype(np.uint8), transform)]
+        return coloured, bits, meta, kept
     return [np.ascontiguousarray(p ^ flip) for p in planes], bits, meta, kept
 
 
 def _json(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    return [_json(v) for v in value] if isinstance(value, tuple) else value
 
 
 def value_ranges(pieces: list[tuple[int, int]], start: int, length: int) -> list[tuple[int, int]]:
@@ -215,22 +234,35 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     """Inverse of split: the PixelData value from the planes and the kept bytes."""
     family = LAYOUTS[meta["layout"]]
     frames, rows, cols, bits = meta["frames"], meta["rows"], meta["cols"], meta["bits"]
-    if len(planes) != len(frames):
-        raise CorruptStreamError(f"{family.layout} DICOM needs {len(frames)} planes, got {len(planes)}")
+    transform = meta.get("transform")
+    per_frame = 1 if transform is None else 3
+    if transform is not None and (family is not LOSSLESS_JPEG or bits != 8
+                                  or transform not in dicom_colour.PHOTOMETRICS.values()):
+        raise CorruptStreamError(f"{family.layout} DICOM: a damaged colour description")
+    if len(planes) != per_frame * len(frames):
+        raise CorruptStreamError(f"{family.layout} DICOM needs {per_frame * len(frames)} planes, got {len(planes)}")
     flip = np.uint16(1 << (bits - 1)) if meta["signed"] else np.uint16(0)
+    names = family.fields + (COLOUR_FIELDS if transform else ())
     written_frames = []
-    for frame, plane in zip(frames, planes):
-        plane = np.asarray(plane, dtype=np.uint16)
-        if plane.shape != (rows, cols) or int(plane.max(initial=0)) >> bits:
+    for number, frame in enumerate(frames):
+        group = [np.asarray(p, dtype=np.uint16) for p in planes[per_frame * number:per_frame * (number + 1)]]
+        if any(p.shape != (rows, cols) or int(p.max(initial=0)) >> bits for p in group):
             raise CorruptStreamError(f"{family.layout} DICOM plane has the wrong shape or values")
-        fields = {name: tuple(frame[name]) if isinstance(frame[name], list) else int(frame[name])
-                  for name in family.fields}
+        fields = {name: _tuple(frame[name]) for name in names}
+        if transform and (fields["components"] != 3 or len(fields["tables"]) != 3):
+            raise CorruptStreamError(f"{family.layout} DICOM: a colour frame's tables are damaged")
         scan = family.scans.Scan(height=rows, width=cols, segment_start=0, segment_end=0, **fields)
-        written = family.scans.body(plane ^ flip, scan)
+        samples = group[0] ^ flip if transform is None else dicom_colour.image_of(group, transform)
+        written = family.scans.body(samples, scan)
         if written is None:
             raise CorruptStreamError(f"{family.layout} DICOM: the scan cannot be written again")
         written_frames.append(written)
     return splice(kept, [frame["pieces"] for frame in frames], written_frames, f"{family.layout} DICOM")
+
+
+def _tuple(value: Any) -> Any:
+    """A meta field as the Scan holds it: lists as tuples (nested), numbers as int."""
+    return tuple(_tuple(v) for v in value) if isinstance(value, list) else int(value)
 
 
 def splice(kept: bytes, pieces: list[list[list[int]]], frames: list[bytes], what: str) -> bytes:
