@@ -6,9 +6,9 @@ as a one-word flag because they are zero or a sign extension); lossless-JPEG and
 their samples where their scans re-encode exactly (``dicom_scans``), RLE frames where their segments'
 control bytes replay exactly (``dicom_rle``), JPEG 2000 frames where their code-blocks re-encode
 exactly (``dicom_jpeg2000``); lossy-JPEG frames' coefficients are recompressed (JPEG XL's transcoding,
-or medcodec's coder: 12-bit ones) and the frames given back exactly (``dicom_jpeg_lossy``; no planes);
-native 8-bit RGB and YBR_FULL give three planes a frame (``dicom_colour``); a deflated data set is
-inflated and read as any other where zlib deflates it again to the file's bytes (``dicom_deflate``).
+or medcodec's coder, whichever is smaller) and the frames given back exactly (``dicom_jpeg_lossy``; no
+planes); native 8-bit RGB and YBR_FULL give three planes a frame (``dicom_colour``); a deflated data set
+is inflated and read as any other where zlib deflates it again to the file's bytes (``dicom_deflate``).
 Anything else (other encapsulated transfer syntaxes, other deflate streams, other colour, 1- or 32-bit
 samples, inconsistent attributes) keeps its pixel value, or the whole file, verbatim, so every file that
 goes in comes back byte for byte.

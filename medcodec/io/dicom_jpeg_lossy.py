@@ -131,7 +131,7 @@ def _meta_cost(fields: dict[str, Any], before: dict[str, Any]) -> int:
     """About what describing a frame's scan adds to the compressed envelope: nothing where it is the frame
     before's, else its JSON deflated (its Huffman and quantisation tables: a few hundred bytes, which
     outweigh the coefficient coder's gain on a small colour JPEG)."""
-    ignored = ("start", "end", "reference")
+    ignored = ("start", "end", "reference", "lengths")  # what differs from frame to frame, in a few bytes
     if {k: v for k, v in fields.items() if k not in ignored} == {k: v for k, v in before.items() if k not in ignored}:
         return 0
     return len(zlib.compress(json.dumps(fields, separators=(",", ":"), sort_keys=True).encode(), 9))
