@@ -1,8 +1,12 @@
 """entropy.jpeg_dct: sequential Huffman JPEG scans to coefficients and written again, bit for bit."""
 
+import os
+
 import imagecodecs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jpegs import ct_small, lossy_jpeg
 
@@ -141,3 +145,39 @@ def test_a_scan_of_some_of_the_frames_components_is_refused():
     sos = jpeg.index(b"\xff\xda")
     jpeg[sos + 5] = 9  # a component the frame does not have
     assert jpeg_dct.parse(bytes(jpeg)) is None
+
+
+@settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True)
+@given(data=st.data())
+def test_damaged_colour_jpegs_are_refused_or_read_never_raising(data):
+    """Bytes changed anywhere in a colour JPEG (header, tables, segment): parse gives a scan or None,
+    coefficients blocks or None, and a segment written again is the frame's only where it is."""
+    if not _FUZZ_JPEG:
+        _FUZZ_JPEG.append(bytes(imagecodecs.jpeg8_encode(_colour((24, 40)), level=80, subsampling="420")))
+    jpeg = bytearray(_FUZZ_JPEG[0])
+    for _ in range(data.draw(st.integers(1, 4))):
+        jpeg[data.draw(st.integers(2, len(jpeg) - 1))] = data.draw(st.integers(0, 255))
+    damaged = bytes(jpeg)
+    scan = jpeg_dct.parse(damaged)
+    if scan is None:
+        return
+    blocks = jpeg_dct.coefficients(damaged, scan)
+    if blocks is None:
+        return
+    assert [b.shape[:2] for b in blocks] == scan.grids
+    pad = jpeg_dct.find_pad(damaged, scan, blocks)
+    if pad is not None:
+        assert jpeg_dct.write(blocks, scan, pad) == damaged[scan.segment_start:scan.segment_end]
+
+
+_FUZZ_JPEG: list[bytes] = []
+
+
+@pytest.mark.parametrize("counts,symbols", [([0] * 14 + [45, 255], 300),  # more than 256 symbols
+                                             ([3] + [0] * 15, 3)])  # three codes of one bit
+def test_huffman_tables_beyond_their_code_space_are_refused(counts, symbols):
+    jpeg = bytes(imagecodecs.jpeg8_encode(_colour((24, 40)), level=80, subsampling="420"))
+    table = bytes([0x11]) + bytes(counts) + bytes(k % 256 for k in range(symbols))
+    sos = jpeg.index(b"\xff\xda")
+    bad = jpeg[:sos] + b"\xff\xc4" + (len(table) + 2).to_bytes(2, "big") + table + jpeg[sos:]
+    assert jpeg_dct.parse(bad) is None

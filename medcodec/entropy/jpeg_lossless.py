@@ -89,19 +89,31 @@ def marker_segments(frame: bytes):
 
 def huffman_tables(segment: bytes) -> dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] | None:
     """The tables a DHT segment defines: (class, id) -> (counts per code length 1..16, symbols), or None
-    where the segment is malformed (a class other than DC 0 or AC 1, a table running past its end).
-    Shared with ``jpeg_dct``."""
+    where the segment is malformed (a class other than DC 0 or AC 1, a table running past its end, more
+    than 256 symbols or more codes of a length than the code space holds, C.2). Shared with ``jpeg_dct``."""
     tables = {}
     pos = 0
     while pos < len(segment):
         table_class, table_id = segment[pos] >> 4, segment[pos] & 15
         counts = tuple(segment[pos + 1:pos + 17])
         total = sum(counts)
-        if table_class > 1 or len(counts) != 16 or pos + 17 + total > len(segment):
+        if (table_class > 1 or len(counts) != 16 or pos + 17 + total > len(segment) or total > 256
+                or not _codes_fit(counts)):
             return None
         tables[table_class, table_id] = (counts, tuple(segment[pos + 17:pos + 17 + total]))
         pos += 17 + total
     return tables
+
+
+def _codes_fit(counts: tuple[int, ...]) -> bool:
+    """Whether canonical codes with these counts per length 1..16 fit their lengths (Annex C's codes)."""
+    code = 0
+    for length, count in enumerate(counts, start=1):
+        code += count
+        if code > 1 << length:
+            return False
+        code <<= 1
+    return True
 
 
 def _parse(frame: bytes) -> Scan | None:
