@@ -33,7 +33,7 @@ from medcodec.compiled import kernel
 from medcodec.entropy import jpeg2000_tier1
 from medcodec.errors import CorruptStreamError
 from medcodec.io import colour
-from medcodec.io.dicom_scans import decoded, frames_of
+from medcodec.io.dicom_scans import decoded, frames_within
 
 SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
 LAYOUT = "jpeg2000"
@@ -296,9 +296,9 @@ def split(value: bytes, rows: int, cols: int, frames: int, max_pixels: int | Non
     them (signed: PixelRepresentation 1, or a signed codestream), plus 2^(bits-1) where signed, in the
     header's BitsStored where they fit (``_plane_bits``); a colour frame gives three subtract-green planes
     (``io.colour``) of its RGB samples."""
-    if samples not in (1, 3) or (max_pixels is not None and rows * cols * frames * samples > max_pixels):
+    if samples not in (1, 3):
         return None
-    per_frame = frames_of(value, frames, starts=b"\xff\x4f\xff\x51")
+    per_frame = frames_within(value, rows, cols, frames, samples, max_pixels, starts=b"\xff\x4f\xff\x51")
     if per_frame is None:
         return None
     streams, samples_of = [], []

@@ -36,7 +36,7 @@ import numpy as np
 
 from medcodec.entropy import jpeg_coefficients, jpeg_dct
 from medcodec.errors import CorruptStreamError
-from medcodec.io.dicom_scans import cut, frames_of, splice, value_ranges
+from medcodec.io.dicom_scans import cut, frames_within, splice, value_ranges
 
 SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
 LAYOUT = "jpeg-jxl"  # the format's name for it since 2.11, when JPEG XL was its only coder
@@ -201,9 +201,7 @@ def split(value: bytes, rows: int, cols: int, frames: int, samples: int,
     keep it verbatim (also when its frames hold more than max_pixels pixels; None: no limit)."""
     if min(rows, cols, frames, samples) <= 0:
         return None
-    if max_pixels is not None and rows * cols * frames * samples > max_pixels:
-        return None
-    per_frame = frames_of(value, frames)
+    per_frame = frames_within(value, rows, cols, frames, samples, max_pixels)
     if per_frame is None:
         return None
     coded, cuts, frame_meta = [], [], []

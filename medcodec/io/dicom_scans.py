@@ -119,6 +119,15 @@ def frame_fragments(value: bytes, frames: int, starts: bytes = b"\xff\xd8"
     return [fragments[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
+def frames_within(value: bytes, rows: int, cols: int, frames: int, samples: int, max_pixels: int | None,
+                  starts: bytes = b"\xff\xd8") -> list[tuple[list[tuple[int, int]], bytes]] | None:
+    """``frames_of``, or None where the frames would hold more than max_pixels samples in all (None: no
+    limit): what every splitter of compressed frames checks before it decodes any."""
+    if max_pixels is not None and rows * cols * frames * samples > max_pixels:
+        return None
+    return frames_of(value, frames, starts)
+
+
 def frames_of(value: bytes, frames: int, starts: bytes = b"\xff\xd8"
               ) -> list[tuple[list[tuple[int, int]], bytes]] | None:
     """Each frame's fragments (``frame_fragments``) and its bytes (their payloads joined), or None."""
@@ -159,9 +168,7 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     samples_per_pixel = 1 if transform is None else 3
     if transform is not None and family is not LOSSLESS_JPEG:
         return None
-    if max_pixels is not None and rows * cols * frames * samples_per_pixel > max_pixels:
-        return None
-    per_frame = frames_of(value, frames)
+    per_frame = frames_within(value, rows, cols, frames, samples_per_pixel, max_pixels)
     if per_frame is None:
         return None
     planes, scans, cuts = [], [], []
