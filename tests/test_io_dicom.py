@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import lzma
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
+from medcodec import codec
 from medcodec.errors import CorruptStreamError, InvalidInputError
 from medcodec.io import load, restore
 from medcodec.io.source import unpack_envelope
@@ -136,12 +138,23 @@ def test_bits_stored_12_file_codes_only_the_low_bits() -> None:
     assert len(source.envelope) < len(data) - raw.nbytes + 1024
 
 
-@pytest.mark.parametrize("name", ["rtdose_rle.dcm", "JPEG2000.dcm", "rtdose.dcm",
-                                  "liver_1frame.dcm", "examples_palette.dcm"])
+@pytest.mark.parametrize("name", ["rtdose_rle.dcm", "JPEG2000.dcm", "rtdose.dcm", "liver_1frame.dcm"])
 def test_unmodelled_files_keep_pixels_verbatim(name: str) -> None:
     source = roundtrip(Path(get_testdata_file(name)).read_bytes())
     assert source.planes == []
     assert "verbatim" in source.description
+
+
+def test_a_palette_colour_file_codes_its_indices_as_a_plane() -> None:
+    """PALETTE COLOR (an ultrasound): the samples are indices into the header's lookup tables, which stay
+    with the header; the indices are a plane like any grey one."""
+    data = Path(get_testdata_file("examples_palette.dcm")).read_bytes()
+    source = roundtrip(data)
+    assert len(source.planes) == 1 and source.bits == 8 and source.photometric == "PALETTE COLOR"
+    ds = pydicom.dcmread(io.BytesIO(data))
+    np.testing.assert_array_equal(source.planes[0], np.frombuffer(ds.PixelData, np.uint8).reshape(ds.Rows, ds.Columns))
+    stream = codec.encode(data, mode="classical")
+    assert len(stream) < 0.8 * len(lzma.compress(data)) and codec.decode(stream).data == data
 
 
 @pytest.mark.parametrize("name,how", [("MR_small_jpeg_ls_lossless.dcm", "re-encoded exactly"),

@@ -451,11 +451,15 @@ def _colour_sample_reason(rows: Any, cols: Any, frames: Any, samples: Any, alloc
 
 
 def _frame_reason(rows: Any, cols: Any, frames: Any, samples: Any, pixel_rep: Any, photometric: str) -> str | None:
-    """Why frames with these attributes are not grayscale planes medcodec codes (any transfer syntax)."""
+    """Why frames with these attributes are not grayscale planes medcodec codes (any transfer syntax).
+    PALETTE COLOR frames are: their samples are indices into lookup tables the header holds (kept with
+    it), and a plane of indices is coded as any other (ultrasound and nuclear medicine write them)."""
     if samples != 1:
         return f"SamplesPerPixel {samples}"
-    if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
+    if photometric not in ("", "MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"):
         return f"photometric {photometric}"
+    if photometric == "PALETTE COLOR" and pixel_rep != 0:
+        return "signed palette indices"
     if pixel_rep not in (0, 1):
         return f"PixelRepresentation {pixel_rep}"
     if not rows or not cols or not frames or rows < 0 or cols < 0 or frames < 0:
