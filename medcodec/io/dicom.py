@@ -396,8 +396,11 @@ def _jpeg_lossy(prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any
         return None
     kept, coded, meta = split
     ours = sum("dct" in frame for frame in meta["frames"])
+    against = sum(bool(frame.get("dct", {}).get("reference")) for frame in meta["frames"])
     coders = ", ".join(f"{count} by {name}" for count, name in ((len(coded) - ours, "JPEG XL"),
                                                                 (ours, "medcodec's coefficient coder")) if count)
+    if against:
+        coders += f", {against} of them against the frame before"
     bits = stored if isinstance(stored, int) and 1 <= stored <= 16 else 8
     return DicomRead(planes=[], bits=bits, signed=False, photometric=photometric, modality=modality,
                      description=f"DICOM {modality or '?'} {what}; JPEG frames recompressed exactly ({coders}; "
