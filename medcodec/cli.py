@@ -201,8 +201,9 @@ def _with_common(command: str) -> Callable[[Callable], Callable]:
 @click.option("--glob", "pattern", metavar="PATTERN",
               help="In folders, encode only files whose name or relative path matches, e.g. '*.IMA'.")
 @click.option("--keep-compressed", is_flag=True,
-              help="Keep already-compressed DICOM pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG) "
-                   "as it is instead of recoding it: much faster on such files, and larger (about 1.0x their size).")
+              help="Keep already-compressed DICOM pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG, "
+                   "deflated data sets) as it is instead of recoding it: much faster on such files, and larger "
+                   "(about 1.0x their size).")
 @click.pass_context
 def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
            quiet: bool, jobs: int, threads: int | None, device: str, max_pixels: int | None, mode: str,

@@ -263,8 +263,8 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     still make the file larger, the plain classical file is returned. Raises InvalidInputError for
     unreadable input, ResourceLimitError for inputs of more than max_pixels pixels (None: no limit),
     ModelMismatchError when the mode's weights are not installed. recompress=False keeps already-compressed
-    DICOM pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG) as it is, which is much faster on such
-    files and makes them larger.
+    DICOM pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG, deflated) as it is, which is much
+    faster on such files and makes them larger.
     """
     try:
         src = io_source.load(source, max_pixels=max_pixels, decompress=recompress)
@@ -353,8 +353,8 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
 def _no_larger_than_kept(source: str | os.PathLike | bytes | np.ndarray, src: io_source.ImageSource, coded: bytes,
                          max_pixels: int | None) -> bytes:
     """coded, or, where it came out of taking compressed pixel data apart (``io.source.DECOMPRESSED_LAYOUTS``:
-    lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG) and keeping that data as it is makes a smaller file, that
-    file (no planes: the pixel data rides in the envelope)."""
+    lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG, deflate) and keeping that data as it is makes a smaller
+    file, that file (no planes: the pixel data rides in the envelope)."""
     if not src.decompressed:
         return coded
     kept = io_source.load(source, max_pixels=max_pixels, decompress=False)

@@ -139,7 +139,8 @@ def load(source: str | os.PathLike | bytes | np.ndarray, *, name: str | None = N
     more than max_pixels pixels raises ResourceLimitError before decoding (None: no limit). DICOM
     needs no such check: its planes never hold more samples than the file has bytes, except those of
     compressed pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG), which is kept verbatim instead when
-    its frames declare more than max_pixels samples. decompress=False keeps such pixel data verbatim always.
+    its frames declare more than max_pixels samples, and of a deflated data set, inflated to at most 6 bytes a
+    pixel of the limit (and 64 MiB) or else kept. decompress=False keeps such pixel data verbatim always.
     """
     if isinstance(source, np.ndarray):
         data, original_sha = images.array_to_npy(source), None
