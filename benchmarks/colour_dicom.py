@@ -2,7 +2,8 @@
 coloured region on it, as an ultrasound with a colour overlay), coded in fast mode beside the same image
 as a MONOCHROME2 file and beside the file LZMA-compressed (what keeping it verbatim gave before); and the
 same RGB image as a lossless-JPEG DICOM (libjpeg-turbo, predictor 1: .4.70, the commonest lossless
-syntax), whose colour scans medcodec writes again (format 2.15; before: kept verbatim).
+syntax) and as a JPEG-LS one (CharLS, sample-interleaved: .4.80), whose colour scans medcodec writes
+again (format 2.15; before: kept verbatim).
 
     python benchmarks/colour_dicom.py [--out benchmarks/results/colour_dicom.json] [--per-folder N]
 
@@ -34,23 +35,26 @@ TRAIN = ROOT.parent / "shared" / "corpus" / "train" / "png8"
 FOLDERS = ("breast_us", "chest_xray", "head_ct")
 
 
-def image_dicom(image: np.ndarray, lossless_jpeg: bool = False) -> bytes:
+def image_dicom(image: np.ndarray, lossless: str | None = None) -> bytes:
     """An uncompressed 8-bit DICOM of the image (2-D: MONOCHROME2; 3-D: RGB, planar configuration 0), or a
-    JPEG Lossless SV1 one."""
+    JPEG Lossless SV1 (lossless "jpeg") or JPEG-LS ("jpeg-ls") one."""
     import imagecodecs
     import pydicom
     from pydicom.data import get_testdata_file
     from pydicom.encaps import encapsulate
-    from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1
+    from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1, JPEGLSLossless
 
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1 if lossless_jpeg else ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = {None: ExplicitVRLittleEndian, "jpeg": JPEGLosslessSV1,
+                                      "jpeg-ls": JPEGLSLossless}[lossless]
     ds.Rows, ds.Columns = image.shape[:2]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     if image.ndim == 3:
         ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
-    if lossless_jpeg:
-        ds.PixelData = encapsulate([bytes(imagecodecs.jpeg8_encode(image, lossless=True, predictor=1))])
+    if lossless:
+        frame = (imagecodecs.jpeg8_encode(image, lossless=True, predictor=1) if lossless == "jpeg"
+                 else imagecodecs.jpegls_encode(image))
+        ds.PixelData = encapsulate([bytes(frame)])
         ds["PixelData"].is_undefined_length = True
     else:
         ds.PixelData = np.ascontiguousarray(image).tobytes()
@@ -75,18 +79,21 @@ def measure(path: Path) -> dict:
 
     grey = np.asarray(Image.open(path).convert("L"))
     grey_file, colour_file = image_dicom(grey), image_dicom(with_overlay(grey))
-    ljpeg_file = image_dicom(with_overlay(grey), lossless_jpeg=True)
-    if dicom.read_dicom(colour_file).meta["layout"] != "colour":
-        raise SystemExit(f"{path.name}: colour file not modelled")
-    if dicom.read_dicom(ljpeg_file).meta["layout"] != "jpeg-lossless":
-        raise SystemExit(f"{path.name}: colour lossless-JPEG file not modelled")
+    ljpeg_file = image_dicom(with_overlay(grey), lossless="jpeg")
+    jls_file = image_dicom(with_overlay(grey), lossless="jpeg-ls")
+    for data, layout in ((colour_file, "colour"), (ljpeg_file, "jpeg-lossless"), (jls_file, "jpeg-ls")):
+        if dicom.read_dicom(data).meta["layout"] != layout:
+            raise SystemExit(f"{path.name}: the {layout} file not modelled")
     coded, _, _ = result_files.round_trip(colour_file, path.name)
     coded_ljpeg, _, _ = result_files.round_trip(ljpeg_file, path.name)
+    coded_jls, _, _ = result_files.round_trip(jls_file, path.name)
     return {"file": f"{path.parent.name}/{path.name}", "pixels": int(grey.size), "colour_file": len(colour_file),
             "mlc_colour": len(coded), "mlc_grey": len(codec.encode(grey_file, mode="fast")),
             "lzma_colour": len(lzma.compress(colour_file, preset=9 | lzma.PRESET_EXTREME)),
             "ljpeg_file": len(ljpeg_file), "mlc_ljpeg": len(coded_ljpeg),
-            "lzma_ljpeg": len(lzma.compress(ljpeg_file, preset=9 | lzma.PRESET_EXTREME))}
+            "lzma_ljpeg": len(lzma.compress(ljpeg_file, preset=9 | lzma.PRESET_EXTREME)),
+            "jls_file": len(jls_file), "mlc_jls": len(coded_jls),
+            "lzma_jls": len(lzma.compress(jls_file, preset=9 | lzma.PRESET_EXTREME))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,12 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             records.append(measure(path))
             print(records[-1], flush=True)
     summary = result_files.totals(records, lambda r: "all", ("colour_file", "mlc_colour", "mlc_grey", "lzma_colour",
-                                                               "ljpeg_file", "mlc_ljpeg", "lzma_ljpeg"))
+                                                               "ljpeg_file", "mlc_ljpeg", "lzma_ljpeg", "jls_file",
+                                                               "mlc_jls", "lzma_jls"))
     for t in summary.values():
         t["mlc_colour_over_mlc_grey"] = round(t["mlc_colour"] / t["mlc_grey"], 4)
         t["mlc_colour_over_lzma"] = round(t["mlc_colour"] / t["lzma_colour"], 4)
         t["mlc_ljpeg_over_ljpeg"] = round(t["mlc_ljpeg"] / t["ljpeg_file"], 4)
         t["mlc_ljpeg_over_lzma"] = round(t["mlc_ljpeg"] / t["lzma_ljpeg"], 4)
+        t["mlc_jls_over_jls"] = round(t["mlc_jls"] / t["jls_file"], 4)
+        t["mlc_jls_over_lzma"] = round(t["mlc_jls"] / t["lzma_jls"], 4)
     result_files.write(args.out, records, summary)
     return 0
 

@@ -21,7 +21,7 @@ def test_main_writes_a_record_per_image(tmp_path):
     assert colour_dicom.main(["--root", str(tmp_path / "images"), "--folders", "us", "--out", str(out)]) == 0
     (record,) = json.loads(out.read_text())["files"]
     assert record["mlc_colour"] < record["colour_file"] and record["pixels"] == 48 * 40
-    assert record["mlc_ljpeg"] < record["ljpeg_file"]  # the lossless-JPEG version's scans written again
+    assert record["mlc_ljpeg"] < record["ljpeg_file"] and record["mlc_jls"] < record["jls_file"]  # scans written again
 
 
 def test_the_overlay_tints_part_of_the_image_only():

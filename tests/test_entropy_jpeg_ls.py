@@ -62,3 +62,48 @@ def test_what_this_module_does_not_write_is_refused():
     assert jpeg_ls.parse(good[:-2]) is None and jpeg_ls.parse(good[:60]) is None
     assert jpeg_ls.parse(b"\xff\xd8\xff\xc3") is None and jpeg_ls.parse(b"") is None
     assert jpeg_ls.parse(good.replace(b"\xff\xf7", b"\xff\xc0", 1)) is None  # another process's frame
+
+
+def _colour(shape, kind, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+    if kind == "walk":
+        return np.stack([_image(shape, 255, seed + k) for k in range(3)], axis=-1)
+    image = np.zeros(shape + (3,), np.uint8)  # sparse: runs of whole pixels, interrupted
+    image[rng.integers(0, shape[0], 9), rng.integers(0, shape[1], 9)] = rng.integers(0, 256, (9, 3))
+    grey = _image(shape, 255, seed)
+    image[: shape[0] // 2] = grey[: shape[0] // 2, :, None]  # grey rows: the three components alike
+    return image
+
+
+@pytest.mark.parametrize("kind", ["random", "walk", "sparse"])
+@pytest.mark.parametrize("shape", [(41, 57), (1, 30), (30, 1), (9, 200)])
+def test_charls_colour_scans_sample_interleaved_are_written_again(kind, shape):
+    """CharLS writes colour as three components sample-interleaved (ILV 2): shared contexts, run mode
+    over whole pixels, each component of an interrupting pixel in run-interruption context 0."""
+    samples = _colour(shape, kind)
+    data = bytes(imagecodecs.jpegls_encode(samples))
+    scan = jpeg_ls.parse(data)
+    assert scan.components == 3
+    written = jpeg_ls.body_matches(data, scan, samples)
+    assert written is not None and scan.segment_end - scan.segment_start - written in (0, 1)
+    assert jpeg_ls.body_matches(data, scan, samples[..., ::-1]) is None  # the components' order matters
+    with pytest.raises(ValueError):
+        jpeg_ls.body(samples[..., 0], scan)
+
+
+def test_colour_layouts_not_written_here_are_refused():
+    data = bytes(imagecodecs.jpegls_encode(_colour((16, 16), "walk")))
+    sos = data.index(b"\xff\xda")
+    assert data[sos + 4] == 3 and data[sos + 12] == 2  # three components, ILV 2
+    line = bytearray(data)
+    line[sos + 12] = 1  # line interleaved: not written here
+    assert jpeg_ls.parse(bytes(line)) is None
+    mapped = bytearray(data)
+    mapped[sos + 6] = 1  # a mapping table
+    assert jpeg_ls.parse(bytes(mapped)) is None
+    sof = data.index(b"\xff\xf7")
+    subsampled = bytearray(data)
+    subsampled[sof + 11] = 0x21
+    assert jpeg_ls.parse(bytes(subsampled)) is None

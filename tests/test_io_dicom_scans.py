@@ -187,16 +187,26 @@ def _colour_frames(count: int) -> list[np.ndarray]:
     return out
 
 
+def _colour_scan(syntax: str, image: np.ndarray, k: int) -> bytes:
+    """A colour frame as libjpeg-turbo's lossless JPEG (predictor 1 + k) or CharLS's JPEG-LS (ILV 2)."""
+    if syntax == JPEGLSLossless:
+        return bytes(imagecodecs.jpegls_encode(image))
+    return bytes(imagecodecs.jpeg8_encode(image, lossless=True, predictor=1 + k))
+
+
+@pytest.mark.parametrize("syntax,layout", [(JPEGLosslessSV1, "jpeg-lossless"), (JPEGLSLossless, "jpeg-ls")])
 @pytest.mark.parametrize("photometric,transform", [("RGB", "subtract-green"), ("YBR_FULL", "none")])
 @pytest.mark.parametrize("count,fragments_per_frame", [(1, 1), (2, 3)])
-def test_a_colour_jpeg_lossless_file_gives_three_planes_a_frame(photometric, transform, count, fragments_per_frame):
+def test_a_colour_lossless_file_gives_three_planes_a_frame(syntax, layout, photometric, transform, count,
+                                                          fragments_per_frame):
     images = _colour_frames(count)
-    scans = [bytes(imagecodecs.jpeg8_encode(image, lossless=True, predictor=1 + k)) for k, image in enumerate(images)]
-    data = encapsulated_dicom(scans, JPEGLosslessSV1, count, fragments_per_frame, colour=photometric)
+    scans = [_colour_scan(syntax, image, k) for k, image in enumerate(images)]
+    data = encapsulated_dicom(scans, syntax, count, fragments_per_frame, colour=photometric)
     read = dicom.read_dicom(data)
-    assert read.meta["layout"] == "jpeg-lossless" and read.meta["transform"] == transform
+    assert read.meta["layout"] == layout and read.meta["transform"] == transform
     assert len(read.planes) == 3 * count and read.bits == 8
-    assert all(frame["components"] == 3 and len(frame["tables"]) == 3 for frame in read.meta["frames"])
+    assert all(frame["components"] == 3 for frame in read.meta["frames"])
+    assert all(len(frame["tables"]) == 3 for frame in read.meta["frames"] if layout == "jpeg-lossless")
     assert all(np.array_equal(dicom_colour.image_of(read.planes[3 * k:3 * k + 3], transform), images[k])
                for k in range(count))
     assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
@@ -204,15 +214,13 @@ def test_a_colour_jpeg_lossless_file_gives_three_planes_a_frame(photometric, tra
     assert len(stream) < 0.9 * len(data) and codec.decode(stream).data == data
 
 
-def test_colour_jpeg_ls_and_damaged_colour_envelopes():
+def test_damaged_colour_envelopes_are_refused():
     image = _colour_frames(1)[0]
-    jls = encapsulated_dicom([imagecodecs.jpegls_encode(image)], JPEGLSLossless, colour="RGB")
-    assert dicom.read_dicom(jls).meta["layout"] == "split"  # colour JPEG-LS: kept as it is
     data = encapsulated_dicom([bytes(imagecodecs.jpeg8_encode(image, lossless=True))], JPEGLosslessSV1, colour="RGB")
     read = dicom.read_dicom(data)
     prefix, kept, suffix = read.blobs
     frame = read.meta["frames"][0]
-    for change in ({"transform": "rct"}, {"bits": 12}, {"layout": "jpeg-ls"},
+    for change in ({"transform": "rct"}, {"bits": 12},
                    {"frames": [{**frame, "components": 2}]}, {"frames": [{**frame, "tables": frame["tables"][:2]}]}):
         with pytest.raises(CorruptStreamError):
             dicom_scans.join({**read.meta, **change}, read.planes, kept)
@@ -220,15 +228,16 @@ def test_colour_jpeg_ls_and_damaged_colour_envelopes():
         dicom_scans.join(read.meta, read.planes[:1], kept)
 
 
-_FUZZ_COLOUR: list[tuple[bytes, bytes]] = []
+_FUZZ_COLOUR: dict[str, tuple[bytes, bytes]] = {}
 
 
+@pytest.mark.parametrize("syntax", [JPEGLosslessSV1, JPEGLSLossless])
 @settings(max_examples=int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60")) // 2, deadline=None, derandomize=True)
 @given(data=st.data())
-def test_damaged_colour_envelopes_end_in_a_clear_error_or_the_original(data):
-    if not _FUZZ_COLOUR:
-        scans = [bytes(imagecodecs.jpeg8_encode(image, lossless=True)) for image in _colour_frames(2)]
-        original = encapsulated_dicom(scans, JPEGLosslessSV1, 2, colour="RGB")
-        _FUZZ_COLOUR.append((original, codec.encode(original, mode="classical")))
-    original, stream = _FUZZ_COLOUR[0]
+def test_damaged_colour_envelopes_end_in_a_clear_error_or_the_original(syntax, data):
+    if syntax not in _FUZZ_COLOUR:
+        scans = [_colour_scan(syntax, image, 0) for image in _colour_frames(2)]
+        original = encapsulated_dicom(scans, syntax, 2, colour="RGB")
+        _FUZZ_COLOUR[syntax] = (original, codec.encode(original, mode="classical"))
+    original, stream = _FUZZ_COLOUR[syntax]
     assert decoded_or_refused(stream, data) in (None, original)

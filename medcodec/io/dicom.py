@@ -314,8 +314,8 @@ def _read_dataset(ds: Any, data: bytes, ts: str, modality: str, photometric: str
 def _scans(family: dicom_scans.Family, prefix: bytes, pixel: bytes, suffix: bytes, rows: Any, cols: Any,
            frames: Any, samples: Any, alloc: Any, stored: Any, high_bit: Any, pixel_rep: Any, photometric: str,
            modality: str, what: str, max_pixels: int | None) -> DicomRead | None:
-    """The planes of a lossless-JPEG or JPEG-LS file (grey, or lossless JPEG of 8-bit RGB or YBR_FULL)
-    whose scans re-encode exactly (``dicom_scans``), else None."""
+    """The planes of a lossless-JPEG or JPEG-LS file (grey, or 8-bit RGB or YBR_FULL) whose scans re-encode
+    exactly (``dicom_scans``), else None."""
     transform = None
     if samples == 3:
         if _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric):

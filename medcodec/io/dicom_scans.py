@@ -16,7 +16,8 @@ a few bits: no decompression bomb).
 Planes: the samples (P-bit unsigned); for signed data (PixelRepresentation 1) with bit P-1 flipped,
 which maps two's complement to an order-preserving offset binary, as ``dicom.split_words`` does. An 8-bit
 colour lossless-JPEG frame (RGB or YBR_FULL, its three components in one scan) gives three planes, as
-native colour does (``dicom_colour.planes_of``: subtract-green for RGB).
+native colour does (``dicom_colour.planes_of``: subtract-green for RGB); so does a colour JPEG-LS frame
+(three components sample-interleaved in one scan, as CharLS writes them).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Family:
     scans: Any  # the entropy module: parse, body, body_matches, Scan
     decode: Callable[[bytes], np.ndarray]
     fields: tuple[str, ...]  # the Scan fields the meta keeps per frame (besides geometry and segment)
+    colour_fields: tuple[str, ...]  # those it adds for a colour frame
 
 
 def _ljpeg_decode(frame: bytes) -> np.ndarray:
@@ -59,16 +61,15 @@ def _jpegls_decode(frame: bytes) -> np.ndarray:
 
 
 LOSSLESS_JPEG = Family("jpeg-lossless", jpeg_lossless, _ljpeg_decode,
-                       ("precision", "predictor", "point_transform", "counts", "symbols"))
-JPEG_LS = Family("jpeg-ls", jpeg_ls, _jpegls_decode, ("precision", "maxval", "t1", "t2", "t3", "reset"))
+                       ("precision", "predictor", "point_transform", "counts", "symbols"), ("components", "tables"))
+JPEG_LS = Family("jpeg-ls", jpeg_ls, _jpegls_decode, ("precision", "maxval", "t1", "t2", "t3", "reset"),
+                 ("components",))
 SYNTAXES = {
     "1.2.840.10008.1.2.4.57": LOSSLESS_JPEG,
     "1.2.840.10008.1.2.4.70": LOSSLESS_JPEG,
     "1.2.840.10008.1.2.4.80": JPEG_LS,
 }
 LAYOUTS = {family.layout: family for family in SYNTAXES.values()}
-# what a colour frame's meta says besides the family's fields: its components and each one's table
-COLOUR_FIELDS = ("components", "tables")
 
 
 def items(value: bytes) -> list[tuple[int, int]] | None:
@@ -163,11 +164,9 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
           ) -> tuple[list[np.ndarray], int, dict[str, Any], bytes] | None:
     """(planes, bits, meta, kept bytes) of an encapsulated PixelData value of this family, or None to
     keep it verbatim (also when its frames hold more than max_pixels samples in all; None: no limit).
-    transform: of 8-bit colour frames (lossless JPEG only), how their samples become three planes a frame
+    transform: of 8-bit colour frames, how their samples become three planes a frame
     (``dicom_colour.PHOTOMETRICS``); None: grey."""
     samples_per_pixel = 1 if transform is None else 3
-    if transform is not None and family is not LOSSLESS_JPEG:
-        return None
     per_frame = frames_within(value, rows, cols, frames, samples_per_pixel, max_pixels)
     if per_frame is None:
         return None
@@ -195,7 +194,7 @@ def split(value: bytes, rows: int, cols: int, frames: int, signed: bool, family:
     bits = scans[0].precision
     flip = np.uint16(1 << (bits - 1)) if signed else np.uint16(0)
     kept, frame_pieces = cut(value, cuts)
-    fields = family.fields + (COLOUR_FIELDS if transform else ())
+    fields = family.fields + (family.colour_fields if transform else ())
     meta = {"layout": family.layout, "rows": rows, "cols": cols, "bits": bits, "signed": signed,
             "frames": [{**{name: _json(getattr(scan, name)) for name in fields}, "pieces": p}
                        for scan, p in zip(scans, frame_pieces)]}
@@ -243,20 +242,19 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], kept: bytes) -> bytes:
     frames, rows, cols, bits = meta["frames"], meta["rows"], meta["cols"], meta["bits"]
     transform = meta.get("transform")
     per_frame = 1 if transform is None else 3
-    if transform is not None and (family is not LOSSLESS_JPEG or bits != 8
-                                  or transform not in dicom_colour.PHOTOMETRICS.values()):
+    if transform is not None and (bits != 8 or transform not in dicom_colour.PHOTOMETRICS.values()):
         raise CorruptStreamError(f"{family.layout} DICOM: a damaged colour description")
     if len(planes) != per_frame * len(frames):
         raise CorruptStreamError(f"{family.layout} DICOM needs {per_frame * len(frames)} planes, got {len(planes)}")
     flip = np.uint16(1 << (bits - 1)) if meta["signed"] else np.uint16(0)
-    names = family.fields + (COLOUR_FIELDS if transform else ())
+    names = family.fields + (family.colour_fields if transform else ())
     written_frames = []
     for number, frame in enumerate(frames):
         group = [np.asarray(p, dtype=np.uint16) for p in planes[per_frame * number:per_frame * (number + 1)]]
         if any(p.shape != (rows, cols) or int(p.max(initial=0)) >> bits for p in group):
             raise CorruptStreamError(f"{family.layout} DICOM plane has the wrong shape or values")
         fields = {name: _tuple(frame[name]) for name in names}
-        if transform and (fields["components"] != 3 or len(fields["tables"]) != 3):
+        if transform and (fields["components"] != 3 or len(fields.get("tables", (0, 0, 0))) != 3):
             raise CorruptStreamError(f"{family.layout} DICOM: a colour frame's tables are damaged")
         scan = family.scans.Scan(height=rows, width=cols, segment_start=0, segment_end=0, **fields)
         samples = group[0] ^ flip if transform is None else dicom_colour.image_of(group, transform)
