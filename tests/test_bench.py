@@ -227,3 +227,27 @@ def test_a_file_whose_compressed_pixel_data_was_kept_counts_when_its_bytes_come_
     assert "no file" in _check_decoded(source, SimpleNamespace(planes=[], data=None))
     native = SimpleNamespace(**{**vars(source), "decompressed": False})
     assert _check_decoded(native, SimpleNamespace(planes=[], data=data)) == "decoded 0 planes, expected 1"
+
+
+def test_a_file_without_planes_whose_pixel_data_is_recompressed_is_reported(tmp_path: Path) -> None:
+    """A 12-bit lossy-JPEG DICOM has no planes to bench, but medcodec recompresses its coefficients: the
+    record, its groups and the report say what that came to, verified byte for byte."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from encapsulated import encapsulated_dicom
+    from jpegs import lossy_jpeg
+    from pydicom.uid import JPEGExtended12Bit
+
+    from medcodec.bench.report import render_report
+
+    data = encapsulated_dicom([lossy_jpeg(12, 90)], JPEGExtended12Bit, bits_stored=12, unsigned=True)
+    (tmp_path / "ct.dcm").write_bytes(data)
+    (record,) = run_bench([tmp_path], _settings(codecs=["jxl9"]), progress=False)
+    assert record["status"] == "skipped" and record["recompressed"]["status"] == "ok"
+    assert record["recompressed"]["file_bytes"] == len(data) > record["recompressed"]["bytes"]
+    overall = [g for g in summarise([record]) if g["by"] == "overall"][0]
+    coded = record["recompressed"]["bytes"]
+    assert overall["recompressed"] == {"files": 1, "file_bytes": len(data), "mlc_bytes": coded}
+    assert "1 of them recompressed without planes" in render_group(overall)
+    assert "recompressed" in render_report([record], [overall], []).split("Not benched:")[1]
+    (none,) = run_bench([tmp_path], _settings(modes=[], codecs=["jxl9"]), progress=False)
+    assert "recompressed" not in none  # no medcodec mode asked for: nothing measured

@@ -121,6 +121,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for kind, name in keys:
         rs = members[(kind, name)]
         benched = [r for r in rs if r["status"] == "ok"]
+        again = [r["recompressed"] for r in rs if r.get("recompressed", {}).get("status") == "ok"]
         groups.append(
             {
                 "by": kind,
@@ -130,6 +131,9 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "unreadable": sum(r["status"] == "error" for r in rs),
                 "megapixels": sum(r["pixels"] for r in benched) / 1e6,
                 "codecs": {c: summarise_codec(benched, c) for c in order},
+                # skipped files (no planes) whose compressed pixel data medcodec recompressed, verified
+                "recompressed": {"files": len(again), "file_bytes": sum(a["file_bytes"] for a in again),
+                                 "mlc_bytes": sum(a["bytes"] for a in again)},
             }
         )
     return groups
@@ -153,6 +157,10 @@ def render_group(group: dict[str, Any]) -> str:
     extra = []
     if group["skipped"]:
         extra.append(f"{group['skipped']} skipped")
+    again = group.get("recompressed") or {}
+    if again.get("files"):
+        extra.append(f"{again['files']} of them recompressed without planes: {again['file_bytes']:,} -> "
+                     f"{again['mlc_bytes']:,} bytes, {again['mlc_bytes'] / again['file_bytes']:.3f} x")
     if group["unreadable"]:
         extra.append(f"{group['unreadable']} unreadable")
     title += (f" ({', '.join(extra)})" if extra else "") + " =="
@@ -205,7 +213,10 @@ def render_report(records: list[dict[str, Any]], groups: list[dict[str, Any]], n
         lines = ["Not benched:"]
         for r in left_out:
             label = "unreadable" if r["status"] == "error" else "skipped"
-            lines.append(f"  {r['relpath']}: {label}: {r['reason']}")
+            again = r.get("recompressed") or {}
+            done = (f"; recompressed {again['file_bytes']:,} -> {again['bytes']:,} bytes, verified"
+                    if again.get("status") == "ok" else "")
+            lines.append(f"  {r['relpath']}: {label}: {r['reason']}{done}")
         parts.append("\n".join(lines))
     failures = [
         f"  {r['relpath']}: {codec_label(name)}: {res['reason']}"

@@ -241,6 +241,15 @@ def run_medcodec(
     }
 
 
+def recompressed(codec_module: Any, source: Any, raw: bytes, device: str) -> dict[str, Any]:
+    """A file with no planes whose compressed pixel data medcodec recompresses all the same (a lossy JPEG's
+    coefficients): its .mlc against the file, counted only where the file comes back byte for byte. Every
+    mode codes it alike (no plane goes to a method; the header names the mode, a few bytes), so the
+    classical one, which needs no weights, stands for them."""
+    result = run_medcodec(codec_module, source, raw, "classical", device)
+    return {**result, "file_bytes": len(raw)} if result["status"] == "ok" else result
+
+
 def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, Any]:
     """Where the .mlc's bytes went, from codec.info: overhead_bytes (envelope and container, which
     classical codecs do not pay), section_bytes per kind (latent z vs residuals, JPEG-XL subimage...)
@@ -413,6 +422,8 @@ def _measured(root: Path, path: Path, several_roots: bool, load: Callable[[Any],
     if not planes:
         why = getattr(source, "description", None) or "nothing in the file can be modelled"
         record.update(status="skipped", reason=f"no modelled planes: {why}")
+        if codec_module is not None and getattr(source, "decompressed", False):
+            record["recompressed"] = recompressed(codec_module, source, raw, settings.device)
         return record
     record.update(status="ok", results=bench_image(source, raw, settings, codec_module))
     return record
