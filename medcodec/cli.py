@@ -220,8 +220,8 @@ def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_
     JPEG XL's transcoding or medcodec's own coder, and are written again exactly; a deflated data set is
     inflated, its pixels coded, and deflated again to the same bytes where zlib made it; other compressed
     data (lossy JPEG 2000, progressive JPEG) is kept as it is. Uncompressed
-    8-bit RGB and YBR_FULL are coded as three planes a frame, PALETTE COLOR as its indices; other colour
-    is kept as it is.
+    8-bit RGB, YBR_FULL and YBR_FULL_422 are coded as three planes a frame, PALETTE COLOR as its indices;
+    other colour is kept as it is.
 
     \b
     Examples:

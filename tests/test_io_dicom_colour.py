@@ -1,5 +1,6 @@
 """io.dicom_colour: native 8-bit colour DICOM coded as three planes a frame, given back byte for byte."""
 
+import io
 import os
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_colour_files_give_three_planes_a_frame_and_come_back_byte_for_byte(phot
 
 def test_colour_medcodec_does_not_model_stays_verbatim():
     images = colour_image()
-    for data in (colour_dicom(images, "YBR_FULL_422"), colour_dicom(images, "YBR_ICT")):
+    for data in (colour_dicom(images, "YBR_PARTIAL_422"), colour_dicom(images, "YBR_ICT")):
         read = dicom.read_dicom(data)
         assert read.meta["layout"] == "split" and read.planes == []
         assert codec.decode(codec.encode(data, mode="classical")).data == data
@@ -89,3 +90,45 @@ def test_damaged_envelopes_end_in_a_clear_error_or_the_original(data):
         _FUZZ.append((original, codec.encode(original, mode="classical")))
     original, stream = _FUZZ[0]
     assert decoded_or_refused(stream, data) in (None, original)
+
+
+def _ybr_422(images: np.ndarray, tail: bytes = b"") -> tuple[bytes, list[np.ndarray]]:
+    """A native YBR_FULL_422 file of these images' first channel as Y and the other two, every second
+    column, as Cb and Cr (Y Y Cb Cr a pair of pixels); and the planes it should give."""
+    y, cb, cr = images[..., 0], images[:, :, ::2, 1], images[:, :, ::2, 2]
+    pairs = np.concatenate([y.reshape(*y.shape[:2], -1, 2), cb[..., None], cr[..., None]], axis=-1)
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_FULL_422", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if images.shape[0] > 1:
+        ds.NumberOfFrames = images.shape[0]
+    ds.PixelData = np.ascontiguousarray(pairs).tobytes() + tail
+    ds["PixelData"].VR = "OB"
+    return saved(ds), [p for k in range(images.shape[0]) for p in (y[k], cb[k], cr[k])]
+
+
+@pytest.mark.parametrize("frames,tail", [(1, b""), (3, b"\x00\x00")])
+def test_ybr_full_422_gives_luma_and_half_width_chroma(frames, tail):
+    data, expected = _ybr_422(colour_image(frames), tail)
+    read = dicom.read_dicom(data)
+    assert read.meta["layout"] == "colour" and read.meta["transform"] == "422"
+    assert [p.shape for p in read.planes] == [(128, 128), (128, 64), (128, 64)] * frames
+    assert all(np.array_equal(got, want) for got, want in zip(read.planes, expected))
+    assert dicom.write_dicom(read.meta, read.blobs, read.planes) == data
+    stream = codec.encode(data, mode="classical")
+    assert len(stream) < 0.5 * len(data) and codec.decode(stream).data == data
+
+
+def test_ybr_full_422_of_an_odd_width_or_planar_1_stays_verbatim_and_damage_is_refused():
+    data, _ = _ybr_422(colour_image())
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.PlanarConfiguration = 1
+    assert dicom.read_dicom(saved(ds)).planes == []
+    ds.PlanarConfiguration, ds.Columns = 0, 127
+    assert dicom.read_dicom(saved(ds)).planes == []
+    read = dicom.read_dicom(data)
+    prefix, suffix, tail = read.blobs
+    with pytest.raises(CorruptStreamError, match="YBR_FULL_422 DICOM needs"):
+        dicom_colour.join(read.meta, read.planes[:2], tail)
+    with pytest.raises(CorruptStreamError, match="YBR_FULL_422 DICOM needs"):
+        dicom_colour.join(read.meta, [read.planes[0], read.planes[0], read.planes[2]], tail)

@@ -433,9 +433,13 @@ def _colour_reason(ts: str, raw: Any, rows: Any, cols: Any, frames: Any, samples
         return "not native little-endian pixel data"
     if planar not in (0, 1):
         return f"planar configuration {planar}"
-    reason = _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric)
-    if reason is None and rows * cols * frames * 3 > pixel_len:
-        return "PixelData shorter than Rows*Columns*Frames*3"
+    subsampled = photometric in dicom_colour.SUBSAMPLED
+    if subsampled and (planar != 0 or not isinstance(cols, int) or cols % 2):
+        return f"{photometric} with planar configuration {planar} or an odd width"
+    reason = _colour_sample_reason(rows, cols, frames, samples, alloc, stored, high_bit, pixel_rep, photometric,
+                                   (*dicom_colour.PHOTOMETRICS, *dicom_colour.SUBSAMPLED))
+    if reason is None and dicom_colour.native_bytes(rows, cols, frames, photometric) > pixel_len:
+        return "PixelData shorter than its frames"
     return reason
 
 
