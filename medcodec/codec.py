@@ -45,6 +45,8 @@ BYTE_EXACT_KINDS = ("dicom", "npy")
 # Most pixels (all frames) a file may hold unless the caller raises the limit: 2**30 16-bit samples are
 # 2 GiB per copy of the planes. Checked before anything of that size is allocated.
 DEFAULT_MAX_PIXELS = io_source.DEFAULT_MAX_PIXELS
+# DICOM files up to this size are also weighed against themselves kept whole (``_no_larger_than_whole``)
+WHOLE_FILE_BOUND = 16 << 20
 # One encoding job's working memory per pixel (a frame's coding, or one of a plane's codings), for how
 # many run at once (parallel.map_in_threads). benchmarks/results/memory_large.json, a 2048^2 16-bit
 # plane: encoding peaks ~300 bytes a pixel over the process' baseline (the slow mode's raster analyses),
@@ -354,13 +356,33 @@ def _no_larger_than_kept(source: str | os.PathLike | bytes | np.ndarray, src: io
                          max_pixels: int | None) -> bytes:
     """coded, or, where it came out of taking compressed pixel data apart (``io.source.DECOMPRESSED_LAYOUTS``:
     lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG, deflate) and keeping that data as it is makes a smaller
-    file, that file (no planes: the pixel data rides in the envelope)."""
+    file, that file (no planes: the pixel data rides in the envelope); for other DICOM files of up to
+    WHOLE_FILE_BOUND bytes, the file kept whole where that is smaller (``_no_larger_than_whole``)."""
     if not src.decompressed:
-        return coded
+        return _no_larger_than_whole(source, src, coded)
     kept = io_source.load(source, max_pixels=max_pixels, decompress=False)
     verbatim = _pack_file(kept, envelope_coding.pack(kept.envelope), get_method("classical"), [])
     if len(verbatim) < len(coded):
         _log.info("the compressed pixel data kept as it is is %d bytes smaller: wrote that", len(coded) - len(verbatim))
+        return verbatim
+    return coded
+
+
+def _no_larger_than_whole(source: str | os.PathLike | bytes | np.ndarray, src: io_source.ImageSource,
+                          coded: bytes) -> bytes:
+    """coded, or the DICOM file kept whole (LZMA- or dictionary-deflate-compressed in the envelope, no planes)
+    where that is smaller: what medcodec wrote for DICOM it did not model, and what synthetic pictures (a
+    secondary capture's colour bars, text) compress to better than any coding of their planes. Files over
+    WHOLE_FILE_BOUND bytes are not tried (compressing them whole costs seconds; medical images never win)."""
+    if src.kind != "dicom" or not src.planes or isinstance(source, np.ndarray):
+        return coded
+    size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
+    if size > WHOLE_FILE_BOUND:
+        return coded
+    whole = io_source.whole_file(source, src)
+    verbatim = _pack_file(whole, envelope_coding.pack(whole.envelope), get_method("classical"), [])
+    if len(verbatim) < len(coded):
+        _log.info("the file kept whole is %d bytes smaller than its coding: wrote that", len(coded) - len(verbatim))
         return verbatim
     return coded
 

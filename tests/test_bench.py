@@ -225,8 +225,11 @@ def test_a_file_whose_compressed_pixel_data_was_kept_counts_when_its_bytes_come_
     assert _check_decoded(source, SimpleNamespace(planes=[], data=data)) is None
     assert "differs" in _check_decoded(source, SimpleNamespace(planes=[], data=b"another file"))
     assert "no file" in _check_decoded(source, SimpleNamespace(planes=[], data=None))
-    native = SimpleNamespace(**{**vars(source), "decompressed": False})
-    assert _check_decoded(native, SimpleNamespace(planes=[], data=data)) == "decoded 0 planes, expected 1"
+    native = SimpleNamespace(**{**vars(source), "decompressed": False})  # a small file kept whole
+    assert _check_decoded(native, SimpleNamespace(planes=[], data=data)) is None
+    assert "differs" in _check_decoded(native, SimpleNamespace(planes=[], data=b"another file"))
+    png = SimpleNamespace(**{**vars(source), "kind": "png"})
+    assert _check_decoded(png, SimpleNamespace(planes=[], data=None)) == "decoded 0 planes, expected 1"
 
 
 def test_a_file_without_planes_whose_pixel_data_is_recompressed_is_reported(tmp_path: Path) -> None:

@@ -61,6 +61,34 @@ def test_dicom_byte_identical_from_path_and_bytes():
     assert summary["matches_original"] == "bytes"
 
 
+def _synthetic_dicom(tmp_path: Path) -> tuple[Path, bytes]:
+    """CT_small with its pixels replaced by one block of noise repeated: the file LZMA'd (which finds the
+    repeats) beats any coding of the plane."""
+    import pydicom
+
+    ds = pydicom.dcmread(CT_SMALL)
+    block = np.random.default_rng(3).integers(-1000, 1000, (16, 16))
+    words = np.tile(block, (ds.Rows // 16, ds.Columns // 16)).astype(np.int16)
+    ds.PixelData = words.tobytes()
+    path = tmp_path / "bands.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path, path.read_bytes()
+
+
+def test_a_small_dicom_file_is_kept_whole_where_that_is_smaller(tmp_path, monkeypatch):
+    path, original = _synthetic_dicom(tmp_path)
+    for source in (path, original):
+        data = codec.encode(source, mode="classical")
+        assert codec.info(data)["frames"] == [] and "kept whole" in codec.info(data)["description"]
+        assert codec.decode(data).data == original
+    assert len(data) < len(codec._pack_file(io_source.load(original), envelope_coding.pack(
+        io_source.load(original).envelope), get_method("classical"),
+        [(get_method("classical").encode(p, 16), {"method": "classical"})
+         for p in io_source.load(original).planes]))
+    monkeypatch.setattr(codec, "WHOLE_FILE_BOUND", len(original) - 1)  # larger files are not tried
+    assert codec.info(codec.encode(original, mode="classical"))["frames"] != []
+
+
 FORMAT_1_4 = Path(__file__).parent / "data" / "format_1_4"
 
 

@@ -181,10 +181,11 @@ def _decode_call(codec_module: Any, device: str) -> Callable[[bytes], Any]:
 
 
 def _kept_compressed(source: Any, decoded: Any) -> bool:
-    """Whether the codec kept a compressed DICOM's pixel data as it was (where that was smaller than its
-    own coding of the planes the file decompresses to): no planes come back, the file's bytes do."""
-    return (not list(decoded.planes) and bool(source.planes) and bool(getattr(source, "decompressed", False))
-            and source.kind == "dicom" and bool(source.original_sha256))
+    """Whether the codec kept a DICOM's pixel data as it was (where that was smaller than its own coding of
+    the planes: a compressed file's pixel data, or a small file kept whole): no planes come back, the
+    file's bytes do."""
+    return (not list(decoded.planes) and bool(source.planes) and source.kind == "dicom"
+            and bool(source.original_sha256))
 
 
 def _check_decoded(source: Any, decoded: Any) -> str | None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import struct
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,15 @@ def restore(kind: str, envelope: bytes, planes: list[np.ndarray]) -> bytes:
         # made (damage behind valid CRCs: deflate, unlike LZMA, inflates most damaged streams).
         raise CorruptStreamError(f"envelope is damaged: cannot rebuild the {kind} file from it "
                                  f"({type(exc).__name__}: {exc})") from None
+
+
+def whole_file(source: str | os.PathLike | bytes, src: ImageSource) -> ImageSource:
+    """The DICOM file src was read from, kept whole: no planes, the file in the envelope (what medcodec
+    writes for a file it does not model), its header fields src's."""
+    data = _read_bytes(source)
+    return dataclasses.replace(src, planes=[], envelope=pack_envelope("dicom", {"layout": "whole"}, [data]),
+                               original_sha256=hashlib.sha256(data).digest(), decompressed=False,
+                               description=f"{src.description}; kept whole, smaller than its coding")
 
 
 def pixel_sha256(planes: list[np.ndarray]) -> bytes:
