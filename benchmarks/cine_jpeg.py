@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             print(record, flush=True)
     summary = result_files.totals(records, lambda r: f"q{r['quality']}",
                                   ("dicom_bytes", "coded_alone", "coded_chosen", "mlc_bytes"))
-    for t in summary.values():
-        t["chosen_over_alone"] = round(t["coded_chosen"] / t["coded_alone"], 4)
+    result_files.ratios(summary, chosen_over_alone=("coded_chosen", "coded_alone"))
     result_files.write(args.out, records, summary)
     return 0
 

@@ -111,13 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = result_files.totals(records, lambda r: "all", ("colour_file", "mlc_colour", "mlc_grey", "lzma_colour",
                                                                "ljpeg_file", "mlc_ljpeg", "lzma_ljpeg", "jls_file",
                                                                "mlc_jls", "lzma_jls"))
-    for t in summary.values():
-        t["mlc_colour_over_mlc_grey"] = round(t["mlc_colour"] / t["mlc_grey"], 4)
-        t["mlc_colour_over_lzma"] = round(t["mlc_colour"] / t["lzma_colour"], 4)
-        t["mlc_ljpeg_over_ljpeg"] = round(t["mlc_ljpeg"] / t["ljpeg_file"], 4)
-        t["mlc_ljpeg_over_lzma"] = round(t["mlc_ljpeg"] / t["lzma_ljpeg"], 4)
-        t["mlc_jls_over_jls"] = round(t["mlc_jls"] / t["jls_file"], 4)
-        t["mlc_jls_over_lzma"] = round(t["mlc_jls"] / t["lzma_jls"], 4)
+    result_files.ratios(summary, mlc_colour_over_mlc_grey=("mlc_colour", "mlc_grey"),
+                        mlc_colour_over_lzma=("mlc_colour", "lzma_colour"),
+                        mlc_ljpeg_over_ljpeg=("mlc_ljpeg", "ljpeg_file"),
+                        mlc_ljpeg_over_lzma=("mlc_ljpeg", "lzma_ljpeg"),
+                        mlc_jls_over_jls=("mlc_jls", "jls_file"), mlc_jls_over_lzma=("mlc_jls", "lzma_jls"))
     result_files.write(args.out, records, summary)
     return 0
 

@@ -127,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(records[-1]), flush=True)
     summary = result_files.totals(records, lambda r: f"{r['kind']} q{r['quality']}",
                                   ("dicom_bytes", "mlc_bytes", "jpeg_bytes", "coded_bytes", "coded_jpeg_bytes"))
+    result_files.ratios(summary, ratio=("mlc_bytes", "dicom_bytes"),
+                        coded_over_jpeg=("coded_bytes", "coded_jpeg_bytes"))
     for key, t in summary.items():
         rows = [r for r in records if f"{r['kind']} q{r['quality']}" == key]
-        t["ratio"] = round(t["mlc_bytes"] / t["dicom_bytes"], 4)
-        t["coded_over_jpeg"] = round(t["coded_bytes"] / t["coded_jpeg_bytes"], 4)
         t["frames_by_medcodec"] = sum(r["coder"] == "medcodec" for r in rows)
     result_files.write(args.out, records, summary)
     return 0

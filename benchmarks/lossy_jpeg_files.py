@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append(record)
             print(json.dumps(record), flush=True)
     summary = result_files.totals(records, lambda r: "all", ("dicom_bytes", "xz_bytes", "mlc_bytes"))
-    for t in summary.values():
-        t["ratio"] = round(t["mlc_bytes"] / t["dicom_bytes"], 4)
-        t["ratio_to_xz"] = round(t["mlc_bytes"] / t["xz_bytes"], 4)
+    result_files.ratios(summary, ratio=("mlc_bytes", "dicom_bytes"), ratio_to_xz=("mlc_bytes", "xz_bytes"))
     result_files.write(args.out, records, summary)
     return 0
 

@@ -34,6 +34,13 @@ def totals(rows: Iterable[dict], group: Callable[[dict], str], fields: tuple[str
     return out
 
 
+def ratios(summary: dict[str, dict], **named: tuple[str, str]) -> None:
+    """Add to each group's totals, under each name, its numerator field over its denominator field (4 places)."""
+    for t in summary.values():
+        for name, (numerator, denominator) in named.items():
+            t[name] = round(t[numerator] / t[denominator], 4)
+
+
 def write(out: Path, records: list[dict], summary: dict) -> None:
     """{"files": records, "totals": summary} to out (folders made), and the summary to stdout."""
     out.parent.mkdir(parents=True, exist_ok=True)

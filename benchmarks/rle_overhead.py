@@ -124,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(records[-1]), flush=True)
     rows = [{**r, "mlc_of_native": record["mlc_of_native"]} for record in records for r in record["rle"]]
     summary = result_files.totals(rows, lambda r: r["encoder"], ("rle_file", "mlc", "mlc_of_native"))
-    for t in summary.values():
-        t["mlc_over_rle_files"] = round(t["mlc"] / t["rle_file"], 4)
-        t["mlc_over_mlc_of_native"] = round(t["mlc"] / t["mlc_of_native"], 4)
+    result_files.ratios(summary, mlc_over_rle_files=("mlc", "rle_file"),
+                        mlc_over_mlc_of_native=("mlc", "mlc_of_native"))
     result_files.write(args.out, records, summary)
     return 0
 
