@@ -90,11 +90,14 @@ def _dct(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], pad: int,
     streams = _streams(scan, blocks, None)
     if reference is not None and streams is not None:
         against = _streams(scan, blocks, reference)
-        if against is not None and sum(map(len, against)) < sum(map(len, streams)):
+        if (against is not None and sum(map(len, against)) < sum(map(len, streams))
+                and _decode_back(scan, blocks, against, reference)):
             streams = against
         else:
             reference = None
     if streams is None or sum(map(len, streams)) >= scan.segment_end - scan.segment_start:
+        return None
+    if reference is None and not _decode_back(scan, blocks, streams, None):  # only the streams kept are checked
         return None
     fields: dict[str, Any] = {"precision": scan.precision, "height": scan.height, "width": scan.width,
                               "restart": scan.restart_interval}
@@ -111,20 +114,21 @@ def _dct(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], pad: int,
 
 def _streams(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], reference: list[np.ndarray] | None
              ) -> list[bytes] | None:
-    """Each component's coefficient stream (against the reference's, if any), checked by decoding it; None
-    where a coefficient is beyond what the coder takes."""
-    streams = []
-    for k, (component, grid) in enumerate(zip(scan.components, blocks)):
-        before = None if reference is None else reference[k]
-        try:
-            stream = jpeg_coefficients.encode(grid, component.quant, reference=before)
-        except ValueError:  # coefficients beyond what any JPEG holds
-            return None
-        if not np.array_equal(jpeg_coefficients.decode(stream, *grid.shape[:2], component.quant, reference=before),
-                              grid):
-            return None
-        streams.append(stream)
-    return streams
+    """Each component's coefficient stream (against the reference's, if any); None where a coefficient is
+    beyond what the coder takes."""
+    try:
+        return [jpeg_coefficients.encode(grid, component.quant, reference=None if reference is None else reference[k])
+                for k, (component, grid) in enumerate(zip(scan.components, blocks))]
+    except ValueError:  # coefficients beyond what any JPEG holds
+        return None
+
+
+def _decode_back(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], streams: list[bytes],
+                 reference: list[np.ndarray] | None) -> bool:
+    """Whether the streams decode to the blocks (as ``join`` will decode them)."""
+    return all(np.array_equal(jpeg_coefficients.decode(stream, *grid.shape[:2], component.quant,
+                                                       reference=None if reference is None else reference[k]), grid)
+               for k, (component, grid, stream) in enumerate(zip(scan.components, blocks, streams)))
 
 
 def _meta_cost(fields: dict[str, Any], before: dict[str, Any]) -> int:
