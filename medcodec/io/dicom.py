@@ -173,7 +173,7 @@ def _geometry_text(rows: Any, cols: Any, frames: Any, bits_stored: Any, bits_all
     return f"{rows}x{cols}x{frames}, {bits_stored}/{bits_alloc} bits"
 
 
-def _whole_file(data: bytes, modality: str, photometric: str, why: str) -> DicomRead:
+def whole_file(data: bytes, modality: str, photometric: str, why: str) -> DicomRead:
     """Nothing modelled: the whole file rides in the envelope."""
     return DicomRead(
         planes=[], bits=16, signed=False, photometric=photometric, modality=modality,
@@ -199,7 +199,7 @@ def read_dicom(data: bytes, decompress: bool = True, max_pixels: int | None = No
     ts = str(file_meta.get("TransferSyntaxUID", "") or "") if file_meta is not None else ""
     ts = ts.strip("\x00 ")
     if ts == dicom_deflate.SYNTAX:  # a meta group pydicom reads and ours does not: damaged, so kept
-        return _whole_file(data, modality, photometric, "deflated transfer syntax")
+        return whole_file(data, modality, photometric, "deflated transfer syntax")
     return _read_dataset(ds, data, ts, modality, photometric, decompress, max_pixels)
 
 
@@ -218,12 +218,12 @@ def _deflated(data: bytes, start: int, decompress: bool, max_pixels: int | None)
         why += "" if parameters is not None else ", a deflate stream zlib does not reproduce"
     ds = None if parameters is None else _inner_dataset(body)
     if ds is None:
-        return _whole_file(data, "", "", why)
+        return whole_file(data, "", "", why)
     modality = str(_attr(ds, "Modality", "") or "")
     photometric = str(_attr(ds, "PhotometricInterpretation", "") or "").strip()
     inner = _read_dataset(ds, body, EXPLICIT_LITTLE, modality, photometric, decompress, max_pixels)
     if not inner.planes:  # nothing modelled: the file as it is is smaller than its inflated parts
-        return _whole_file(data, modality, photometric, f"{why}; {inner.description}")
+        return whole_file(data, modality, photometric, f"{why}; {inner.description}")
     inner.meta = {"layout": dicom_deflate.LAYOUT, "deflate": parameters, "inner": inner.meta}
     inner.blobs = [data[:start], trailing, *inner.blobs]
     inner.description = (inner.description.replace(_ts_name(EXPLICIT_LITTLE), _ts_name(dicom_deflate.SYNTAX))
@@ -249,7 +249,7 @@ def _read_dataset(ds: Any, data: bytes, ts: str, modality: str, photometric: str
     span = _locate_pixel_value(ds, data)
     if span is None:
         why = "no PixelData" if PIXEL_DATA_TAG not in ds else "PixelData not locatable"
-        return _whole_file(data, modality, photometric, why)
+        return whole_file(data, modality, photometric, why)
     start, end = span
     prefix, pixel, suffix = data[:start], data[start:end], data[end:]
 

@@ -199,7 +199,8 @@ def whole_file(source: str | os.PathLike | bytes, src: ImageSource) -> ImageSour
     """The DICOM file src was read from, kept whole: no planes, the file in the envelope (what medcodec
     writes for a file it does not model), its header fields src's."""
     data = _read_bytes(source)
-    return dataclasses.replace(src, planes=[], envelope=pack_envelope("dicom", {"layout": "whole"}, [data]),
+    kept = dicom.whole_file(data, src.modality, src.photometric, "smaller than its coding")
+    return dataclasses.replace(src, planes=[], envelope=pack_envelope("dicom", kept.meta, kept.blobs),
                                original_sha256=hashlib.sha256(data).digest(), decompressed=False,
                                description=f"{src.description}; kept whole, smaller than its coding")
 
