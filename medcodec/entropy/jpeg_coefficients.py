@@ -325,13 +325,10 @@ def _run(blocks, buf, decoding, probs, quant, reference):
                 context = _SAME_BASE + (same[y, x - 1] if x else 1) * 4 + (same[y - 1, x] if y else 1) * 2 + flat
                 if _code(state, buf, probs, context, identical, decoding):
                     same[y, x] = 1
-                    n = 0
-                    for k in range(64):
-                        if decoding:
+                    if decoding:
+                        for k in range(64):
                             blocks[y, x, k] = reference[y, x, k]
-                        if k and reference[y, x, k] != 0:
-                            n += 1
-                    counts[y, x] = n
+                    counts[y, x] = reference_count  # the reference block's, counted above
                     continue
             if has:
                 predicted = (counts[ya, xa] + counts[yl, xl] + 1) >> 1
