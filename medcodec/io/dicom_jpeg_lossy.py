@@ -126,9 +126,14 @@ def _streams(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], reference: list[n
 def _decode_back(scan: jpeg_dct.DctScan, blocks: list[np.ndarray], streams: list[bytes],
                  reference: list[np.ndarray] | None) -> bool:
     """Whether the streams decode to the blocks (as ``join`` will decode them)."""
-    return all(np.array_equal(jpeg_coefficients.decode(stream, *grid.shape[:2], component.quant,
-                                                       reference=None if reference is None else reference[k]), grid)
-               for k, (component, grid, stream) in enumerate(zip(scan.components, blocks, streams)))
+    return all(np.array_equal(decoded, grid) for decoded, grid in zip(_decoded(scan, streams, reference), blocks))
+
+
+def _decoded(scan: jpeg_dct.DctScan, streams: list[bytes], reference: list[np.ndarray] | None):
+    """Each component's blocks from its coefficient stream (against the reference's, if any), one at a time."""
+    for k, (stream, grid, component) in enumerate(zip(streams, scan.grids, scan.components)):
+        yield jpeg_coefficients.decode(stream, *grid, component.quant,
+                                       reference=None if reference is None else reference[k])
 
 
 def _meta_cost(fields: dict[str, Any], before: dict[str, Any]) -> int:
@@ -261,9 +266,7 @@ def join(meta: dict[str, Any], kept: bytes, coded: list[bytes]) -> bytes:
             if ends and ends[-1] > len(stream):
                 raise CorruptStreamError("JPEG DICOM: a frame's component streams are longer than its part")
             parts = [stream[a:b] for a, b in zip([0, *ends], [*ends, len(stream)])]
-            blocks = [jpeg_coefficients.decode(part, *grid, component.quant,
-                                               reference=None if reference is None else reference[k])
-                      for k, (part, grid, component) in enumerate(zip(parts, scan.grids, scan.components))]
+            blocks = list(_decoded(scan, parts, reference))
             segment = jpeg_dct.write(blocks, scan, pad)
             if segment is None:
                 raise CorruptStreamError("JPEG DICOM: a frame's scan cannot be written again")
