@@ -147,10 +147,10 @@ def _locate_pixel_value(ds: Any, data: bytes) -> tuple[int, int] | None:
 
 
 def _element_header_len(raw: Any) -> int:
-    """Bytes between the tag and the value: implicit 8; explicit OB/OW/UN... 12."""
+    """Bytes between the tag and the value: implicit 8; explicit OB/OW/UN... (a 4-byte length) 12."""
     if raw.is_implicit_VR:
         return 8
-    return 12 if raw.VR in ("OB", "OW", "OD", "OF", "OL", "OV", "SQ", "UC", "UN", "UR", "UT") else 8
+    return 12 if str(raw.VR).encode("ascii", "replace") in dicom_deflate.LONG_HEADER_VRS else 8
 
 
 def _ts_name(ts: str | None) -> str:
