@@ -76,6 +76,8 @@ def test_join_refuses_planes_the_file_cannot_hold():
         dicom_colour.join(read.meta, [g, dr], b"")
     with pytest.raises(CorruptStreamError):
         dicom_colour.join({**read.meta, "planar": 2}, read.planes, b"")
+    # a description of no frames (only a damaged envelope says so) joins to the tail, not to a ValueError
+    assert dicom_colour.join({**read.meta, "frames": 0}, [], b"tail") == b"tail"
 
 
 _FUZZ: list[tuple[bytes, bytes]] = []

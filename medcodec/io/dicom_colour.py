@@ -74,8 +74,7 @@ def join(meta: dict[str, Any], planes: list[np.ndarray], tail: bytes) -> bytes:
         raise CorruptStreamError("colour DICOM envelope has a damaged description")
     if len(planes) != 3 * frames or any(p.shape != (rows, cols) for p in planes):
         raise CorruptStreamError(f"colour DICOM needs {3 * frames} planes of {rows}x{cols}")
-    if max(int(p.max(initial=0)) for p in planes) > 255:
-        raise CorruptStreamError("colour DICOM planes do not fit its 8-bit samples")
+    _check_samples(planes)
     images = [image_of(planes[3 * k:3 * k + 3], transform) for k in range(frames)]
     stacked = np.stack(images) if images else np.zeros((0, rows, cols, 3), np.uint8)
     if planar == 1:
@@ -89,8 +88,7 @@ def _join_subsampled(rows: int, cols: int, frames: int, planes: list[np.ndarray]
     if cols % 2 or len(planes) != 3 * frames or any(p.shape != shapes[k % 3] for k, p in enumerate(planes)):
         raise CorruptStreamError(f"YBR_FULL_422 DICOM needs {3 * frames} planes: Y {rows}x{cols}, Cb and Cr "
                                  f"{rows}x{cols // 2}")
-    if max((int(p.max(initial=0)) for p in planes), default=0) > 255:
-        raise CorruptStreamError("colour DICOM planes do not fit its 8-bit samples")
+    _check_samples(planes)
     out = np.empty((frames, rows, cols // 2, 4), np.uint8)
     for k in range(frames):
         y, cb, cr = planes[3 * k:3 * k + 3]
@@ -98,3 +96,9 @@ def _join_subsampled(rows: int, cols: int, frames: int, planes: list[np.ndarray]
         out[k, ..., 2] = cb
         out[k, ..., 3] = cr
     return out.tobytes() + tail
+
+
+def _check_samples(planes: list[np.ndarray]) -> None:
+    """Decoded planes of a colour file must fit its 8-bit samples (a damaged stream may say otherwise)."""
+    if max((int(p.max(initial=0)) for p in planes), default=0) > 255:
+        raise CorruptStreamError("colour DICOM planes do not fit its 8-bit samples")
