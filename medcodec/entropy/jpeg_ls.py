@@ -385,6 +385,7 @@ def _encode(img, maxval, t1, t2, t3, reset, out):
                 for c in range(components):
                     if cur[index + 1 + run, c] != cur[index, c]:
                         repeats = False
+                        break
                 if not repeats:
                     break
                 run += 1
