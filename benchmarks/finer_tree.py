@@ -72,7 +72,7 @@ def measure(fast: FastMethod, raster: RasterMethod, plane: np.ndarray, bits: int
     row["floor"] = rest * plane.size / predicted_pixels
     row["hybrid"] = rest + sum(len(s.payload) for s in verified_streams(raster, a_plane, bits, where + " (A)"))
     # tree(plane, k): the finer levels' predicted bytes above the last level's A stream
-    above, level_plane, level_a = rest, a_plane, a_bytes
+    above, level_plane = rest, a_plane
     for level in range(2, levels + 1):
         if min(level_plane.shape) < 2 * MIN_SIDE:
             break
