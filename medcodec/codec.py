@@ -361,11 +361,7 @@ def _no_larger_than_kept(source: str | os.PathLike | bytes | np.ndarray, src: io
     if not src.decompressed:
         return _no_larger_than_whole(source, src, coded)
     kept = io_source.load(source, max_pixels=max_pixels, decompress=False)
-    verbatim = _pack_file(kept, envelope_coding.pack(kept.envelope), get_method("classical"), [])
-    if len(verbatim) < len(coded):
-        _log.info("the compressed pixel data kept as it is is %d bytes smaller: wrote that", len(coded) - len(verbatim))
-        return verbatim
-    return coded
+    return _smaller_of(coded, kept, "the compressed pixel data kept as it is")
 
 
 def _no_larger_than_whole(source: str | os.PathLike | bytes | np.ndarray, src: io_source.ImageSource,
@@ -379,10 +375,14 @@ def _no_larger_than_whole(source: str | os.PathLike | bytes | np.ndarray, src: i
     size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
     if size > WHOLE_FILE_BOUND:
         return coded
-    whole = io_source.whole_file(source, src)
-    verbatim = _pack_file(whole, envelope_coding.pack(whole.envelope), get_method("classical"), [])
+    return _smaller_of(coded, io_source.whole_file(source, src), "the file kept whole")
+
+
+def _smaller_of(coded: bytes, kept: io_source.ImageSource, what: str) -> bytes:
+    """coded, or the file of kept (no planes: everything in its envelope) where that is smaller."""
+    verbatim = _pack_file(kept, envelope_coding.pack(kept.envelope), get_method("classical"), [])
     if len(verbatim) < len(coded):
-        _log.info("the file kept whole is %d bytes smaller than its coding: wrote that", len(coded) - len(verbatim))
+        _log.info("%s is %d bytes smaller than its coding: wrote that", what, len(coded) - len(verbatim))
         return verbatim
     return coded
 
