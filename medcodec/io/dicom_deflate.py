@@ -30,7 +30,8 @@ STRATEGIES = (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED)
 # few hundred bytes, so a large file costs about one deflate, not twenty
 _TRIAL_CHUNK = 1 << 16
 # value representations whose explicit-VR header has a 4-byte length (PS3.5 7.1.2)
-LONG_HEADER_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+LONG_HEADER_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+                             b"UV"})
 
 
 def meta_group(data: bytes) -> tuple[int, str] | None:

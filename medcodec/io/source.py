@@ -11,8 +11,7 @@ import hashlib
 import json
 import os
 import struct
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +199,9 @@ def whole_file(source: str | os.PathLike | bytes, src: ImageSource) -> ImageSour
     writes for a file it does not model), its header fields src's."""
     data = _read_bytes(source)
     kept = dicom.whole_file(data, src.modality, src.photometric, "smaller than its coding")
-    return dataclasses.replace(src, planes=[], envelope=pack_envelope("dicom", kept.meta, kept.blobs),
-                               original_sha256=hashlib.sha256(data).digest(), decompressed=False,
-                               description=f"{src.description}; kept whole, smaller than its coding")
+    return replace(src, planes=[], envelope=pack_envelope("dicom", kept.meta, kept.blobs),
+                   original_sha256=hashlib.sha256(data).digest(), decompressed=False,
+                   description=f"{src.description}; kept whole, smaller than its coding")
 
 
 def pixel_sha256(planes: list[np.ndarray]) -> bytes:
