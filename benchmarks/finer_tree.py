@@ -22,20 +22,18 @@ and the codings it competes with, on the same planes:
 Stream bytes only (no container), methods driven directly (no fallback). Design data: run it on the
 train split (the default); --corpus ../shared/corpus/test reports.
 
-    python benchmarks/finer_tree.py [--corpus ../shared/corpus/train] [--per-group 2] [--levels 3]
+    python benchmarks/finer_tree.py [--corpus ../shared/corpus/train] [--per-group 2] [--max-pixels N]
         [--out benchmarks/results/finer_tree.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,16 +41,14 @@ sys.path.insert(0, str(ROOT))
 from medcodec.container.format import SectionKind  # noqa: E402
 from medcodec.pipelines.raster.method import RasterMethod  # noqa: E402
 from medcodec.pipelines.subimage import FastMethod  # noqa: E402
-from method_runs import groupings, pick, round_trip  # noqa: E402
+from method_runs import groupings, pick, plane_ablation_arguments, verified_round_trip  # noqa: E402
 
+LEVELS = 3  # the tree's depth measured: tree2 and tree3
 MIN_SIDE = 16  # a level's A smaller than this on a side is not split again
 
 
 def verified_streams(method, plane: np.ndarray, bits: int, where: str):
-    streams, decoded, _, _ = round_trip(method, plane, bits)
-    if not np.array_equal(decoded, plane):
-        raise SystemExit(f"{method.name} round trip failed on {where}")
-    return streams
+    return verified_round_trip(method, plane, bits, method.name, where)[0]
 
 
 def fast_parts(fast: FastMethod, plane: np.ndarray, bits: int, where: str) -> tuple[int, int]:
@@ -84,25 +80,17 @@ def measure(fast: FastMethod, raster: RasterMethod, plane: np.ndarray, bits: int
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", type=Path, default=Path("../shared/corpus/train"))
-    p.add_argument("--per-group", type=int, default=2)
-    p.add_argument("--max-pixels", type=int, default=1 << 20)
-    p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/finer_tree.json"))
-    args = p.parse_args()
-    if not args.corpus.exists():
-        raise SystemExit(f"{args.corpus} not found")
-    torch.set_num_threads(1)  # as medcodec bench: one thread
+    args = plane_ablation_arguments(__doc__, ROOT / "benchmarks/results/finer_tree.json", per_group=2,
+                                    max_pixels=1 << 20, corpus=Path("../shared/corpus/train"))
     fast, raster = FastMethod(device="cpu"), RasterMethod()
-    codings = ["raster", "fast", "hybrid"] + [f"tree{k}" for k in range(2, args.levels + 1)] + ["floor"]
+    codings = ["raster", "fast", "hybrid"] + [f"tree{k}" for k in range(2, LEVELS + 1)] + ["floor"]
     start = time.perf_counter()
     images = []
     for path, plane, bits in pick(args.corpus, args.per_group, args.max_pixels):
         where = str(path.relative_to(args.corpus))
         row = {"file": where, "group": f"{bits if bits > 8 else 8}-bit",
                "folder": str(path.parent.relative_to(args.corpus)), "pixels": int(plane.size),
-               **measure(fast, raster, plane, bits, args.levels, where)}
+               **measure(fast, raster, plane, bits, LEVELS, where)}
         print(where, " ".join(f"{c} {8 * row[c] / plane.size:.4f}" for c in codings if c in row), flush=True)
         images.append(row)
     summary = []

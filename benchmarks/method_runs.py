@@ -36,6 +36,15 @@ def round_trip(encoder, plane: np.ndarray, bits: int, decoder=None):
     return streams, decoded, encode_s, time.perf_counter() - start
 
 
+def verified_round_trip(method, plane: np.ndarray, bits: int, name: str, where) -> tuple[list, float, float]:
+    """(streams, encode seconds, decode seconds) of ``round_trip``, after checking that the streams decode to
+    the plane (SystemExit "<name> round trip failed on <where>" otherwise)."""
+    streams, decoded, encode_s, decode_s = round_trip(method, plane, bits)
+    if not np.array_equal(decoded, plane):
+        raise SystemExit(f"{name} round trip failed on {where}")
+    return streams, encode_s, decode_s
+
+
 def plane_ablation_arguments(doc: str, out: Path, per_group: int = 4, max_pixels: int = 1 << 21,
                              corpus: Path = Path("../shared/corpus/test")) -> argparse.Namespace:
     """--corpus, --per-group, --max-pixels and --out, parsed; exits when the corpus is missing; torch on
@@ -75,10 +84,7 @@ def coded_planes(args: argparse.Namespace, methods: dict):
                "folder": str(path.parent.relative_to(args.corpus)), "pixels": int(plane.size)}
         coded = {}
         for name, method in methods.items():
-            streams, decoded, encode_s, decode_s = round_trip(method, plane, bits)
-            if not np.array_equal(decoded, plane):
-                raise SystemExit(f"{name} round trip failed on {path}")
-            coded[name] = (streams, encode_s, decode_s)
+            coded[name] = verified_round_trip(method, plane, bits, name, path)
         yield row, plane, bits, coded
 
 
