@@ -81,10 +81,10 @@ def test_a_small_dicom_file_is_kept_whole_where_that_is_smaller(tmp_path, monkey
         data = codec.encode(source, mode="classical")
         assert codec.info(data)["frames"] == [] and "kept whole" in codec.info(data)["description"]
         assert codec.decode(data).data == original
-    assert len(data) < len(codec._pack_file(io_source.load(original), envelope_coding.pack(
-        io_source.load(original).envelope), get_method("classical"),
-        [(get_method("classical").encode(p, 16), {"method": "classical"})
-         for p in io_source.load(original).planes]))
+    src = io_source.load(original)
+    classical = get_method("classical")
+    assert len(data) < len(codec._pack_file(src, envelope_coding.pack(src.envelope), classical,
+                                            [(classical.encode(p, 16), {"method": "classical"}) for p in src.planes]))
     monkeypatch.setattr(codec, "WHOLE_FILE_BOUND", len(original) - 1)  # larger files are not tried
     assert codec.info(codec.encode(original, mode="classical"))["frames"] != []
 
