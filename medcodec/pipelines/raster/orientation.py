@@ -16,6 +16,7 @@ import numpy as np
 
 AS_IS, TRANSPOSED, FLIPPED_ROWS, FLIPPED_COLUMNS = range(4)
 ORIENTATIONS = (AS_IS, TRANSPOSED, FLIPPED_ROWS, FLIPPED_COLUMNS)
+TURNED = {TRANSPOSED: "transposed", FLIPPED_ROWS: "flipped top to bottom", FLIPPED_COLUMNS: "flipped left to right"}
 # A turned orientation must beat the plane as it is by this share of its estimate (the first analysis'
 # estimate: the coded streams are within ~0.2 % of it, and the tries after it may move further): a
 # frame coded the other way round on a promise within the estimate's error is no smaller.
