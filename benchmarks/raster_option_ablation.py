@@ -6,11 +6,9 @@ it changes per file and in total; every file that changes is decoded and verifie
 - ``stack``: a second correction network stacked on the first (format 2.7,
   ``raster.analysis.Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's;
 - ``lattice``: the neighbour-value boost's lattice (format 2.8, ``raster.analysis.Analysis._fit_boost``; off: no
-  ``raster.analysis.LATTICES``);
-- ``orientation``: the plane coded turned where its first analysis estimates smaller (format 2.16,
-  ``raster.orientation``; off: no ``codec.RASTER_ORIENTATIONS``), the slow mode's.
+  ``raster.analysis.LATTICES``).
 
-    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|orientation [--corpus ../shared/corpus/train]
+    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
 Files: every file under the --folders (default dicom16, whose subfolders are several series) and
@@ -52,15 +50,7 @@ def offer_lattice(offered: bool) -> None:
     raster.analysis.LATTICES = SHIPPED_LATTICES if offered else ()
 
 
-SHIPPED_ORIENTATIONS = dict(codec.RASTER_ORIENTATIONS)
-
-
-def offer_orientation(offered: bool) -> None:
-    codec.RASTER_ORIENTATIONS = dict(SHIPPED_ORIENTATIONS) if offered else {}
-
-
-OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice,
-           "orientation": offer_orientation}
+OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice}
 
 
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:

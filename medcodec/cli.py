@@ -382,10 +382,6 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             lattice = options.get("lt")
             if isinstance(lattice, list) and lattice:
                 extras.append(f"value lattice of step {lattice[0]}")
-            from medcodec.pipelines.raster.orientation import TURNED
-
-            if isinstance(options.get("or"), int) and options["or"] in TURNED:  # the slow mode's (raster.orientation)
-                extras.append(f"coded {TURNED[options['or']]}")
             if options.get("lw"):  # the local least-squares blend: what roughly doubles a frame's decoding
                 from medcodec.pipelines.raster.local_ls import RADIUS
 

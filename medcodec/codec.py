@@ -142,12 +142,6 @@ RASTER_LOCAL_MIN_SHARE: dict[str, float] = {"slow": 0.0}
 RASTER_LOCAL_RADII: dict[str, tuple[int, ...]] = {"slow": (4, 14)}
 
 
-# Whether the mode codes a plane's raster tries in the orientation whose first analysis estimates smallest
-# (raster.orientation, format 2.16): four first analyses more a plane, so the slow mode's. Train split
-# (benchmarks/results/orientation_ablation.json): see there.
-RASTER_ORIENTATIONS: dict[str, bool] = {"slow": True}
-
-
 # The pair of learned corrections each mode's raster codings may stack (raster.analysis.Analysis.with_second_correction,
 # format 2.7): a try with one of them offers the other on top, with per-class weights fitted to the plane,
 # where that codes smaller; the decoder then runs both networks (~1.3 x raster-nn-xl-v1's decoding time).
@@ -305,21 +299,11 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     # subimage networks and JPEG-XL, which codes in raster order with a weaker context model.
     from medcodec.pipelines.raster.analysis import thorough_differs
 
-    def rasters(turn: int) -> list[tuple[Method, bool]]:
-        """The mode's raster tries, coding the plane in orientation turn, each with whether it is thorough."""
-        return [(get_method("raster", correction=c, robust=robust, thorough=thorough, scales=RASTER_SCALES.get(mode),
-                            local_min_share=RASTER_LOCAL_MIN_SHARE.get(mode), local_radii=RASTER_LOCAL_RADII.get(mode),
-                            second=raster_second(mode, c), turn=turn),
-                 thorough)
-                for c, robust, thorough in raster_tries(mode)]
-
-    def turn_of(plane: np.ndarray) -> int:
-        """The orientation the plane's raster tries code it in (as it is where the mode does not choose)."""
-        if not RASTER_ORIENTATIONS.get(mode):
-            return 0
-        from medcodec.pipelines.raster import orientation
-
-        return orientation.choose(plane, lambda turned: get_method("raster").first_estimate(turned, src.bits))
+    rasters = [(get_method("raster", correction=c, robust=robust, thorough=thorough, scales=RASTER_SCALES.get(mode),
+                           local_min_share=RASTER_LOCAL_MIN_SHARE.get(mode), local_radii=RASTER_LOCAL_RADII.get(mode),
+                           second=raster_second(mode, c)),
+                thorough)
+               for c, robust, thorough in raster_tries(mode)]
 
     def alternatives_of(plane: np.ndarray) -> list[tuple[str, list[Stream]]]:
         found = history.encode_alternatives(plane, src.bits)
@@ -340,7 +324,7 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
             smallest.set_result(min((_stream_cost(streams) for _, streams in own), default=None))
             return own
 
-        tried = [r for r, thorough in rasters(turn_of(plane)) if not thorough or thorough_differs(plane.size)]
+        tried = [r for r, thorough in rasters if not thorough or thorough_differs(plane.size)]
         jobs = [own_coding] + [functools.partial(raster.encode_alternatives, plane, src.bits, beaten_by=smallest.result)
                                for raster in tried]
         codings = map_in_threads(lambda job: job(), jobs, ENCODE_BYTES_PER_PIXEL * plane.size)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from medcodec import codec
-from medcodec.container.format import SectionKind, unpack
+from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
 from medcodec.networks import raster_mlp
 from medcodec.pipelines import get_method, raster
@@ -910,53 +910,3 @@ def test_local_predictions_are_computed_once_by_tries_side_by_side(torch_threads
     RasterMethod().encode(other, 12)
     RasterMethod().encode(plane, 12)  # still kept beside the other plane's
     assert len(calls) == 2 and len(raster.analysis._LOCAL_CACHE) == 2
-
-
-@pytest.mark.parametrize("turn", raster.orientation.ORIENTATIONS)
-def test_each_orientation_round_trips_and_is_named_only_when_turned(turn):
-    plane = noisy_ct((37, 53), seed=turn)  # not square: the transposed plane has another shape
-    streams = round_trip(plane, 12, turn=turn)
-    meta = unpack_side_info(streams[0].payload)["raster"]
-    assert meta.get("or", 0) == turn and ("or" in meta) == (turn != 0)
-    if turn:  # a turned plane is another coding of the same pixels
-        assert streams[1].payload != RasterMethod().encode(plane, 12)[1].payload
-
-
-@pytest.mark.parametrize("turn", [0, 4, -1, "1", True, 1.0])
-def test_bad_orientation_is_refused(turn):
-    with pytest.raises(CorruptStreamError):
-        _decode_changed(noisy_ct((24, 20)), 12, lambda meta: {**meta, "or": turn})
-
-
-def test_orientation_is_chosen_by_estimate_beyond_the_margin():
-    plane = np.arange(12, dtype=np.uint16).reshape(3, 4)
-    costs = {raster.orientation.AS_IS: 1000.0, raster.orientation.TRANSPOSED: 1000.0,
-             raster.orientation.FLIPPED_ROWS: 990.0, raster.orientation.FLIPPED_COLUMNS: 999.0}
-    turned = {k: raster.orientation.oriented(plane, k) for k in costs}
-
-    def estimate(candidate):
-        return next(costs[k] for k, p in turned.items() if p.shape == candidate.shape and np.array_equal(p, candidate))
-
-    assert raster.orientation.choose(plane, estimate) == raster.orientation.FLIPPED_ROWS
-    costs[raster.orientation.FLIPPED_ROWS] = 1000.0 * (1 - raster.orientation.MARGIN / 2)  # within the margin
-    assert raster.orientation.choose(plane, estimate) == raster.orientation.AS_IS
-    assert raster.orientation.choose(plane[:1], lambda p: 1 / 0) == raster.orientation.AS_IS  # one row: not tried
-    for k, p in turned.items():
-        assert raster.orientation.shape_of(plane.shape, k) == p.shape
-        assert np.array_equal(raster.orientation.restored(p, k), plane)
-
-
-@pytest.mark.parametrize("turn", [raster.orientation.TRANSPOSED, raster.orientation.FLIPPED_COLUMNS])
-def test_slow_mode_codes_its_raster_tries_in_the_chosen_orientation_and_fast_never_turns(turn, monkeypatch):
-    plane = noisy_ct((40, 56))
-    weighed = []
-    monkeypatch.setattr(raster.orientation, "choose", lambda p, estimate: weighed.append(estimate(p)) or turn)
-    monkeypatch.setattr(codec, "RASTER_MARGIN", {})  # raster kept wherever smallest
-    fast = codec.encode(plane, mode="fast", device="cpu")
-    assert not weighed  # the fast mode does not choose
-    slow = codec.encode(plane, mode="slow", device="cpu")
-    assert len(weighed) == 1 and weighed[0] > 0
-    assert np.array_equal(codec.decode(slow).planes[0], plane) and np.array_equal(codec.decode(fast).planes[0], plane)
-    frames = {s.kind: s.payload for s in unpack(slow)[1]}
-    meta = unpack_side_info(frames[SectionKind.PLANE_META])["raster"]
-    assert meta["or"] == turn

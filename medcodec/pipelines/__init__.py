@@ -24,11 +24,11 @@ METHOD_NAMES: tuple[str, ...] = ("classical", *_LEARNED)
 MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "raster")
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def get_method(name: str, device: str = "auto", effort: int | None = None, correction: str | None = None,
                robust: int | None = None, thorough: bool = False, scales: tuple[str, ...] | None = None,
                local_min_share: float | None = None, local_radii: tuple[int, ...] | None = None,
-               second: str | None = None, turn: int = 0) -> Method:
+               second: str | None = None) -> Method:
     """The method called name, ready to code; cached, since learned methods load weights once.
     correction: the raster method's learned prediction correction to encode with (a models/ id; None:
     the default one); its decoder loads the one each frame names. robust: which of the raster encoder's
@@ -38,7 +38,6 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
     estimate the local least-squares blend must save to be sent (None: the raster method's default).
     local_radii: the radii of the local windows the raster encoder may blend in besides the default one.
     second: the learned correction (a models/ id) the raster encoder may stack on the first (None: none).
-    turn: the orientation the raster encoder codes the plane in (``raster.orientation``; 0: as it is).
 
     Raises ModelMismatchError when a learned method's code or weights are not installed.
     """
@@ -54,7 +53,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
         from medcodec.pipelines.raster import RasterMethod
 
         options = {"correction_model": correction, "scale_models": scales, "local_min_share": local_min_share,
-                   "local_radii": local_radii, "second_model": second, "turn": turn}
+                   "local_radii": local_radii, "second_model": second}
         return RasterMethod(robust=robust, thorough=thorough, **{k: v for k, v in options.items() if v is not None})
     if name not in _LEARNED:
         raise InvalidInputError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")

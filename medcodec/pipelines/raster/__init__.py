@@ -29,8 +29,7 @@ compiled loops (``wavefront``, ``tables``, ``local_ls``), the networks' products
 
 A plane whose values all lie on a grid ``step * k + offset`` (12-bit data stored shifted into 16
 bits) is coded as its k; one that uses few of the values between its extremes may be coded as the
-index of each value in its sorted value set (a palette). The slow mode may code a plane transposed or
-flipped where that estimates smaller (``orientation``).
+index of each value in its sorted value set (a palette).
 
 Streams: PLANE_META (the weights: a JSON object, ``base.pack_side_info``), RESIDUAL 0 (rANS words),
 METHOD_STREAM 0 (raw bits).
@@ -39,14 +38,13 @@ Modules: ``layout`` (the template, padding, classes and the format's bounds), ``
 weights a frame sends: ``RasterModel``), ``prediction`` (neighbours to prediction and scale key),
 ``coding`` (prediction and scale to tables, probabilities and raw bits), ``tables`` (the probability
 rows, compiled), ``local_ls`` (the local least-squares prediction), ``fitting`` and ``analysis`` (the
-encoder), ``wavefront`` and ``decoder`` (the decoder), ``orientation`` (which way round a plane is coded),
-``method`` (``RasterMethod``).
+encoder), ``wavefront`` and ``decoder`` (the decoder), ``method`` (``RasterMethod``).
 """
 
 # every part, so that ``raster.<part>`` names it (the method needs them all)
-from medcodec.pipelines.raster import (analysis, coding, decoder, fitting, layout, local_ls, method, orientation,
-                                       prediction, side_info, tables, wavefront)
+from medcodec.pipelines.raster import (analysis, coding, decoder, fitting, layout, local_ls, method, prediction,
+                                       side_info, tables, wavefront)
 from medcodec.pipelines.raster.method import RasterMethod
 
 __all__ = ["RasterMethod", "analysis", "coding", "decoder", "fitting", "layout", "local_ls", "method",
-           "orientation", "prediction", "side_info", "tables", "wavefront"]
+           "prediction", "side_info", "tables", "wavefront"]

@@ -12,7 +12,7 @@ from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError, ModelMismatchError
 from medcodec.networks import raster_mlp
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane, unpack_side_info
-from medcodec.pipelines.raster import analysis, decoder, orientation
+from medcodec.pipelines.raster import analysis, decoder
 from medcodec.pipelines.raster.side_info import KEY, RasterModel
 
 # encode_alternatives skips its rANS pass where the estimate is over this times another coding's size (the
@@ -89,7 +89,7 @@ class RasterMethod(Method):
     def __init__(self, use_correction: bool = True, correction_model: str = CORRECTION_MODEL,
                  robust: int | None = None, thorough: bool = False, use_scale: bool = True,
                  scale_models: tuple[str, ...] = (SCALE_MODEL,), local_min_share: float | None = None,
-                 local_radii: tuple[int, ...] = (), second_model: str | None = None, turn: int = orientation.AS_IS):
+                 local_radii: tuple[int, ...] = (), second_model: str | None = None):
         self.use_correction = use_correction  # False: never the learned correction (ablations)
         self.use_scale = use_scale  # False: never the learned scale (ablations)
         self.scale_models = scale_models  # the learned scales the encoder offers, in turn
@@ -99,7 +99,6 @@ class RasterMethod(Method):
         self.local_min_share = local_min_share  # what the local least-squares blend must save (_analyse)
         self.local_radii = local_radii  # the windows blended in besides local_ls.RADIUS's, where they pay
         self.second_model = second_model  # the correction stacked on the first where that pays (None: never)
-        self.turn = turn  # the orientation the encoder codes the plane in (raster.orientation)
 
     def _correction(self) -> raster_mlp.RasterCorrection | None:
         return shipped_correction(self.correction_model) if self.use_correction else None
@@ -107,18 +106,8 @@ class RasterMethod(Method):
     def _analysis_of(self, plane: np.ndarray, bits: int) -> analysis.Analysis:
         nets = [shipped_scale(m) for m in self.scale_models] if self.use_scale else []
         second = shipped_correction(self.second_model) if self.use_correction and self.second_model else None
-        turned = np.ascontiguousarray(orientation.oriented(check_plane(plane, bits), self.turn))
-        coded = analysis.analyse(turned, bits, self._correction(), self.robust, self.thorough,
-                                 [net for net in nets if net is not None], self.local_min_share, self.local_radii,
-                                 second)
-        coded.model.orientation = self.turn
-        return coded
-
-    def first_estimate(self, plane: np.ndarray, bits: int) -> float:
-        """The estimated bytes of the plane's first analysis (``analysis.first_analysis``: no block classes,
-        local blend or learned scale), as this method would code it: what ``orientation.choose`` weighs."""
-        return analysis.first_analysis(check_plane(plane, bits), bits, self._correction(), self.robust,
-                                       self.thorough).estimated_bytes()
+        return analysis.analyse(check_plane(plane, bits), bits, self._correction(), self.robust, self.thorough,
+                        [net for net in nets if net is not None], self.local_min_share, self.local_radii, second)
 
     def encode(self, plane: np.ndarray, bits: int) -> list[Stream]:
         return self._analysis_of(plane, bits).streams()
@@ -146,8 +135,7 @@ class RasterMethod(Method):
         except (ValueError, TypeError, KeyError) as exc:
             raise CorruptStreamError(f"raster side information is damaged ({exc})") from None
         model = RasterModel.from_json(meta, bits)
-        coded_shape = orientation.shape_of(shape, model.orientation)
-        model.check_blocks(coded_shape)
+        model.check_blocks(shape)
         net = correction_named(model.correction) if model.correction is not None else None
         if model.output_delta is not None:
             try:
@@ -156,6 +144,6 @@ class RasterMethod(Method):
                 raise CorruptStreamError(f"raster side information is out of range ({exc})") from None
         scale_net = scale_named(model.scale_net) if model.scale_net is not None else None
         second = correction_named(model.second_correction) if model.second_correction is not None else None
-        coded = decoder.decode(model, found[needed[1]], found[needed[2]], coded_shape, model.coded_bits(bits), net,
-                               scale_net, second)
-        return check_decoded(orientation.restored(model.plane_of(coded, bits), model.orientation), shape, bits, "raster")
+        coded = decoder.decode(model, found[needed[1]], found[needed[2]], shape, model.coded_bits(bits), net, scale_net,
+                        second)
+        return check_decoded(model.plane_of(coded, bits), shape, bits, "raster")

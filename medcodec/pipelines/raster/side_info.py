@@ -11,7 +11,6 @@ import numpy as np
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 from medcodec.pipelines.raster import local_ls, prediction
-from medcodec.pipelines.raster.orientation import AS_IS, ORIENTATIONS
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BORDER_CLASSES, BORDER_DEFAULT, CLASSES,
                                               COEF_LIMIT, ERROR_TAPS, FIRST_LIMIT, LATTICE_LIMIT, LATTICE_MAX_STEP,
                                               OFFSETS, SCALE_TAPS, STACK_LIMIT, WEIGHT_LIMIT, block_count,
@@ -19,7 +18,7 @@ from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BOR
 
 KEY = "raster"  # the side information's key
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "or"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt"})
 MAX_PALETTE_RUNS = 1 << 16
 
 
@@ -60,8 +59,6 @@ class RasterModel:
     # networks' corrections per class (format 2.7; with a correction only); None: the first network alone
     second_correction: str | None = None
     stack_weights: np.ndarray | None = None
-    # which way round the plane is coded (raster.orientation, format 2.16): 0 as it is
-    orientation: int = 0
 
     @property
     def boost_terms(self) -> tuple[int, int, int, int]:
@@ -129,8 +126,7 @@ class RasterModel:
                    if self.local_extra else {}),
                 **({"od": self.output_delta.tolist()} if self.output_delta is not None else {}),
                 **({"n2": self.second_correction, "sk": self.stack_weights.ravel().tolist()}
-                   if self.second_correction is not None else {}),
-                **({"or": self.orientation} if self.orientation else {})}
+                   if self.second_correction is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -200,9 +196,6 @@ class RasterModel:
                         or np.abs(stack_weights).max() > STACK_LIMIT:
                     raise ValueError("bad stacked corrections")
                 stack_weights = stack_weights.reshape(ACTIVITY_CLASSES, 2)
-            orient = data.get("or", AS_IS)  # sent only where the plane is turned
-            if "or" in data and (type(orient) is not int or orient not in ORIENTATIONS[1:]):
-                raise ValueError("bad orientation")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + start_ell(bucket_low, ell.size), step=step, offset=offset,
@@ -210,7 +203,7 @@ class RasterModel:
                         block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
                         local_weights=local_weights, local_extra=local_extra, output_delta=output_delta,
-                        second_correction=second_correction, stack_weights=stack_weights, orientation=orient)
+                        second_correction=second_correction, stack_weights=stack_weights)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
