@@ -231,8 +231,7 @@ class _NoRaster(ClassicalMethod):
 def fake_registry(monkeypatch):
     methods = {"classical": ClassicalMethod(effort=1), "jpeg": JpegHistoryMethod(), "raster": _NoRaster()}
 
-    def fake_get_method(name, device="auto", effort=None, correction=None, robust=None, thorough=False, scales=None,
-                        local_min_share=None, local_radii=None, second=None):
+    def fake_get_method(name, device="auto", effort=None, **raster_options):
         if name not in methods:
             raise ModelMismatchError(f"method {name!r} is not installed")
         return methods[name]
@@ -253,7 +252,7 @@ def test_learned_file_larger_than_classical_is_the_classical_file(fake_registry)
 def test_frames_that_fall_back_are_recoded_at_the_fallback_effort(fake_registry, monkeypatch):
     fake_registry["fast"] = _PaddedMethod(effort=1)
     choose = codec.get_method
-    monkeypatch.setattr(codec, "get_method", lambda name, device="auto", effort=None, correction=None, robust=None, thorough=False, scales=None, local_min_share=None, local_radii=None, second=None: (
+    monkeypatch.setattr(codec, "get_method", lambda name, device="auto", effort=None, **options: (
         ClassicalMethod(effort=effort) if name == "classical" and effort is not None else choose(name, device, effort)))
     array = _smooth((1, 64, 64), 12)
     bits = io_source.load(array).bits  # what the codec codes the array's planes as
