@@ -1,5 +1,5 @@
 """The compiled wavefront arithmetic is raster's numpy definitions (which the encoder runs on whole
-planes), pixel for pixel: neighbours, activity, classes (border, flat, activity or block), both stage
+planes), pixel for pixel: neighbours, activity, classes (border, flat, activity, block or resampling phase), both stage
 predictions, the linear scale and its key; and the grids' updates."""
 
 import numpy as np
@@ -9,19 +9,25 @@ from medcodec.pipelines import raster
 
 
 def _model(rng, blocks, shape):
+    """blocks: "blocks" (block classes), "phase" (resampling-phase classes) or "" (activity classes)."""
     classes = raster.layout.CLASSES
     block_classes = None
-    if blocks:
+    if blocks == "blocks":
         block_classes = rng.integers(0, raster.layout.ACTIVITY_CLASSES, raster.layout.block_count(shape, 5))
+    resampling = None
+    if blocks == "phase":  # a period of ~2.6 pixels along the rows and ~3.4 down the columns, 3 x 4 bins
+        resampling = (3, int(0.383 * raster.phase.PHASE_ONE), int(rng.integers(0, raster.phase.PHASE_ONE)),
+                      4, int(0.294 * raster.phase.PHASE_ONE), int(rng.integers(0, raster.phase.PHASE_ONE)))
     return raster.side_info.RasterModel(
         pad=7, class_shift=int(rng.integers(0, 4)), shared=np.zeros(12, np.int64),
         first=rng.integers(-raster.layout.FIRST_LIMIT, raster.layout.FIRST_LIMIT, (classes, 12)),
         second=rng.integers(-raster.layout.COEF_LIMIT, raster.layout.COEF_LIMIT, (classes, raster.layout.ERROR_TAPS)),
         scale_weights=rng.integers(0, raster.layout.WEIGHT_LIMIT, raster.layout.SCALE_TAPS + 1), bucket_low=0,
-        ell=np.zeros(1, np.int64), block_size=5 if blocks else 0, block_classes=block_classes)
+        ell=np.zeros(1, np.int64), block_size=5 if block_classes is not None else 0, block_classes=block_classes,
+        resampling=resampling)
 
 
-@pytest.mark.parametrize("blocks", [False, True])
+@pytest.mark.parametrize("blocks", ["", "blocks", "phase"])
 @pytest.mark.parametrize("shape", [(1, 1), (2, 9), (9, 1), (17, 23)])
 def test_context_and_store_are_the_numpy_definitions(blocks, shape):
     rng = np.random.default_rng(shape[0] * 31 + shape[1])

@@ -23,7 +23,7 @@ from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
 from medcodec.networks import raster_mlp
 from medcodec.pipelines.base import Stream, pack_side_info
-from medcodec.pipelines.raster import coding, fitting, local_ls, prediction, side_info
+from medcodec.pipelines.raster import coding, fitting, local_ls, phase, prediction, side_info
 from medcodec.pipelines.raster.fitting import FIRST_STAGE_EPSILON, ROBUST_EPSILON
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BORDER_DEFAULT, CLASSES, COEF_LIMIT, COEF_SHIFT,
                                               ERROR_TAPS, FIRST_LIMIT, OFFSETS, PAD_LEFT, PAD_TOP, SCALE_TAPS,
@@ -88,7 +88,7 @@ class Analysis:
 
     def __init__(self, plane: np.ndarray, bits: int, block_classes: np.ndarray | None = None,
                  correction: raster_mlp.RasterCorrection | None = None, robust: int | None = None,
-                 thorough: bool = False):
+                 thorough: bool = False, resampling: tuple[int, int, int, int, int, int] | None = None):
         self.bits = bits
         self.thorough = thorough
         self.sample_scale = THOROUGH_SCALE if thorough else 1
@@ -122,6 +122,10 @@ class Analysis:
             per_block = block_classes.astype(np.int8).reshape(-1, -(-width // BLOCK))
             per_pixel = np.repeat(np.repeat(per_block, BLOCK, axis=0)[:height], BLOCK, axis=1)[:, :width].ravel()
             self.cls = prediction.classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
+        elif resampling is not None:  # each pixel's resampling-phase class (raster.phase)
+            by_row, by_column = phase.row_and_column_parts((height, width), resampling)
+            per_pixel = (by_row.astype(np.int8)[:, None] + by_column.astype(np.int8)[None, :]).ravel()
+            self.cls = prediction.classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
         shared, first = self._fit_first(self._taps_at(grid, len(OFFSETS)))
         self.mu1 = self._by_bands(grid, len(OFFSETS), lambda nb, band: prediction.first_stage(
             nb, self.cls[band], first, self.top)).astype(np.int32)
@@ -141,7 +145,7 @@ class Analysis:
         self.model = RasterModel(pad=pad, class_shift=class_shift, shared=shared, first=first, second=second,
                                  scale_weights=np.zeros(SCALE_TAPS + 1, np.int64), bucket_low=0,
                                  ell=np.zeros(128, np.int64), block_size=BLOCK if block_classes is not None else 0,
-                                 block_classes=block_classes,
+                                 block_classes=block_classes, resampling=resampling,
                                  output_delta=self.output_delta if corrected is not None else None)
         self._finish(self.mu if corrected is None else corrected, None if corrected is None else correction.tag)
 
@@ -817,6 +821,7 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
     block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while
     the second is built, and rebuilt if the block classes lose."""
     analysis = with_block_classes(first_analysis(plane, bits, correction, robust, thorough), correction)
+    analysis = with_phase_classes(analysis, correction)
     for alternative in (Analysis.without_output_fit, Analysis.without_correction):
         other = alternative(analysis)
         if other is not None and other.estimated_bytes() < analysis.estimated_bytes():
@@ -835,24 +840,39 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
 
 
 def with_block_classes(analysis: Analysis, correction: raster_mlp.RasterCorrection | None) -> Analysis:
+    """The analysis, or the same coded plane's with block classes where they look promising and code smaller."""
     classes = analysis.block_classes()
-    if classes is None:
-        return analysis
+    return analysis if classes is None else _with_classes(analysis, correction, block_classes=classes)
+
+
+def with_phase_classes(analysis: Analysis, correction: raster_mlp.RasterCorrection | None) -> Analysis:
+    """The analysis, or the same coded plane's with resampling-phase classes (raster.phase) where the plane
+    shows a resampling period and they code smaller."""
+    found = phase.detect(analysis.values.reshape(analysis.height, analysis.width))
+    return analysis if found is None else _with_classes(analysis, correction, resampling=found)
+
+
+def _with_classes(analysis: Analysis, correction: raster_mlp.RasterCorrection | None, **classes) -> Analysis:
+    """The analysis, or the same coded plane's with the other classes (Analysis' block_classes or
+    resampling) where that codes smaller. On a plane of more than BLOCK_KEEP_BOTH pixels the analysis is
+    dropped while the other is built, and rebuilt (with its own classes) if the other loses."""
     estimate = analysis.estimated_bytes()
     coded, coded_bits = analysis.values.reshape(analysis.height, analysis.width), analysis.bits
     step, offset, palette = analysis.model.step, analysis.model.offset, analysis.model.palette
-    corrected = analysis.model.correction is not None  # the block-class analysis corrects where the first did
+    corrected = analysis.model.correction is not None  # the other analysis corrects where the first did
     robust, thorough = analysis.robust, analysis.thorough
+    own = {"block_classes": analysis.model.block_classes, "resampling": analysis.model.resampling}
 
-    def build(block_classes: np.ndarray | None) -> Analysis:
-        out = Analysis(coded, coded_bits, block_classes, correction if corrected else None, robust, thorough)
+    def build(chosen: dict) -> Analysis:
+        out = Analysis(coded, coded_bits, correction=correction if corrected else None, robust=robust,
+                       thorough=thorough, **chosen)
         out.model.step, out.model.offset, out.model.palette = step, offset, palette
         return out
 
     if coded.size > BLOCK_KEEP_BOTH:
         analysis = None
-    blocked = build(classes)
-    if blocked.estimated_bytes() < estimate:
-        return blocked
-    del blocked
-    return analysis if analysis is not None else build(None)
+    other = build(classes)
+    if other.estimated_bytes() < estimate:
+        return other
+    del other
+    return analysis if analysis is not None else build(own)

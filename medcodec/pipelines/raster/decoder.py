@@ -9,7 +9,7 @@ import numpy as np
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError
 from medcodec.networks import raster_mlp
-from medcodec.pipelines.raster import coding, local_ls, prediction, wavefront
+from medcodec.pipelines.raster import coding, local_ls, phase, prediction, wavefront
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, COEF_SHIFT, ERROR_LIMIT, ERROR_TAPS, FLAT_CLASS,
                                               PAD_LEFT, PAD_RIGHT, PAD_TOP, Layout)
 from medcodec.pipelines.raster.side_info import RasterModel
@@ -18,9 +18,12 @@ from medcodec.pipelines.raster.side_info import RasterModel
 def wavefront_plane(model: RasterModel, layout: Layout, top: int) -> wavefront.Plane:
     """What the compiled wavefront arithmetic needs of a plane (the definitions: ``prediction``'s
     ``activity``, ``classes``, ``first_stage``, ``second_stage``, ``scale_sum``, ``linear_keys``, ``error``)."""
+    by_row, by_column = phase.row_and_column_parts((layout.height, layout.width), model.resampling) \
+        if model.resampling is not None else (None, None)
     return wavefront.Plane(
         stride=layout.stride, width=layout.width, offsets=layout.offsets, pad_top=PAD_TOP, pad_left=PAD_LEFT,
         pad_right=PAD_RIGHT, class_shift=model.class_shift, blocks=model.block_classes, block_size=model.block_size,
+        phase_rows=by_row, phase_columns=by_column,
         first=np.ascontiguousarray(model.first, dtype=np.int64),
         second=np.ascontiguousarray(model.second[:, :ERROR_TAPS], dtype=np.int64),
         scale_weights=np.ascontiguousarray(model.scale_weights, dtype=np.int64), activity_classes=ACTIVITY_CLASSES,

@@ -10,7 +10,7 @@ import numpy as np
 
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
-from medcodec.pipelines.raster import local_ls, prediction
+from medcodec.pipelines.raster import local_ls, phase, prediction
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BORDER_CLASSES, BORDER_DEFAULT, CLASSES,
                                               COEF_LIMIT, ERROR_TAPS, FIRST_LIMIT, LATTICE_LIMIT, LATTICE_MAX_STEP,
                                               OFFSETS, SCALE_TAPS, STACK_LIMIT, WEIGHT_LIMIT, block_count,
@@ -18,7 +18,7 @@ from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BOR
 
 KEY = "raster"  # the side information's key
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph"})
 MAX_PALETTE_RUNS = 1 << 16
 
 
@@ -59,6 +59,9 @@ class RasterModel:
     # networks' corrections per class (format 2.7; with a correction only); None: the first network alone
     second_correction: str | None = None
     stack_weights: np.ndarray | None = None
+    # (kx, fx, cx, ky, fy, cy): inner pixels with activity take their class from their resampling phase
+    # (raster.phase, format 2.16; not with block classes); None: by activity (or block)
+    resampling: tuple[int, int, int, int, int, int] | None = None
 
     @property
     def boost_terms(self) -> tuple[int, int, int, int]:
@@ -82,6 +85,10 @@ class RasterModel:
         blocks = None
         if self.block_classes is not None:
             blocks = self.block_classes[block_index(rows, cols, width, self.block_size)]
+        elif self.resampling is not None:
+            by_row, by_column = phase.row_and_column_parts((int(rows.max()) + 1 if rows.size else 0, width),
+                                                           self.resampling)
+            blocks = by_row[rows] + by_column[cols]
         return prediction.classes(activity, border, self.class_shift, blocks)
 
     def check_blocks(self, shape: tuple[int, int]) -> None:
@@ -126,7 +133,8 @@ class RasterModel:
                    if self.local_extra else {}),
                 **({"od": self.output_delta.tolist()} if self.output_delta is not None else {}),
                 **({"n2": self.second_correction, "sk": self.stack_weights.ravel().tolist()}
-                   if self.second_correction is not None else {})}
+                   if self.second_correction is not None else {}),
+                **({"ph": list(self.resampling)} if self.resampling is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -196,6 +204,11 @@ class RasterModel:
                         or np.abs(stack_weights).max() > STACK_LIMIT:
                     raise ValueError("bad stacked corrections")
                 stack_weights = stack_weights.reshape(ACTIVITY_CLASSES, 2)
+            resampling = None
+            if "ph" in data:
+                if not phase.valid(data["ph"]) or "bc" in data:
+                    raise ValueError("bad resampling phase classes")
+                resampling = tuple(data["ph"])
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + start_ell(bucket_low, ell.size), step=step, offset=offset,
@@ -203,7 +216,7 @@ class RasterModel:
                         block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
                         local_weights=local_weights, local_extra=local_extra, output_delta=output_delta,
-                        second_correction=second_correction, stack_weights=stack_weights)
+                        second_correction=second_correction, stack_weights=stack_weights, resampling=resampling)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16

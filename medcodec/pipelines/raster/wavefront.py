@@ -34,6 +34,9 @@ class Plane:
     class_shift: int
     blocks: np.ndarray | None  # int64 block classes (row-major), or None: classes by activity
     block_size: int
+    # int64 [height], [width]: inner pixel (i, j)'s class is by_row[i] + by_column[j] (raster.phase), or None
+    phase_rows: np.ndarray | None
+    phase_columns: np.ndarray | None
     first: np.ndarray  # int64 [classes, 12]
     second: np.ndarray  # int64 [classes, 12]
     scale_weights: np.ndarray  # int64 [9]
@@ -75,11 +78,14 @@ def context(plane: Plane, grids: tuple, rows: np.ndarray, cols: np.ndarray) -> C
                   activity=np.empty(count, np.int64), cls=np.empty(count, np.int64), mu1=np.empty(count, np.int64),
                   mu2=np.empty(count, np.int64), scale_sum=np.empty(count, np.int64), keys=np.empty(count, np.int64))
     use_blocks = plane.blocks is not None
+    use_phase = plane.phase_rows is not None
+    none = np.zeros(0, np.int64)
     _context(grid, errors1, errors2, errors_pre if errors_pre is not None else errors2, errors_pre is not None,
              plane.stride, plane.width, plane.offsets, plane.pad_top, plane.pad_left, plane.pad_right,
              np.ascontiguousarray(rows), np.ascontiguousarray(cols), plane.class_shift,
-             plane.blocks if use_blocks else np.zeros(0, np.int64), use_blocks, max(plane.block_size, 1),
-             -(-plane.width // max(plane.block_size, 1)), plane.first, plane.second, plane.scale_weights,
+             plane.blocks if use_blocks else none, use_blocks, max(plane.block_size, 1),
+             -(-plane.width // max(plane.block_size, 1)), plane.phase_rows if use_phase else none,
+             plane.phase_columns if use_phase else none, use_phase, plane.first, plane.second, plane.scale_weights,
              plane.activity_classes, plane.flat_class, plane.coef_shift, plane.top,
              out.index, out.nb, out.errors1, out.errors2,
              out.errors_pre if out.errors_pre is not None else out.errors2, out.activity, out.cls, out.mu1,
@@ -89,7 +95,8 @@ def context(plane: Plane, grids: tuple, rows: np.ndarray, cols: np.ndarray) -> C
 
 @kernel
 def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offsets, pad_top, pad_left, pad_right,
-             rows, cols, class_shift, blocks, use_blocks, block_size, blocks_per_row, first, second,
+             rows, cols, class_shift, blocks, use_blocks, block_size, blocks_per_row, phase_rows, phase_columns,
+             use_phase, first, second,
              scale_weights, activity_classes, flat_class, coef_shift, top,
              index, nb, e1, e2, epre, activity, cls, mu1, mu2, scale_sum, keys):
     taps = offsets.size
@@ -107,7 +114,7 @@ def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offset
         w, n, nw, ne, ww, nn = nb[p, 0], nb[p, 1], nb[p, 2], nb[p, 3], nb[p, 4], nb[p, 5]
         a = abs(w - nw) + abs(n - nw) + abs(n - ne) + abs(w - ww) + abs(n - nn)
         activity[p] = a
-        # the class: border rows and columns, else flat, else by activity (or the pixel's block)
+        # the class: border rows and columns, else flat, else by activity (or the pixel's block or phase)
         if r == 0:
             k = activity_classes
         elif r == 1:
@@ -120,6 +127,8 @@ def _context(grid, errors1, errors2, errors_pre, want_pre, stride, width, offset
             k = flat_class
         elif use_blocks:
             k = blocks[(r // block_size) * blocks_per_row + c // block_size]
+        elif use_phase:
+            k = phase_rows[r] + phase_columns[c]
         else:
             bit_length = 0
             while (a >> bit_length) > 0:
