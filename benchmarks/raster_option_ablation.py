@@ -6,9 +6,12 @@ it changes per file and in total; every file that changes is decoded and verifie
 - ``stack``: a second correction network stacked on the first (format 2.7,
   ``raster.analysis.Analysis.with_second_correction``; off: no ``codec.RASTER_STACK``), the slow mode's;
 - ``lattice``: the neighbour-value boost's lattice (format 2.8, ``raster.analysis.Analysis._fit_boost``; off: no
-  ``raster.analysis.LATTICES``).
+  ``raster.analysis.LATTICES``);
+- ``phase``: resampling-phase classes (format 2.16, ``raster.phase``; off: ``raster.phase.MIN_STRENGTH``
+  infinite, so no plane shows a resampling period).
 
-    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice [--corpus ../shared/corpus/train]
+    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|phase \
+        [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
 Files: every file under the --folders (default dicom16, whose subfolders are several series) and
@@ -50,7 +53,14 @@ def offer_lattice(offered: bool) -> None:
     raster.analysis.LATTICES = SHIPPED_LATTICES if offered else ()
 
 
-OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice}
+SHIPPED_MIN_STRENGTH = raster.phase.MIN_STRENGTH
+
+
+def offer_phase(offered: bool) -> None:
+    raster.phase.MIN_STRENGTH = SHIPPED_MIN_STRENGTH if offered else float("inf")
+
+
+OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice, "phase": offer_phase}
 
 
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:

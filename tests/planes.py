@@ -115,3 +115,14 @@ def turning_stripes(shape=(96, 104), seed=0):
     angle = np.pi * x / shape[1]
     phase = (np.cos(angle) * x + np.sin(angle) * y) / 2.5
     return np.clip(2000 + 600 * np.sin(phase) + rng.normal(0, 4, shape), 0, 4095).astype(np.uint16)
+
+
+def upscaled(shape=(160, 176), factor=1.6, seed=0):
+    """An 8-bit noisy texture scaled up by a non-integer factor with bilinear interpolation (Pillow), as many
+    head CT PNGs were: every pixel a mix of the original samples that depends on where it falls between them."""
+    rng = np.random.default_rng(seed)
+    small = (int(round(shape[0] / factor)), int(round(shape[1] / factor)))
+    y, x = np.mgrid[0 : small[0], 0 : small[1]]
+    base = 120 + 50 * np.sin(x / 5.0) * np.cos(y / 7.0) + rng.normal(0, 12, small)
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.BILINEAR)
+    return np.asarray(image).astype(np.uint16)

@@ -15,7 +15,7 @@ from medcodec.pipelines.base import Stream, pack_side_info, unpack_side_info
 from medcodec.pipelines.raster import RasterMethod
 
 from planes import (EDGE_CASES, drifting_lattice, drifting_step_lattice, floored_noise, regional_textures, smooth,
-                    turning_stripes, uneven_values)
+                    turning_stripes, uneven_values, upscaled)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examples"
 
@@ -910,3 +910,51 @@ def test_local_predictions_are_computed_once_by_tries_side_by_side(torch_threads
     RasterMethod().encode(other, 12)
     RasterMethod().encode(plane, 12)  # still kept beside the other plane's
     assert len(calls) == 2 and len(raster.analysis._LOCAL_CACHE) == 2
+
+
+def test_phase_classes_are_chosen_on_a_scaled_plane_and_round_trip(monkeypatch):
+    plane = upscaled()
+    streams = round_trip(plane, 8)
+    meta = unpack_side_info(streams[0].payload)["raster"]
+    assert meta["ph"] == list(raster.phase.detect(plane)) and "bc" not in meta
+    monkeypatch.setattr(raster.phase, "MIN_STRENGTH", float("inf"))  # no plane shows a period
+    without = round_trip(plane, 8)
+    assert "ph" not in unpack_side_info(without[0].payload)["raster"]
+    assert sum(len(s.payload) for s in streams) < 0.97 * sum(len(s.payload) for s in without)
+
+
+def test_phase_classes_are_not_sent_where_they_do_not_pay(monkeypatch):
+    # a period the plane does not have: the estimate keeps the activity classes
+    monkeypatch.setattr(raster.phase, "detect", lambda plane: (4, 12345, 0, 3, 54321, 0))
+    streams = round_trip(noisy_ct((96, 96), seed=3), 12)
+    assert "ph" not in unpack_side_info(streams[0].payload)["raster"]
+
+
+@pytest.mark.parametrize("plane, bits, keep_both, kept", [(upscaled(), 8, True, "ph"), (upscaled(), 8, False, "ph"),
+                                                         (noisy_ct((96, 96), seed=3), 12, False, None),
+                                                         (regional_textures(), 12, False, "bc")],
+                         ids=["phase-wins", "phase-wins-large", "phase-loses-large", "phase-loses-to-blocks-large"])
+def test_phase_classes_on_large_planes_keep_one_analysis_alive_and_code_the_same(monkeypatch, plane, bits, keep_both,
+                                                                                 kept):
+    monkeypatch.setattr(raster.phase, "MIN_STRENGTH", -1.0)  # offered on every plane
+    monkeypatch.setattr(raster.analysis, "BLOCK_PROXY_GAIN", -1e9)  # block classes tried on every plane
+    both = RasterMethod().encode(plane, bits)
+    if not keep_both:  # as on a plane over the limit: drop, rebuild (with its own classes) if the other loses
+        monkeypatch.setattr(raster.analysis, "BLOCK_KEEP_BOTH", 0)
+    assert RasterMethod().encode(plane, bits) == both
+    assert np.array_equal(RasterMethod().decode(both, plane.shape, bits), plane)
+    meta = unpack_side_info(both[0].payload)["raster"]
+    assert [field for field in ("ph", "bc") if field in meta] == ([kept] if kept else [])
+
+
+@pytest.mark.parametrize("resampling", [[4, 1, 2, 3], [4, 0, 0, 4, 0, 0], [1, 0, 0, 1, 0, 0], [4, -1, 0, 3, 0, 0],
+                                        [4, 0, 1 << 20, 3, 0, 0], [4, 0.5, 0, 3, 0, 0], "x"])
+def test_bad_phase_classes_are_refused(resampling):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(upscaled((48, 56)), 8, lambda meta: {**meta, "ph": resampling})
+
+
+def test_phase_and_block_classes_together_are_refused():
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(upscaled((48, 56)), 8,
+                        lambda meta: {**meta, "ph": [4, 1, 2, 3, 4, 5], "bc": [24, 0, 0, 0, 0, 0, 0]})

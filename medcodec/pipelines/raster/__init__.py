@@ -11,7 +11,8 @@ it. This method codes in raster order with a context model JPEG-XL does not have
   first-stage errors (second stage: the local bias the first stage leaves; 1.5 % smaller files).
   Classes: 12 by local activity, 4 for the border rows and columns (whose out-of-plane neighbours read
   a constant), 1 for flat pixels (activity 0); or, where it codes smaller, the 12 activity slots named
-  per 24x24 block instead (block classes fitted as MRP fits its classes: regions, not activity).
+  per 24x24 block instead (block classes fitted as MRP fits its classes: regions, not activity), or by
+  the pixel's phase on the grid the plane was resampled from (``phase``: scaled images).
 * scale: integer weights on 8 neighbours' final errors and the activity give a sum s; its bucket
   ``floor(8 log2 (s + 1)) // 2`` indexes a per-plane scale index: the encoder searches the index that
   codes each bucket's pixels in fewest bits.
@@ -37,14 +38,15 @@ METHOD_STREAM 0 (raw bits).
 Modules: ``layout`` (the template, padding, classes and the format's bounds), ``side_info`` (the
 weights a frame sends: ``RasterModel``), ``prediction`` (neighbours to prediction and scale key),
 ``coding`` (prediction and scale to tables, probabilities and raw bits), ``tables`` (the probability
-rows, compiled), ``local_ls`` (the local least-squares prediction), ``fitting`` and ``analysis`` (the
-encoder), ``wavefront`` and ``decoder`` (the decoder), ``method`` (``RasterMethod``).
+rows, compiled), ``local_ls`` (the local least-squares prediction), ``phase`` (resampling-phase classes),
+``fitting`` and ``analysis`` (the encoder), ``wavefront`` and ``decoder`` (the decoder), ``method``
+(``RasterMethod``).
 """
 
 # every part, so that ``raster.<part>`` names it (the method needs them all)
-from medcodec.pipelines.raster import (analysis, coding, decoder, fitting, layout, local_ls, method, prediction,
-                                       side_info, tables, wavefront)
+from medcodec.pipelines.raster import (analysis, coding, decoder, fitting, layout, local_ls, method, phase,
+                                       prediction, side_info, tables, wavefront)
 from medcodec.pipelines.raster.method import RasterMethod
 
-__all__ = ["RasterMethod", "analysis", "coding", "decoder", "fitting", "layout", "local_ls", "method",
+__all__ = ["RasterMethod", "analysis", "coding", "decoder", "fitting", "layout", "local_ls", "method", "phase",
            "prediction", "side_info", "tables", "wavefront"]

@@ -28,7 +28,7 @@ BINS = (4, 3)  # phase bins along the rows (kx) and down the columns (ky): 12 cl
 # detection: the peak of the |second difference| profile's spectrum must hold this share of the profile's
 # power (a plane resampled by 1.2-2.6x: 0.1-0.8 on both axes; plain CT, MR and radiographs 0.01-0.05)
 MIN_STRENGTH = 0.1
-MIN_FREQUENCY = 0.05  # periods longer than 20 pixels are anatomy, not resampling
+MIN_FREQUENCY = 0.1  # periods longer than 10 pixels are anatomy, not resampling
 OVERSAMPLE = 16  # the profile's spectrum is taken 16 x finer than its length to find the peak's frequency
 
 
