@@ -813,13 +813,14 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
              local_min_share: float | None = None, local_radii: Sequence[int] = (),
              second: raster_mlp.RasterCorrection | None = None) -> Analysis:
     """``first_analysis``, or the same coded plane's with block classes where they look promising and
-    code smaller; then, where the learned correction was applied, the same without it if that codes
+    code smaller, or with resampling-phase classes where the plane shows a resampling period and they code
+    smaller still; then, where the learned correction was applied, the same without it if that codes
     smaller; then, where a correction is kept and a second network is given, the two stacked if that
     codes smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
     LOCAL_MIN_SHARE), with windows of local_radii blended in too where that codes smaller; then each
     learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
-    block-class analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the first is dropped while
-    the second is built, and rebuilt if the block classes lose."""
+    whole-plane analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the one kept so far is dropped
+    while the other classes' is built, and rebuilt if those lose."""
     analysis = with_block_classes(first_analysis(plane, bits, correction, robust, thorough), correction)
     analysis = with_phase_classes(analysis, correction)
     for alternative in (Analysis.without_output_fit, Analysis.without_correction):
