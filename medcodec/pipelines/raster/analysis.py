@@ -116,16 +116,15 @@ class Analysis:
         inner = self.activity[self.border < 0]
         median_activity = int(np.median(inner)) if inner.size else 0
         class_shift = max(0, int(np.frexp(float(median_activity))[1]) - 6)
-        self.cls = prediction.classes(self.activity, self.border, class_shift).astype(np.int8)
+        per_pixel = None  # the inner pixels' classes where not by activity
         if block_classes is not None:  # each pixel's block class (block_index's order), as int8 repeats
             # of the block grid: no whole-plane int64 rows and columns
             per_block = block_classes.astype(np.int8).reshape(-1, -(-width // BLOCK))
             per_pixel = np.repeat(np.repeat(per_block, BLOCK, axis=0)[:height], BLOCK, axis=1)[:, :width].ravel()
-            self.cls = prediction.classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
         elif resampling is not None:  # each pixel's resampling-phase class (raster.phase)
             by_row, by_column = phase.row_and_column_parts((height, width), resampling)
             per_pixel = (by_row.astype(np.int8)[:, None] + by_column.astype(np.int8)[None, :]).ravel()
-            self.cls = prediction.classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
+        self.cls = prediction.classes(self.activity, self.border, class_shift, per_pixel).astype(np.int8)
         shared, first = self._fit_first(self._taps_at(grid, len(OFFSETS)))
         self.mu1 = self._by_bands(grid, len(OFFSETS), lambda nb, band: prediction.first_stage(
             nb, self.cls[band], first, self.top)).astype(np.int32)
