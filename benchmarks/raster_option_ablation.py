@@ -8,9 +8,11 @@ it changes per file and in total; every file that changes is decoded and verifie
 - ``lattice``: the neighbour-value boost's lattice (format 2.8, ``raster.analysis.Analysis._fit_boost``; off: no
   ``raster.analysis.LATTICES``);
 - ``phase``: resampling-phase classes (format 2.16, ``raster.phase``; off: ``raster.phase.MIN_STRENGTH``
-  infinite, so no plane shows a resampling period).
+  infinite, so no plane shows a resampling period);
+- ``key-offsets``: per-class scale-key offsets (format 2.17, ``raster.analysis.Analysis.offer_key_offsets``; off:
+  ``raster.analysis.KEY_OFFSET_MIN_SAVING`` infinite).
 
-    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|phase \
+    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|phase|key-offsets \
         [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
@@ -60,7 +62,15 @@ def offer_phase(offered: bool) -> None:
     raster.phase.MIN_STRENGTH = SHIPPED_MIN_STRENGTH if offered else float("inf")
 
 
-OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice, "phase": offer_phase}
+SHIPPED_KEY_OFFSET_MIN_SAVING = raster.analysis.KEY_OFFSET_MIN_SAVING
+
+
+def offer_key_offsets(offered: bool) -> None:
+    raster.analysis.KEY_OFFSET_MIN_SAVING = SHIPPED_KEY_OFFSET_MIN_SAVING if offered else float("inf")
+
+
+OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice, "phase": offer_phase,
+           "key-offsets": offer_key_offsets}
 
 
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:

@@ -958,3 +958,36 @@ def test_phase_and_block_classes_together_are_refused():
     with pytest.raises(CorruptStreamError):
         _decode_changed(upscaled((48, 56)), 8,
                         lambda meta: {**meta, "ph": [4, 1, 2, 3, 4, 5], "bc": [24, 0, 0, 0, 0, 0, 0]})
+
+
+def test_class_key_offsets_round_trip_where_sent(monkeypatch):
+    monkeypatch.setattr(raster.analysis, "KEY_OFFSET_MIN_SAVING", -float("inf"))  # sent wherever any is non-zero
+    for plane, bits in ((upscaled(), 8), (noisy_ct((96, 96), seed=3), 12)):
+        streams = round_trip(plane, bits)
+        meta = unpack_side_info(streams[0].payload)["raster"]
+        assert "ko" in meta and any(meta["ko"]) and len(meta["ko"]) == raster.layout.ACTIVITY_CLASSES
+
+
+def test_class_key_offsets_pay_on_a_scaled_plane_and_are_not_sent_where_they_do_not(monkeypatch):
+    plane = upscaled(seed=1)
+    with_offsets = round_trip(plane, 8)
+    monkeypatch.setattr(raster.analysis, "KEY_OFFSET_MIN_SAVING", float("inf"))
+    without = round_trip(plane, 8)
+    assert "ko" not in unpack_side_info(without[0].payload)["raster"]
+    if "ko" in unpack_side_info(with_offsets[0].payload)["raster"]:
+        assert sum(len(s.payload) for s in with_offsets) < sum(len(s.payload) for s in without)
+
+
+def test_offset_keys_stay_in_the_buckets_bounds():
+    by_class = np.zeros(raster.layout.CLASSES, np.int64)
+    by_class[:raster.layout.ACTIVITY_CLASSES] = [-8, 8] * (raster.layout.ACTIVITY_CLASSES // 2)
+    keys = np.array([0, 124, 3, 120, 50, 60])
+    cls = np.array([0, 1, 0, 1, raster.layout.FLAT_CLASS, raster.layout.ACTIVITY_CLASSES])
+    top = raster.layout.KEY_MAX
+    assert raster.prediction.offset_keys(keys, by_class, cls).tolist() == [0, top, 0, top, 50, 60]
+
+
+@pytest.mark.parametrize("offsets", [[1] * 11, [1] * 13, [9] + [0] * 11, [0] * 12, "x", [0.5] * 12])
+def test_bad_class_key_offsets_are_refused(offsets):
+    with pytest.raises(CorruptStreamError):
+        _decode_changed(noisy_ct((24, 20)), 12, lambda meta: {**meta, "ko": offsets})

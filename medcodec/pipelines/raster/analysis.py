@@ -26,7 +26,7 @@ from medcodec.pipelines.base import Stream, pack_side_info
 from medcodec.pipelines.raster import coding, fitting, local_ls, phase, prediction, side_info
 from medcodec.pipelines.raster.fitting import FIRST_STAGE_EPSILON, ROBUST_EPSILON
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BORDER_DEFAULT, CLASSES, COEF_LIMIT, COEF_SHIFT,
-                                              ERROR_TAPS, FIRST_LIMIT, OFFSETS, PAD_LEFT, PAD_TOP, SCALE_TAPS,
+                                              ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, OFFSETS, PAD_LEFT, PAD_TOP, SCALE_TAPS,
                                               STACK_LIMIT, STACK_SHIFT, WEIGHT_LIMIT, Layout, block_count,
                                               block_index)
 from medcodec.pipelines.raster.side_info import KEY, RasterModel
@@ -34,6 +34,7 @@ from medcodec.pipelines.raster.side_info import KEY, RasterModel
 WEIGHT_BITS = 12  # what one sent weight is reckoned to cost when deciding whether a class gets its own
 FIT_SAMPLE = 1 << 18  # pixels (an even stride) the least-squares fits look at
 SEARCH_SAMPLE = 1 << 17  # pixels the scale search looks at
+KEY_OFFSET_MIN_SAVING = 16  # bytes the per-class key offsets must save (their side information: ~10)
 BAND_PIXELS = 1 << 16  # the encoder computes bands of about this many pixels at a time
 CHUNK = 1 << 15  # pixels per constriction call on the encoder's side
 # (seen, per-count) boosts the encoder tries, and the scale-index steps it tries with them per bucket
@@ -192,6 +193,37 @@ class Analysis:
         self.range_saving_bits, self.range_censor = 0.0, 0
         self._settle_range()  # first: the boost search weighs the boost on the tables the range leaves
         self.boost_ratio = self._fit_boost()
+
+    def offer_key_offsets(self) -> None:
+        """Per activity-slot class, an offset of its inner pixels' scale keys (``RasterModel.key_offsets``),
+        kept where the plane's estimate is smaller with them.
+
+        Why: neither the linear nor the learned scale sees a pixel's class, and on a resampled plane (phase
+        classes) the residual's spread depends on the phase: pixels that fall on original samples carry
+        the full noise, interpolated ones less. Train head CTs with phase classes: 1.0-3.0 % smaller
+        (per-class best offsets by search, each refitted); a plane classed by activity 0.14 %.
+        The offsets are each class's best scale-index offset on a sample under the current tables
+        (``rm.search_class_adjustments``, eighth octaves), halved to the keys' quarter octaves; the
+        buckets are then settled again on the shifted keys."""
+        members = fitting.strided_sample(self.values.size, SEARCH_SAMPLE * self.sample_scale, self.width)
+        members = members[self.cls[members] < ACTIVITY_CLASSES]
+        if members.size < 64 * ACTIVITY_CLASSES:
+            return
+        found = rm.search_class_adjustments(self.values[members], self.mu[members],
+                                            self.plain_ell[self.buckets[members]], self.cls[members].astype(np.int64),
+                                            ACTIVITY_CLASSES)
+        offsets = np.clip(np.round(np.array([a.offsets[0] for a in found]) / 2), -KEY_OFFSET_LIMIT,
+                          KEY_OFFSET_LIMIT).astype(np.int64)
+        if not offsets.any():
+            return
+        estimate, kept = self.estimated_bytes(), self._bucket_state()
+        self.model.key_offsets = offsets
+        keys = prediction.offset_keys(self.buckets.astype(np.int64) + self.model.bucket_low,
+                                      self.model.keys_by_class(), self.cls)
+        self._settle(keys, self.model.scale_net)
+        if self.estimated_bytes() >= estimate - KEY_OFFSET_MIN_SAVING:
+            self.model.key_offsets = None
+            self._set_bucket_state(kept)
 
     def _bucket_state(self) -> tuple:
         m = self.model
@@ -836,6 +868,7 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
     if local is not None and local.estimated_bytes() < (1 - local_min_share) * analysis.estimated_bytes():
         analysis = local
     analysis.offer_learned_scales(scale_nets)
+    analysis.offer_key_offsets()
     return analysis
 
 

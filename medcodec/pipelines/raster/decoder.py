@@ -58,6 +58,7 @@ def decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int],
     # each blended radius's weights and running window sums
     local = [(weights, local_ls.RunningSums(*shape, radius)) for radius, weights in model.local_blends()]
     plane = wavefront_plane(model, layout, top)
+    key_offsets = model.keys_by_class()  # what each class adds to its pixels' scale keys, if sent
     grids = (grid, errors1, errors2, errors_pre)
     for t in range(layout.wavefronts):
         rows, cols = layout.wavefront(t)
@@ -88,6 +89,8 @@ def decode(model: RasterModel, words: bytes, raw: bytes, shape: tuple[int, int],
                         sfeats = np.concatenate([sfeats, windows.features(rows[inside], cols[inside], scale_sum)],
                                                 axis=1)
                     keys[inside] = raster_mlp.scale_keys(scale_net, sfeats, scale_sum)
+        if key_offsets is not None:
+            keys = prediction.offset_keys(keys, key_offsets, cls)
         if local:
             shifts = np.zeros(mu.size, dtype=np.int64)
             for class_weights, sums in local:

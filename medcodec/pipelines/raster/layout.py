@@ -26,6 +26,9 @@ BOOST_LIMIT = 64  # neighbour-value boost weights (1/16)
 # the boost's lattice (format 2.8): its step, 2..LATTICE_MAX_STEP, and weight, 1..LATTICE_LIMIT
 LATTICE_MAX_STEP = 16
 LATTICE_LIMIT = 256  # its weight (1/16 per neighbour): entries stay below 2**31, as the boost's
+# per-class offsets of the scale key (format 2.17), quarter octaves: a class's scale 4x up or down at most
+KEY_OFFSET_LIMIT = 8
+KEY_MAX = 127  # scale keys with their class's offset stay in 0..KEY_MAX: at most 128 buckets, as sent
 # the two stacked corrections' weights per activity class (format 2.7): 1/64, within +-STACK_LIMIT
 STACK_SHIFT = 6
 STACK_LIMIT = 4 << STACK_SHIFT

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medcodec.networks import raster_mlp
-from medcodec.pipelines.raster.layout import ACTIVITY_CLASSES, COEF_SHIFT, ERROR_LIMIT, FLAT_CLASS, STACK_SHIFT
+from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, COEF_SHIFT, ERROR_LIMIT, FLAT_CLASS, KEY_MAX,
+                                              STACK_SHIFT)
 from medcodec.pipelines.surprise import log8
 
 if TYPE_CHECKING:
@@ -89,6 +90,12 @@ def scale_sum(errors2: np.ndarray, activity: np.ndarray, model: RasterModel) -> 
 def linear_keys(scale_sum: np.ndarray) -> np.ndarray:
     """floor(4 log2 (s + 1)): a pixel's scale key without the learned scale."""
     return log8(np.minimum(scale_sum, (1 << 31) - 2) + 1) >> 1  # log8 takes x < 2**31
+
+
+def offset_keys(keys: np.ndarray, by_class: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Scale keys with each class's offset added (``RasterModel.keys_by_class``), kept in 0..KEY_MAX (the
+    side information's bounds on buckets)."""
+    return clamp(keys + by_class[cls], 0, KEY_MAX)
 
 
 def error(values: np.ndarray, mu: np.ndarray) -> np.ndarray:

@@ -12,13 +12,14 @@ from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 from medcodec.pipelines.raster import local_ls, phase, prediction
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BORDER_CLASSES, BORDER_DEFAULT, CLASSES,
-                                              COEF_LIMIT, ERROR_TAPS, FIRST_LIMIT, LATTICE_LIMIT, LATTICE_MAX_STEP,
+                                              COEF_LIMIT, ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, LATTICE_LIMIT,
+                                              LATTICE_MAX_STEP,
                                               OFFSETS, SCALE_TAPS, STACK_LIMIT, WEIGHT_LIMIT, block_count,
                                               block_index)
 
 KEY = "raster"  # the side information's key
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph", "ko"})
 MAX_PALETTE_RUNS = 1 << 16
 
 
@@ -62,6 +63,18 @@ class RasterModel:
     # (kx, fx, cx, ky, fy, cy): inner pixels with activity take their class from their resampling phase
     # (raster.phase, format 2.16; not with block classes); None: by activity (or block)
     resampling: tuple[int, int, int, int, int, int] | None = None
+    # int64 [ACTIVITY_CLASSES]: added to the scale key of every inner pixel of each class (format 2.17; in
+    # quarter octaves, |k| <= KEY_OFFSET_LIMIT); None: none
+    key_offsets: np.ndarray | None = None
+
+    def keys_by_class(self) -> np.ndarray | None:
+        """int64 [CLASSES]: what each class adds to its pixels' scale keys (0 on the border and flat
+        classes), or None where the frame sends no key offsets."""
+        if self.key_offsets is None:
+            return None
+        out = np.zeros(CLASSES, np.int64)
+        out[:ACTIVITY_CLASSES] = self.key_offsets
+        return out
 
     @property
     def boost_terms(self) -> tuple[int, int, int, int]:
@@ -134,7 +147,8 @@ class RasterModel:
                 **({"od": self.output_delta.tolist()} if self.output_delta is not None else {}),
                 **({"n2": self.second_correction, "sk": self.stack_weights.ravel().tolist()}
                    if self.second_correction is not None else {}),
-                **({"ph": list(self.resampling)} if self.resampling is not None else {})}
+                **({"ph": list(self.resampling)} if self.resampling is not None else {}),
+                **({"ko": self.key_offsets.tolist()} if self.key_offsets is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -209,6 +223,12 @@ class RasterModel:
                 if not phase.valid(data["ph"]) or "bc" in data:
                     raise ValueError("bad resampling phase classes")
                 resampling = tuple(data["ph"])
+            key_offsets = None
+            if "ko" in data:
+                key_offsets = np.array(data["ko"], dtype=np.int64)
+                if key_offsets.shape != (ACTIVITY_CLASSES,) or np.abs(key_offsets).max() > KEY_OFFSET_LIMIT \
+                        or not key_offsets.any():
+                    raise ValueError("bad scale-key offsets")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + start_ell(bucket_low, ell.size), step=step, offset=offset,
@@ -216,7 +236,8 @@ class RasterModel:
                         block_classes=block_classes,
                         correction=correction, scale_net=scale_net, value_range=value_range,
                         local_weights=local_weights, local_extra=local_extra, output_delta=output_delta,
-                        second_correction=second_correction, stack_weights=stack_weights, resampling=resampling)
+                        second_correction=second_correction, stack_weights=stack_weights, resampling=resampling,
+                        key_offsets=key_offsets)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16
