@@ -26,8 +26,8 @@ from medcodec.pipelines.base import Stream, pack_side_info
 from medcodec.pipelines.raster import coding, fitting, local_ls, phase, prediction, side_info
 from medcodec.pipelines.raster.fitting import FIRST_STAGE_EPSILON, ROBUST_EPSILON
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BORDER_DEFAULT, CLASSES, COEF_LIMIT, COEF_SHIFT,
-                                              ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, OFFSETS, PAD_LEFT, PAD_TOP, SCALE_TAPS,
-                                              STACK_LIMIT, STACK_SHIFT, WEIGHT_LIMIT, Layout, block_count,
+                                              ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, OFFSETS, PAD_LEFT, PAD_TOP,
+                                              SCALE_TAPS, STACK_LIMIT, STACK_SHIFT, WEIGHT_LIMIT, Layout, block_count,
                                               block_index)
 from medcodec.pipelines.raster.side_info import KEY, RasterModel
 

@@ -13,9 +13,8 @@ from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 from medcodec.pipelines.raster import local_ls, phase, prediction
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BORDER_CLASSES, BORDER_DEFAULT, CLASSES,
                                               COEF_LIMIT, ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, LATTICE_LIMIT,
-                                              LATTICE_MAX_STEP,
-                                              OFFSETS, SCALE_TAPS, STACK_LIMIT, WEIGHT_LIMIT, block_count,
-                                              block_index)
+                                              LATTICE_MAX_STEP, OFFSETS, SCALE_TAPS, STACK_LIMIT, WEIGHT_LIMIT,
+                                              block_count, block_index)
 
 KEY = "raster"  # the side information's key
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
