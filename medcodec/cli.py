@@ -377,7 +377,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}
             extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"),
                                              ("step", "value grid"), ("bc", "block classes"),
-                                             ("ph", "resampling-phase classes"), ("vr", "value range"))
+                                             ("ph", "resampling-phase classes"),
+                                             ("ko", "per-class scale offsets"), ("vr", "value range"))
                       if options.get(key)]
             lattice = options.get("lt")
             if isinstance(lattice, list) and lattice:
