@@ -974,8 +974,8 @@ def test_class_key_offsets_pay_on_a_scaled_plane_and_are_not_sent_where_they_do_
     monkeypatch.setattr(raster.analysis, "KEY_OFFSET_MIN_SAVING", float("inf"))
     without = round_trip(plane, 8)
     assert "ko" not in unpack_side_info(without[0].payload)["raster"]
-    if "ko" in unpack_side_info(with_offsets[0].payload)["raster"]:
-        assert sum(len(s.payload) for s in with_offsets) < sum(len(s.payload) for s in without)
+    assert "ko" in unpack_side_info(with_offsets[0].payload)["raster"]  # the phase's spread differs per class
+    assert sum(len(s.payload) for s in with_offsets) < sum(len(s.payload) for s in without)
 
 
 def test_offset_keys_stay_in_the_buckets_bounds():
