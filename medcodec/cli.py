@@ -372,6 +372,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
         if f.get("method") == "jpeg":
             note += " (the JPEG it was decoded from, recovered)"
+        elif f.get("method") == "jpeg-crop":
+            note += " (cut from a decoded JPEG off its block grid; that JPEG recovered)"
         side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
         if f.get("method") == "raster":
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}
