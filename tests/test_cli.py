@@ -355,3 +355,14 @@ def test_info_names_the_local_least_squares_radii():
     lines = format_info("x.mlc", summary).splitlines()
     assert lines[-2].endswith("per-plane weights, local least squares (radius 9))")
     assert lines[-1].endswith("per-plane weights, local least squares (radius 9, 4, 14))")
+
+
+def test_info_says_a_jpeg_frame_is_a_recovered_jpeg_and_a_jpeg_crop_frame_a_cut_one():
+    from medcodec.cli import format_info
+
+    summary = {"format_major": 2, "kind": "png", "integrity": "ok", "stream_size": 100, "frames": [
+        {"frame": 0, "shape": [64, 64], "bits": 8, "method": "jpeg", "bytes": 90},
+        {"frame": 1, "shape": [64, 64], "bits": 8, "method": "jpeg-crop", "bytes": 90}]}
+    lines = format_info("x.mlc", summary).splitlines()
+    assert lines[-2].endswith("(the JPEG it was decoded from, recovered)")
+    assert lines[-1].endswith("(cut from a decoded JPEG off its block grid; that JPEG recovered)")

@@ -133,3 +133,54 @@ def test_a_decoder_that_is_not_islow_is_never_relied_on(monkeypatch):
         monkeypatch.undo()
         jpeg_history.installed_decoder_is_islow.cache_clear()
     np.testing.assert_array_equal(JpegHistoryMethod().decode(streams, plane.shape, 8), plane)
+
+
+def _cut_jpeg(height: int, width: int, quality: int, top: int, left: int) -> np.ndarray:
+    """A plane cut out of a decoded JPEG at (top, left): its block edges off the grid from (0, 0)."""
+    return _once_jpeg(height + top, width + left, quality)[top:, left:]
+
+
+@pytest.mark.parametrize("top,left", [(3, 5), (0, 2), (7, 0), (1, 1)])
+def test_the_block_grid_of_a_cut_plane_is_found(top, left):
+    assert jpeg_history.grid_padding(_cut_jpeg(96, 104, 75, top, left)) == (top, left)  # the rows cut off
+
+
+@pytest.mark.parametrize("kind", ["aligned", "noise", "never JPEG-coded", "too small"])
+def test_no_cut_where_the_grid_is_at_the_origin_or_none_shows(kind):
+    plane = {"aligned": lambda: _once_jpeg(96, 104, 75), "noise": lambda: RNG.integers(0, 256, (64, 64)),
+             "never JPEG-coded": lambda: _scene(64, 80), "too small": lambda: _once_jpeg(12, 64, 75)}[kind]()
+    assert jpeg_history.grid_padding(plane.astype(np.uint16)) == (0, 0)
+
+
+@pytest.mark.parametrize("height,width,quality,top,left",
+                         [(96, 104, 75, 3, 5), (117, 91, 70, 6, 1), (80, 200, 85, 0, 4)])
+def test_a_plane_cut_off_the_grid_is_recovered_as_part_of_a_larger_jpeg(height, width, quality, top, left):
+    plane = _cut_jpeg(height, width, quality, top, left)
+    found = JpegHistoryMethod().encode_alternatives(plane, 8)
+    name, streams = found[0]  # smallest first
+    assert name == "jpeg-crop"
+    np.testing.assert_array_equal(get_method("jpeg-crop").decode(streams, plane.shape, 8), plane)
+    aligned = [s for n, s in found if n == "jpeg"]
+    assert not aligned or _bytes(streams) < _bytes(aligned[0])
+    assert _bytes(streams) < 0.8 * _bytes(ClassicalMethod(effort=7).encode(plane, 8))
+
+
+def test_a_cut_plane_is_coded_as_jpeg_crop_by_the_codec():
+    from medcodec import codec
+
+    plane = _cut_jpeg(64, 72, 75, 5, 2).astype(np.uint8)
+    blob = codec.encode(plane, mode="fast")
+    assert [f["method"] for f in codec.info(blob)["frames"]] == ["jpeg-crop"]
+    np.testing.assert_array_equal(codec.decode(blob).planes[0], plane)
+
+
+def test_a_jpeg_crop_frame_whose_jpeg_is_not_0_to_7_larger_is_refused():
+    method = get_method("jpeg-crop")
+    plane = _cut_jpeg(48, 40, 75, 3, 3)
+    (_, streams), *_ = JpegHistoryMethod().encode_alternatives(plane, 8)
+    for shape in [(plane.shape[0] - 6, plane.shape[1]), (plane.shape[0] + 1, plane.shape[1]),
+                  (plane.shape[0], plane.shape[1] + 8)]:
+        with pytest.raises(CorruptStreamError):
+            method.decode(streams, shape, 8)
+    with pytest.raises(CorruptStreamError):  # an aligned frame's decoder takes no larger JPEG
+        get_method("jpeg").decode(streams, plane.shape, 8)

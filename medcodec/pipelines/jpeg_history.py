@@ -234,7 +234,7 @@ def grid_padding(plane: np.ndarray) -> tuple[int, int]:
         steps = np.abs(np.diff(plane.astype(np.int32), axis=axis)).mean(axis=1 - axis)  # steps[i]: i -> i + 1
         if steps.size < 16:
             return 0, 0
-        by_phase = np.array([steps[k::8].mean() for k in range(8)])
+        by_phase = np.array([np.median(steps[k::8]) for k in range(8)])  # median: one strong edge is no grid
         edge = int(np.argmax(by_phase))
         if by_phase[edge] < BLOCK_EDGE_CONTRAST * np.median(by_phase):
             return 0, 0
