@@ -114,23 +114,25 @@ def _ultrasound_crop() -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))[:128, :150].copy()
 
 
-def _once_jpeg_annotated() -> np.ndarray:
-    """A once-JPEG image with a line drawn on it after decoding: its jpeg frame carries a correction."""
-    image = jpeg_blocked((128, 150)).astype(np.uint8)
+def _once_jpeg_annotated(cut: bool = False) -> np.ndarray:
+    """A once-JPEG image with a line drawn on it after decoding: its jpeg frame carries a correction.
+    cut: the image cut out of the decoded JPEG 3 rows and 5 columns in (a jpeg-crop frame)."""
+    image = jpeg_blocked((131, 155))[3:, 5:] if cut else jpeg_blocked((128, 150))
+    image = image.astype(np.uint8)
     image[60, 20:90] = 255
     return image
 
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
-                                                  "latent", "jpeg", "raster", "raster-boost", "raster-palette",
+                                                  "latent", "jpeg", "jpeg-crop", "raster", "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
                                                   "raster-local", "raster-radii", "raster-fit",
                                                   "raster-stack", "raster-lattice"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
-    if request.param == "jpeg":
-        original = _once_jpeg_annotated()
+    if request.param in ("jpeg", "jpeg-crop"):
+        original = _once_jpeg_annotated(cut=request.param == "jpeg-crop")
     elif request.param == "raster-boost":  # a drifting value lattice: the neighbour-value boost
         original = drifting_lattice().astype(np.uint8)
     elif request.param == "raster-lattice":  # a drifting lattice of step 3: the boost's lattice
@@ -153,7 +155,7 @@ def encoded(request):
         original = _image(noise=40)
     else:
         original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
-    mode = request.param.split("-")[0]
+    mode = request.param if request.param == "jpeg-crop" else request.param.split("-")[0]
     try:
         if request.param == "slow-split":
             blob = _slow_split_file(original)
@@ -173,7 +175,7 @@ def encoded(request):
         elif mode == "raster":  # offered beside every learned mode; its own streams here
             blob = _own_streams_file(original, "raster")
         else:
-            blob = codec.encode(original, mode="fast" if mode == "jpeg" else mode, device="cpu")
+            blob = codec.encode(original, mode="fast" if mode.startswith("jpeg") else mode, device="cpu")
             if codec.info(blob)["frames"][0]["method"] != mode:
                 blob = _own_streams_file(original, mode)
     except MedcodecError as exc:
@@ -202,7 +204,7 @@ def encoded(request):
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
         if request.param == "raster-window":
             assert unpack_side_info(metas[0])["raster"]["sn"].startswith(raster.method.WINDOW_SCALE_MODEL + "/")
-    if request.param == "jpeg":
+    if request.param in ("jpeg", "jpeg-crop"):
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"
     assert np.array_equal(codec.decode(blob, device="cpu").planes[0], original)
