@@ -66,9 +66,8 @@ MIN_SIDE = 16
 STEPS = np.arange(2, 256)  # quantisation steps an estimated table may have (baseline: 1..255)
 STEP_TOLERANCE = 0.6  # per coefficient: |value - nearest multiple of the step| of a value on its grid
 EVIDENCE = 16  # clearly non-zero values a coefficient's step is read from
-# a block grid at an offset: the boundary phase's mean |difference| must exceed the median phase's by this
-BLOCK_EDGE_CONTRAST = 1.1
 AGREEMENT = 0.8  # share of them on the step's grid
+BLOCK_EDGE_CONTRAST = 1.1  # how far the block edges' phase must stand above the median phase (grid_padding)
 
 
 def ijg_table(quality: int) -> np.ndarray:
@@ -226,15 +225,16 @@ class Recovery:
 
 def grid_padding(plane: np.ndarray) -> tuple[int, int]:
     """(rows, columns) to add at the top and left so that the plane's 8x8 block edges, if it shows any,
-    fall on a JPEG grid from (0, 0); (0, 0) where they already do or where none shows. Per axis: the mean
-    |difference| between neighbouring rows (columns) at each of the 8 phases; a JPEG's block edges make
-    one phase stand out (train lung CT crops: 1.2-1.4 x the median phase, the other phases within 5 %)."""
+    fall on a JPEG grid from (0, 0); (0, 0) where they already do or where none shows. Per axis and phase
+    (row index mod 8), the median over that phase's rows of their mean |difference| from the next row
+    (columns likewise); a JPEG's block edges make one phase stand out (train lung CT crops: 1.2-1.4 x
+    the median phase) and the median keeps one strong edge of the picture from passing for a grid."""
     padding = []
     for axis in (0, 1):
         steps = np.abs(np.diff(plane.astype(np.int32), axis=axis)).mean(axis=1 - axis)  # steps[i]: i -> i + 1
         if steps.size < 16:
             return 0, 0
-        by_phase = np.array([np.median(steps[k::8]) for k in range(8)])  # median: one strong edge is no grid
+        by_phase = np.array([np.median(steps[k::8]) for k in range(8)])
         edge = int(np.argmax(by_phase))
         if by_phase[edge] < BLOCK_EDGE_CONTRAST * np.median(by_phase):
             return 0, 0
