@@ -176,10 +176,17 @@ class Analysis:
         learned = self._learned_keys(nets, linear_keys, scale_sum, errors2)
         del scale_sum, errors2, linear_keys
         for net, keys in zip(nets, learned):
-            estimate, kept = self.estimated_bytes(), self._bucket_state()
-            self._settle(keys, net.tag)
-            if self.estimated_bytes() >= estimate - SCALE_MIN_SAVING:
-                self._set_bucket_state(kept)
+            self._settle_if_smaller(keys, net.tag, self.model.key_offsets, SCALE_MIN_SAVING)
+
+    def _settle_if_smaller(self, keys: np.ndarray, scale_tag: str | None, key_offsets: np.ndarray | None,
+                           min_saving: float) -> None:
+        """Buckets settled on keys (made with key_offsets), kept where the estimate drops by more than
+        min_saving bytes; otherwise the buckets kept so far are restored."""
+        estimate, kept = self.estimated_bytes(), self._bucket_state()
+        self.model.key_offsets = key_offsets
+        self._settle(keys, scale_tag)
+        if self.estimated_bytes() >= estimate - min_saving:
+            self._set_bucket_state(kept)
 
     def _settle(self, keys: np.ndarray, scale_tag: str | None) -> None:
         """Buckets from every pixel's scale key; their scale indices and the boost fitted."""
@@ -216,24 +223,19 @@ class Analysis:
                           KEY_OFFSET_LIMIT).astype(np.int64)
         if not offsets.any():
             return
-        estimate, kept = self.estimated_bytes(), self._bucket_state()
-        self.model.key_offsets = offsets
         keys = prediction.offset_keys(self.buckets.astype(np.int64) + self.model.bucket_low,
-                                      self.model.keys_by_class(), self.cls)
-        self._settle(keys, self.model.scale_net)
-        if self.estimated_bytes() >= estimate - KEY_OFFSET_MIN_SAVING:
-            self.model.key_offsets = None
-            self._set_bucket_state(kept)
+                                      side_info.keys_by_class(offsets), self.cls)
+        self._settle_if_smaller(keys, self.model.scale_net, offsets, KEY_OFFSET_MIN_SAVING)
 
     def _bucket_state(self) -> tuple:
         m = self.model
-        return (self.buckets, m.bucket_low, m.scale_net, m.boost, m.lattice, m.ell, self.plain_ell, self.boost_ratio,
-                self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range)
+        return (self.buckets, m.bucket_low, m.scale_net, m.key_offsets, m.boost, m.lattice, m.ell, self.plain_ell,
+                self.boost_ratio, self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range)
 
     def _set_bucket_state(self, state: tuple) -> None:
         m = self.model
-        (self.buckets, m.bucket_low, m.scale_net, m.boost, m.lattice, m.ell, self.plain_ell, self.boost_ratio,
-         self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range) = state
+        (self.buckets, m.bucket_low, m.scale_net, m.key_offsets, m.boost, m.lattice, m.ell, self.plain_ell,
+         self.boost_ratio, self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range) = state
 
     def _learned_keys(self, nets: Sequence[raster_mlp.RasterCorrection], keys: np.ndarray, scale_sum: np.ndarray,
                       errors2: np.ndarray) -> list[np.ndarray]:

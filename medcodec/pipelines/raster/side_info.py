@@ -22,6 +22,14 @@ SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "
 MAX_PALETTE_RUNS = 1 << 16
 
 
+def keys_by_class(key_offsets: np.ndarray) -> np.ndarray:
+    """int64 [CLASSES]: what each class adds to its pixels' scale keys, given the activity-slot classes'
+    offsets (0 on the border and flat classes)."""
+    out = np.zeros(CLASSES, np.int64)
+    out[:ACTIVITY_CLASSES] = key_offsets
+    return out
+
+
 @dataclass
 class RasterModel:
     """The per-plane weights; what PLANE_META carries."""
@@ -67,13 +75,8 @@ class RasterModel:
     key_offsets: np.ndarray | None = None
 
     def keys_by_class(self) -> np.ndarray | None:
-        """int64 [CLASSES]: what each class adds to its pixels' scale keys (0 on the border and flat
-        classes), or None where the frame sends no key offsets."""
-        if self.key_offsets is None:
-            return None
-        out = np.zeros(CLASSES, np.int64)
-        out[:ACTIVITY_CLASSES] = self.key_offsets
-        return out
+        """``keys_by_class(key_offsets)``, or None where the frame sends no key offsets."""
+        return None if self.key_offsets is None else keys_by_class(self.key_offsets)
 
     @property
     def boost_terms(self) -> tuple[int, int, int, int]:
