@@ -243,11 +243,16 @@ def grid_padding(plane: np.ndarray) -> tuple[int, int]:
     return padding[0], padding[1]
 
 
+def _may_have_history(plane: np.ndarray, bits: int) -> bool:
+    """Only 8-bit planes of at least MIN_SIDE on a side are looked at."""
+    return bits == 8 and min(plane.shape) >= MIN_SIDE
+
+
 def recover(plane: np.ndarray, bits: int, padding: tuple[int, int] = (0, 0)) -> Recovery | None:
     """The plane's JPEG history, when it has one (8-bit planes of at least 16 x 16 only). padding: the
     rows and columns by which the JPEG extends above and left of the plane (``grid_padding``); the
     Recovery's ``decoded`` is the plane's part of its decoding."""
-    if bits != 8 or min(plane.shape) < MIN_SIDE:
+    if not _may_have_history(plane, bits):
         return None
     top, left = padding
     whole = np.pad(plane, ((top, 0), (left, 0)), mode="edge") if top or left else plane
@@ -303,8 +308,10 @@ class JpegHistoryMethod(Method):
         """The plane as a JPEG on the grid from (0, 0) ("jpeg") and, where its block edges lie elsewhere,
         as the part of a larger JPEG ("jpeg-crop"): each that shows JPEG history, smallest first."""
         plane = check_plane(plane, bits)
+        if not _may_have_history(plane, bits):
+            return []
         found = []
-        padding = grid_padding(plane) if bits == 8 and min(plane.shape) >= MIN_SIDE else (0, 0)
+        padding = grid_padding(plane)
         tries = [("jpeg", (0, 0))] + ([(CroppedJpegHistoryMethod.name, padding)] if padding != (0, 0) else [])
         for name, pad in tries:
             recovery = recover(plane, bits, pad)
