@@ -184,3 +184,47 @@ def test_a_jpeg_crop_frame_whose_jpeg_is_not_0_to_7_larger_is_refused():
             method.decode(streams, shape, 8)
     with pytest.raises(CorruptStreamError):  # an aligned frame's decoder takes no larger JPEG
         get_method("jpeg").decode(streams, plane.shape, 8)
+
+
+def _wrong_pixels_in_edge_blocks(plane: np.ndarray, padding: tuple[int, int]) -> tuple[int, int]:
+    """(pixels the recovered JPEG gets wrong in the blocks the plane covers only in part, their count)."""
+    wrong = plane.astype(np.int16) != recover(plane, 8, padding).decoded
+    rows, cols = np.arange(plane.shape[0]) + padding[0], np.arange(plane.shape[1]) + padding[1]
+    edge_rows = (rows < 8) | (rows >= (rows[-1] + 1) // 8 * 8)
+    edge_cols = (cols < 8) | (cols >= (cols[-1] + 1) // 8 * 8)
+    edge = edge_rows[:, None] | edge_cols[None, :]
+    return int(wrong[edge].sum()), int(edge.sum())
+
+
+@pytest.mark.parametrize("top,left,bottom,right", [(3, 5, 2, 6), (6, 1, 0, 0), (0, 0, 5, 3)])
+def test_blocks_the_plane_covers_in_part_are_fitted_to_the_pixels_it_has(top, left, bottom, right, monkeypatch):
+    """Cut on all four sides: the partial blocks' hidden pixels went on in the original, so replicating the
+    edge gets many visible ones wrong; the integer least-squares fit finds coefficients that reproduce
+    nearly all of them."""
+    height, width = 90, 101
+    plane = _once_jpeg(height + top + bottom, width + left + right, 75)[top:top + height, left:left + width]
+    fitted, edge_pixels = _wrong_pixels_in_edge_blocks(plane, (top, left))
+    with monkeypatch.context() as patch:
+        patch.setattr(jpeg_history, "_refit_blocks", lambda plane, hidden, table, coefficients: coefficients)
+        replicated, _ = _wrong_pixels_in_edge_blocks(plane, (top, left))
+    assert replicated > 0.2 * edge_pixels
+    assert fitted < min(replicated / 4, 0.08 * edge_pixels)  # a block with 2 of 8 rows left has many fits
+    (name, streams), *_ = JpegHistoryMethod().encode_alternatives(plane, 8)
+    np.testing.assert_array_equal(get_method(name).decode(streams, plane.shape, 8), plane)
+
+
+@pytest.mark.parametrize("hidden_rows,share", [(1, 0.95), (3, 0.9), (5, 0.65)])
+def test_integer_least_squares_finds_coefficients_that_reproduce_the_visible_pixels(hidden_rows, share):
+    table = ijg_table(75).astype(np.float64)
+    prior = 4.0 / (1 + np.arange(64)) + jpeg_history.PRIOR_FLOOR  # low frequencies larger, as in pictures
+    truth = np.round(RNG.normal(0, np.sqrt(prior), (200, 64)))
+    truth[:, 0] = RNG.integers(-12, 12, 200)
+    pixels = np.round(jpeg_history._inverse_dct(truth * table))
+    equations = np.ones((200, 8, 8), bool)
+    equations[:, :hidden_rows] = False
+    equations = equations.reshape(200, 64)
+    candidates = jpeg_history._integer_least_squares(equations, pixels, table, prior)
+    assert candidates.shape == (200, jpeg_history.SEARCH_WIDTH, 64)
+    reproduced = np.round(jpeg_history._inverse_dct(candidates[:, 0] * table))
+    exact = (reproduced == pixels)[equations.reshape(200, 64)].reshape(200, -1).all(axis=1)
+    assert exact.mean() > share  # with 3 rows of 8 seen, 24 equations for 64 unknowns: other fits exist

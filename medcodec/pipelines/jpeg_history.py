@@ -13,17 +13,20 @@ How, on the encoder's side (``recover``):
   what libjpeg, libjpeg-turbo, Pillow and most software write) and one estimated coefficient by
   coefficient (for other encoders' tables), the one that explains a sample of the blocks in the fewest
   bits; no table putting enough blocks on its grid means no JPEG history;
-* the coefficients, rounded, written as a baseline JPEG (``entropy.jpeg_baseline``), decoded by
-  libjpeg-turbo (its integer "islow" IDCT, the same in C and SIMD; checked against medcodec's own
-  statement of that arithmetic, ``entropy.jpeg_idct``, before a file depends on it), and the pixels it
-  gets wrong kept as a correction plane (usually a few hundred of them: clamped or edge blocks).
+* the coefficients, rounded; where the rounded ones get a pixel wrong (clamped samples, rounding noise
+  across a step's midpoint) or the plane covers the block only in part (its edges), searched again as
+  integer least squares on the pixels the block has (``_refit_blocks``);
+* written as a baseline JPEG (``entropy.jpeg_baseline``), decoded by libjpeg-turbo (its integer
+  "islow" IDCT, the same in C and SIMD; checked against medcodec's own statement of that arithmetic,
+  ``entropy.jpeg_idct``, before a file depends on it), and the pixels it gets wrong kept as a correction
+  plane (usually a few dozen: pixels changed after decoding, blocks no search reproduced).
 
 A plane cut out of a decoded JPEG at an offset that is not a multiple of 8 (the train split's lung CTs:
 screen crops of JPEG slices) has its blocks' boundaries elsewhere: ``grid_padding`` finds them from where
 the pixel differences across rows and columns jump (block edges), and the plane is recovered as the
-bottom-right part of a JPEG up to 7 rows and columns larger, its top and left partial blocks padded by
-replication as the bottom and right ones are (the correction plane carries what they get wrong). Such a
-frame is method "jpeg-crop" (format 2.18): the JPEG's declared size, less the frame's, is the cut.
+bottom-right part of a JPEG up to 7 rows and columns larger, whose top and left partial blocks are
+fitted to the rows and columns the plane has, as the bottom and right ones are. Such a frame is method
+"jpeg-crop" (format 2.18): the JPEG's declared size, less the frame's, is the cut.
 
 Streams: METHOD_STREAM 0, the JPEG losslessly recompressed by JPEG-XL (its JPEG transcoding: the
 decoder gets the exact JPEG file back); METHOD_STREAM 1 (only when some pixel differs), the correction
@@ -68,6 +71,10 @@ STEP_TOLERANCE = 0.6  # per coefficient: |value - nearest multiple of the step| 
 EVIDENCE = 16  # clearly non-zero values a coefficient's step is read from
 AGREEMENT = 0.8  # share of them on the step's grid
 BLOCK_EDGE_CONTRAST = 1.1  # how far the block edges' phase must stand above the median phase (grid_padding)
+SEARCH_WIDTH = 8  # candidate coefficient vectors kept through a block's search (_integer_least_squares)
+PIXEL_NOISE = 1 / 12  # variance of a pixel's rounding to an integer: the refitted blocks' equations' noise
+PRIOR_FLOOR = 0.02  # added to each coefficient's mean square: no coefficient is held to exactly 0
+WRONG_PIXEL_BITS = 8.0  # what a pixel the correction plane must carry is taken to cost (choose_table's estimate)
 
 
 def ijg_table(quality: int) -> np.ndarray:
@@ -256,19 +263,111 @@ def recover(plane: np.ndarray, bits: int, padding: tuple[int, int] = (0, 0)) -> 
         return None
     top, left = padding
     whole = np.pad(plane, ((top, 0), (left, 0)), mode="edge") if top or left else plane
-    recovered = _recover_whole(whole)
+    recovered = _recover_whole(whole, padding)
     if recovered is None or not (top or left):
         return recovered
     return Recovery(recovered.jpeg, recovered.decoded[top:, left:], recovered.on_grid)
 
 
-def _recover_whole(plane: np.ndarray) -> Recovery | None:
+def _coefficient_bits(coefficients: np.ndarray) -> np.ndarray:
+    """[..., 64] -> [...]: choose_table's estimate of what a block's quantised coefficients cost."""
+    return np.log2(1 + 2 * np.abs(coefficients)).sum(axis=-1)
+
+
+def _refit_blocks(plane: np.ndarray, hidden: tuple[int, int], table: np.ndarray,
+                  coefficients: np.ndarray) -> np.ndarray:
+    """The rounded coefficients [block rows, block columns, 64] with those of two kinds of block searched
+    again: blocks the plane covers only in part (plane: the JPEG's whole area, its first hidden[0] rows
+    and hidden[1] columns a jpeg-crop frame's cut; the grid also reaches past its bottom and right edges
+    where its size is not a multiple of 8), and blocks whose rounded coefficients get a pixel wrong.
+
+    Why: a partial block's pixels beyond the plane are the decoder's to throw away, and the replication
+    that stands in for them is a poor guess of what the original JPEG's block held (its picture went
+    on): the replicated block's coefficients get many of the visible pixels wrong (train lung CT crops:
+    as many wrong pixels in their edge blocks as in all their whole blocks). A whole block's rounded DCT
+    is wrong where samples were clamped (0 or 255 says only that the IDCT's value lay beyond) or where
+    the pixels' rounding pushed a coefficient across its step's midpoint. The original coefficients
+    reproduce the pixels the plane has, and they are small integers: so each such block's are searched
+    as integer least squares (``_integer_least_squares``), the unclamped visible pixels as equations
+    (their rounding to integers the noise) and a Gaussian prior per coefficient, its variance that
+    coefficient's mean square over the plane's other blocks, which makes the problem well posed where
+    fewer pixels than coefficients are seen. Of the search's candidates and the rounded coefficients,
+    each block keeps the cheapest by choose_table's estimate (the coefficients' bits plus WRONG_PIXEL_BITS
+    per visible pixel they get wrong, judged by the decoder's islow IDCT). The decoder is unchanged: it
+    only ever reads a JPEG."""
+    height, width = plane.shape
+    rows, cols = coefficients.shape[:2]
+    top, left = hidden
+    visible = np.zeros((rows * 8, cols * 8), bool)
+    visible[top:height, left:width] = True
+    visible = visible.reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3).reshape(rows, cols, 64)
+    pixels = _blocks(plane).reshape(rows, cols, 64) - 128
+    wrong = np.clip(jpeg_idct.descaled(coefficients, table), -128, 127) != pixels
+    refit = ~visible.all(axis=2) | (visible & wrong).any(axis=2)
+    if not refit.any():
+        return coefficients
+    others = coefficients[~refit] if (~refit).any() else coefficients.reshape(-1, 64)
+    prior = (others.astype(np.float64) ** 2).mean(axis=0) + PRIOR_FLOOR
+    mask, target = visible[refit], pixels[refit]
+    equations = mask & (target > -128) & (target < 127)  # a clamped sample is no equation
+
+    searched = _integer_least_squares(equations, target, table, prior)
+    candidates = np.concatenate([coefficients[refit][:, None, :], searched.astype(np.int64)], axis=1)
+    values = jpeg_idct.descaled(candidates, table)  # [blocks, 1 + SEARCH_WIDTH, 64]
+    wrong = mask[:, None, :] & (np.clip(values, -128, 127) != target[:, None, :])
+    cost = _coefficient_bits(candidates) + WRONG_PIXEL_BITS * wrong.sum(axis=2)
+    # nothing baseline JPEG cannot hold, nor values on which libjpeg-turbo's builds disagree (jpeg_idct.agreed)
+    cost[(np.abs(candidates).max(axis=2) > 1023) | (values < jpeg_idct.AGREED[0]).any(axis=2)
+         | (values > jpeg_idct.AGREED[1]).any(axis=2)] = np.inf
+    fitted = coefficients.copy()
+    fitted[refit] = candidates[np.arange(len(target)), np.argmin(cost, axis=1)]
+    return fitted
+
+
+_IDCT_BASIS = np.kron(_DCT, _DCT).T  # [pixel, coefficient]: block pixels = _IDCT_BASIS @ coefficients
+
+
+def _integer_least_squares(equations: np.ndarray, targets: np.ndarray, table: np.ndarray,
+                           prior: np.ndarray) -> np.ndarray:
+    """[blocks, SEARCH_WIDTH, 64] quantised coefficient vectors c per block, best first: those minimising
+    sum over the block's equations [blocks, 64] (the pixels that constrain it) of
+    (IDCT(c * table) - target)^2 / PIXEL_NOISE, plus sum c^2 / prior, searched as integer least squares
+    are: the system's triangular factor (here the normal equations' Cholesky factor, a QR's R up to
+    signs), then the unknowns fixed from the last to the first, each rounded to its conditional best and
+    one either side, the SEARCH_WIDTH best partial vectors kept (a K-best Babai search). The last
+    unknowns are the highest frequencies, mostly held to 0 by the prior, so the less certain low ones are
+    decided last, knowing them."""
+    blocks = len(targets)
+    basis = _IDCT_BASIS * table[None, :]  # pixels of one unit of each quantised coefficient
+    weighted = basis[None] * (equations / PIXEL_NOISE)[:, :, None]  # a pixel that is no equation weighs 0
+    lower = np.linalg.cholesky(weighted.transpose(0, 2, 1) @ basis + np.diag(1 / prior))
+    z = np.linalg.solve(lower, weighted.transpose(0, 2, 1) @ targets[:, :, None])[..., 0]
+    r = lower.transpose(0, 2, 1)
+    vectors = np.zeros((blocks, 1, 64))
+    costs = np.zeros((blocks, 1))
+    for j in range(63, -1, -1):
+        diagonal = r[:, j, j][:, None]
+        centre = (z[:, j, None] - (vectors[:, :, j + 1:] @ r[:, j, j + 1:, None])[..., 0]) / diagonal
+        choices = np.round(centre)[:, :, None] + np.array([0.0, -1.0, 1.0])  # [blocks, width, 3]
+        grown = costs[:, :, None] + (diagonal[:, :, None] * (centre[:, :, None] - choices)) ** 2
+        grown = grown.reshape(blocks, -1)
+        keep = np.argsort(grown, axis=1, kind="stable")[:, :SEARCH_WIDTH]
+        parents = (np.arange(blocks)[:, None] * vectors.shape[1] + keep // 3).ravel()
+        vectors = vectors.reshape(-1, 64)[parents].reshape(blocks, keep.shape[1], 64)
+        vectors[:, :, j] = np.take_along_axis(choices.reshape(blocks, -1), keep, axis=1)
+        costs = np.take_along_axis(grown, keep, axis=1)
+    if vectors.shape[1] < SEARCH_WIDTH:  # fewer paths than the width exist only for tiny widths
+        vectors = np.concatenate([vectors] + [vectors[:, :1]] * (SEARCH_WIDTH - vectors.shape[1]), axis=1)
+    return vectors
+
+
+def _recover_whole(plane: np.ndarray, hidden: tuple[int, int] = (0, 0)) -> Recovery | None:
     dct = block_dct(plane)
     chosen = choose_table(dct, plane)
     if chosen is None:
         return None
     table, on_grid = chosen
-    coefficients = np.round(dct / table).astype(np.int64)
+    coefficients = _refit_blocks(plane, hidden, table, np.round(dct / table).astype(np.int64))
     values = jpeg_idct.descaled(coefficients, table)  # the IDCT once: for the range and the reference
     if not jpeg_idct.agreed(values):  # where libjpeg-turbo's C and SIMD range limiting disagree: not a JPEG's
         return None
