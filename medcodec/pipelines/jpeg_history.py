@@ -141,6 +141,12 @@ def estimate_table(sample: np.ndarray) -> np.ndarray | None:
     return steps
 
 
+def _coefficient_bits(coefficients: np.ndarray) -> np.ndarray:
+    """[..., 64] -> [...]: an estimate of what a block's quantised coefficients cost, log2(1 + 2|c|) bits each
+    (choose_table's description length, and _refit_blocks' choice between candidates)."""
+    return np.log2(1 + 2 * np.abs(coefficients)).sum(axis=-1)
+
+
 def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float] | None:
     """(quantisation table, share of sampled blocks on its grid) that explains the plane in the fewest
     bits, or None when no table puts enough blocks with some detail on its grid. Candidates: the IJG
@@ -149,8 +155,8 @@ def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float]
 
     A table finer than the true one (entries dividing it) also puts every block on its grid, and a
     slightly coarser one most: so the choice is by description length on a sample of blocks, an
-    estimate of the coefficients' bits (log2(1 + 2|c|) each) plus 8 bits per pixel their float inverse
-    DCT gets wrong, among the tables with at least half as many blocks on their grid as the best.
+    estimate of the coefficients' bits (``_coefficient_bits``) plus WRONG_PIXEL_BITS per pixel their float
+    inverse DCT gets wrong, among the tables with at least half as many blocks on their grid as the best.
     """
     flat = dct.reshape(-1, 64)
     # flat blocks lie on every grid: only blocks with some detail are evidence
@@ -172,7 +178,7 @@ def choose_table(dct: np.ndarray, plane: np.ndarray) -> tuple[np.ndarray, float]
     def description_bits(table: np.ndarray) -> float:
         quantised = np.round(sample / table)
         decoded = np.clip(np.round(_inverse_dct(quantised * table) + 128), 0, 255)
-        return float(np.log2(1 + 2 * np.abs(quantised)).sum()) + 8.0 * np.count_nonzero(decoded != pixels)
+        return float(_coefficient_bits(quantised).sum()) + WRONG_PIXEL_BITS * np.count_nonzero(decoded != pixels)
 
     table, share = min(((t, s) for t, s in zip(tables, shares) if s >= max(shares) / 2),
                        key=lambda candidate: description_bits(candidate[0]))
@@ -267,11 +273,6 @@ def recover(plane: np.ndarray, bits: int, padding: tuple[int, int] = (0, 0)) -> 
     if recovered is None or not (top or left):
         return recovered
     return Recovery(recovered.jpeg, recovered.decoded[top:, left:], recovered.on_grid)
-
-
-def _coefficient_bits(coefficients: np.ndarray) -> np.ndarray:
-    """[..., 64] -> [...]: choose_table's estimate of what a block's quantised coefficients cost."""
-    return np.log2(1 + 2 * np.abs(coefficients)).sum(axis=-1)
 
 
 def _refit_blocks(plane: np.ndarray, hidden: tuple[int, int], table: np.ndarray,
