@@ -226,5 +226,5 @@ def test_integer_least_squares_finds_coefficients_that_reproduce_the_visible_pix
     candidates = jpeg_history._integer_least_squares(equations, pixels, table, prior)
     assert candidates.shape == (200, jpeg_history.SEARCH_WIDTH, 64)
     reproduced = np.round(jpeg_history._inverse_dct(candidates[:, 0] * table))
-    exact = (reproduced == pixels)[equations.reshape(200, 64)].reshape(200, -1).all(axis=1)
+    exact = ((reproduced == pixels) | ~equations).all(axis=1)
     assert exact.mean() > share  # with 3 rows of 8 seen, 24 equations for 64 unknowns: other fits exist

@@ -357,9 +357,7 @@ def _integer_least_squares(equations: np.ndarray, targets: np.ndarray, table: np
         vectors = vectors.reshape(-1, 64)[parents].reshape(blocks, keep.shape[1], 64)
         vectors[:, :, j] = np.take_along_axis(choices.reshape(blocks, -1), keep, axis=1)
         costs = np.take_along_axis(grown, keep, axis=1)
-    if vectors.shape[1] < SEARCH_WIDTH:  # fewer paths than the width exist only for tiny widths
-        vectors = np.concatenate([vectors] + [vectors[:, :1]] * (SEARCH_WIDTH - vectors.shape[1]), axis=1)
-    return vectors
+    return vectors  # 3^64 paths: always SEARCH_WIDTH of them
 
 
 def _recover_whole(plane: np.ndarray, hidden: tuple[int, int] = (0, 0)) -> Recovery | None:
