@@ -228,3 +228,13 @@ def test_integer_least_squares_finds_coefficients_that_reproduce_the_visible_pix
     reproduced = np.round(jpeg_history._inverse_dct(candidates[:, 0] * table))
     exact = ((reproduced == pixels) | ~equations).all(axis=1)
     assert exact.mean() > share  # with 3 rows of 8 seen, 24 equations for 64 unknowns: other fits exist
+
+
+def test_blocks_are_refitted_in_chunks_with_the_same_result(monkeypatch):
+    """The search runs REFIT_CHUNK blocks at a time (its arrays take ~85 KB a block); the chunks change
+    nothing but the memory it needs."""
+    plane = _once_jpeg(90 + 5, 101 + 3, 75)[5:, 3:]
+    whole = recover(plane, 8, (5, 3))
+    monkeypatch.setattr(jpeg_history, "REFIT_CHUNK", 7)
+    chunked = recover(plane, 8, (5, 3))
+    assert chunked.jpeg == whole.jpeg

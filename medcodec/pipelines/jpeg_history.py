@@ -74,6 +74,7 @@ BLOCK_EDGE_CONTRAST = 1.1  # how far the block edges' phase must stand above the
 SEARCH_WIDTH = 8  # candidate coefficient vectors kept through a block's search (_integer_least_squares)
 PIXEL_NOISE = 1 / 12  # variance of a pixel's rounding to an integer: the refitted blocks' equations' noise
 PRIOR_FLOOR = 0.02  # added to each coefficient's mean square: no coefficient is held to exactly 0
+REFIT_CHUNK = 2048  # blocks searched at once: ~85 KB each while searched, so a large plane's peak stays small
 WRONG_PIXEL_BITS = 8.0  # what a pixel the correction plane must carry is taken to cost (choose_table's estimate)
 
 
@@ -310,19 +311,27 @@ def _refit_blocks(plane: np.ndarray, hidden: tuple[int, int], table: np.ndarray,
     others = coefficients[~refit] if (~refit).any() else coefficients.reshape(-1, 64)
     prior = (others.astype(np.float64) ** 2).mean(axis=0) + PRIOR_FLOOR
     mask, target = visible[refit], pixels[refit]
-    equations = mask & (target > -128) & (target < 127)  # a clamped sample is no equation
+    fitted = coefficients.copy()
+    fitted[refit] = np.concatenate([
+        _cheapest_fit(coefficients[refit][i:i + REFIT_CHUNK], mask[i:i + REFIT_CHUNK], target[i:i + REFIT_CHUNK],
+                      table, prior) for i in range(0, len(target), REFIT_CHUNK)])
+    return fitted
 
+
+def _cheapest_fit(rounded: np.ndarray, mask: np.ndarray, target: np.ndarray, table: np.ndarray,
+                  prior: np.ndarray) -> np.ndarray:
+    """[blocks, 64]: per block, the rounded coefficients or one of the search's candidates, whichever
+    _refit_blocks' estimate finds cheapest. mask: the pixels the plane has; target: pixels - 128."""
+    equations = mask & (target > -128) & (target < 127)  # a clamped sample is no equation
     searched = _integer_least_squares(equations, target, table, prior)
-    candidates = np.concatenate([coefficients[refit][:, None, :], searched.astype(np.int64)], axis=1)
+    candidates = np.concatenate([rounded[:, None, :], searched.astype(np.int64)], axis=1)
     values = jpeg_idct.descaled(candidates, table)  # [blocks, 1 + SEARCH_WIDTH, 64]
     wrong = mask[:, None, :] & (np.clip(values, -128, 127) != target[:, None, :])
     cost = _coefficient_bits(candidates) + WRONG_PIXEL_BITS * wrong.sum(axis=2)
     # nothing baseline JPEG cannot hold, nor values on which libjpeg-turbo's builds disagree (jpeg_idct.agreed)
     cost[(np.abs(candidates).max(axis=2) > 1023) | (values < jpeg_idct.AGREED[0]).any(axis=2)
          | (values > jpeg_idct.AGREED[1]).any(axis=2)] = np.inf
-    fitted = coefficients.copy()
-    fitted[refit] = candidates[np.arange(len(target)), np.argmin(cost, axis=1)]
-    return fitted
+    return candidates[np.arange(len(target)), np.argmin(cost, axis=1)]
 
 
 _IDCT_BASIS = np.kron(_DCT, _DCT).T  # [pixel, coefficient]: block pixels = _IDCT_BASIS @ coefficients
