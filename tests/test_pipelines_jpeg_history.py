@@ -238,3 +238,14 @@ def test_blocks_are_refitted_in_chunks_with_the_same_result(monkeypatch):
     monkeypatch.setattr(jpeg_history, "REFIT_CHUNK", 7)
     chunked = recover(plane, 8, (5, 3))
     assert chunked.jpeg == whole.jpeg
+
+
+def test_a_search_that_fails_numerically_leaves_the_rounded_coefficients(monkeypatch):
+    plane = _cut_jpeg(48, 56, 75, 3, 2)
+
+    def singular(*args):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    monkeypatch.setattr(jpeg_history, "_integer_least_squares", singular)
+    (name, streams), *_ = JpegHistoryMethod().encode_alternatives(plane, 8)
+    np.testing.assert_array_equal(get_method(name).decode(streams, plane.shape, 8), plane)

@@ -323,7 +323,11 @@ def _cheapest_fit(rounded: np.ndarray, mask: np.ndarray, target: np.ndarray, tab
     """[blocks, 64]: per block, the rounded coefficients or one of the search's candidates, whichever
     _refit_blocks' estimate finds cheapest. mask: the pixels the plane has; target: pixels - 128."""
     equations = mask & (target > -128) & (target < 127)  # a clamped sample is no equation
-    searched = _integer_least_squares(equations, target, table, prior)
+    try:
+        searched = _integer_least_squares(equations, target, table, prior)
+    except np.linalg.LinAlgError:  # the system is positive definite, but an encoder must not fail on rounding
+        _log.warning("jpeg history: a block search failed numerically; its blocks keep their rounded coefficients")
+        return rounded
     candidates = np.concatenate([rounded[:, None, :], searched.astype(np.int64)], axis=1)
     values = jpeg_idct.descaled(candidates, table)  # [blocks, 1 + SEARCH_WIDTH, 64]
     wrong = mask[:, None, :] & (np.clip(values, -128, 127) != target[:, None, :])
