@@ -3,8 +3,10 @@
 For every 8-bit plane: the top and left padding that puts its block edges on a JPEG grid
 (``jpeg_history.grid_padding``: where neighbouring rows' and columns' differences jump at one phase of
 8), and the JPEG history the method offers, aligned (`jpeg`) and, where the padding is not (0, 0), as
-the bottom-right part of a larger JPEG (`jpeg-crop`); each offered coding decoded and checked, its bytes
-against JPEG-XL e7's lossless coding of the same plane. No learned coding runs: this finds the planes
+the bottom-right part of a larger JPEG (`jpeg-crop`), each with its JPEG transcoded by JPEG-XL and with
+its coefficients coded by medcodec (`jpeg-dct`, the smaller cut's); each offered coding decoded and
+checked, its bytes against JPEG-XL e7's lossless coding of the same plane ("transcoded": the smaller
+of `jpeg` and `jpeg-crop`; "kept": the smallest of all, what the codec keeps). No learned coding runs: this finds the planes
 and sizes the streams; the codec's own files come from `make bench`.
 
     python benchmarks/jpeg_crop_scan.py [--corpus ../shared/corpus/train] [--per-group 1000]
@@ -43,19 +45,25 @@ def main() -> None:
         for name, streams in history.encode_alternatives(plane, bits):
             if not np.array_equal(get_method(name).decode(streams, plane.shape, bits), plane):
                 raise SystemExit(f"{row['file']}: {name} did not decode exactly")
-            row[f"{name} bytes"] = sum(len(s.payload) for s in streams)
-        for name in ("jpeg", "jpeg-crop"):
+            size = sum(len(s.payload) for s in streams)  # jpeg-dct twice where both cuts recover: the smaller
+            row[f"{name} bytes"] = min(size, row.get(f"{name} bytes", size))
+        transcoded = [row[f"{name} bytes"] for name in ("jpeg", "jpeg-crop") if f"{name} bytes" in row]
+        row["transcoded bytes"] = min(transcoded, default=0)  # the JPEG by JPEG-XL, the way it recovers best
+        row["kept bytes"] = min(transcoded + [row.get("jpeg-dct bytes", 0)]) if transcoded else 0
+        for name in ("jpeg", "jpeg-crop", "jpeg-dct"):
             row[f"with {name}"] = int(f"{name} bytes" in row)
             row[f"{name} jxl7 bytes"] = row["jxl7 bytes"] if f"{name} bytes" in row else 0
             row.setdefault(f"{name} bytes", 0)
         records.append(row)
         if row["with jpeg-crop"]:
             print(row["file"], row["padding"], row["jpeg-crop bytes"], row["jxl7 bytes"], flush=True)
-    fields = ("pixels", "with jpeg", "with jpeg-crop", "jpeg bytes", "jpeg jxl7 bytes", "jpeg-crop bytes",
-              "jpeg-crop jxl7 bytes")
+    fields = ("pixels", "with jpeg", "with jpeg-crop", "with jpeg-dct", "jpeg bytes", "jpeg jxl7 bytes",
+              "jpeg-crop bytes", "jpeg-crop jxl7 bytes", "jpeg-dct bytes", "jpeg-dct jxl7 bytes", "transcoded bytes",
+              "kept bytes")
     summary = result_files.totals(records, lambda r: r["folder"], fields)
     for t in summary.values():  # over the planes that recover each way
-        for name in ("jpeg", "jpeg-crop"):
+        t["kept / transcoded"] = round(t["kept bytes"] / t["transcoded bytes"], 4) if t["transcoded bytes"] else None
+        for name in ("jpeg", "jpeg-crop", "jpeg-dct"):
             t[f"{name} / jxl7"] = round(t[f"{name} bytes"] / t[f"{name} jxl7 bytes"], 4) if t[f"{name} jxl7 bytes"] \
                 else None
     result_files.write(args.out, records, summary)

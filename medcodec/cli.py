@@ -374,6 +374,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             note += " (the JPEG it was decoded from, recovered)"
         elif f.get("method") == "jpeg-crop":
             note += " (cut from a decoded JPEG off its block grid; that JPEG recovered)"
+        elif f.get("method") == "jpeg-dct":
+            note += " (the JPEG it was decoded from, recovered; its coefficients coded by medcodec)"
         side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
         if f.get("method") == "raster":
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}

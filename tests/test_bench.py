@@ -256,7 +256,7 @@ def test_a_file_without_planes_whose_pixel_data_is_recompressed_is_reported(tmp_
     assert "recompressed" not in none  # no medcodec mode asked for: nothing measured
 
 
-def test_stream_breakdown_counts_jpeg_crop_frames_as_jpeg_history():
+def test_stream_breakdown_counts_jpeg_crop_and_jpeg_dct_frames_as_jpeg_history():
     from medcodec.bench.runner import _stream_breakdown
 
     class FakeCodec:
@@ -264,8 +264,9 @@ def test_stream_breakdown_counts_jpeg_crop_frames_as_jpeg_history():
         def info(blob):
             return {"section_bytes": {"envelope": 10, "method_stream": 50},
                     "frames": [{"method": "jpeg", "shape": [4, 5]}, {"method": "jpeg-crop", "shape": [2, 3]},
+                               {"method": "jpeg-dct", "shape": [3, 3]},
                                {"method": "raster", "shape": [1, 7]}, {"method": "fast", "shape": [2, 2]}]}
 
     split = _stream_breakdown(FakeCodec, b"x" * 70, "fast")
-    assert (split["jpeg_pixels"], split["raster_pixels"], split["learned_pixels"]) == (26, 7, 4)
+    assert (split["jpeg_pixels"], split["raster_pixels"], split["learned_pixels"]) == (35, 7, 4)
     assert split["overhead_bytes"] == 20

@@ -362,7 +362,9 @@ def test_info_says_a_jpeg_frame_is_a_recovered_jpeg_and_a_jpeg_crop_frame_a_cut_
 
     summary = {"format_major": 2, "kind": "png", "integrity": "ok", "stream_size": 100, "frames": [
         {"frame": 0, "shape": [64, 64], "bits": 8, "method": "jpeg", "bytes": 90},
-        {"frame": 1, "shape": [64, 64], "bits": 8, "method": "jpeg-crop", "bytes": 90}]}
+        {"frame": 1, "shape": [64, 64], "bits": 8, "method": "jpeg-crop", "bytes": 90},
+        {"frame": 2, "shape": [64, 64], "bits": 8, "method": "jpeg-dct", "bytes": 80}]}
     lines = format_info("x.mlc", summary).splitlines()
-    assert lines[-2].endswith("(the JPEG it was decoded from, recovered)")
-    assert lines[-1].endswith("(cut from a decoded JPEG off its block grid; that JPEG recovered)")
+    assert lines[-3].endswith("(the JPEG it was decoded from, recovered)")
+    assert lines[-2].endswith("(cut from a decoded JPEG off its block grid; that JPEG recovered)")
+    assert lines[-1].endswith("(the JPEG it was decoded from, recovered; its coefficients coded by medcodec)")

@@ -124,15 +124,16 @@ def _once_jpeg_annotated(cut: bool = False) -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
-                                                  "latent", "jpeg", "jpeg-crop", "raster", "raster-boost", "raster-palette",
+                                                  "latent", "jpeg", "jpeg-crop", "jpeg-dct", "raster",
+                                                  "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
                                                   "raster-local", "raster-radii", "raster-fit",
                                                   "raster-stack", "raster-lattice"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
-    if request.param in ("jpeg", "jpeg-crop"):
-        original = _once_jpeg_annotated(cut=request.param == "jpeg-crop")
+    if request.param in ("jpeg", "jpeg-crop", "jpeg-dct"):  # jpeg-dct: cut, so its stream carries a cut
+        original = _once_jpeg_annotated(cut=request.param != "jpeg")
     elif request.param == "raster-boost":  # a drifting value lattice: the neighbour-value boost
         original = drifting_lattice().astype(np.uint8)
     elif request.param == "raster-lattice":  # a drifting lattice of step 3: the boost's lattice
@@ -155,7 +156,7 @@ def encoded(request):
         original = _image(noise=40)
     else:
         original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
-    mode = request.param if request.param == "jpeg-crop" else request.param.split("-")[0]
+    mode = request.param if request.param in ("jpeg-crop", "jpeg-dct") else request.param.split("-")[0]
     try:
         if request.param == "slow-split":
             blob = _slow_split_file(original)
@@ -204,7 +205,7 @@ def encoded(request):
             assert option in unpack_side_info(metas[0])["raster"], f"fuzz the {option} path too"
         if request.param == "raster-window":
             assert unpack_side_info(metas[0])["raster"]["sn"].startswith(raster.method.WINDOW_SCALE_MODEL + "/")
-    if request.param in ("jpeg", "jpeg-crop"):
+    if request.param in ("jpeg", "jpeg-crop", "jpeg-dct"):
         indices = [s.index for s in container.unpack(blob)[1] if s.kind == SectionKind.METHOD_STREAM]
         assert indices == [0, 1], "fuzz the correction plane too"
     assert np.array_equal(codec.decode(blob, device="cpu").planes[0], original)

@@ -268,7 +268,7 @@ def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, An
         for f in summary["frames"]:
             method = f.get("method")
             kind = "learned" if method == mode or method not in MODEL_FREE else method
-            kind = "jpeg" if kind == "jpeg-crop" else kind  # JPEG history either way
+            kind = "jpeg" if kind in ("jpeg-crop", "jpeg-dct") else kind  # JPEG history either way
             pixels[kind] = pixels.get(kind, 0) + int(f["shape"][0]) * int(f["shape"][1])
     except Exception:
         return {}

@@ -21,7 +21,7 @@ METHOD_NAMES: tuple[str, ...] = ("classical", *_LEARNED)
 # methods a frame may name that need no weights: the classical fallback, the recovered JPEG history of
 # a once-JPEG 8-bit plane, and raster-order prediction with per-plane weights (noise-dominated planes);
 # the learned modes offer the last two beside their own streams
-MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "jpeg-crop", "raster")
+MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "jpeg-crop", "jpeg-dct", "raster")
 
 
 @functools.lru_cache(maxsize=16)
@@ -45,10 +45,12 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
         from medcodec.pipelines.classical import ClassicalMethod
 
         return ClassicalMethod(effort=effort)
-    if name in ("jpeg", "jpeg-crop"):
-        from medcodec.pipelines.jpeg_history import CroppedJpegHistoryMethod, JpegHistoryMethod
+    if name in ("jpeg", "jpeg-crop", "jpeg-dct"):
+        from medcodec.pipelines.jpeg_history import (CroppedJpegHistoryMethod, JpegCoefficientsMethod,
+                                                     JpegHistoryMethod)
 
-        return (JpegHistoryMethod if name == "jpeg" else CroppedJpegHistoryMethod)(effort=effort)
+        return {"jpeg": JpegHistoryMethod, "jpeg-crop": CroppedJpegHistoryMethod,
+                "jpeg-dct": JpegCoefficientsMethod}[name](effort=effort)
     if name == "raster":
         from medcodec.pipelines.raster import RasterMethod
 
