@@ -343,6 +343,13 @@ def verify(ctx: click.Context, stream: str, original: str | None, device: str, m
     _guard_command(ctx, work)
 
 
+_JPEG_HISTORY_NOTES = {  # what `info` says of a JPEG history frame, by method
+    "jpeg": " (the JPEG it was decoded from, recovered)",
+    "jpeg-crop": " (cut from a decoded JPEG off its block grid; that JPEG recovered)",
+    "jpeg-dct": " (the JPEG it was decoded from, recovered; its coefficients coded by medcodec)",
+}
+
+
 def format_info(name: str, s: dict[str, Any]) -> str:
     """Human-readable form of codec.info's dict."""
     version = f"{s.get('format_major')}.{s['format_minor']}" if "format_minor" in s else f"{s.get('format_major')}.x"
@@ -370,12 +377,7 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         split = f.get("section_bytes", {})
         if split.get("latent_z"):  # what the latent costs against what it saves (issue: latent mode)
             note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
-        if f.get("method") == "jpeg":
-            note += " (the JPEG it was decoded from, recovered)"
-        elif f.get("method") == "jpeg-crop":
-            note += " (cut from a decoded JPEG off its block grid; that JPEG recovered)"
-        elif f.get("method") == "jpeg-dct":
-            note += " (the JPEG it was decoded from, recovered; its coefficients coded by medcodec)"
+        note += _JPEG_HISTORY_NOTES.get(f.get("method"), "")
         side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
         if f.get("method") == "raster":
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}

@@ -24,7 +24,7 @@ from medcodec.bench.codecs import CODECS, REFERENCE, ClassicalCodec
 from medcodec.bench.journal import Journal
 from medcodec.errors import ModelMismatchError
 from medcodec.io.source import is_candidate_file
-from medcodec.pipelines import MODEL_FREE
+from medcodec.pipelines import JPEG_HISTORY_METHODS, MODEL_FREE
 
 LEARNED_MODES = ("fast", "slow", "latent")
 MODE_CHOICES = ("fast", "slow", "latent", "classical", "all", "none")
@@ -268,7 +268,7 @@ def _stream_breakdown(codec_module: Any, blob: bytes, mode: str) -> dict[str, An
         for f in summary["frames"]:
             method = f.get("method")
             kind = "learned" if method == mode or method not in MODEL_FREE else method
-            kind = "jpeg" if kind in ("jpeg-crop", "jpeg-dct") else kind  # JPEG history either way
+            kind = "jpeg" if kind in JPEG_HISTORY_METHODS else kind  # JPEG history whichever way
             pixels[kind] = pixels.get(kind, 0) + int(f["shape"][0]) * int(f["shape"][1])
     except Exception:
         return {}

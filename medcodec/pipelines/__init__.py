@@ -9,7 +9,7 @@ import importlib
 from medcodec.errors import InvalidInputError, MedcodecError, ModelMismatchError
 from medcodec.pipelines.base import Method, Stream
 
-__all__ = ["Method", "Stream", "METHOD_NAMES", "MODEL_FREE", "get_method"]
+__all__ = ["Method", "Stream", "METHOD_NAMES", "JPEG_HISTORY_METHODS", "MODEL_FREE", "get_method"]
 
 # name -> (module, class). Learned methods take device=...; classical and jpeg take effort=...
 _LEARNED: dict[str, tuple[str, str]] = {
@@ -21,7 +21,9 @@ METHOD_NAMES: tuple[str, ...] = ("classical", *_LEARNED)
 # methods a frame may name that need no weights: the classical fallback, the recovered JPEG history of
 # a once-JPEG 8-bit plane, and raster-order prediction with per-plane weights (noise-dominated planes);
 # the learned modes offer the last two beside their own streams
-MODEL_FREE: tuple[str, ...] = ("classical", "jpeg", "jpeg-crop", "jpeg-dct", "raster")
+# the JPEG history's frame methods: aligned, cut off the grid, and coefficients coded by medcodec
+JPEG_HISTORY_METHODS: tuple[str, ...] = ("jpeg", "jpeg-crop", "jpeg-dct")
+MODEL_FREE: tuple[str, ...] = ("classical", *JPEG_HISTORY_METHODS, "raster")
 
 
 @functools.lru_cache(maxsize=16)
@@ -45,7 +47,7 @@ def get_method(name: str, device: str = "auto", effort: int | None = None, corre
         from medcodec.pipelines.classical import ClassicalMethod
 
         return ClassicalMethod(effort=effort)
-    if name in ("jpeg", "jpeg-crop", "jpeg-dct"):
+    if name in JPEG_HISTORY_METHODS:
         from medcodec.pipelines.jpeg_history import (CroppedJpegHistoryMethod, JpegCoefficientsMethod,
                                                      JpegHistoryMethod)
 
