@@ -71,9 +71,14 @@ def range_limit(x: np.ndarray) -> np.ndarray:
 AGREED = (-512, 511)  # descaled values on which libjpeg-turbo's C table and SIMD saturation agree
 
 
+def in_agreed_range(values: np.ndarray) -> np.ndarray:
+    """Per descaled value, whether it lies in ``AGREED``."""
+    return (values >= AGREED[0]) & (values <= AGREED[1])
+
+
 def agreed(values: np.ndarray) -> bool:
     """Whether every descaled value lies in ``AGREED``, so every libjpeg-turbo build gives the same samples."""
-    return values.size == 0 or (int(values.min()) >= AGREED[0] and int(values.max()) <= AGREED[1])
+    return bool(in_agreed_range(values).all())
 
 
 def descaled(coefficients: np.ndarray, quant: np.ndarray) -> np.ndarray:

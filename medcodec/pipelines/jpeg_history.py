@@ -338,9 +338,9 @@ def _cheapest_fit(rounded: np.ndarray, mask: np.ndarray, target: np.ndarray, tab
     values = jpeg_idct.descaled(candidates, table)  # [blocks, 1 + SEARCH_WIDTH, 64]
     wrong = mask[:, None, :] & (np.clip(values, -128, 127) != target[:, None, :])
     cost = _coefficient_bits(candidates) + WRONG_PIXEL_BITS * wrong.sum(axis=2)
-    # nothing baseline JPEG cannot hold, nor values on which libjpeg-turbo's builds disagree (jpeg_idct.agreed)
-    cost[(np.abs(candidates).max(axis=2) > 1023) | (values < jpeg_idct.AGREED[0]).any(axis=2)
-         | (values > jpeg_idct.AGREED[1]).any(axis=2)] = np.inf
+    # nothing baseline JPEG cannot hold, nor values on which libjpeg-turbo's builds disagree
+    cost[(np.abs(candidates).max(axis=2) > jpeg_baseline.MAX_AC)
+         | ~jpeg_idct.in_agreed_range(values).all(axis=2)] = np.inf
     return candidates[np.arange(len(target)), np.argmin(cost, axis=1)]
 
 
@@ -493,11 +493,14 @@ class CroppedJpegHistoryMethod(JpegHistoryMethod):
     cropped = True
 
 
+_ZIGZAG = np.asarray(jpeg_baseline.ZIGZAG)  # natural index of each zigzag position
+_DCT_HEADER = 2 + 64  # a jpeg-dct stream's top, left and quantisation table
+
+
 def _coefficient_stream(recovery: Recovery) -> bytes:
     """A jpeg-dct frame's METHOD_STREAM 0 (``JpegCoefficientsMethod``): the cut, the table, the coefficients."""
-    zigzag = np.asarray(jpeg_baseline.ZIGZAG)
     header = bytes(recovery.padding) + recovery.table.astype(np.uint8).tobytes()
-    return header + jpeg_coefficients.encode(recovery.coefficients[..., zigzag], recovery.table[zigzag])
+    return header + jpeg_coefficients.encode(recovery.coefficients[..., _ZIGZAG], recovery.table[_ZIGZAG])
 
 
 class JpegCoefficientsMethod(JpegHistoryMethod):
@@ -523,15 +526,14 @@ class JpegCoefficientsMethod(JpegHistoryMethod):
         return self._with_correction(plane, recovery, _coefficient_stream(recovery))
 
     def _decoded_jpeg(self, stream: bytes, shape: tuple[int, int]) -> np.ndarray:
-        if len(stream) < 66 or stream[0] > 7 or stream[1] > 7 or 0 in stream[2:66]:
+        if len(stream) < _DCT_HEADER or stream[0] > 7 or stream[1] > 7 or 0 in stream[2:_DCT_HEADER]:
             raise CorruptStreamError("jpeg-dct frame: the stream does not open with a cut of 0-7 rows and columns "
                                      "and a quantisation table of 64 entries 1..255")
         top, left = stream[0], stream[1]
-        table = np.frombuffer(stream[2:66], np.uint8).astype(np.int64)
+        table = np.frombuffer(stream[2:_DCT_HEADER], np.uint8).astype(np.int64)
         height, width = shape[0] + top, shape[1] + left
-        zigzag = np.asarray(jpeg_baseline.ZIGZAG)
-        blocks = jpeg_coefficients.decode(stream[66:], -(-height // 8), -(-width // 8), table[zigzag])
+        blocks = jpeg_coefficients.decode(stream[_DCT_HEADER:], -(-height // 8), -(-width // 8), table[_ZIGZAG])
         coefficients = np.empty(blocks.shape, np.int64)
-        coefficients[..., zigzag] = blocks
+        coefficients[..., _ZIGZAG] = blocks
         samples = jpeg_idct.raster(jpeg_idct.inverse_dct(coefficients, table), height, width)
         return samples[top:, left:].astype(np.int32)
