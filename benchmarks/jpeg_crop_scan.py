@@ -6,8 +6,8 @@ For every 8-bit plane: the top and left padding that puts its block edges on a J
 the bottom-right part of a larger JPEG (`jpeg-crop`), each with its JPEG transcoded by JPEG-XL and with
 its coefficients coded by medcodec (`jpeg-dct`, the smaller cut's); each offered coding decoded and
 checked, its bytes against JPEG-XL e7's lossless coding of the same plane ("transcoded": the smaller
-of `jpeg` and `jpeg-crop`; "kept": the smallest of all, what the codec keeps). No learned coding runs: this finds the planes
-and sizes the streams; the codec's own files come from `make bench`.
+of `jpeg` and `jpeg-crop`; "kept": the smallest of all, what the codec keeps). No learned coding runs:
+this finds the planes and sizes the streams; the codec's own files come from `make bench`.
 
     python benchmarks/jpeg_crop_scan.py [--corpus ../shared/corpus/train] [--per-group 1000]
         [--out benchmarks/results/jpeg_crop_scan.json]
