@@ -16,10 +16,8 @@ faster decoder must change first), so run it on the train split.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ import constriction
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from raster_option_ablation import pick  # noqa: E402
+from encoder_steps import run_steps  # noqa: E402
 
 from medcodec import codec  # noqa: E402
 from medcodec.networks import raster_mlp  # noqa: E402
@@ -163,21 +161,7 @@ def measure(paths, mode: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus/train"))
-    parser.add_argument("--mode", default="fast", choices=("fast", "slow", "latent"))
-    parser.add_argument("--per-folder", type=int, default=3)
-    parser.add_argument("--folders", nargs="*", default=[], help="folders whose every file is coded")
-    parser.add_argument("--out", type=Path, help="default: benchmarks/results/decoder_steps_<mode>.json")
-    args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(1)  # as medcodec bench times it
-    result = measure(pick(args.corpus, tuple(args.folders), args.per_folder), args.mode)
-    out = args.out or Path(f"benchmarks/results/decoder_steps_{args.mode}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"corpus": str(args.corpus), "mode": args.mode, "command": " ".join(sys.argv),
-                               **result}, indent=1) + "\n")
+    result = run_steps("decoder", __doc__, measure)
     for stage, row in result["stages"].items():
         print(f"{stage:84s} {row['time_share']:6.1%} of the time")
 

@@ -19,6 +19,7 @@ import argparse
 import collections
 import contextlib
 import json
+import os
 import sys
 import time
 import weakref
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from raster_option_ablation import pick  # noqa: E402
 
-from medcodec import codec  # noqa: E402
+from medcodec import codec, parallel  # noqa: E402
 from medcodec.pipelines import raster, subimage  # noqa: E402
 
 # (step, Analysis method): the raster analysis' steps that build a candidate analysis from another, in
@@ -136,13 +137,32 @@ def instrumented(log: StepLog):
             setattr(owner, name, function)
 
 
+@contextlib.contextmanager
+def one_thread():
+    """The codec on one thread while inside, as ``medcodec bench`` times it: a plane's codings run in
+    sequence, so the steps' seconds add up to no more than the whole (with two threads, two codings' steps
+    run at once and their seconds overlap). torch's threads and OMP_NUM_THREADS are restored after."""
+    import torch
+
+    threads, variable = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    parallel.set_budget(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if variable is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = variable
+
+
 def measure(paths, mode: str) -> dict:
     """Per file and in total: encode seconds, bytes, and each step's seconds, offers, keeps and saving."""
     files, total = [], {"encode_s": 0.0, "bytes": 0}
     steps: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for path in paths:
         log = StepLog()
-        with instrumented(log):
+        with one_thread(), instrumented(log):
             start = time.perf_counter()
             blob = codec.encode(path, mode=mode)
             seconds = time.perf_counter() - start
@@ -167,22 +187,29 @@ def measure(paths, mode: str) -> dict:
             "steps": summary}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_steps(coder: str, description: str, measure) -> dict:
+    """The command line this script and ``decoder_steps.py`` share (coder: "encoder" or "decoder"): the
+    files picked, ``measure(paths, mode)`` on one thread, its result written as JSON and returned."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus/train"))
     parser.add_argument("--mode", default="fast", choices=("fast", "slow", "latent"))
     parser.add_argument("--per-folder", type=int, default=3)
     parser.add_argument("--folders", nargs="*", default=[], help="folders whose every file is coded")
-    parser.add_argument("--out", type=Path, help="default: benchmarks/results/encoder_steps_<mode>.json")
+    parser.add_argument("--out", type=Path, help=f"default: benchmarks/results/{coder}_steps_<mode>.json")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)  # as medcodec bench times it
     result = measure(pick(args.corpus, tuple(args.folders), args.per_folder), args.mode)
-    out = args.out or Path(f"benchmarks/results/encoder_steps_{args.mode}.json")
+    out = args.out or Path(f"benchmarks/results/{coder}_steps_{args.mode}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"corpus": str(args.corpus), "mode": args.mode, "command": " ".join(sys.argv),
                                **result}, indent=1) + "\n")
+    return result
+
+
+def main() -> None:
+    result = run_steps("encoder", __doc__, measure)
     for step, row in result["steps"].items():
         kept = f"  kept {row['kept']} of {row['offered']}" if row.get("offered") else ""
         saved = f", saved {row['saved_share']:.3%} of the bytes" if row.get("saved_bytes") else ""

@@ -15,6 +15,14 @@ def smooth(shape, bits, seed=0):
     return np.clip(base + rng.normal(0, (1 << bits) / 200, shape), 0, (1 << bits) - 1).astype(np.uint16)
 
 
+def noisy_ramp(shape=(96, 80), seed=5):
+    """A 12-bit diagonal ramp with white noise of sd 30 (uint16): a plane the raster coder codes, its
+    networks and tables all in use (the benchmark scripts' tests time and measure it)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.add.outer(np.arange(shape[0]), np.arange(shape[1])) * 8
+    return np.clip(ramp + rng.normal(0, 30, ramp.shape), 0, 4095).astype(np.uint16)
+
+
 def fine_texture(shape, seed=0):
     """A 16-bit ramp over the whole range with a texture of +-40 levels: finer than the networks' input
     step (2**8 / 4 at this range), so only the full-resolution refinement can see it."""

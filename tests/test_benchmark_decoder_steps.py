@@ -14,6 +14,8 @@ from medcodec import codec
 from medcodec.networks import raster_mlp
 from medcodec.pipelines.raster import decoder, local_ls, wavefront
 
+from planes import noisy_ramp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 decoder_steps = pytest.importorskip("decoder_steps")
 
@@ -26,10 +28,7 @@ def _wrapped_functions():
 
 
 def test_stages_are_timed_inside_the_raster_frames_and_the_codec_is_restored(tmp_path):
-    rng = np.random.default_rng(5)
-    ramp = np.add.outer(np.arange(96), np.arange(80)) * 8
-    plane = np.clip(ramp + rng.normal(0, 30, ramp.shape), 0, 4095).astype(np.uint16)  # a noisy 12-bit plane
-    np.save(tmp_path / "noisy.npy", plane)
+    np.save(tmp_path / "noisy.npy", noisy_ramp())
     paths = [tmp_path / "noisy.npy", EXAMPLES / "dicom16" / "MR_small.dcm"]
     expected = [len(codec.encode(path, mode="fast")) for path in paths]
     before = _wrapped_functions()

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medcodec import codec
 from medcodec.pipelines import raster
+
+from planes import noisy_ramp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 encoder_steps = pytest.importorskip("encoder_steps")
@@ -19,16 +22,15 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examp
 
 
 def test_steps_are_timed_and_the_bytes_are_the_codecs(tmp_path):
-    rng = np.random.default_rng(5)
-    ramp = np.add.outer(np.arange(96), np.arange(80)) * 8
-    plane = np.clip(ramp + rng.normal(0, 30, ramp.shape), 0, 4095).astype(np.uint16)  # a noisy 12-bit plane
-    np.save(tmp_path / "noisy.npy", plane)
+    np.save(tmp_path / "noisy.npy", noisy_ramp())
     paths = [tmp_path / "noisy.npy", EXAMPLES / "dicom16" / "MR_small.dcm"]
     expected = [len(codec.encode(path, mode="fast")) for path in paths]
     before = (raster.analysis.analyse, raster.analysis.Analysis.streams, raster.analysis.Analysis.with_local_ls)
 
+    threads = torch.get_num_threads()
     result = encoder_steps.measure(paths, "fast")
 
+    assert torch.get_num_threads() == threads  # timed on one thread, the budget given back
     assert (raster.analysis.analyse, raster.analysis.Analysis.streams, raster.analysis.Analysis.with_local_ls) == before
     assert [row["bytes"] for row in result["files"]] == expected
     steps = result["steps"]

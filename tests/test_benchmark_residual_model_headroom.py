@@ -13,6 +13,8 @@ import pytest
 from medcodec.entropy import residual_model as rm
 from medcodec.pipelines import raster
 
+from planes import noisy_ramp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 headroom = pytest.importorskip("residual_model_headroom")
 
@@ -20,9 +22,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "medcodec" / "data" / "examp
 
 
 def _noisy_plane(tmp_path) -> Path:
-    rng = np.random.default_rng(7)
-    ramp = np.add.outer(np.arange(72), np.arange(64)) * 8
-    np.save(tmp_path / "noisy.npy", np.clip(ramp + rng.normal(0, 30, ramp.shape), 0, 4095).astype(np.uint16))
+    np.save(tmp_path / "noisy.npy", noisy_ramp())
     return tmp_path / "noisy.npy"
 
 
