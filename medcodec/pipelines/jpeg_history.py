@@ -522,9 +522,6 @@ class JpegCoefficientsMethod(JpegHistoryMethod):
 
     name = "jpeg-dct"
 
-    def _streams(self, plane: np.ndarray, recovery: Recovery) -> list[Stream]:
-        return self._with_correction(plane, recovery, _coefficient_stream(recovery))
-
     def _decoded_jpeg(self, stream: bytes, shape: tuple[int, int]) -> np.ndarray:
         if len(stream) < _DCT_HEADER or stream[0] > 7 or stream[1] > 7 or 0 in stream[2:_DCT_HEADER]:
             raise CorruptStreamError("jpeg-dct frame: the stream does not open with a cut of 0-7 rows and columns "
