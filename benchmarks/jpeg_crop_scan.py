@@ -29,7 +29,7 @@ import result_files  # noqa: E402
 
 
 def main() -> None:
-    from medcodec.pipelines import get_method
+    from medcodec.pipelines import JPEG_HISTORY_METHODS, get_method
     from medcodec.pipelines.jpeg_history import JpegHistoryMethod, grid_padding
 
     args = method_runs.plane_ablation_arguments(__doc__, ROOT / "benchmarks/results/jpeg_crop_scan.json",
@@ -50,7 +50,7 @@ def main() -> None:
         transcoded = [row[f"{name} bytes"] for name in ("jpeg", "jpeg-crop") if f"{name} bytes" in row]
         row["transcoded bytes"] = min(transcoded, default=0)  # the JPEG by JPEG-XL, the way it recovers best
         row["kept bytes"] = min(transcoded + [row.get("jpeg-dct bytes", 0)]) if transcoded else 0
-        for name in ("jpeg", "jpeg-crop", "jpeg-dct"):
+        for name in JPEG_HISTORY_METHODS:
             row[f"with {name}"] = int(f"{name} bytes" in row)
             row[f"{name} jxl7 bytes"] = row["jxl7 bytes"] if f"{name} bytes" in row else 0
             row.setdefault(f"{name} bytes", 0)
@@ -63,7 +63,7 @@ def main() -> None:
     summary = result_files.totals(records, lambda r: r["folder"], fields)
     for t in summary.values():  # over the planes that recover each way
         t["kept / transcoded"] = round(t["kept bytes"] / t["transcoded bytes"], 4) if t["transcoded bytes"] else None
-        for name in ("jpeg", "jpeg-crop", "jpeg-dct"):
+        for name in JPEG_HISTORY_METHODS:
             t[f"{name} / jxl7"] = round(t[f"{name} bytes"] / t[f"{name} jxl7 bytes"], 4) if t[f"{name} jxl7 bytes"] \
                 else None
     result_files.write(args.out, records, summary)
