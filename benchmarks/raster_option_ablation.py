@@ -10,9 +10,11 @@ it changes per file and in total; every file that changes is decoded and verifie
 - ``phase``: resampling-phase classes (format 2.16, ``raster.phase``; off: ``raster.phase.MIN_STRENGTH``
   infinite, so no plane shows a resampling period);
 - ``key-offsets``: per-class scale-key offsets (format 2.17, ``raster.analysis.Analysis.offer_key_offsets``; off:
-  ``raster.analysis.KEY_OFFSET_MIN_SAVING`` infinite).
+  ``raster.analysis.KEY_OFFSET_MIN_SAVING`` infinite);
+- ``differences``: tap-difference weights instead of the boost (format 2.20,
+  ``raster.analysis.Analysis.offer_difference_weights``; off: ``raster.analysis.OFFER_DIFFERENCES``).
 
-    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|phase|key-offsets \
+    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|phase|key-offsets|differences \
         [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
@@ -69,8 +71,12 @@ def offer_key_offsets(offered: bool) -> None:
     raster.analysis.KEY_OFFSET_MIN_SAVING = SHIPPED_KEY_OFFSET_MIN_SAVING if offered else float("inf")
 
 
+def offer_differences(offered: bool) -> None:
+    raster.analysis.OFFER_DIFFERENCES = offered
+
+
 OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice, "phase": offer_phase,
-           "key-offsets": offer_key_offsets}
+           "key-offsets": offer_key_offsets, "differences": offer_differences}
 
 
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:

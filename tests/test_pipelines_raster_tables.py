@@ -43,7 +43,9 @@ def _boosted(params, nb, boost):
 
 
 def _clip_to_range(freq, table, first, last, censor, unit):
-    """The numpy definition of the value range on clipped pixels' frequencies (in place)."""
+    """The numpy definition of the value range on clipped pixels' frequencies (in place); unit: one, or
+    one per pixel."""
+    unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), first.shape)
     entries = np.arange(rm.ALPHABET)
     inside = (entries >= first[:, None]) & (entries <= last[:, None])
     inside[:, rm.ESCAPE] = raster.coding.can_escape(first, last)
@@ -53,7 +55,7 @@ def _clip_to_range(freq, table, first, last, censor, unit):
         for bit, entry, mass in ((1, first, below), (2, last, above)):
             onto = np.flatnonzero(raster.coding.is_entry(entry)) if censor & bit else ()
             if len(onto):
-                freq[onto, entry[onto]] += unit * mass[onto]
+                freq[onto, entry[onto]] += unit[onto] * mass[onto]
     return freq
 
 
@@ -214,3 +216,74 @@ def test_strided_sums_are_the_runs_of_every_step_th_entry(step):
     main = rm.tables()[:, :rm.ESCAPE].astype(np.int64)
     for e in (0, 1, step, rm.ESCAPE // 2, rm.ESCAPE - 1):
         assert np.array_equal(sums[:, e], main[:, e::-step].sum(axis=1))
+
+
+def _difference_reference(params, nb, weights, value_range):
+    """The numpy definition of the rows under tap-difference weights (docs/FORMAT.md, 2.20)."""
+    differences = raster.differences
+    table = raster.tables.frequencies()[params.table]
+    value = params.base[:, None] + np.arange(rm.ESCAPE)[None, :] - rm.SUPPORT  # each value entry's value
+    slot = differences.slot_of(value[:, :, None] - nb.astype(np.int64)[:, None, :])  # [pixels, entries, taps]
+    score = weights[np.arange(nb.shape[1])[None, None, :], slot].sum(axis=2)
+    top = np.maximum(score.max(axis=1), 0)
+    powers = differences.powers()
+    weight = np.ones(table.shape) * powers[np.maximum(-top, -differences.DEPTH) + differences.DEPTH][:, None]
+    weight[:, :rm.ESCAPE] = powers[np.maximum(score - top[:, None], -differences.DEPTH) + differences.DEPTH]
+    wide = params.low_bits > 0
+    weight[wide] = powers[differences.DEPTH]
+    freq = table * weight
+    if value_range is not None:
+        first, last = raster.coding.in_range_entries(params, value_range)
+        rows = np.flatnonzero(raster.coding.is_clipped(first, last))
+        if rows.size:
+            freq[rows] = _clip_to_range(freq[rows], params.table[rows], first[rows], last[rows], value_range[2],
+                                        weight[rows, rm.ESCAPE])
+    return freq / freq.sum(axis=1, keepdims=True)
+
+
+def _difference_weights(rng, scale):
+    differences = raster.differences
+    return rng.integers(-scale, scale + 1, (differences.TAPS, differences.WIDTH))
+
+
+@pytest.mark.parametrize("value_range", [None, (40, 4000, 0), (40, 4000, 3), (7, 7, 3), (0, 255, 1), (0, 255, 2)])
+@pytest.mark.parametrize("scale", [0, 16, raster.differences.LIMIT])
+def test_difference_rows_are_the_numpy_definition_bit_for_bit(value_range, scale):
+    rng = np.random.default_rng(11 + scale)
+    weights = _difference_weights(rng, scale)
+    for values, ells in ((4096, 90), (256, 40)):
+        params, nb = _pixels(rng, 500, values, ells)
+        got = raster.tables.difference_probabilities(params.table, params.low_bits, params.base, nb, weights,
+                                                     value_range)
+        assert np.array_equal(got, _difference_reference(params, nb, weights, value_range))
+        symbols, _ = rm.coded_symbols(np.clip((params.base + rng.integers(-30, 31, params.base.size)),
+                                              0, values - 1), params)
+        total, own = raster.tables.difference_code_terms(params.table, params.low_bits, params.base, nb, symbols,
+                                                         weights, value_range)
+        assert np.array_equal(total, np.round(total)) and total.max() < 2**53
+        inside = own > 0  # a symbol outside the range has no probability
+        assert np.array_equal((own / total)[inside], got[np.arange(params.base.size), symbols][inside])
+
+
+@pytest.mark.parametrize("value_range", [None, (40, 4000, 3), (0, 255, 1)])
+def test_zero_difference_weights_give_the_plain_rows(value_range):
+    # every entry weighted alike: the rows are the plain tables' (with the range), to the bit
+    rng = np.random.default_rng(5)
+    params, nb = _pixels(rng, 400, 4096, 90)
+    zero = np.zeros((raster.differences.TAPS, raster.differences.WIDTH), np.int64)
+    assert np.array_equal(raster.tables.difference_probabilities(params.table, params.low_bits, params.base, nb, zero,
+                                                                 value_range),
+                          raster.tables.probabilities(params.table, params.low_bits, params.base, None, (0, 0),
+                                                      value_range))
+
+
+def test_difference_rows_do_not_depend_on_the_batch():
+    rng = np.random.default_rng(9)
+    params, nb = _pixels(rng, 64, 300, 40)
+    weights = _difference_weights(rng, 40)
+    batch = raster.tables.difference_probabilities(params.table, params.low_bits, params.base, nb, weights,
+                                                   (20, 255, 3))
+    for i in (0, 17, 63):
+        one = raster.tables.difference_probabilities(params.table[i:i + 1], params.low_bits[i:i + 1],
+                                                     params.base[i:i + 1], nb[i:i + 1], weights, (20, 255, 3))
+        assert np.array_equal(one, batch[i:i + 1])

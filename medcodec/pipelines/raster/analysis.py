@@ -23,7 +23,7 @@ from medcodec.container.format import SectionKind
 from medcodec.entropy import residual_model as rm
 from medcodec.networks import raster_mlp
 from medcodec.pipelines.base import Stream, pack_side_info
-from medcodec.pipelines.raster import coding, fitting, local_ls, phase, prediction, side_info
+from medcodec.pipelines.raster import coding, differences, fitting, local_ls, phase, prediction, side_info
 from medcodec.pipelines.raster.fitting import FIRST_STAGE_EPSILON, ROBUST_EPSILON
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BORDER_DEFAULT, CLASSES, COEF_LIMIT, COEF_SHIFT,
                                               ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, OFFSETS, PAD_LEFT, PAD_TOP,
@@ -43,6 +43,13 @@ BOOST_ELL_STEPS = (0, 2, 4)
 # (step, weight per neighbour in 1/16) lattices the encoder tries on top of the best boost (format 2.8)
 LATTICES = ((2, 8), (2, 24), (2, 64), (3, 8), (3, 24), (3, 64))
 BOOST_SAMPLE = 1 << 15  # pixels the boost search looks at
+# Tap-difference weights (format 2.20, Analysis.offer_difference_weights): the scale-index step (of the plain
+# tables) they are fitted at, and the steps then tried per bucket (they make the tables peakier, so wider
+# tables pay: train chest radiographs fitted best 2-4 steps wider)
+OFFER_DIFFERENCES = True
+DIFFERENCE_FIT_STEP = 2
+DIFFERENCE_ELL_STEPS = (0, 2, 4, 6)
+DIFFERENCE_MIN_SAVING = 0.005  # of the held-out half's code length
 SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
 # The per-plane fit of the correction network's output layer (format 2.6, Analysis._output_delta):
@@ -194,7 +201,7 @@ class Analysis:
         self.buckets = (keys - low).astype(np.int16)
         self.model.bucket_low = low
         self.model.scale_net = scale_tag
-        self.model.boost, self.model.lattice = (0, 0), (0, 0)
+        self.model.boost, self.model.lattice, self.model.differences = (0, 0), (0, 0), None
         self.model.ell = self.plain_ell = self._fit_buckets(low, high - low + 1)
         self.plain_cost_bits: float | None = None
         self.range_saving_bits, self.range_censor = 0.0, 0
@@ -229,13 +236,15 @@ class Analysis:
 
     def _bucket_state(self) -> tuple:
         m = self.model
-        return (self.buckets, m.bucket_low, m.scale_net, m.key_offsets, m.boost, m.lattice, m.ell, self.plain_ell,
-                self.boost_ratio, self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range)
+        return (self.buckets, m.bucket_low, m.scale_net, m.key_offsets, m.boost, m.lattice, m.differences, m.ell,
+                self.plain_ell, self.boost_ratio, self.plain_cost_bits, self.range_saving_bits, self.range_censor,
+                m.value_range)
 
     def _set_bucket_state(self, state: tuple) -> None:
         m = self.model
-        (self.buckets, m.bucket_low, m.scale_net, m.key_offsets, m.boost, m.lattice, m.ell, self.plain_ell,
-         self.boost_ratio, self.plain_cost_bits, self.range_saving_bits, self.range_censor, m.value_range) = state
+        (self.buckets, m.bucket_low, m.scale_net, m.key_offsets, m.boost, m.lattice, m.differences, m.ell,
+         self.plain_ell, self.boost_ratio, self.plain_cost_bits, self.range_saving_bits, self.range_censor,
+         m.value_range) = state
 
     def _learned_keys(self, nets: Sequence[raster_mlp.RasterCorrection], keys: np.ndarray, scale_sum: np.ndarray,
                       errors2: np.ndarray) -> list[np.ndarray]:
@@ -726,6 +735,47 @@ class Analysis:
         self.model.ell = np.clip(self.plain_ell + np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)], 0, rm.MAX_ELL - 1)
         return best / plain
 
+    def offer_difference_weights(self) -> None:
+        """Tap-difference weights (``differences``) fitted at DIFFERENCE_FIT_STEP to half of a sample, each
+        bucket's scale index then the best of DIFFERENCE_ELL_STEPS; kept instead of the boost where their
+        exact code length on the other half, scaled to the plane, saves DIFFERENCE_MIN_SAVING of it and their
+        side information (weighed on the pixels they were fitted to, the saving looked larger than it was:
+        a train DX 0.1 % larger with them)."""
+        if not OFFER_DIFFERENCES:
+            return
+        members = fitting.strided_sample(self.values.size, BOOST_SAMPLE * self.sample_scale, self.width)
+        if (rm.pixel_params(self.mu[members], self.model.ell[self.buckets[members]]).low_bits > 0).mean() > 0.9:
+            return  # wide 16-bit residuals: the weights do not apply
+
+        def sample(pixels, ell):
+            buckets = self.buckets[pixels].astype(np.int64)
+            return (self.values[pixels], rm.pixel_params(self.mu[pixels], np.clip(ell, 0, rm.MAX_ELL - 1)[buckets]),
+                    self._neighbour_values(pixels), buckets)
+
+        values, params, nb, _ = sample(members[0::2], self.plain_ell + DIFFERENCE_FIT_STEP)
+        weights = differences.fit(values, params, nb)
+        if weights is None:
+            return
+        held_out = members[1::2]
+        values, params, nb, buckets = sample(held_out, self.model.ell)
+        current = float(coding.cost_bits(values, params, nb, self.model.boost_terms, self.model.value_range).sum())
+        costs = []
+        for step in DIFFERENCE_ELL_STEPS:
+            values, params, nb, _ = sample(held_out, self.plain_ell + step)
+            costs.append(np.bincount(buckets, coding.difference_cost_bits(values, params, nb, weights,
+                                                                          self.model.value_range),
+                                     minlength=self.model.ell.size))
+        table = np.stack(costs)
+        best = float(table.min(axis=0).sum())
+        side_bits = 8 * len(pack_side_info({KEY: {"dw": weights.ravel().tolist()}}))
+        saved = (current - best) * self.values.size / held_out.size
+        if saved <= side_bits or best > (1 - DIFFERENCE_MIN_SAVING) * current:
+            return
+        self.model.boost, self.model.lattice, self.model.differences = (0, 0), (0, 0), weights
+        self.model.ell = np.clip(self.plain_ell + np.array(DIFFERENCE_ELL_STEPS)[table.argmin(axis=0)], 0,
+                                 rm.MAX_ELL - 1)
+        self.boost_ratio *= best / current
+
     def _settle_range(self) -> None:
         """The plain code length, and whether the value range is sent: where it saves RANGE_MIN_BYTES."""
         if self.plain_cost_bits is None:  # once: the residuals' part is a pass over every pixel
@@ -851,7 +901,8 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
     smaller; then, where a correction is kept and a second network is given, the two stacked if that
     codes smaller; then the local least-squares blend where it saves local_min_share of the estimate (None:
     LOCAL_MIN_SHARE), with windows of local_radii blended in too where that codes smaller; then each
-    learned scale offered, in turn, where it codes smaller than what is kept. On a large plane only one
+    learned scale offered, in turn, where it codes smaller than what is kept; then per-class scale-key offsets
+    and tap-difference weights, each where it codes smaller. On a large plane only one
     whole-plane analysis is alive at a time (a 4096^2 plane's is ~1.4 GB): the one kept so far is dropped
     while the other classes' is built, and rebuilt if those lose."""
     analysis = with_block_classes(first_analysis(plane, bits, correction, robust, thorough), correction)
@@ -871,6 +922,7 @@ def analyse(plane: np.ndarray, bits: int, correction: raster_mlp.RasterCorrectio
         analysis = local
     analysis.offer_learned_scales(scale_nets)
     analysis.offer_key_offsets()
+    analysis.offer_difference_weights()
     return analysis
 
 

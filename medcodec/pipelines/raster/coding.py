@@ -83,7 +83,12 @@ def probabilities(model: RasterModel, params: rm.PixelParams, nb: np.ndarray | N
       leaky quantisation still gives them its smallest probability) and their mass is dropped or,
       censored, moved onto the range's end: a pixel predicted near a plane's floor or ceiling (CT padding
       and air, saturated CT windows and radiographs) no longer spends probability on values the plane
-      never holds."""
+      never holds;
+    * or, instead of the boost, tap-difference weights (``differences``, format 2.20): each value's entry
+      weighted by how far it lies from each neighbour's value, with weights the encoder fitted to the plane."""
+    if model.differences is not None:
+        return tables.difference_probabilities(params.table, params.low_bits, params.base, nb, model.differences,
+                                               model.value_range)
     return tables.probabilities(params.table, params.low_bits, params.base, nb, model.boost_terms,
                                        model.value_range)
 
@@ -120,6 +125,15 @@ def cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, boost:
     symbols, escaped = rm.coded_symbols(values, params)
     total, own = tables.boosted_code_terms(params.table, params.low_bits, params.base, nb, symbols, boost,
                                                   value_range)
+    return np.log2(total / own) + np.where(escaped, RAW_ESCAPE_BITS, params.low_bits)
+
+
+def difference_cost_bits(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, weights: np.ndarray,
+                         value_range: tuple[int, int, int] | None = None) -> np.ndarray:
+    """``cost_bits`` under tap-difference weights instead of a boost (tables.difference_code_terms)."""
+    symbols, escaped = rm.coded_symbols(values, params)
+    total, own = tables.difference_code_terms(params.table, params.low_bits, params.base, nb, symbols, weights,
+                                              value_range)
     return np.log2(total / own) + np.where(escaped, RAW_ESCAPE_BITS, params.low_bits)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from medcodec.entropy import residual_model as rm
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
+from medcodec.pipelines.raster import differences as tap_differences
 from medcodec.pipelines.raster import local_ls, phase, prediction
 from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BORDER_CLASSES, BORDER_DEFAULT, CLASSES,
                                               COEF_LIMIT, ERROR_TAPS, FIRST_LIMIT, KEY_OFFSET_LIMIT, LATTICE_LIMIT,
@@ -18,7 +19,7 @@ from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BOR
 
 KEY = "raster"  # the side information's key
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph", "ko"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph", "ko", "dw"})
 MAX_PALETTE_RUNS = 1 << 16
 
 
@@ -73,6 +74,9 @@ class RasterModel:
     # int64 [ACTIVITY_CLASSES]: added to the scale key of every inner pixel of each class (format 2.17; in
     # quarter octaves, |k| <= KEY_OFFSET_LIMIT); None: none
     key_offsets: np.ndarray | None = None
+    # int64 [differences.TAPS, differences.WIDTH] in 1/16 bit: the tables reweighted by each value's
+    # difference from each neighbour (format 2.20; instead of a boost); None: not sent
+    differences: np.ndarray | None = None
 
     def keys_by_class(self) -> np.ndarray | None:
         """``keys_by_class(key_offsets)``, or None where the frame sends no key offsets."""
@@ -85,8 +89,9 @@ class RasterModel:
 
     @property
     def boosted(self) -> bool:
-        """Whether the tables look at the neighbours' values (a boost or a lattice is sent)."""
-        return any(self.boost) or self.lattice[1] > 0
+        """Whether the tables look at the neighbours' values (a boost, a lattice or tap-difference weights are
+        sent)."""
+        return any(self.boost) or self.lattice[1] > 0 or self.differences is not None
 
     def local_blends(self) -> list[tuple[int, np.ndarray]]:
         """(window radius, weights per class) of every local least-squares prediction blended in."""
@@ -150,7 +155,8 @@ class RasterModel:
                 **({"n2": self.second_correction, "sk": self.stack_weights.ravel().tolist()}
                    if self.second_correction is not None else {}),
                 **({"ph": list(self.resampling)} if self.resampling is not None else {}),
-                **({"ko": self.key_offsets.tolist()} if self.key_offsets is not None else {})}
+                **({"ko": self.key_offsets.tolist()} if self.key_offsets is not None else {}),
+                **({"dw": self.differences.ravel().tolist()} if self.differences is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -231,6 +237,14 @@ class RasterModel:
                 if key_offsets.shape != (ACTIVITY_CLASSES,) or np.abs(key_offsets).max() > KEY_OFFSET_LIMIT \
                         or not key_offsets.any():
                     raise ValueError("bad scale-key offsets")
+            differences = None
+            if "dw" in data:
+                differences = np.array(data["dw"], dtype=np.int64)
+                if differences.size != tap_differences.TAPS * tap_differences.WIDTH or "nb" in data or "lt" in data:
+                    raise ValueError("bad tap-difference weights")
+                differences = differences.reshape(tap_differences.TAPS, tap_differences.WIDTH)
+                if not tap_differences.valid(differences):
+                    raise ValueError("bad tap-difference weights")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + start_ell(bucket_low, ell.size), step=step, offset=offset,
@@ -239,7 +253,7 @@ class RasterModel:
                         correction=correction, scale_net=scale_net, value_range=value_range,
                         local_weights=local_weights, local_extra=local_extra, output_delta=output_delta,
                         second_correction=second_correction, stack_weights=stack_weights, resampling=resampling,
-                        key_offsets=key_offsets)
+                        key_offsets=key_offsets, differences=differences)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptStreamError(f"raster side information is malformed ({exc})") from None
         ok = (0 <= model.pad < (1 << model.coded_bits(bits)) and 0 <= model.class_shift <= 16

@@ -108,20 +108,8 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
                     for e in range(_lattice_start(taps[p, k], base[p], step), _ESCAPE, step):
                         freq[e] += row[e] * weight
         plain = not boosted
-        if censor >= 0:
-            first, last = _range_entries(lo, hi, low_bits[p], base[p])
-            if first > 0 or last < 2 * _SUPPORT:  # the table holds entries for values outside the range
-                plain = False
-                can_escape = first < 0 or last > 2 * _SUPPORT
-                for e in range(_ESCAPE):
-                    if e < first or e > last:
-                        freq[e] = 0.0
-                if not can_escape:
-                    freq[_ESCAPE] = 0.0
-                if censor & 1 and 0 <= first < _ESCAPE:
-                    freq[first] += unit * prefix_sums[table[p], first]
-                if censor & 2 and 0 <= last < _ESCAPE:
-                    freq[last] += unit * (prefix_sums[table[p], _ESCAPE] - prefix_sums[table[p], last + 1])
+        if censor >= 0 and _clip_to_range(freq, prefix_sums[table[p]], lo, hi, low_bits[p], base[p], censor, unit):
+            plain = False
         if plain:
             for e in range(_ALPHABET):
                 out[p, e] = row[e] / _TOTAL
@@ -131,6 +119,28 @@ def _fill(frequencies, prefix_sums, table, low_bits, base, taps, seen, per_count
                 total += freq[e]  # integers below 2**53: exact in any order
             for e in range(_ALPHABET):
                 out[p, e] = freq[e] / total
+
+
+@kernel(inline=True)
+def _clip_to_range(freq, sums, lo, hi, low_bits, base, censor, unit):
+    """A row's frequencies cut to the value range (the module docstring): where the table holds entries for
+    values outside [lo, hi], those get 0, the escape too where no escaped value can lie in the range, and a
+    censored end gains the plain table's mass beyond it (sums: the table's prefix sums) times unit.
+    Whether the row was cut."""
+    first, last = _range_entries(lo, hi, low_bits, base)
+    if not (first > 0 or last < 2 * _SUPPORT):
+        return False
+    can_escape = first < 0 or last > 2 * _SUPPORT
+    for e in range(_ESCAPE):
+        if e < first or e > last:
+            freq[e] = 0.0
+    if not can_escape:
+        freq[_ESCAPE] = 0.0
+    if censor & 1 and 0 <= first < _ESCAPE:
+        freq[first] += unit * sums[first]
+    if censor & 2 and 0 <= last < _ESCAPE:
+        freq[last] += unit * (sums[_ESCAPE] - sums[last + 1])
+    return True
 
 
 def boosted_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray,
@@ -257,3 +267,91 @@ def _boosted_terms(frequencies, prefix_sums, strided, table, low_bits, base, tap
                     mine += 16.0 * above
         total[p] = whole
         own[p] = mine
+
+
+def difference_probabilities(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray,
+                             weights: np.ndarray, value_range: tuple[int, int, int] | None) -> np.ndarray:
+    """float64 [pixels, ALPHABET]: each pixel's row for the coder under tap-difference weights (format 2.20,
+    ``differences``: int64 [TAPS, WIDTH]) instead of a boost, with the value range as ``probabilities``."""
+    out = np.empty((table.size, _ALPHABET), dtype=np.float64)
+    _difference_call(table, low_bits, base, nb, np.zeros(0, np.int64), weights, value_range, out,
+                     np.empty(0), np.empty(0))
+    return out
+
+
+def difference_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndarray, nb: np.ndarray,
+                          symbols: np.ndarray, weights: np.ndarray,
+                          value_range: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(total, own) float64 per pixel of the rows ``difference_probabilities`` builds, without keeping them:
+    what the encoder weighs, log2(total / own). Exact integers."""
+    total, own = np.empty(table.size, dtype=np.float64), np.empty(table.size, dtype=np.float64)
+    _difference_call(table, low_bits, base, nb, symbols, weights, value_range, np.empty((0, _ALPHABET)), total, own)
+    return total, own
+
+
+def _difference_call(table, low_bits, base, nb, symbols, weights, value_range, out, total, own) -> None:
+    from medcodec.pipelines.raster import differences
+
+    lo, hi, censor = value_range if value_range is not None else (0, 0, -1)
+    _difference_rows(frequencies(), prefix_sums(), differences.powers(), np.ascontiguousarray(table, dtype=np.int64),
+                     np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
+                     np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(weights, dtype=np.int64),
+                     np.ascontiguousarray(symbols, dtype=np.int64), differences.RADIUS, differences.DEPTH,
+                     int(lo), int(hi), int(censor), out, total, own)
+
+
+@kernel
+def _difference_rows(frequencies, prefix_sums, powers, table, low_bits, base, taps, weights, symbols, radius, depth,
+                     lo, hi, censor, out, total, own):
+    """Rows under tap-difference weights (``differences``' docstring defines them): into out, or, where out
+    has no rows, each row's sum and its symbol's entry into total and own. Every frequency an integer
+    below 2**44 (table entry < 2**20 times a power <= 2**24), their sum below 2**53: exact in any order."""
+    freq = np.empty(_ALPHABET, dtype=np.float64)
+    score = np.empty(_ESCAPE + 1, dtype=np.int64)
+    steps = np.empty(_ESCAPE + 1, dtype=np.int64)
+    last = weights.shape[1] - 1
+    rows = out.shape[0] > 0
+    for p in range(table.size):
+        row = frequencies[table[p]]
+        unit = powers[depth]  # the weight of a score of 0 where it is the best
+        if low_bits[p] == 0:
+            for e in range(_ESCAPE + 1):
+                score[e] = 0
+                steps[e] = 0
+            for k in range(taps.shape[1]):
+                centre = taps[p, k] - base[p] + _SUPPORT  # the entry holding the neighbour's value
+                # the entries farther than radius below and above: their weights as steps of a running sum
+                below, above = min(max(centre - radius, 0), _ESCAPE), min(max(centre + radius + 1, 0), _ESCAPE)
+                steps[0] += weights[k, 0]
+                steps[below] -= weights[k, 0]
+                steps[above] += weights[k, last]
+                steps[_ESCAPE] -= weights[k, last]
+                for j in range(2 * radius + 1):
+                    e = centre + j - radius
+                    if 0 <= e < _ESCAPE:
+                        score[e] += weights[k, j + 1]
+            running = 0
+            for e in range(_ESCAPE):
+                running += steps[e]
+                score[e] += running
+            top = 0
+            for e in range(_ESCAPE):
+                top = max(top, score[e])
+            unit = powers[max(-top, -depth) + depth]
+            for e in range(_ESCAPE):
+                freq[e] = row[e] * powers[max(score[e] - top, -depth) + depth]
+            freq[_ESCAPE] = row[_ESCAPE] * unit
+        else:  # wide residuals: every entry a range of values, the table as it is
+            for e in range(_ALPHABET):
+                freq[e] = row[e] * unit
+        if censor >= 0:
+            _clip_to_range(freq, prefix_sums[table[p]], lo, hi, low_bits[p], base[p], censor, unit)
+        whole = 0.0
+        for e in range(_ALPHABET):
+            whole += freq[e]
+        if rows:
+            for e in range(_ALPHABET):
+                out[p, e] = freq[e] / whole
+        else:
+            total[p] = whole
+            own[p] = freq[symbols[p]]

@@ -1,0 +1,118 @@
+"""Tap-difference weights (format 2.20): a raster frame's tables reweighted by how far each value lies
+from each of the pixel's 12 neighbours, with weights the encoder fits to the plane.
+
+Why: on contrast-stretched or locally equalised radiographs (every train and test chest radiograph:
+steps of 2-4 grey levels between the values a region uses, which ones drifting across the image) the
+likely values are the neighbours' and those a lattice step or two from them, with a pattern that
+differs between images and between neighbours (W and N agree more than the far taps; a step of 3 on
+one image, 2 or 4 on another). The neighbour-value boost and its fixed lattice (``tables``) see only
+part of it. A log-linear weight per (neighbour, difference), fitted on a sample, saw 5-13 % fewer bits
+of the main symbols than the shipped boost on train chest radiographs (held-out half of the sample).
+
+The definition (docs/FORMAT.md): entry e of a pixel without low bits, holding value v, has the score
+s_e = sum_k w[k, slot(v - n_k)] over its 12 neighbours' values n_k, slot(d) = clamp(d, -RADIUS - 1, RADIUS + 1)
++ RADIUS + 1 (a weight per difference within RADIUS, one for all farther below and one above)
+(in 1/16 of a bit; the escape's is 0); with top the largest
+of the pixel's scores and 0, its frequency is f_e * POWERS[max(s_e - top, -DEPTH) + DEPTH]: only
+differences of scores count (a softmax's), the best entry's weight is 2**24 and none falls below 2**8.
+Every entry of a pixel with low bits, and a censored end's moved mass, take the weight of a score of 0.
+POWERS[i] = floor(2 ** (FLOOR_BITS + i / 16)) from integer roots alone, so the same integers on every
+machine."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from medcodec.entropy import residual_model as rm
+from medcodec.pipelines.raster.layout import OFFSETS
+
+TAPS = len(OFFSETS)  # every neighbour of the template
+RADIUS = 8  # differences -RADIUS..RADIUS have their own weight; farther ones one below, one above
+WIDTH = 2 * RADIUS + 3
+LIMIT = 255  # |weight| in 1/16 bit: 16 bits either way
+DEPTH = 256  # scores more than 16 bits below the pixel's best count as 16 bits below
+FLOOR_BITS = 8  # POWERS[0] = 2**8: the largest, 2**24, times a table entry (< 2**20) times 194 entries < 2**53
+FIT_SAMPLE = 1 << 13  # pixels the fit looks at
+WINDOW = 48  # entries the fit scores one by one around a pixel's neighbours (the rest: two far entries)
+FIT_ITERATIONS = 30
+FIT_RIDGE = 1e-6  # per weight (bits**2) against bits a pixel: keeps rare differences near 0
+
+
+@functools.lru_cache(maxsize=1)
+def powers() -> np.ndarray:
+    """float64 [DEPTH + 1]: floor(2 ** (FLOOR_BITS + i / 16)) as exact integers: the 16th root of
+    2 ** (16 FLOOR_BITS + i) by four integer square roots (floor(sqrt(floor(x))) = floor(sqrt(x)))."""
+    out = []
+    for i in range(DEPTH + 1):
+        x = 1 << (16 * FLOOR_BITS + i)
+        for _ in range(4):
+            x = math.isqrt(x)
+        out.append(x)
+    return np.array(out, dtype=np.float64)
+
+
+def slot_of(difference):
+    """A difference v - n's weight's index: 0 below -RADIUS, 1 + RADIUS + d within, WIDTH - 1 above RADIUS."""
+    return np.clip(difference, -RADIUS - 1, RADIUS + 1) + RADIUS + 1
+
+
+def valid(weights: np.ndarray) -> bool:
+    return weights.shape == (TAPS, WIDTH) and int(np.abs(weights).max()) <= LIMIT and bool(weights.any())
+
+
+def fit(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray) -> np.ndarray | None:
+    """int64 [TAPS, WIDTH] weights fitted (encoder only; the decoder reads them) to these pixels' main
+    symbols under their tables, or None when too few pixels have no low bits. A float fit in torch of
+    the log-linear model (its WINDOW entries near the neighbours one by one, the rest of the table as
+    two entries, 4x fewer terms than every entry and within 0.1 % on train radiographs), by L-BFGS;
+    then rounded. What it saves is weighed afterwards
+    on the exact integer rows (``tables.difference_code_terms``)."""
+    import torch
+
+    symbols, escaped = rm.coded_symbols(values, params)
+    keep = np.flatnonzero((params.low_bits == 0) & ~escaped)
+    if keep.size < 1024:
+        return None
+    if keep.size > FIT_SAMPLE:
+        keep = keep[np.linspace(0, keep.size - 1, FIT_SAMPLE).astype(np.int64)]
+    base, taps, symbols, table = params.base[keep], nb[keep].astype(np.int64), symbols[keep], params.table[keep]
+    # each pixel's WINDOW entries around its neighbours' median, and the rest of its table as two entries,
+    # below and above the window, scored as below or above every neighbour (the far weights)
+    first = np.clip(np.median(taps, axis=1).astype(np.int64) - base + rm.SUPPORT - WINDOW // 2, 0, rm.ESCAPE - WINDOW)
+    entries = first[:, None] + np.arange(WINDOW)[None, :]
+    sums = np.concatenate([np.zeros((rm.tables().shape[0], 1), np.int64), np.cumsum(rm.tables(), axis=1)], axis=1)
+    below = sums[table, first]
+    above = sums[table, rm.ESCAPE] - sums[table, first + WINDOW]
+    masses = np.concatenate([rm.tables()[table[:, None], entries], below[:, None], above[:, None],
+                             rm.tables()[table, rm.ESCAPE][:, None]], axis=1).astype(np.float64)
+    log_masses = torch.tensor(np.log(np.maximum(masses, 1e-30)))
+    window_values = entries - rm.SUPPORT + base[:, None]
+    far = np.broadcast_to(np.array([0, WIDTH - 1, -1]), (keep.size, 3))  # below, above; the escape: no weight
+    slots = [torch.tensor(np.concatenate([k * WIDTH + slot_of(window_values - taps[:, k:k + 1]),
+                                          np.where(far < 0, TAPS * WIDTH, k * WIDTH + far)], axis=1))
+             for k in range(TAPS)]
+    target = torch.tensor(np.where(symbols < first, WINDOW, np.where(symbols >= first + WINDOW, WINDOW + 1,
+                                                                     symbols - first)))
+    weights = torch.zeros(TAPS * WIDTH + 1, dtype=torch.float64, requires_grad=True)  # in bits; the last: 0
+    pixels = float(keep.size)
+
+    def loss() -> torch.Tensor:
+        logits = log_masses + sum(weights[slot] for slot in slots) * math.log(2.0)
+        bits = -torch.log_softmax(logits, dim=1).gather(1, target[:, None]).sum() / math.log(2.0)
+        return bits / pixels + FIT_RIDGE * (weights[:-1] ** 2).sum()
+
+    optimiser = torch.optim.LBFGS([weights], max_iter=FIT_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        value = loss()
+        value.backward()
+        weights.grad[-1] = 0.0  # the escape's weight stays 0
+        return value
+
+    optimiser.step(closure)
+    found = np.clip(np.round(16.0 * weights.detach().numpy()[:-1]), -LIMIT, LIMIT).astype(np.int64).reshape(TAPS, WIDTH)
+    return found if found.any() else None
