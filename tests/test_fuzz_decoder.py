@@ -128,13 +128,14 @@ def _once_jpeg_annotated(cut: bool = False) -> np.ndarray:
                                                   "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
                                                   "raster-local", "raster-radii", "raster-fit",
-                                                  "raster-stack", "raster-lattice"])
+                                                  "raster-stack", "raster-lattice", "raster-differences"])
 def encoded(request):
     # fast-phase: a once-JPEG-compressed image, whose sets carry block-phase offsets; jpeg: the same
     # kind of image coded as its recovered JPEG (any learned mode chooses it), with a correction plane
     if request.param in ("jpeg", "jpeg-crop", "jpeg-dct"):  # jpeg-dct: cut, so its stream carries a cut
         original = _once_jpeg_annotated(cut=request.param != "jpeg")
-    elif request.param == "raster-boost":  # a drifting value lattice: the neighbour-value boost
+    elif request.param in ("raster-boost", "raster-differences"):  # a drifting value lattice: the
+        # tap-difference weights, or (with them not offered) the neighbour-value boost
         original = drifting_lattice().astype(np.uint8)
     elif request.param == "raster-lattice":  # a drifting lattice of step 3: the boost's lattice
         original = drifting_step_lattice().astype(np.uint8)
@@ -173,6 +174,10 @@ def encoded(request):
 
             blob = _own_streams_file(original, "raster", RasterMethod(local_radii=codec.RASTER_LOCAL_RADII["slow"],
                                                                       local_min_share=0.0))
+        elif request.param == "raster-boost":
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(raster.analysis, "OFFER_DIFFERENCES", False)
+                blob = _own_streams_file(original, "raster")
         elif mode == "raster":  # offered beside every learned mode; its own streams here
             blob = _own_streams_file(original, "raster")
         else:
@@ -196,7 +201,8 @@ def encoded(request):
         assert all(s is not None for s in meta["surprise"]), "fuzz the surprise offsets too"
     if mode == "raster":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
-        options = {"raster-boost": ("nb",), "raster-lattice": ("lt",), "raster-palette": ("pal",),
+        options = {"raster-boost": ("nb",), "raster-lattice": ("lt",), "raster-differences": ("dw",),
+                   "raster-palette": ("pal",),
                    "raster-blocks": ("bc",),
                    "raster-nn": ("nn", "sn"), "raster-window": ("nn", "sn"), "raster-range": ("vr",),
                    "raster-local": ("lw",), "raster-radii": ("lw", "lx"),
