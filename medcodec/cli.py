@@ -384,7 +384,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
             extras = [text for key, text in (("nb", "neighbour-value boost"), ("pal", "palette"),
                                              ("step", "value grid"), ("bc", "block classes"),
                                              ("ph", "resampling-phase classes"),
-                                             ("ko", "per-class scale offsets"), ("vr", "value range"))
+                                             ("ko", "per-class scale offsets"), ("dw", "tap-difference weights"),
+                                             ("vr", "value range"))
                       if options.get(key)]
             lattice = options.get("lt")
             if isinstance(lattice, list) and lattice:

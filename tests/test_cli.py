@@ -328,7 +328,7 @@ def test_info_names_the_raster_options_a_frame_uses():
          "side_info": {"raster": {"nb": [16, 16], "lt": [3, 24], "pad": 3}}},
         {"frame": 1, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
          "side_info": {"raster": {"pal": [7, 3, 2, 1], "ph": [4, 1, 2, 3, 4, 5],
-                                  "ko": [1] + [0] * 11}}},
+                                  "ko": [1] + [0] * 11, "dw": [1] * 228}}},
         {"frame": 2, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90, "side_info": None},
         {"frame": 3, "shape": [64, 64], "bits": 16, "method": "raster", "bytes": 90,
          "side_info": {"raster": {"nn": "raster-nn-large-v1/43307bc3595e11cf", "sn": "raster-scale-v1/f722761cff3b41c9"}}}]}
@@ -339,7 +339,7 @@ def test_info_names_the_raster_options_a_frame_uses():
     assert lines[-3].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, neighbour-value boost, "
                               "value lattice of step 3)")
     assert lines[-2].endswith("raster, 90 bytes (raster-order prediction, per-plane weights, palette, "
-                              "resampling-phase classes, per-class scale offsets)")
+                              "resampling-phase classes, per-class scale offsets, tap-difference weights)")
     assert lines[-1].endswith("raster, 90 bytes (raster-order prediction, per-plane weights)")
 
 
