@@ -4,6 +4,7 @@ import numpy as np
 
 from medcodec.entropy import residual_model as rm
 from medcodec.pipelines.raster import coding, differences
+from medcodec.pipelines.raster.layout import OFFSETS
 
 from planes import drifting_step_lattice
 
@@ -30,7 +31,6 @@ def test_weights_fitted_on_a_drifting_lattice_code_it_smaller():
     values = plane[2:, 3:-3].ravel()
     rows, cols = np.divmod(np.arange(values.size), plane.shape[1] - 6)
     rows, cols = rows + 2, cols + 3
-    from medcodec.pipelines.raster.layout import OFFSETS
     nb = np.stack([plane[rows + dy, cols + dx] for dy, dx in OFFSETS], axis=1)
     mu = (16 * (nb[:, 0] + nb[:, 1]) // 2 + 8)
     params = rm.pixel_params(mu, np.full(values.size, 30))

@@ -38,6 +38,7 @@ import numpy as np
 
 from medcodec.compiled import kernel
 from medcodec.entropy import residual_model as rm
+from medcodec.pipelines.raster import differences
 
 _SUPPORT, _ESCAPE, _ALPHABET, _TOTAL = rm.SUPPORT, rm.ESCAPE, rm.ALPHABET, float(rm.TOTAL)
 LATTICE_TAPS = 4  # the lattice boost looks at the first four neighbours (layout.OFFSETS: W, N, NW, NE)
@@ -290,8 +291,6 @@ def difference_code_terms(table: np.ndarray, low_bits: np.ndarray, base: np.ndar
 
 
 def _difference_call(table, low_bits, base, nb, symbols, weights, value_range, out, total, own) -> None:
-    from medcodec.pipelines.raster import differences
-
     lo, hi, censor = value_range if value_range is not None else (0, 0, -1)
     _difference_rows(frequencies(), prefix_sums(), differences.powers(), np.ascontiguousarray(table, dtype=np.int64),
                      np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
