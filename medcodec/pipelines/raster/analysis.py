@@ -747,24 +747,21 @@ class Analysis:
         if (rm.pixel_params(self.mu[members], self.model.ell[self.buckets[members]]).low_bits > 0).mean() > 0.9:
             return  # wide 16-bit residuals: the weights do not apply
 
-        def sample(pixels, ell):
-            buckets = self.buckets[pixels].astype(np.int64)
-            return (self.values[pixels], rm.pixel_params(self.mu[pixels], np.clip(ell, 0, rm.MAX_ELL - 1)[buckets]),
-                    self._neighbour_values(pixels), buckets)
+        def params_at(pixels, ell):
+            return rm.pixel_params(self.mu[pixels], np.clip(ell, 0, rm.MAX_ELL - 1)[self.buckets[pixels]])
 
-        values, params, nb, _ = sample(members[0::2], self.plain_ell + DIFFERENCE_FIT_STEP)
-        weights = differences.fit(values, params, nb)
+        fitted = members[0::2]
+        weights = differences.fit(self.values[fitted], params_at(fitted, self.plain_ell + DIFFERENCE_FIT_STEP),
+                                  self._neighbour_values(fitted))
         if weights is None:
             return
         held_out = members[1::2]
-        values, params, nb, buckets = sample(held_out, self.model.ell)
-        current = float(coding.cost_bits(values, params, nb, self.model.boost_terms, self.model.value_range).sum())
-        costs = []
-        for step in DIFFERENCE_ELL_STEPS:
-            values, params, nb, _ = sample(held_out, self.plain_ell + step)
-            costs.append(np.bincount(buckets, coding.difference_cost_bits(values, params, nb, weights,
-                                                                          self.model.value_range),
-                                     minlength=self.model.ell.size))
+        values, nb, buckets = self.values[held_out], self._neighbour_values(held_out), self.buckets[held_out]
+        current = float(coding.cost_bits(values, params_at(held_out, self.model.ell), nb, self.model.boost_terms,
+                                         self.model.value_range).sum())
+        costs = [np.bincount(buckets, coding.difference_cost_bits(values, params_at(held_out, self.plain_ell + step),
+                                                                  nb, weights, self.model.value_range),
+                             minlength=self.model.ell.size) for step in DIFFERENCE_ELL_STEPS]
         table = np.stack(costs)
         best = float(table.min(axis=0).sum())
         side_bits = 8 * len(pack_side_info({KEY: {"dw": weights.ravel().tolist()}}))
