@@ -705,9 +705,9 @@ class Analysis:
         if not BOOSTS:
             return 1.0
         members = fitting.strided_sample(self.values.size, BOOST_SAMPLE * self.sample_scale, self.width)
-        values, mu, buckets = self.values[members], self.mu[members], self.buckets[members].astype(np.int64)
-        if (rm.pixel_params(mu, self.model.ell[buckets]).low_bits > 0).mean() > 0.9:
+        if self._mostly_wide(members):
             return 1.0  # wide 16-bit residuals: the boost does not apply
+        values, mu, buckets = self.values[members], self.mu[members], self.buckets[members].astype(np.int64)
         nb = self._neighbour_values(members)
         count = self.model.ell.size
 
@@ -735,6 +735,12 @@ class Analysis:
         self.model.ell = np.clip(self.plain_ell + np.array(BOOST_ELL_STEPS)[table.argmin(axis=0)], 0, rm.MAX_ELL - 1)
         return best / plain
 
+    def _mostly_wide(self, members: np.ndarray) -> bool:
+        """Whether over 90 % of these pixels' tables have low bits (wide 16-bit residuals, where an entry is
+        a range of values): the boost and the tap-difference weights leave such tables as they are."""
+        params = rm.pixel_params(self.mu[members], self.model.ell[self.buckets[members]])
+        return bool((params.low_bits > 0).mean() > 0.9)
+
     def offer_difference_weights(self) -> None:
         """Tap-difference weights (``differences``) fitted at DIFFERENCE_FIT_STEP to half of a sample, each
         bucket's scale index then the best of DIFFERENCE_ELL_STEPS; kept instead of the boost where their
@@ -744,7 +750,7 @@ class Analysis:
         if not OFFER_DIFFERENCES:
             return
         members = fitting.strided_sample(self.values.size, BOOST_SAMPLE * self.sample_scale, self.width)
-        if (rm.pixel_params(self.mu[members], self.model.ell[self.buckets[members]]).low_bits > 0).mean() > 0.9:
+        if self._mostly_wide(members):
             return  # wide 16-bit residuals: the weights do not apply
 
         def params_at(pixels, ell):

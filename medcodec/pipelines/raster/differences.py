@@ -71,6 +71,8 @@ def fit(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray) -> np.ndarra
     (``tables.difference_code_terms``)."""
     import torch
 
+    from medcodec.pipelines.raster.tables import prefix_sums  # tables imports this module
+
     symbols, escaped = rm.coded_symbols(values, params)
     keep = np.flatnonzero((params.low_bits == 0) & ~escaped)
     if keep.size < 1024:
@@ -83,7 +85,7 @@ def fit(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray) -> np.ndarra
     centre = np.median(taps, axis=1).astype(np.int64) - base + rm.SUPPORT
     first = np.clip(centre - WINDOW // 2, 0, rm.ESCAPE - WINDOW)
     entries = first[:, None] + np.arange(WINDOW)[None, :]
-    sums = np.concatenate([np.zeros((rm.tables().shape[0], 1), np.int64), np.cumsum(rm.tables(), axis=1)], axis=1)
+    sums = prefix_sums()
     below = sums[table, first]
     above = sums[table, rm.ESCAPE] - sums[table, first + WINDOW]
     masses = np.concatenate([rm.tables()[table[:, None], entries], below[:, None], above[:, None],

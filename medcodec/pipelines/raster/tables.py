@@ -306,17 +306,16 @@ def _difference_rows(frequencies, prefix_sums, powers, table, low_bits, base, ta
     has no rows, each row's sum and its symbol's entry into total and own. Every frequency an integer
     below 2**44 (table entry < 2**20 times a power <= 2**24), their sum below 2**53: exact in any order."""
     freq = np.empty(_ALPHABET, dtype=np.float64)
-    score = np.empty(_ESCAPE + 1, dtype=np.int64)
-    steps = np.empty(_ESCAPE + 1, dtype=np.int64)
+    score = np.empty(_ESCAPE, dtype=np.int64)
+    steps = np.empty(_ESCAPE + 1, dtype=np.int64)  # one past the last entry: where the above-steps end
     last = weights.shape[1] - 1
     rows = out.shape[0] > 0
     for p in range(table.size):
         row = frequencies[table[p]]
         unit = powers[depth]  # the weight of a score of 0 where it is the best
         if low_bits[p] == 0:
-            for e in range(_ESCAPE + 1):
-                score[e] = 0
-                steps[e] = 0
+            score[:] = 0
+            steps[:] = 0
             for k in range(taps.shape[1]):
                 centre = taps[p, k] - base[p] + _SUPPORT  # the entry holding the neighbour's value
                 # the entries farther than radius below and above: their weights as steps of a running sum
