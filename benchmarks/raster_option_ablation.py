@@ -12,9 +12,12 @@ it changes per file and in total; every file that changes is decoded and verifie
 - ``key-offsets``: per-class scale-key offsets (format 2.17, ``raster.analysis.Analysis.offer_key_offsets``; off:
   ``raster.analysis.KEY_OFFSET_MIN_SAVING`` infinite);
 - ``differences``: tap-difference weights instead of the boost (format 2.20,
-  ``raster.analysis.Analysis.offer_difference_weights``; off: ``raster.analysis.OFFER_DIFFERENCES``).
+  ``raster.analysis.Analysis.offer_difference_weights``; off: ``raster.analysis.OFFER_DIFFERENCES``);
+- ``agreement``: agreement weights fitted and offered with the tap-difference weights (format 2.21,
+  ``raster.differences``; off: ``raster.analysis.OFFER_AGREEMENT``, the 2.20 weights alone).
 
-    python benchmarks/raster_option_ablation.py --option output-fit|stack|lattice|phase|key-offsets|differences \
+    python benchmarks/raster_option_ablation.py \
+        --option output-fit|stack|lattice|phase|key-offsets|differences|agreement \
         [--corpus ../shared/corpus/train]
         [--mode fast] [--per-folder 3] [--folders dicom16 ...] [--out benchmarks/results/<option>_ablation.json]
 
@@ -75,8 +78,12 @@ def offer_differences(offered: bool) -> None:
     raster.analysis.OFFER_DIFFERENCES = offered
 
 
+def offer_agreement(offered: bool) -> None:
+    raster.analysis.OFFER_AGREEMENT = offered
+
+
 OPTIONS = {"output-fit": offer_output_fit, "stack": offer_stack, "lattice": offer_lattice, "phase": offer_phase,
-           "key-offsets": offer_key_offsets, "differences": offer_differences}
+           "key-offsets": offer_key_offsets, "differences": offer_differences, "agreement": offer_agreement}
 
 
 def pick(corpus: Path, every: tuple[str, ...], per_folder: int) -> list[Path]:

@@ -385,6 +385,7 @@ def format_info(name: str, s: dict[str, Any]) -> str:
                                              ("step", "value grid"), ("bc", "block classes"),
                                              ("ph", "resampling-phase classes"),
                                              ("ko", "per-class scale offsets"), ("dw", "tap-difference weights"),
+                                             ("da", "agreement weights"),
                                              ("vr", "value range"))
                       if options.get(key)]
             lattice = options.get("lt")

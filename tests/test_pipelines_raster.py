@@ -555,6 +555,12 @@ def test_difference_weights_replace_the_boost_on_a_drifting_lattice_and_round_tr
     assert with_weights < 0.9 * boosted
 
 
+def test_agreement_weights_are_sent_with_the_difference_weights_where_they_pay_and_round_trip(monkeypatch):
+    # on the drifting lattice a value two neighbours hold is likelier than two tap weights say
+    with_agreement, taps_alone = _with_and_without(monkeypatch, drifting_lattice(), 8, "da", "OFFER_AGREEMENT", False)
+    assert with_agreement < taps_alone
+
+
 def test_difference_weights_are_not_sent_where_they_do_not_pay():
     streams = round_trip(dense_noise((96, 80)), 12)  # continuous noise: the neighbours' values say nothing
     assert "dw" not in unpack_side_info(streams[0].payload)["raster"]
@@ -569,6 +575,10 @@ def _with_weights(meta):
     lambda meta: {**meta, "dw": [0] * len(meta["dw"])},
     lambda meta: {**meta, "dw": [raster.differences.LIMIT + 1] + meta["dw"][1:]},
     lambda meta: {**meta, "dw": "x"},
+    lambda meta: {**meta, "da": [1] * (raster.differences.AGREEMENT + 1)},
+    lambda meta: {**meta, "da": [0] * raster.differences.AGREEMENT},
+    lambda meta: {**meta, "da": [raster.differences.LIMIT + 1] * raster.differences.AGREEMENT},
+    lambda meta: {key: value for key, value in meta.items() if key != "dw"} | {"da": [1] * raster.differences.AGREEMENT},
     lambda meta: {**meta, "nb": [16, 16]},
     lambda meta: {**meta, "lt": [3, 8]},
 ])

@@ -1,4 +1,5 @@
-"""Tap-difference weights: the integer powers, the slots, and a fit that pays on a drifting lattice."""
+"""Tap-difference and agreement weights: the integer powers, the slots, their layout, and a fit that pays
+on a drifting lattice."""
 
 import numpy as np
 
@@ -24,6 +25,24 @@ def test_slots_hold_each_near_difference_and_one_for_each_far_side():
     assert slots[0] == 0 and slots[-1] == differences.WIDTH - 1
     near = np.abs(d) <= differences.RADIUS
     assert np.array_equal(slots[near], d[near] + differences.RADIUS + 1)
+
+
+def test_agreement_slots_count_the_neighbours_holding_a_value_or_the_nearest_ones_distance():
+    d = differences
+    count = np.array([1, 2, d.MAX_COUNT, d.MAX_COUNT + 3, 0, 0, 0, 0, 0])
+    nearest = np.array([0, 0, 0, 0, 1, 2, d.NEAR, d.NEAR + 1, 40])
+    assert differences.agreement_slot(count, nearest).tolist() == [
+        0, 1, d.MAX_COUNT - 1, d.MAX_COUNT - 1, d.MAX_COUNT, d.MAX_COUNT + 1, d.AGREEMENT - 1, d.AGREEMENT, d.AGREEMENT]
+
+
+def test_valid_weights_keep_the_agreement_row_past_its_weights_empty():
+    weights = np.zeros((differences.TAPS + 1, differences.WIDTH), np.int64)
+    assert not differences.valid(weights)  # all 0: not sent
+    weights[differences.TAPS, differences.AGREEMENT - 1] = 3
+    assert differences.valid(weights)
+    weights[differences.TAPS, differences.AGREEMENT] = 3
+    assert not differences.valid(weights)
+    assert not differences.valid(weights[:differences.TAPS])
 
 
 def test_weights_fitted_on_a_drifting_lattice_code_it_smaller():

@@ -219,12 +219,15 @@ def test_strided_sums_are_the_runs_of_every_step_th_entry(step):
 
 
 def _difference_reference(params, nb, weights, value_range):
-    """The numpy definition of the rows under tap-difference weights (docs/FORMAT.md, 2.20)."""
+    """The numpy definition of the rows under tap-difference and agreement weights (docs/FORMAT.md, 2.20, 2.21)."""
     differences = raster.differences
     table = raster.tables.frequencies()[params.table]
     value = params.base[:, None] + np.arange(rm.ESCAPE)[None, :] - rm.SUPPORT  # each value entry's value
-    slot = differences.slot_of(value[:, :, None] - nb.astype(np.int64)[:, None, :])  # [pixels, entries, taps]
-    score = weights[np.arange(nb.shape[1])[None, None, :], slot].sum(axis=2)
+    apart = value[:, :, None] - nb.astype(np.int64)[:, None, :]  # [pixels, entries, taps]
+    score = weights[np.arange(nb.shape[1])[None, None, :], differences.slot_of(apart)].sum(axis=2)
+    agreement = differences.agreement_slot((apart == 0).sum(axis=2), np.abs(apart).min(axis=2))
+    score += np.where(agreement < differences.AGREEMENT,
+                      weights[differences.TAPS][np.minimum(agreement, differences.AGREEMENT - 1)], 0)
     top = np.maximum(score.max(axis=1), 0)
     powers = differences.powers()
     weight = np.ones(table.shape) * powers[np.maximum(-top, -differences.DEPTH) + differences.DEPTH][:, None]
@@ -241,16 +244,22 @@ def _difference_reference(params, nb, weights, value_range):
     return freq / freq.sum(axis=1, keepdims=True)
 
 
-def _difference_weights(rng, scale):
+def _difference_weights(rng, scale, agreement=True):
+    """Random weights in the rows' layout: the tap-difference weights, then the agreement weights (or none)."""
     differences = raster.differences
-    return rng.integers(-scale, scale + 1, (differences.TAPS, differences.WIDTH))
+    weights = np.zeros((differences.TAPS + 1, differences.WIDTH), np.int64)
+    weights[:differences.TAPS] = rng.integers(-scale, scale + 1, (differences.TAPS, differences.WIDTH))
+    if agreement:
+        weights[differences.TAPS, :differences.AGREEMENT] = rng.integers(-scale, scale + 1, differences.AGREEMENT)
+    return weights
 
 
 @pytest.mark.parametrize("value_range", [None, (40, 4000, 0), (40, 4000, 3), (7, 7, 3), (0, 255, 1), (0, 255, 2)])
 @pytest.mark.parametrize("scale", [0, 16, raster.differences.LIMIT])
-def test_difference_rows_are_the_numpy_definition_bit_for_bit(value_range, scale):
+@pytest.mark.parametrize("agreement", [False, True], ids=["taps", "taps+agreement"])
+def test_difference_rows_are_the_numpy_definition_bit_for_bit(value_range, scale, agreement):
     rng = np.random.default_rng(11 + scale)
-    weights = _difference_weights(rng, scale)
+    weights = _difference_weights(rng, scale, agreement)
     for values, ells in ((4096, 90), (256, 40)):
         params, nb = _pixels(rng, 500, values, ells)
         got = raster.tables.difference_probabilities(params.table, params.low_bits, params.base, nb, weights,
@@ -270,7 +279,7 @@ def test_zero_difference_weights_give_the_plain_rows(value_range):
     # every entry weighted alike: the rows are the plain tables' (with the range), to the bit
     rng = np.random.default_rng(5)
     params, nb = _pixels(rng, 400, 4096, 90)
-    zero = np.zeros((raster.differences.TAPS, raster.differences.WIDTH), np.int64)
+    zero = np.zeros((raster.differences.TAPS + 1, raster.differences.WIDTH), np.int64)
     assert np.array_equal(raster.tables.difference_probabilities(params.table, params.low_bits, params.base, nb, zero,
                                                                  value_range),
                           raster.tables.probabilities(params.table, params.low_bits, params.base, None, (0, 0),

@@ -50,6 +50,7 @@ OFFER_DIFFERENCES = True
 DIFFERENCE_FIT_STEP = 2
 DIFFERENCE_ELL_STEPS = (0, 2, 4, 6)
 DIFFERENCE_MIN_SAVING = 0.005  # of the held-out half's code length
+OFFER_AGREEMENT = True  # agreement weights with them (format 2.21); False: the 2.20 tap-difference weights alone
 SCALE_MIN_SAVING = 0.0  # estimated bytes the learned scale must save over the linear buckets
 CORRECTION_MIN_GAIN = 0.01  # bits per corrected pixel (code-length proxy) the correction must promise
 # The per-plane fit of the correction network's output layer (format 2.6, Analysis._output_delta):
@@ -746,7 +747,8 @@ class Analysis:
         bucket's scale index then the best of DIFFERENCE_ELL_STEPS; kept instead of the boost where their
         exact code length on the other half, scaled to the plane, saves DIFFERENCE_MIN_SAVING of it and their
         side information (weighed on the pixels they were fitted to, the saving looked larger than it was:
-        a train DX 0.1 % larger with them)."""
+        a train DX 0.1 % larger with them). The agreement weights (format 2.21) are fitted with them and
+        sent where the held-out half says they pay for themselves."""
         if not OFFER_DIFFERENCES:
             return
         members = fitting.strided_sample(self.values.size, BOOST_SAMPLE * self.sample_scale, self.width)
@@ -758,20 +760,32 @@ class Analysis:
 
         fitted = members[0::2]
         weights = differences.fit(self.values[fitted], params_at(fitted, self.plain_ell + DIFFERENCE_FIT_STEP),
-                                  self._neighbour_values(fitted))
+                                  self._neighbour_values(fitted), OFFER_AGREEMENT)
         if weights is None:
             return
         held_out = members[1::2]
         values, nb, buckets = self.values[held_out], self._neighbour_values(held_out), self.buckets[held_out]
         current = float(coding.cost_bits(values, params_at(held_out, self.model.ell), nb, self.model.boost_terms,
                                          self.model.value_range).sum())
-        costs = [np.bincount(buckets, coding.difference_cost_bits(values, params_at(held_out, self.plain_ell + step),
-                                                                  nb, weights, self.model.value_range),
-                             minlength=self.model.ell.size) for step in DIFFERENCE_ELL_STEPS]
-        table = np.stack(costs)
+        params = [params_at(held_out, self.plain_ell + step) for step in DIFFERENCE_ELL_STEPS]
+        scale = self.values.size / held_out.size
+
+        def offer(weights):  # (the plane's estimated bits with these weights, them, their table, their side bits)
+            table = np.stack([np.bincount(buckets, coding.difference_cost_bits(values, at, nb, weights,
+                                                                               self.model.value_range),
+                                          minlength=self.model.ell.size) for at in params])
+            sent = dataclasses.replace(self.model, differences=weights).to_json()
+            side_bits = 8 * len(pack_side_info({KEY: {key: sent[key] for key in ("dw", "da") if key in sent}}))
+            return float(table.min(axis=0).sum()) * scale + side_bits, weights, table, side_bits
+
+        # with the agreement weights fitted with the others, and without them (where they do not pay, the
+        # others alone code about as well)
+        candidates = [weights]
+        if weights[differences.TAPS].any() and weights[:differences.TAPS].any():
+            candidates.append(np.concatenate([weights[:differences.TAPS], np.zeros_like(weights[:1])]))
+        _, weights, table, side_bits = min((offer(w) for w in candidates), key=lambda chosen: chosen[0])
         best = float(table.min(axis=0).sum())
-        side_bits = 8 * len(pack_side_info({KEY: {"dw": weights.ravel().tolist()}}))
-        saved = (current - best) * self.values.size / held_out.size
+        saved = (current - best) * scale
         if saved <= side_bits or best > (1 - DIFFERENCE_MIN_SAVING) * current:
             return
         self.model.boost, self.model.lattice, self.model.differences = (0, 0), (0, 0), weights

@@ -19,7 +19,7 @@ from medcodec.pipelines.raster.layout import (ACTIVITY_CLASSES, BOOST_LIMIT, BOR
 
 KEY = "raster"  # the side information's key
 SIDE_INFO_FIELDS = frozenset({"pad", "cs", "g", "first", "second", "w", "blo", "ell", "step", "nb", "pal", "bc", "nn",
-                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph", "ko", "dw"})
+                              "sn", "vr", "lw", "lx", "od", "n2", "sk", "lt", "ph", "ko", "dw", "da"})
 MAX_PALETTE_RUNS = 1 << 16
 
 
@@ -74,8 +74,9 @@ class RasterModel:
     # int64 [ACTIVITY_CLASSES]: added to the scale key of every inner pixel of each class (format 2.17; in
     # quarter octaves, |k| <= KEY_OFFSET_LIMIT); None: none
     key_offsets: np.ndarray | None = None
-    # int64 [differences.TAPS, differences.WIDTH] in 1/16 bit: the tables reweighted by each value's
-    # difference from each neighbour (format 2.20; instead of a boost); None: not sent
+    # int64 [differences.TAPS + 1, differences.WIDTH] in 1/16 bit: the tables reweighted by each value's
+    # difference from each neighbour (format 2.20; instead of a boost), then, in the last row, the
+    # agreement weights (format 2.21; zeros where not sent); None: not sent
     differences: np.ndarray | None = None
 
     def keys_by_class(self) -> np.ndarray | None:
@@ -156,7 +157,10 @@ class RasterModel:
                    if self.second_correction is not None else {}),
                 **({"ph": list(self.resampling)} if self.resampling is not None else {}),
                 **({"ko": self.key_offsets.tolist()} if self.key_offsets is not None else {}),
-                **({"dw": self.differences.ravel().tolist()} if self.differences is not None else {})}
+                **({"dw": self.differences[:tap_differences.TAPS].ravel().tolist()}
+                   if self.differences is not None else {}),
+                **({"da": self.differences[tap_differences.TAPS, :tap_differences.AGREEMENT].tolist()}
+                   if self.differences is not None and self.differences[tap_differences.TAPS].any() else {})}
 
     @classmethod
     def from_json(cls, data: dict, bits: int) -> "RasterModel":
@@ -242,9 +246,17 @@ class RasterModel:
                 differences = np.array(data["dw"], dtype=np.int64)
                 if differences.size != tap_differences.TAPS * tap_differences.WIDTH or "nb" in data or "lt" in data:
                     raise ValueError("bad tap-difference weights")
-                differences = differences.reshape(tap_differences.TAPS, tap_differences.WIDTH)
+                differences = np.concatenate([differences.reshape(tap_differences.TAPS, tap_differences.WIDTH),
+                                              np.zeros((1, tap_differences.WIDTH), dtype=np.int64)])
+                if "da" in data:
+                    agreement = np.array(data["da"], dtype=np.int64)
+                    if agreement.shape != (tap_differences.AGREEMENT,) or not agreement.any():
+                        raise ValueError("bad agreement weights")
+                    differences[tap_differences.TAPS, :tap_differences.AGREEMENT] = agreement
                 if not tap_differences.valid(differences):
                     raise ValueError("bad tap-difference weights")
+            elif "da" in data:
+                raise ValueError("agreement weights without tap-difference weights")
             model = cls(pad=int(data["pad"]), class_shift=int(data["cs"]), shared=shared, first=first, second=second,
                         scale_weights=np.array(data["w"], dtype=np.int64), bucket_low=bucket_low,
                         ell=ell + start_ell(bucket_low, ell.size), step=step, offset=offset,

@@ -296,19 +296,24 @@ def _difference_call(table, low_bits, base, nb, symbols, weights, value_range, o
                      np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
                      np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(weights, dtype=np.int64),
                      np.ascontiguousarray(symbols, dtype=np.int64), differences.RADIUS, differences.DEPTH,
+                     differences.MAX_COUNT if weights[differences.TAPS:].any() else 0, differences.NEAR,
                      int(lo), int(hi), int(censor), out, total, own)
 
 
 @kernel
 def _difference_rows(frequencies, prefix_sums, powers, table, low_bits, base, taps, weights, symbols, radius, depth,
-                     lo, hi, censor, out, total, own):
+                     max_count, near, lo, hi, censor, out, total, own):
     """Rows under tap-difference weights (``differences``' docstring defines them): into out, or, where out
     has no rows, each row's sum and its symbol's entry into total and own. Every frequency an integer
     below 2**44 (table entry < 2**20 times a power <= 2**24), their sum below 2**53: exact in any order."""
     freq = np.empty(_ALPHABET, dtype=np.float64)
     score = np.empty(_ESCAPE, dtype=np.int64)
     steps = np.empty(_ESCAPE + 1, dtype=np.int64)  # one past the last entry: where the above-steps end
+    count = np.zeros(_ESCAPE, dtype=np.int64)  # agreement: neighbours holding an entry's value (reset per pixel)
+    nearest = np.full(_ESCAPE, near + 1, dtype=np.int64)  # and the nearest one's distance, up to near
     last = weights.shape[1] - 1
+    taps_count = taps.shape[1]
+    agreement = weights.shape[0] > taps_count and max_count > 0  # the agreement weights (row TAPS): sent
     rows = out.shape[0] > 0
     for p in range(table.size):
         row = frequencies[table[p]]
@@ -332,6 +337,23 @@ def _difference_rows(frequencies, prefix_sums, powers, table, low_bits, base, ta
             for e in range(_ESCAPE):
                 running += steps[e]
                 score[e] += running
+            if agreement:  # the values within near of a neighbour's: each neighbour marks them, then the first scores
+                for k in range(taps_count):
+                    centre = taps[p, k] - base[p] + _SUPPORT
+                    for j in range(max(centre - near, 0), min(centre + near + 1, _ESCAPE)):
+                        nearest[j] = min(nearest[j], abs(j - centre))
+                        if j == centre:
+                            count[j] += 1
+                for k in range(taps_count):
+                    centre = taps[p, k] - base[p] + _SUPPORT
+                    for j in range(max(centre - near, 0), min(centre + near + 1, _ESCAPE)):
+                        if nearest[j] <= near:
+                            if count[j] > 0:
+                                score[j] += weights[taps_count, min(count[j], max_count) - 1]
+                            else:
+                                score[j] += weights[taps_count, max_count - 1 + nearest[j]]
+                            count[j] = 0
+                            nearest[j] = near + 1
             top = 0
             for e in range(_ESCAPE):
                 top = max(top, score[e])
