@@ -296,6 +296,7 @@ def _difference_call(table, low_bits, base, nb, symbols, weights, value_range, o
                      np.ascontiguousarray(low_bits, dtype=np.int64), np.ascontiguousarray(base, dtype=np.int64),
                      np.ascontiguousarray(nb, dtype=np.int64), np.ascontiguousarray(weights, dtype=np.int64),
                      np.ascontiguousarray(symbols, dtype=np.int64), differences.RADIUS, differences.DEPTH,
+                     # (max_count 0: no agreement weights sent, their loops skipped)
                      differences.MAX_COUNT if weights[differences.TAPS:].any() else 0, differences.NEAR,
                      int(lo), int(hi), int(censor), out, total, own)
 
@@ -303,9 +304,10 @@ def _difference_call(table, low_bits, base, nb, symbols, weights, value_range, o
 @kernel
 def _difference_rows(frequencies, prefix_sums, powers, table, low_bits, base, taps, weights, symbols, radius, depth,
                      max_count, near, lo, hi, censor, out, total, own):
-    """Rows under tap-difference weights (``differences``' docstring defines them): into out, or, where out
-    has no rows, each row's sum and its symbol's entry into total and own. Every frequency an integer
-    below 2**44 (table entry < 2**20 times a power <= 2**24), their sum below 2**53: exact in any order."""
+    """Rows under tap-difference weights and agreement weights (``differences``' docstring defines them):
+    into out, or, where out has no rows, each row's sum and its symbol's entry into total and own. Every
+    frequency an integer below 2**44 (table entry < 2**20 times a power <= 2**24), their sum below 2**53:
+    exact in any order."""
     freq = np.empty(_ALPHABET, dtype=np.float64)
     score = np.empty(_ESCAPE, dtype=np.int64)
     steps = np.empty(_ESCAPE + 1, dtype=np.int64)  # one past the last entry: where the above-steps end
