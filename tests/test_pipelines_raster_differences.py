@@ -2,6 +2,7 @@
 on a drifting lattice."""
 
 import numpy as np
+import pytest
 
 from medcodec.entropy import residual_model as rm
 from medcodec.pipelines.raster import coding, differences
@@ -65,3 +66,30 @@ def test_too_few_pixels_without_low_bits_fit_nothing():
     values = rng.integers(0, 4096, 500)
     nb = values[:, None] + rng.integers(-3, 4, (500, differences.TAPS))
     assert differences.fit(values, rm.pixel_params(values << 4, np.full(500, 20)), nb) is None
+
+
+def test_fit_loss_gradient_is_the_objectives():
+    """The compiled objective and gradient equal torch's autograd of the same softmax model (the fit
+    before it was compiled), repeated and farther-than-radius slots included."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    pixels, entries, taps, size = 40, 9, 4, 30
+    log_masses = rng.normal(0.0, 2.0, (pixels, entries))
+    slots = rng.integers(0, size - 1, (pixels, entries, taps))
+    slots[:, -1, :] = size - 1  # an entry with no weight (the escape's)
+    slots[:, 0, 1] = slots[:, 0, 0]  # one slot scored twice
+    target = rng.integers(0, entries, pixels)
+    weights = rng.normal(0.0, 0.5, size)
+    weights[-1] = 0.0
+    value, grad = differences._fit_loss(log_masses, slots, target, weights, 1e-3)
+
+    w = torch.tensor(weights, requires_grad=True)
+    logits = torch.tensor(log_masses) + w[torch.tensor(slots)].sum(dim=2) * np.log(2.0)
+    bits = -torch.log_softmax(logits, dim=1).gather(1, torch.tensor(target)[:, None]).sum() / np.log(2.0)
+    expected = bits / pixels + 1e-3 * (w[:-1] ** 2).sum()
+    expected.backward()
+    reference = w.grad.numpy().copy()
+    reference[-1] = 0.0
+    assert value == pytest.approx(expected.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, reference, rtol=1e-10, atol=1e-13)
