@@ -93,3 +93,19 @@ def test_fit_loss_gradient_is_the_objectives():
     reference[-1] = 0.0
     assert value == pytest.approx(expected.item(), rel=1e-12)
     np.testing.assert_allclose(grad, reference, rtol=1e-10, atol=1e-13)
+
+
+def test_minimise_finds_a_convex_objectives_minimum():
+    """L-BFGS on a badly scaled quadratic reaches its minimiser, and stays at a start that is already it."""
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    curvature = basis @ np.diag(np.logspace(-2, 2, 12)) @ basis.T
+    centre = rng.normal(size=12)
+
+    def quadratic(x):
+        return 0.5 * (x - centre) @ curvature @ (x - centre), curvature @ (x - centre)
+
+    found = differences._minimise(quadratic, np.zeros(12), 200)
+    assert quadratic(found)[0] < 1e-7  # it stops where the objective changes by less than FIT_TOLERANCE
+    np.testing.assert_allclose(found, centre, atol=1e-2)
+    np.testing.assert_array_equal(differences._minimise(quadratic, centre.copy(), 30), centre)

@@ -48,6 +48,8 @@ FLOOR_BITS = 8  # POWERS[0] = 2**8: the largest, 2**24, times a table entry (< 2
 FIT_SAMPLE = 1 << 13  # pixels the fit looks at
 WINDOW = 48  # entries the fit scores one by one around a pixel's neighbours (the rest: two far entries)
 FIT_ITERATIONS = 30
+FIT_HISTORY = 20  # the L-BFGS pairs kept
+FIT_TOLERANCE = 1e-7  # a gradient entry (bits a pixel per bit of weight), or a change of the objective
 FIT_RIDGE = 1e-6  # per weight (bits**2) against bits a pixel: keeps rare differences near 0
 MAX_COUNT = 8  # agreement weights for 1..MAX_COUNT neighbours holding the value (more: the last)
 NEAR = 3  # and, where none does, for a nearest neighbour 1..NEAR away
@@ -92,7 +94,7 @@ def _fit_loss(log_masses, slots, target, weights, ridge):
     entry under the softmax of log_masses[i, e] + ln 2 * sum of weights[slots[i, e, :]] (float64 [N, E],
     int64 [N, E, S], int64 [N]), plus ridge * sum of squares of every weight but the last (the weight that
     stays 0, whose gradient is 0). Why compiled: torch's autograd over 13 gathers of [N, E] took 30-80 ms a
-    step; one fused loop takes 10 and gives the same weights (to the 1/16 bit they are rounded to)."""
+    step; one fused loop takes 10."""
     count, entries, taps = slots.shape
     ln2 = math.log(2.0)
     grad = np.zeros(weights.size)
@@ -127,16 +129,56 @@ def _fit_loss(log_masses, slots, target, weights, ridge):
     return bits / count + ridge * penalty, grad
 
 
+def _minimise(objective, x: np.ndarray, iterations: int, history: int = FIT_HISTORY) -> np.ndarray:
+    """x after at most iterations steps of L-BFGS (Nocedal & Wright, Numerical Optimization, algorithms 7.4
+    and 7.5) from x on objective(x) -> (value, gradient), each step's length found by halving from 1 until
+    the Armijo condition holds (the objective is convex and smooth, so no curvature condition is needed;
+    a pair that shows no curvature is not kept). Why not torch.optim.LBFGS: its first use in a process
+    imports torch._dynamo (~2 s, more than the fit), and on the fit's objective this reaches the same
+    rounded weights' bits (within 0.011 % on 5 train planes, either way) in fewer evaluations."""
+    value, grad = objective(x)
+    pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (step, change of gradient, 1 / their product)
+    for _ in range(iterations):
+        if np.abs(grad).max() < FIT_TOLERANCE:
+            break
+        direction, alphas = -grad, []
+        for step, change, rho in reversed(pairs):
+            alphas.append(rho * step.dot(direction))
+            direction = direction - alphas[-1] * change
+        if pairs:
+            step, change, _ = pairs[-1]
+            direction = direction * (step.dot(change) / change.dot(change))
+        else:  # no curvature known yet: a first step of length at most 1 in the 1-norm
+            direction = direction * min(1.0, 1.0 / np.abs(grad).sum())
+        for (step, change, rho), alpha in zip(pairs, reversed(alphas)):
+            direction = direction + (alpha - rho * change.dot(direction)) * step
+        slope = grad.dot(direction)
+        if slope >= 0.0:
+            break
+        length = 1.0
+        while True:
+            new_value, new_grad = objective(x + length * direction)
+            if new_value <= value + 1e-4 * length * slope or length < 1e-10:
+                break
+            length *= 0.5
+        step, change = length * direction, new_grad - grad
+        if step.dot(change) > 1e-12:
+            pairs = (pairs + [(step, change, 1.0 / step.dot(change))])[-history:]
+        settled = abs(new_value - value) < FIT_TOLERANCE
+        x, value, grad = x + step, new_value, new_grad
+        if settled:
+            break
+    return x
+
+
 def fit(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, agreement: bool = True) -> np.ndarray | None:
     """int64 [TAPS + 1, WIDTH] weights (``valid``'s layout) fitted (encoder only; the decoder reads them) to
     these pixels' main symbols under their tables (with agreement weights, or without: their row 0), or
     None when too few pixels have no low bits. A float fit of the log-linear model (its WINDOW entries near
     the neighbours one by one, the rest of the table as two entries: 4x fewer terms than every entry, the
-    same bits to 0.01 % on a train radiograph), by torch's L-BFGS on ``_fit_loss``; then rounded. What it
+    same bits to 0.01 % on a train radiograph), by ``_minimise`` on ``_fit_loss``; then rounded. What it
     saves, with the agreement weights and without them, is weighed afterwards on the exact integer rows
     (``tables.difference_code_terms``)."""
-    import torch
-
     from medcodec.pipelines.raster.tables import prefix_sums  # tables imports this module
 
     symbols, escaped = rm.coded_symbols(values, params)
@@ -170,16 +212,9 @@ def fit(values: np.ndarray, params: rm.PixelParams, nb: np.ndarray, agreement: b
         held = agreement_slot((apart == 0).sum(axis=2), np.abs(apart).min(axis=2))
         slots[:, :WINDOW, TAPS] = np.where(held < AGREEMENT, TAPS * WIDTH + held, zero)
     target = np.where(symbols < first, WINDOW, np.where(symbols >= first + WINDOW, WINDOW + 1, symbols - first))
-    weights = torch.zeros(zero + 1, dtype=torch.float64, requires_grad=True)  # in bits
-    optimiser = torch.optim.LBFGS([weights], max_iter=FIT_ITERATIONS, line_search_fn="strong_wolfe")
-
-    def closure():
-        value, grad = _fit_loss(log_masses, slots, target, weights.detach().numpy(), FIT_RIDGE)
-        weights.grad = torch.from_numpy(grad)
-        return torch.tensor(value, dtype=torch.float64)
-
-    optimiser.step(closure)
-    found = np.clip(np.round(16.0 * weights.detach().numpy()[:-1]), -LIMIT, LIMIT).astype(np.int64)
+    weights = _minimise(lambda w: _fit_loss(log_masses, slots, target, w, FIT_RIDGE), np.zeros(zero + 1),
+                        FIT_ITERATIONS)  # in bits
+    found = np.clip(np.round(16.0 * weights[:-1]), -LIMIT, LIMIT).astype(np.int64)
     out = np.zeros((TAPS + 1, WIDTH), dtype=np.int64)
     out[:TAPS] = found[:TAPS * WIDTH].reshape(TAPS, WIDTH)
     out[TAPS, :AGREEMENT] = found[TAPS * WIDTH:]
