@@ -37,6 +37,9 @@ from medcodec.pipelines import raster, subimage  # noqa: E402
 # the order analysis.analyse takes them ("first analysis" and "block classes" are module functions)
 CANDIDATE_STEPS = (("refit checks", "without_output_fit"), ("refit checks", "without_correction"),
                    ("stacked corrections", "with_second_correction"), ("local least squares", "with_local_ls"))
+# (step, Analysis method): offers that change the analysis in place where they pay, after the learned scales
+OFFERS_IN_PLACE = (("per-class scale offsets", "offer_key_offsets"),
+                   ("tap-difference weights", "offer_difference_weights"))
 
 
 class StepLog:
@@ -89,6 +92,8 @@ def instrumented(log: StepLog):
                  (module, "analyse", module.analyse),
                  (Analysis, "offer_learned_scales", Analysis.offer_learned_scales),
                  (Analysis, "streams", Analysis.streams)]
+    in_place = OFFERS_IN_PLACE
+    originals += [(Analysis, name, getattr(Analysis, name)) for _, name in in_place]
     originals += [(Analysis, name, getattr(Analysis, name)) for _, name in CANDIDATE_STEPS]
     subimage_paths = [(cls, "encode_alternatives", cls.__dict__["encode_alternatives"])
                       for cls in vars(subimage).values()
@@ -115,16 +120,20 @@ def instrumented(log: StepLog):
         log.used(out)
         return out
 
-    def learned_scales(analysis, *args, **kwargs):
-        log.used(analysis)
-        before = analysis.estimated_bytes()
-        log.timed("learned scales", originals[3][2])(analysis, *args, **kwargs)
-        log.gains["learned scales"] += before - analysis.estimated_bytes()
+    def offered_in_place(step, function):  # an offer that changes the analysis itself where it pays
+        def run(analysis, *args, **kwargs):
+            log.used(analysis)
+            before = analysis.estimated_bytes()
+            log.timed(step, function)(analysis, *args, **kwargs)
+            log.gains[step] += before - analysis.estimated_bytes()
+        return run
 
     module.first_analysis = log.timed("first analysis", originals[0][2])
     module.with_block_classes = block_classes
     module.analyse = analyse
-    Analysis.offer_learned_scales = learned_scales
+    Analysis.offer_learned_scales = offered_in_place("learned scales", originals[3][2])
+    for step, name in in_place:
+        setattr(Analysis, name, offered_in_place(step, getattr(Analysis, name)))
     Analysis.streams = log.timed("rANS coding", originals[4][2])
     for step, name in CANDIDATE_STEPS:
         setattr(Analysis, name, candidate_step(step, getattr(Analysis, name)))
