@@ -155,11 +155,11 @@ def value_sets(a) -> dict[str, dict[str, float]] | None:
     reference = -np.log2(coded).sum()
     out = {}
     for block in BLOCKS:
-        index, held = keys[block]
+        held = keys[block][1]  # sorted (block, value) pairs: each block's values, lowest first
+        _, first, counts = np.unique(held >> 20, return_index=True, return_counts=True)
+        values = held & ((1 << 20) - 1)
         price = 0.0
-        for b in np.unique(index):
-            vs = a.values[index == b]
-            low, high, count = int(vs.min()), int(vs.max()), np.unique(vs).size
+        for low, high, count in zip(values[first].tolist(), values[first + counts - 1].tolist(), counts.tolist()):
             span = high - low + 1
             price += 16 + (math.lgamma(span - 1) - math.lgamma(count - 1) - math.lgamma(span - count + 1)) \
                 / math.log(2) if count > 1 else 8
