@@ -37,8 +37,8 @@ from medcodec.pipelines import raster, subimage  # noqa: E402
 # the order analysis.analyse takes them ("first analysis" and "block classes" are module functions)
 CANDIDATE_STEPS = (("refit checks", "without_output_fit"), ("refit checks", "without_correction"),
                    ("stacked corrections", "with_second_correction"), ("local least squares", "with_local_ls"))
-# (step, Analysis method): offers that change the analysis in place where they pay, after the learned scales
-OFFERS_IN_PLACE = (("per-class scale offsets", "offer_key_offsets"),
+# (step, Analysis method): offers that change the analysis in place where they pay, in analyse's order
+OFFERS_IN_PLACE = (("learned scales", "offer_learned_scales"), ("per-class scale offsets", "offer_key_offsets"),
                    ("tap-difference weights", "offer_difference_weights"))
 
 
@@ -90,10 +90,8 @@ def instrumented(log: StepLog):
     originals = [(module, "first_analysis", module.first_analysis),
                  (module, "with_block_classes", module.with_block_classes),
                  (module, "analyse", module.analyse),
-                 (Analysis, "offer_learned_scales", Analysis.offer_learned_scales),
                  (Analysis, "streams", Analysis.streams)]
-    in_place = OFFERS_IN_PLACE
-    originals += [(Analysis, name, getattr(Analysis, name)) for _, name in in_place]
+    originals += [(Analysis, name, getattr(Analysis, name)) for _, name in OFFERS_IN_PLACE]
     originals += [(Analysis, name, getattr(Analysis, name)) for _, name in CANDIDATE_STEPS]
     subimage_paths = [(cls, "encode_alternatives", cls.__dict__["encode_alternatives"])
                       for cls in vars(subimage).values()
@@ -131,10 +129,9 @@ def instrumented(log: StepLog):
     module.first_analysis = log.timed("first analysis", originals[0][2])
     module.with_block_classes = block_classes
     module.analyse = analyse
-    Analysis.offer_learned_scales = offered_in_place("learned scales", originals[3][2])
-    for step, name in in_place:
+    for step, name in OFFERS_IN_PLACE:
         setattr(Analysis, name, offered_in_place(step, getattr(Analysis, name)))
-    Analysis.streams = log.timed("rANS coding", originals[4][2])
+    Analysis.streams = log.timed("rANS coding", originals[3][2])
     for step, name in CANDIDATE_STEPS:
         setattr(Analysis, name, candidate_step(step, getattr(Analysis, name)))
     for owner, name, function in subimage_paths:
