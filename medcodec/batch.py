@@ -60,6 +60,7 @@ class EncodeOptions:
     resume: bool = False
     max_pixels: int | None = None
     recompress: bool = True
+    bands: bool = False  # large planes in bands that decode side by side (codec.encode's in_bands)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def encode_one(task: Task, opts: EncodeOptions) -> Outcome:
         source = raw if task.src == "-" else task.src
         try:
             data = codec.encode(source, mode=opts.mode, device=opts.device, effort=opts.effort,
-                                max_pixels=opts.max_pixels, recompress=opts.recompress)
+                                max_pixels=opts.max_pixels, recompress=opts.recompress, in_bands=opts.bands)
         except ModelMismatchError as exc:
             raise ModelMismatchError(f"{exc} (or encode with --mode classical)") from exc
         if opts.verify:

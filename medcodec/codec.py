@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import medcodec
+from medcodec import bands
 from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import Header, Section, SectionKind
@@ -210,19 +211,24 @@ def _with_harder_fallback(plane: np.ndarray, bits: int, base: list[Stream], stre
 
 
 def _pack_file(src: io_source.ImageSource, envelope: tuple[int, bytes], method: Method,
-               coded: list[tuple[list[Stream], dict]]) -> bytes:
-    """One .mlc file from per-frame (streams, meta); the model is named only if a frame needs it."""
+               coded: list[tuple[list[Stream], dict]], units: list[np.ndarray] | None = None,
+               counts: list[int] | None = None) -> bytes:
+    """One .mlc file from per-frame (streams, meta); the model is named only if a frame needs it.
+    units: the coded frames when some plane was cut into bands (``bands.split``), counts: how many each
+    plane became; the header keeps the whole planes' shape and checksum."""
     shape = tuple(src.planes[0].shape) if src.planes else (0, 0)
+    units = src.planes if units is None else units
     sections = [Section(SectionKind.ENVELOPE, 0, *envelope)]  # index: the envelope's coding
     frames = []
-    for number, (plane, (streams, frame_meta)) in enumerate(zip(src.planes, coded)):
+    for number, (plane, (streams, frame_meta)) in enumerate(zip(units, coded)):
         sections.extend(Section(SectionKind(s.kind), number, s.index, s.payload) for s in streams)
         if plane.shape != shape:  # rare (TIFF pages of different sizes); the header holds the first shape
             frame_meta = {**frame_meta, "shape": list(plane.shape)}
         frames.append(frame_meta)
     learned_used = any(f["method"] not in MODEL_FREE for f in frames)
+    banded = counts is not None and any(c > 1 for c in counts)
     header = Header(
-        source_kind=src.kind, height=shape[0], width=shape[1], frames=len(src.planes),
+        source_kind=src.kind, height=shape[0], width=shape[1], frames=len(units),
         bits_stored=src.bits if src.planes else 0, signed=src.signed, photometric=src.photometric,
         method=method.name,  # as requested; the frames say what was actually used
         model_id=method.model_id if learned_used else "",
@@ -230,8 +236,8 @@ def _pack_file(src: io_source.ImageSource, envelope: tuple[int, bytes], method: 
         encoder_version=medcodec.__version__,
         pixel_sha256=io_source.pixel_sha256(src.planes),
         original_sha256=src.original_sha256 or b"",
-        meta={"frames": frames, **{k: v for k, v in (("modality", src.modality),
-                                                          ("description", src.description)) if v}},
+        meta={"frames": frames, **({"bands": list(counts)} if banded else {}),
+              **{k: v for k, v in (("modality", src.modality), ("description", src.description)) if v}},
     )
     return container.pack(header, sections)
 
@@ -254,7 +260,8 @@ def _check_source_pixels(src: io_source.ImageSource, max_pixels: int | None) -> 
 
 @single_threaded_blas
 def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast", device: str = "auto",
-           effort: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS, recompress: bool = True) -> bytes:
+           effort: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS, recompress: bool = True,
+           in_bands: bool = False) -> bytes:
     """Compress a file (path or bytes; DICOM, PNG, TIFF, .npy) or an integer array to .mlc bytes.
 
     mode picks the method ('classical', 'fast', 'slow', 'latent'); effort is the JPEG-XL effort of
@@ -266,7 +273,8 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     unreadable input, ResourceLimitError for inputs of more than max_pixels pixels (None: no limit),
     ModelMismatchError when the mode's weights are not installed. recompress=False keeps already-compressed
     DICOM pixel data (lossless JPEG, JPEG-LS, RLE, JPEG 2000, lossy JPEG, deflated) as it is, which is much
-    faster on such files and makes them larger.
+    faster on such files and makes them larger. in_bands=True codes the learned modes' large planes as
+    bands that decode side by side (``bands``; format 2.22).
     """
     try:
         src = io_source.load(source, max_pixels=max_pixels, decompress=recompress)
@@ -284,11 +292,11 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
     method = classical if mode == "classical" else get_method(mode, device)
     envelope = envelope_coding.pack(src.envelope)
 
-    def code_classically() -> list[list[Stream]]:
-        return [classical.encode(plane, src.bits) for plane in src.planes]
+    def code_classically(planes: list[np.ndarray]) -> list[list[Stream]]:
+        return [classical.encode(plane, src.bits) for plane in planes]
 
     if method is classical:
-        coded = _pack_file(src, envelope, classical, [_choose(b, None) for b in code_classically()])
+        coded = _pack_file(src, envelope, classical, [_choose(b, None) for b in code_classically(src.planes)])
         return _no_larger_than_kept(source, src, coded, max_pixels)
     # The classical coding (the size bound) runs beside the learned work when the thread budget
     # allows: JPEG-XL releases the GIL, and much of the learned encoder is single-threaded numpy.
@@ -330,20 +338,25 @@ def encode(source: str | os.PathLike | bytes | np.ndarray, *, mode: str = "fast"
         codings = map_in_threads(lambda job: job(), jobs, ENCODE_BYTES_PER_PIXEL * plane.size)
         return [alternative for coding in codings for alternative in coding] + found
 
-    def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
-        # the frames of a multi-frame file in threads where the budget and the memory allow
-        largest = max((plane.size for plane in src.planes), default=0)
-        return map_in_threads(alternatives_of, src.planes, ENCODE_BYTES_PER_PIXEL * largest)
+    # with in_bands, a large plane is coded as bands, each a frame of its own (``bands``): decoded side by side
+    units, counts = bands.split(src.planes) if in_bands else (list(src.planes), [1] * len(src.planes))
 
-    base, learned = beside(code_classically, code_alternatives)
-    plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in base])
+    def code_alternatives() -> list[list[tuple[str, list[Stream]]]]:
+        # the frames of a multi-frame file (and the bands) in threads where the budget and the memory allow
+        largest = max((unit.size for unit in units), default=0)
+        return map_in_threads(alternatives_of, units, ENCODE_BYTES_PER_PIXEL * largest)
+
+    base, learned = beside(lambda: code_classically(units), code_alternatives)
+    # the size bound is the classical file, whose planes are whole
+    whole = code_classically(src.planes) if len(units) != len(src.planes) else base
+    plain = _pack_file(src, envelope, classical, [_choose(b, None) for b in whole])
     margin = RASTER_MARGIN.get(mode, 0.0)
     chosen = [_choose(b, alternatives, margin) for b, alternatives in zip(base, learned)]
     if effort is None and FALLBACK_EFFORT not in classical.efforts:  # an effort the caller chose is kept
         harder = get_method("classical", effort=FALLBACK_EFFORT)
-        chosen = [_with_harder_fallback(plane, src.bits, b, streams, meta, harder)
-                  for plane, b, (streams, meta) in zip(src.planes, base, chosen)]
-    mixed = _pack_file(src, envelope, method, chosen)
+        chosen = [_with_harder_fallback(unit, src.bits, b, streams, meta, harder)
+                  for unit, b, (streams, meta) in zip(units, base, chosen)]
+    mixed = _pack_file(src, envelope, method, chosen, units, counts)
     if len(mixed) > len(plain):
         # No note in the file: any note would make it larger than classical. Say it to the logger.
         _log.info("%s stream %d bytes larger than classical (%d): wrote the classical file",
@@ -405,6 +418,7 @@ def _frames(header: Header, max_pixels: int | None = None) -> list[dict[str, Any
             raise CorruptStreamError(f"corrupt medcodec file: frame {number} metadata is malformed") from None
         if min(out[-1]["shape"]) < 1:
             raise CorruptStreamError(f"corrupt medcodec file: frame {number} has shape {out[-1]['shape']}")
+    bands.check_shapes([f["shape"] for f in out], bands.counts_of(header.meta, header.frames))
     # Checked before any decoder allocates: a damaged or hostile header must not exhaust memory.
     pixels = sum(f["shape"][0] * f["shape"][1] for f in out)
     if max_pixels is not None and pixels > max_pixels:
@@ -496,10 +510,7 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
     limit): the header alone (CRC-checked) is read first, so nothing of the declared size is allocated.
     """
     data = bytes(data)
-    declared = container.read_header(data)
-    pixels = declared.height * declared.width * declared.frames
-    if max_pixels is not None and pixels > max_pixels:
-        raise ResourceLimitError(_limit_message("medcodec file declares", pixels, max_pixels))
+    _frames(container.read_header(data), max_pixels)  # the declared frames' pixels, before any section is read
     header, sections = container.unpack(data)  # the declared size was checked just above
     kind = header.source_kind
     if kind not in EXTENSIONS:
@@ -509,7 +520,8 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
     # Not in threads: the decoders' wavefront loops hold the GIL between their compiled pieces, and frames
     # decoded in two threads took 0.91-1.08x the time of one (benchmarks/results/threads.json).
     jobs = [(f["method"], header, device, per_frame.get(n, []), tuple(f["shape"])) for n, f in enumerate(frames)]
-    planes = map_in_processes(_decode_frame, jobs, _frame_processes(processes, frames, device))
+    planes = bands.merge(map_in_processes(_decode_frame, jobs, _frame_processes(processes, frames, device)),
+                         bands.counts_of(header.meta, header.frames))
     if io_source.pixel_sha256(planes) != header.pixel_sha256:
         raise CorruptStreamError("decoded pixels checksum mismatch: refusing to write a wrong file")
     io_envelope = envelope_coding.unpack(envelope.index, envelope.payload, _envelope_limit(max_pixels))
@@ -554,6 +566,9 @@ def info(data: bytes) -> dict[str, Any]:
             if s.kind == SectionKind.PLANE_META and s.index == 0:
                 side_info[s.frame] = _side_info(s.payload)
     pixels = sum(f["shape"][0] * f["shape"][1] for f in frames)
+    counts = bands.counts_of(header.meta, header.frames)
+    banded = any(c > 1 for c in counts)
+    places = bands.plane_of_frame(counts)
     return {
         "format_major": major,
         "format_minor": minor,
@@ -573,7 +588,9 @@ def info(data: bytes) -> dict[str, Any]:
         "stream_size": len(data),
         "section_bytes": section_bytes,
         "envelope_coding": envelope_name,
+        "planes": len(counts),
         "frames": [{"frame": n, **f, "shape": list(f["shape"]), "bits": header.bits_stored,
+                    **({"plane": places[n][0], "band": places[n][1]} if banded else {}),
                     "bytes": frame_bytes[n], "section_bytes": frame_sections[n],
                     **({"side_info": side_info[n]} if side_info[n] is not None else {})}
                    for n, f in enumerate(frames)],

@@ -368,3 +368,19 @@ def test_info_says_a_jpeg_frame_is_a_recovered_jpeg_and_a_jpeg_crop_frame_a_cut_
     assert lines[-3].endswith("(the JPEG it was decoded from, recovered)")
     assert lines[-2].endswith("(cut from a decoded JPEG off its block grid; that JPEG recovered)")
     assert lines[-1].endswith("(the JPEG it was decoded from, recovered; its coefficients coded by medcodec)")
+
+
+def test_bands_option_codes_a_large_plane_in_bands_that_decode_whole(tmp_path, monkeypatch):
+    from medcodec import bands
+
+    monkeypatch.setattr(bands, "BAND_PIXELS", 1500)  # so that a small test plane is cut in two
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:70, :48]
+    plane = np.clip(2000 + 900 * np.sin(yy / 9.0) * np.cos(xx / 13.0) + rng.normal(0, 20, (70, 48)), 0, 4095)
+    source = tmp_path / "large.npy"
+    np.save(source, plane.astype(np.uint16))
+    assert run("encode", "--bands", "-m", "fast", "-o", tmp_path / "large.mlc", source).exit_code == 0
+    shown = run("info", tmp_path / "large.mlc").output
+    assert "frames   : 2 (bands of 1 plane(s), decoded side by side)" in shown and "(plane 0, band 1)" in shown
+    assert run("decode", "-o", tmp_path / "back.npy", tmp_path / "large.mlc").exit_code == 0
+    assert (tmp_path / "back.npy").read_bytes() == source.read_bytes()
