@@ -7,8 +7,8 @@ BAND_PIXELS, each band is analysed, fitted and coded on its own and becomes a fr
 decoder's processes and the encoder's threads take the bands side by side, as they take a multi-frame
 file's frames. Measured on the four train planes of 3 megapixels or more (``benchmarks/bands.py``, fast
 mode, 2026-12-06): the same bytes (1.0002 x; -0.7 % to +0.4 % a file, each band fitting its own options),
-decoding on two cores 1.28 x faster than the whole plane (one core: 1.03 x slower), encoding on one core
-1.22 x slower (each band pays the analysis' fixed costs; on two cores the same time). Not the default: on
+decoding on two cores 1.26 x faster than the whole plane (one core: 1.05 x slower), encoding on one core
+1.27 x slower (each band pays the analysis' fixed costs; on two cores about the same time). Not the default: on
 the one-core benchmark it is slower, and the bytes only move about.
 
 Band boundaries lie on multiples of ROW_MULTIPLE rows, so a plane that was a JPEG once keeps its 8x8

@@ -208,8 +208,8 @@ def _with_common(command: str) -> Callable[[Callable], Callable]:
 @click.option("--bands", "in_bands", is_flag=True,
               help="Code planes of 3 megapixels or more as independent horizontal bands (learned modes; format "
                    "2.22), which decode side by side on as many cores (-t) as there are bands: on 2 cores four "
-                   "3.8-8 MP train radiographs decoded 1.28x faster, their bytes 1.0002x; encoding on one core "
-                   "1.22x slower (benchmarks/results/bands.json).")
+                   "3.8-8 MP train radiographs decoded 1.26x faster, their bytes 1.0002x; encoding on one core "
+                   "1.27x slower (benchmarks/results/bands.json).")
 @click.pass_context
 def encode(ctx: click.Context, inputs: tuple[str, ...], output: str | None, out_dir: str | None, force: bool,
            quiet: bool, jobs: int, threads: int | None, device: str, max_pixels: int | None, mode: str,
