@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medcodec import codec
+from medcodec import bands, codec
 from medcodec.container import envelope as envelope_coding
 from medcodec.container import format as container
 from medcodec.container.format import SectionKind
@@ -123,7 +123,8 @@ def _once_jpeg_annotated(cut: bool = False) -> np.ndarray:
     return image
 
 
-@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "slow", "slow-split", "slow-ensemble",
+@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "fast-bands", "slow", "slow-split",
+                                        "slow-ensemble",
                                                   "latent", "jpeg", "jpeg-crop", "jpeg-dct", "raster",
                                                   "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
@@ -180,6 +181,10 @@ def encoded(request):
                 blob = _own_streams_file(original, "raster")
         elif mode == "raster":  # offered beside every learned mode; its own streams here
             blob = _own_streams_file(original, "raster")
+        elif request.param == "fast-bands":  # the plane in two bands (format 2.22), each its own frame
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(bands, "BAND_PIXELS", original.size // 2)
+                blob = codec.encode(original, mode="fast", device="cpu", in_bands=True)
         else:
             blob = codec.encode(original, mode="fast" if mode.startswith("jpeg") else mode, device="cpu")
             if codec.info(blob)["frames"][0]["method"] != mode:
@@ -187,7 +192,10 @@ def encoded(request):
     except MedcodecError as exc:
         pytest.skip(f"mode {mode} unavailable: {exc}")
     frames = codec.info(blob)["frames"]
-    assert [f["method"] for f in frames] == [mode], "fuzz the method itself, not its fallback"
+    if request.param == "fast-bands":
+        assert container.unpack(blob)[0].meta["bands"] == [2] and len(frames) == 2, "fuzz a banded file"
+    else:
+        assert [f["method"] for f in frames] == [mode], "fuzz the method itself, not its fallback"
     if request.param == "fast-phase":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"
