@@ -108,8 +108,9 @@ def _repack(data, **changes):
 def test_damaged_bands_are_refused_before_decoding(small_bands):
     data = codec.encode(_noisy((70, 48)), mode="fast", in_bands=True)
     header = container.unpack(data)[0]
+    narrower = {**header.meta["frames"][1], "shape": [38, 47]}
     for meta in ({**header.meta, "bands": [1]}, {**header.meta, "bands": [1, 1]},
-                 {**header.meta, "frames": [header.meta["frames"][0], {**header.meta["frames"][1], "shape": [38, 47]}]}):
+                 {**header.meta, "frames": [header.meta["frames"][0], narrower]}):
         with pytest.raises(CorruptStreamError):
             codec.decode(_repack(data, meta=meta))
     # without its bands the file's frames are two planes: the pixel checksum refuses them
