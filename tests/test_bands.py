@@ -63,10 +63,11 @@ def small_bands(monkeypatch):
     monkeypatch.setattr(bands, "BAND_PIXELS", 1500)
 
 
-def test_a_large_plane_is_coded_as_bands_and_decoded_whole(small_bands):
+@pytest.mark.parametrize("mode", ["fast", "slow", "latent"])
+def test_a_large_plane_is_coded_as_bands_and_decoded_whole(small_bands, mode):
     plane = _noisy((70, 48))  # 3360 pixels: two bands, of 32 and 38 rows
-    assert "bands" not in container.unpack(codec.encode(plane, mode="fast"))[0].meta  # asked for only
-    data = codec.encode(plane, mode="fast", in_bands=True)
+    assert "bands" not in container.unpack(codec.encode(plane, mode=mode))[0].meta  # asked for only
+    data = codec.encode(plane, mode=mode, in_bands=True)
     header, _ = container.unpack(data)
     assert (header.height, header.width, header.frames) == (70, 48, 2)
     assert header.meta["bands"] == [2]
