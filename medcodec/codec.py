@@ -510,12 +510,13 @@ def decode(data: bytes, *, device: str = "auto", max_pixels: int | None = io_sou
     limit): the header alone (CRC-checked) is read first, so nothing of the declared size is allocated.
     """
     data = bytes(data)
-    _frames(container.read_header(data), max_pixels)  # the declared frames' pixels, before any section is read
-    header, sections = container.unpack(data)  # the declared size was checked just above
+    # the frames and their declared pixels from the header alone, before any section is read; unpack checks
+    # the same header bytes again, with the sections
+    frames = _frames(container.read_header(data), max_pixels)
+    header, sections = container.unpack(data)
     kind = header.source_kind
     if kind not in EXTENSIONS:
         raise CorruptStreamError(f"corrupt medcodec file: unknown source kind {kind!r}")
-    frames = _frames(header, max_pixels)
     envelope, per_frame = _split(sections, header.frames)
     # Not in threads: the decoders' wavefront loops hold the GIL between their compiled pieces, and frames
     # decoded in two threads took 0.91-1.08x the time of one (benchmarks/results/threads.json).
