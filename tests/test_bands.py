@@ -6,13 +6,7 @@ import pytest
 from medcodec import bands, codec
 from medcodec.container import format as container
 from medcodec.errors import CorruptStreamError
-
-
-def _noisy(shape, bits=12, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    base = (np.sin(yy / 9.0) + np.cos(xx / 13.0) + 2) / 4 * ((1 << bits) - 1)
-    return np.clip(base + rng.normal(0, 20, shape), 0, (1 << bits) - 1).astype(np.uint16)
+from planes import smooth
 
 
 def test_band_count_follows_the_plane_size():
@@ -37,7 +31,7 @@ def test_boundaries_cut_equal_bands_on_multiples_of_sixteen_rows(height, count):
 
 def test_split_and_merge_give_the_planes_back(monkeypatch):
     monkeypatch.setattr(bands, "BAND_PIXELS", 1000)
-    small, large = _noisy((20, 30)), _noisy((70, 40), seed=1)
+    small, large = smooth((20, 30), 12), smooth((70, 40), 12, seed=1)
     frames, counts = bands.split([small, large])
     assert counts == [1, 2] and [f.shape for f in frames] == [(20, 30), (32, 40), (38, 40)]
     assert frames[0] is small  # a plane of one band is not copied
@@ -65,7 +59,7 @@ def small_bands(monkeypatch):
 
 @pytest.mark.parametrize("mode", ["fast", "slow", "latent"])
 def test_a_large_plane_is_coded_as_bands_and_decoded_whole(small_bands, mode):
-    plane = _noisy((70, 48))  # 3360 pixels: two bands, of 32 and 38 rows
+    plane = smooth((70, 48), 12)  # 3360 pixels: two bands, of 32 and 38 rows
     assert "bands" not in container.unpack(codec.encode(plane, mode=mode))[0].meta  # asked for only
     data = codec.encode(plane, mode=mode, in_bands=True)
     header, _ = container.unpack(data)
@@ -86,7 +80,7 @@ def test_a_large_plane_is_coded_as_bands_and_decoded_whole(small_bands, mode):
 
 
 def test_the_bands_of_several_planes_decode_in_worker_processes_to_the_same_file(small_bands, monkeypatch):
-    planes = np.stack([_noisy((70, 48), seed=s) for s in range(2)])
+    planes = np.stack([smooth((70, 48), 12, seed=s) for s in range(2)])
     data = codec.encode(planes, mode="fast", in_bands=True)
     assert container.unpack(data)[0].meta["bands"] == [2, 2]
     sequential = codec.decode(data)
@@ -107,7 +101,7 @@ def _repack(data, **changes):
 
 
 def test_damaged_bands_are_refused_before_decoding(small_bands):
-    data = codec.encode(_noisy((70, 48)), mode="fast", in_bands=True)
+    data = codec.encode(smooth((70, 48), 12), mode="fast", in_bands=True)
     header = container.unpack(data)[0]
     narrower = {**header.meta["frames"][1], "shape": [38, 47]}
     for meta in ({**header.meta, "bands": [1]}, {**header.meta, "bands": [1, 1]},

@@ -374,11 +374,10 @@ def test_bands_option_codes_a_large_plane_in_bands_that_decode_whole(tmp_path, m
     from medcodec import bands
 
     monkeypatch.setattr(bands, "BAND_PIXELS", 1500)  # so that a small test plane is cut in two
-    rng = np.random.default_rng(5)
-    yy, xx = np.mgrid[:70, :48]
-    plane = np.clip(2000 + 900 * np.sin(yy / 9.0) * np.cos(xx / 13.0) + rng.normal(0, 20, (70, 48)), 0, 4095)
+    from planes import smooth
+
     source = tmp_path / "large.npy"
-    np.save(source, plane.astype(np.uint16))
+    np.save(source, smooth((70, 48), 12, seed=5))
     assert run("encode", "--bands", "-m", "fast", "-o", tmp_path / "large.mlc", source).exit_code == 0
     shown = run("info", tmp_path / "large.mlc").output
     assert "frames   : 2 (bands of 1 plane(s), decoded side by side)" in shown and "(plane 0, band 1)" in shown
