@@ -183,7 +183,8 @@ def _with_common(command: str) -> Callable[[Callable], Callable]:
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
 @_with_common("encode")
 @click.option("-m", "--mode", type=click.Choice(MODES), default="fast", show_default=True,
-              help="Coding method; files are never larger than with 'classical' (JPEG-XL only). 'fast': one "
+              help="Coding method; files are never larger than with 'classical' (JPEG-XL; lossless JPEG 2000 for "
+                   "a plane decoded from lossy JPEG 2000, where smaller). 'fast': one "
                    "network pass per subimage; 'slow': never larger than 'fast', about 5x slower to encode "
                    "and up to 2x slower to decode (column passes, test-time ensembles); 'latent': LVPNet. The "
                    "learned modes also recover 8-bit images that were JPEGs once as that JPEG, and code noisy "
@@ -391,6 +392,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
         if split.get("latent_z"):  # what the latent costs against what it saves (issue: latent mode)
             note += f" [z {8 * split['latent_z']:,} bits, residuals {8 * split.get('residual', 0):,} bits]"
         note += _JPEG_HISTORY_NOTES.get(f.get("method"), "")
+        if f.get("classical_coding"):  # which classical coder holds the plane (JPEG 2000: a lossy JPEG 2000 once)
+            note += f" ({f['classical_coding']})"
         side = f.get("side_info") if isinstance(f.get("side_info"), dict) else {}
         if f.get("method") == "raster":
             options = side.get("raster") if isinstance(side.get("raster"), dict) else {}

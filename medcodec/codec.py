@@ -29,6 +29,7 @@ from medcodec.io import source as io_source
 from medcodec.parallel import beside, map_in_processes, map_in_threads, single_threaded_blas, within_memory
 from medcodec.pipelines import METHOD_NAMES, MODEL_FREE, get_method
 from medcodec.pipelines.base import Method, Stream, unpack_side_info
+from medcodec.pipelines.classical import coding_name as classical_coding_name
 from medcodec.pipelines.classical import jpegxl_encode_plane
 
 _log = logging.getLogger("medcodec")
@@ -548,6 +549,7 @@ def info(data: bytes) -> dict[str, Any]:
     frame_bytes: list[int | None] = [None] * len(frames)
     frame_sections: list[dict[str, int]] = [{} for _ in frames]
     side_info: list[dict[str, Any] | None] = [None] * len(frames)
+    classical_coding: list[str | None] = [None] * len(frames)  # a classical frame's JPEG-XL, JPEG 2000 or raw
     try:
         _, sections = container.unpack(data)
         integrity = "ok"
@@ -566,6 +568,8 @@ def info(data: bytes) -> dict[str, Any]:
             frame_sections[s.frame][name] = frame_sections[s.frame].get(name, 0) + len(s.payload)
             if s.kind == SectionKind.PLANE_META and s.index == 0:
                 side_info[s.frame] = _side_info(s.payload)
+            if s.kind == SectionKind.PLANE_CLASSICAL and s.index == 0:
+                classical_coding[s.frame] = classical_coding_name(s.payload)
     pixels = sum(f["shape"][0] * f["shape"][1] for f in frames)
     counts = bands.counts_of(header.meta, header.frames)
     banded = any(c > 1 for c in counts)
@@ -593,6 +597,7 @@ def info(data: bytes) -> dict[str, Any]:
         "frames": [{"frame": n, **f, "shape": list(f["shape"]), "bits": header.bits_stored,
                     **({"plane": places[n][0], "band": places[n][1]} if banded else {}),
                     "bytes": frame_bytes[n], "section_bytes": frame_sections[n],
+                    **({"classical_coding": classical_coding[n]} if classical_coding[n] is not None else {}),
                     **({"side_info": side_info[n]} if side_info[n] is not None else {})}
                    for n, f in enumerate(frames)],
         "pixels": pixels,

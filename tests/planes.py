@@ -134,3 +134,15 @@ def upscaled(shape=(160, 176), factor=1.6, seed=0):
     base = 120 + 50 * np.sin(x / 5.0) * np.cos(y / 7.0) + rng.normal(0, 12, small)
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.BILINEAR)
     return np.asarray(image).astype(np.uint16)
+
+
+def jpeg2000_history(shape=(128, 128), seed=5, quality=50):
+    """A 12-bit plane through OpenJPEG's lossy reversible coding (a rate below lossless), decoded
+    (uint16): its 5/3 coefficients keep a lossy decoder's low bits (``pipelines.jpeg2000_history``)."""
+    import imagecodecs
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    signal = np.clip(2000 + 600 * np.sin(x / 9) + 500 * np.cos(y / 13) + rng.normal(0, 30, shape), 0, 4095)
+    codestream = imagecodecs.jpeg2k_encode(signal.astype(np.uint16), level=quality, reversible=True, bitspersample=12)
+    return imagecodecs.jpeg2k_decode(codestream).astype(np.uint16)

@@ -23,8 +23,8 @@ from medcodec.errors import MedcodecError
 from medcodec.pipelines import raster
 from medcodec.pipelines.base import unpack_side_info
 
-from planes import (drifting_lattice, drifting_step_lattice, floored_noise, jpeg_blocked, regional_textures,
-                    turning_stripes, uneven_values)
+from planes import (drifting_lattice, drifting_step_lattice, floored_noise, jpeg2000_history, jpeg_blocked,
+                    regional_textures, turning_stripes, uneven_values)
 
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -123,8 +123,8 @@ def _once_jpeg_annotated(cut: bool = False) -> np.ndarray:
     return image
 
 
-@pytest.fixture(scope="module", params=["classical", "fast", "fast-phase", "fast-bands", "slow", "slow-split",
-                                        "slow-ensemble",
+@pytest.fixture(scope="module", params=["classical", "classical-j2k", "fast", "fast-phase", "fast-bands", "slow",
+                                        "slow-split", "slow-ensemble",
                                                   "latent", "jpeg", "jpeg-crop", "jpeg-dct", "raster",
                                                   "raster-boost", "raster-palette",
                                                   "raster-blocks", "raster-nn", "raster-window", "raster-range",
@@ -156,6 +156,8 @@ def encoded(request):
         original = _ultrasound_crop()
     elif request.param == "slow-ensemble":  # noisier: the LC-L pass codes some odd columns, so its ensemble is fuzzed
         original = _image(noise=40)
+    elif request.param == "classical-j2k":  # a decoded lossy JPEG 2000: coded as lossless JPEG 2000 (2.23)
+        original = jpeg2000_history()
     else:
         original = jpeg_blocked((128, 150)).astype(np.uint8) if request.param == "fast-phase" else _image()
     mode = request.param if request.param in ("jpeg-crop", "jpeg-dct") else request.param.split("-")[0]
@@ -196,6 +198,9 @@ def encoded(request):
         assert container.unpack(blob)[0].meta["bands"] == [2] and len(frames) == 2, "fuzz a banded file"
     else:
         assert [f["method"] for f in frames] == [mode], "fuzz the method itself, not its fallback"
+    if request.param == "classical-j2k":
+        (plane,) = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_CLASSICAL]
+        assert plane[0] == 2, "fuzz the JPEG 2000 codestream"
     if request.param == "fast-phase":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"

@@ -1,4 +1,5 @@
-"""The classical method: the whole plane by JPEG-XL lossless. Always available; the codec's fallback."""
+"""The classical method: the whole plane by JPEG-XL lossless (or, where the plane shows JPEG 2000 history,
+lossless JPEG 2000 if that is smaller). Always available; the codec's fallback."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 
 from medcodec.container.format import SectionKind
 from medcodec.errors import CorruptStreamError
+from medcodec.io import dicom_jpeg2000
 from medcodec.parallel import thread_budget
+from medcodec.pipelines import jpeg2000_history
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
 
 DEFAULT_EFFORT = 7  # libjxl's own default: ~1 s per megapixel here; 9 gains ~3 % for 3x the time
@@ -18,6 +21,17 @@ DEFAULT_EFFORT = 7  # libjxl's own default: ~1 s per megapixel here; 9 gains ~3 
 # outweighs tiny planes, and the classical result is the size bound for every other method.
 _TAG_RAW = 0
 _TAG_JPEGXL = 1
+_TAG_JPEG2000 = 2  # format 2.23: a plane with JPEG 2000 history (``jpeg2000_history``)
+JPEG2000_RESOLUTIONS = 6  # OpenJPEG's default (5 wavelet levels); a plane needs 2**(resolutions-1) a side
+
+
+# what info says a classical stream holds, by its tag
+CODING_NAMES = {_TAG_RAW: "raw samples", _TAG_JPEGXL: "JPEG-XL", _TAG_JPEG2000: "JPEG 2000"}
+
+
+def coding_name(payload: bytes) -> str:
+    """What a classical stream's payload holds (its tag's name), for reporting; 'unknown' for others."""
+    return CODING_NAMES.get(payload[0], "unknown") if payload else "unknown"
 
 
 def _sample_dtype(bits: int) -> np.dtype:
@@ -41,8 +55,38 @@ def jpegxl_decode_plane(payload: bytes) -> np.ndarray:
     return plane.astype(np.uint16, copy=False)
 
 
+def jpeg2000_resolutions(shape: tuple[int, ...]) -> int:
+    """As many wavelet levels as OpenJPEG allows for this plane, at most its default."""
+    return max(1, min(JPEG2000_RESOLUTIONS, int(np.log2(max(1, min(shape[:2])))) + 1))
+
+
+def jpeg2000_encode_plane(plane: np.ndarray, bits: int) -> bytes:
+    """Lossless (reversible 5/3) JPEG 2000 codestream of a plane, no JP2 boxes. OpenJPEG refuses 1-bit
+    samples; declaring 2 bits codes the same values."""
+    return imagecodecs.jpeg2k_encode(plane.astype(_sample_dtype(bits), copy=False), reversible=True,
+                                     bitspersample=max(bits, 2), resolutions=jpeg2000_resolutions(plane.shape),
+                                     codecformat=imagecodecs.JPEG2K.CODEC.J2K, numthreads=1)
+
+
+def jpeg2000_decode_plane(payload: bytes, shape: tuple[int, int], bits: int) -> np.ndarray:
+    """The plane of a codestream jpeg2000_encode_plane wrote; its header is checked against the frame's
+    shape and bits before OpenJPEG allocates anything."""
+    stream = dicom_jpeg2000.parse(payload)
+    if stream is None or (stream.height, stream.width) != tuple(shape) or stream.components != 1 or stream.signed \
+            or stream.precision != max(bits, 2):
+        raise CorruptStreamError("JPEG 2000 stream is damaged: its header does not describe this frame's plane")
+    try:
+        plane = imagecodecs.jpeg2k_decode(payload, numthreads=thread_budget())
+    except Exception as exc:  # imagecodecs raises Jpeg2kError (or others) on damaged codestreams
+        raise CorruptStreamError(f"JPEG 2000 stream cannot be decoded ({exc})") from exc
+    if plane.ndim != 2:
+        raise CorruptStreamError(f"JPEG 2000 stream holds a {plane.ndim}-D image, expected one plane")
+    return plane.astype(np.uint16, copy=False)
+
+
 class ClassicalMethod(Method):
-    """Whole plane, JPEG-XL lossless (or raw samples when that is smaller).
+    """Whole plane, JPEG-XL lossless (or raw samples when that is smaller; or lossless JPEG 2000 where
+    ``jpeg2000_history`` says the plane was a lossy JPEG 2000 codestream once and that is smaller).
 
     effort may be several efforts: each is tried and the smallest codestream kept. Higher is not always
     smaller: on the test split's lung CT, effort 7 beats effort 9 by 1.5 %. The decoder does not care.
@@ -61,11 +105,11 @@ class ClassicalMethod(Method):
         plane = check_plane(plane, bits)
         jxl = min((jpegxl_encode_plane(plane, bits, e) for e in self.efforts), key=len)
         raw = plane.astype(_sample_dtype(bits), copy=False).tobytes()
-        if len(raw) <= len(jxl):
-            payload = bytes([_TAG_RAW]) + raw
-        else:
-            payload = bytes([_TAG_JPEGXL]) + jxl
-        return [Stream(SectionKind.PLANE_CLASSICAL, 0, payload)]
+        codings = [(_TAG_RAW, raw), (_TAG_JPEGXL, jxl)]
+        if jpeg2000_history.carries_history(plane):
+            codings.append((_TAG_JPEG2000, jpeg2000_encode_plane(plane, bits)))
+        tag, body = min(codings, key=lambda coding: len(coding[1]))  # the first of equal sizes
+        return [Stream(SectionKind.PLANE_CLASSICAL, 0, bytes([tag]) + body)]
 
     def decode(self, streams: Sequence[Stream], shape: tuple[int, int], bits: int) -> np.ndarray:
         payloads = [s.payload for s in streams if s.kind == SectionKind.PLANE_CLASSICAL]
@@ -74,6 +118,8 @@ class ClassicalMethod(Method):
         tag, body = payloads[0][0], payloads[0][1:]
         if tag == _TAG_JPEGXL:
             plane = jpegxl_decode_plane(body)
+        elif tag == _TAG_JPEG2000:
+            plane = jpeg2000_decode_plane(body, shape, bits)
         elif tag == _TAG_RAW:
             dtype = _sample_dtype(bits)
             if len(body) != shape[0] * shape[1] * dtype.itemsize:
