@@ -25,8 +25,7 @@ from typing import Callable
 import imagecodecs
 import numpy as np
 
-# OpenJPEG's default number of resolutions; a plane needs 2**(resolutions-1) pixels per side.
-_J2K_DEFAULT_RESOLUTIONS = 6
+from medcodec.pipelines.classical import jpeg2000_resolutions
 
 
 @dataclass(frozen=True)
@@ -58,12 +57,6 @@ def as_codec_dtype(plane: np.ndarray, bits: int) -> np.ndarray:
     return np.ascontiguousarray(plane, dtype=dtype)
 
 
-def _j2k_resolutions(shape: tuple[int, ...]) -> int:
-    """As many wavelet levels as OpenJPEG allows for this plane, at most its default."""
-    smallest = max(1, min(shape[:2]))
-    return max(1, min(_J2K_DEFAULT_RESOLUTIONS, int(np.log2(smallest)) + 1))
-
-
 def _jxl_encode(effort: int) -> Callable[[np.ndarray, int], bytes]:
     def encode(a: np.ndarray, bits: int) -> bytes:
         return imagecodecs.jpegxl_encode(
@@ -83,7 +76,7 @@ def _j2k_encode(a: np.ndarray, bits: int) -> bytes:
         reversible=True,
         # OpenJPEG fails on 1-bit uint8 input; declaring 2 bits codes the same values losslessly.
         bitspersample=max(bits, 2),
-        resolutions=_j2k_resolutions(a.shape),
+        resolutions=jpeg2000_resolutions(a.shape),
         numthreads=1,
     )
 
@@ -98,7 +91,7 @@ def _jpegls_encode(a: np.ndarray, bits: int) -> bytes:
 
 
 def _htj2k_encode(a: np.ndarray, bits: int) -> bytes:
-    return imagecodecs.htj2k_encode(a, reversible=True, resolutions=_j2k_resolutions(a.shape))
+    return imagecodecs.htj2k_encode(a, reversible=True, resolutions=jpeg2000_resolutions(a.shape))
 
 
 def _webp_encode(a: np.ndarray, bits: int) -> bytes:
