@@ -11,7 +11,7 @@ JPEG-XL. Moved by one row or column the grid no longer matches and JPEG 2000 cod
 in raster order does not see those bits; a lossless JPEG 2000 coder on the same grid codes them for
 almost nothing. So the classical method also tries JPEG 2000 on a plane whose coefficients show it.
 
-The test is cheap (three wavelet levels on at most 512 x 512 pixels, ~10 ms) and errs towards trying: a
+The test is cheap (three wavelet levels on at most 512 x 512 pixels, ~4 ms) and errs towards trying: a
 plane it flags and JPEG 2000 does not make smaller costs only that encoding's time (~0.17 s a megapixel).
 """
 
