@@ -3,7 +3,7 @@
 Why: lossy JPEG 2000 is the lossy compression of DICOM archives (transfer syntax .91), and a plane that
 went through it and was stored decompressed afterwards (an export, a migration) is, band by band, a few
 quantised wavelet coefficients. A decoder puts each dequantised coefficient at one point of its step
-(OpenJPEG: the middle of it), so the plane's own reversible 5/3 coefficients
+(commonly the middle of it), so the plane's own reversible 5/3 coefficients
 on the same grid keep low bits no other plane has: the train split's 16-bit DX (pylibjpeg-data's
 JPEG2KLossless_1s_1f_u_16_16) has almost no coefficient divisible by 4 among its large ones, and a
 lossless JPEG 2000 codestream of it is 7.43 bits a pixel against 8.96 for the raster coder and 9.40 for
