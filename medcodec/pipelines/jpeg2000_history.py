@@ -1,15 +1,21 @@
-"""JPEG 2000 history: does a plane look like a decoded lossy JPEG 2000 codestream?
+"""JPEG 2000 history: does a plane look like a decoded lossy JPEG 2000 codestream of the reversible kind?
 
 Why: lossy JPEG 2000 is the lossy compression of DICOM archives (transfer syntax .91), and a plane that
 went through it and was stored decompressed afterwards (an export, a migration) is, band by band, a few
-quantised wavelet coefficients. A decoder puts each dequantised coefficient at one point of its step
-(commonly the middle of it), so the plane's own reversible 5/3 coefficients
-on the same grid keep low bits no other plane has: the train split's 16-bit DX (pylibjpeg-data's
-JPEG2KLossless_1s_1f_u_16_16) has almost no coefficient divisible by 4 among its large ones, and a
-lossless JPEG 2000 codestream of it is 7.43 bits a pixel against 8.96 for the raster coder and 9.40 for
-JPEG-XL. Moved by one row or column the grid no longer matches and JPEG 2000 codes it at 9.48. A predictor
-in raster order does not see those bits; a lossless JPEG 2000 coder on the same grid codes them for
-almost nothing. So the classical method also tries JPEG 2000 on a plane whose coefficients show it.
+quantised wavelet coefficients. Where the codestream used the reversible 5/3 wavelet and was cut short
+(a lossless codestream truncated, or coded at a rate, as quality layers and rate-limited reversible
+encoders do), its decoder put each dequantised coefficient at one point of its step (commonly the
+middle of it), so the plane's own 5/3 coefficients on the same grid keep low bits no other plane has:
+the train split's 16-bit DX (pylibjpeg-data's JPEG2KLossless_1s_1f_u_16_16) has almost no coefficient
+divisible by 4 among its large ones, and a lossless JPEG 2000 codestream of it is 7.43 bits a pixel
+against 8.96 for the raster coder and 9.41 for JPEG-XL. Moved by one row or column the grid no longer
+matches and JPEG 2000 codes it at 9.47. A predictor in raster order does not see those bits; a lossless
+JPEG 2000 coder on the same grid codes them for almost nothing. So the classical method also tries JPEG
+2000 on a plane whose coefficients show it.
+
+Not seen here: the irreversible 9/7 wavelet (the usual lossy choice), whose coefficients are not integers;
+recovering them would take an exact 9/7 decoder of medcodec's own (OpenJPEG's is floating point), as JPEG
+history rests on libjpeg's integer IDCT.
 
 The test is cheap (three wavelet levels on at most 512 x 512 pixels, ~4 ms) and errs towards trying: a
 plane it flags and JPEG 2000 does not make smaller costs only that encoding's time (~0.17 s a megapixel).
