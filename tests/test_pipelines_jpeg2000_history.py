@@ -97,3 +97,16 @@ def test_damaged_jpeg2000_streams_raise_corrupt_stream_error():
     for payload in damaged:
         with pytest.raises(CorruptStreamError):
             method.decode([stream._replace(payload=payload)], history.shape, 12)
+
+
+def test_openjpeg_refusing_a_plane_leaves_the_jpegxl_coding(monkeypatch):
+    from medcodec.pipelines import classical
+
+    def refuse(plane, bits):
+        raise RuntimeError("OpenJPEG says no")
+
+    history = _lossy_jpeg2000()
+    monkeypatch.setattr(classical, "jpeg2000_encode_plane", refuse)
+    (stream,) = ClassicalMethod().encode(history, 12)
+    assert stream.payload[0] == 1
+    np.testing.assert_array_equal(ClassicalMethod().decode([stream], history.shape, 12), history)

@@ -3,6 +3,7 @@ lossless JPEG 2000 if that is smaller). Always available; the codec's fallback."
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import imagecodecs
@@ -14,6 +15,8 @@ from medcodec.io import dicom_jpeg2000
 from medcodec.parallel import thread_budget
 from medcodec.pipelines import jpeg2000_history
 from medcodec.pipelines.base import Method, Stream, check_decoded, check_plane
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_EFFORT = 7  # libjxl's own default: ~1 s per megapixel here; 9 gains ~3 % for 3x the time
 
@@ -107,7 +110,10 @@ class ClassicalMethod(Method):
         raw = plane.astype(_sample_dtype(bits), copy=False).tobytes()
         codings = [(_TAG_RAW, raw), (_TAG_JPEGXL, jxl)]
         if jpeg2000_history.carries_history(plane):
-            codings.append((_TAG_JPEG2000, jpeg2000_encode_plane(plane, bits)))
+            try:
+                codings.append((_TAG_JPEG2000, jpeg2000_encode_plane(plane, bits)))
+            except Exception as exc:  # an optional candidate: OpenJPEG refusing a plane leaves JPEG-XL's
+                _log.info("lossless JPEG 2000 not tried on a %dx%d plane: %s", *plane.shape, exc)
         tag, body = min(codings, key=lambda coding: len(coding[1]))  # the first of equal sizes
         return [Stream(SectionKind.PLANE_CLASSICAL, 0, bytes([tag]) + body)]
 
