@@ -66,7 +66,7 @@ def main() -> None:
         row = {"file": str(path.relative_to(args.corpus)), "folder": str(path.parent.relative_to(args.corpus)),
                "pixels": int(plane.size), "bits": bits, "ratios": [round(r, 3) for r in ratios],
                "test ms": round(1000 * (time.perf_counter() - start), 1),
-               "flagged": int(jpeg2000_history.carries_history(plane))}
+               "flagged": int(jpeg2000_history.shows_history(ratios))}
         if row["flagged"]:
             row.update(measure(plane, bits))
             print(row, flush=True)

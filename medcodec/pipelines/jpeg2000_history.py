@@ -88,7 +88,11 @@ def residue_ratios(plane: np.ndarray) -> list[float]:
 def carries_history(plane: np.ndarray) -> bool:
     """Whether the plane's wavelet coefficients keep the low bits of a lossy JPEG 2000 decoder (see the
     module doc): worth trying a JPEG 2000 codestream of it."""
-    ratios = residue_ratios(plane)
+    return shows_history(residue_ratios(plane))
+
+
+def shows_history(ratios: list[float]) -> bool:
+    """Whether residue_ratios this far from 1 flag a plane (below LOW or above HIGH)."""
     return min(ratios) < LOW or max(ratios) > HIGH
 
 
