@@ -25,7 +25,7 @@ from medcodec.entropy import compact_json
 from medcodec.errors import CorruptStreamError, UnsupportedVersionError
 
 FORMAT_MAJOR = 2
-FORMAT_MINOR = 23
+FORMAT_MINOR = 24
 # The newest minor of each major this reader knows (a file of a newer minor may carry what it ignores).
 KNOWN_MINOR = {1: 4, FORMAT_MAJOR: FORMAT_MINOR}
 # PNG-style: the high-bit first byte catches 7-bit transports, CR LF catches newline conversion,
