@@ -1,5 +1,5 @@
 """Per-plane side information: plain JSON, zlib-packed JSON or the compact binary coding, whichever is
-shortest, read back exactly, damage refused."""
+shortest, read back exactly, damage refused; the decoding features a frame requires."""
 
 import json
 import zlib
@@ -7,7 +7,8 @@ import zlib
 import pytest
 
 from medcodec.entropy import compact_json
-from medcodec.pipelines.base import MAX_SIDE_INFO, pack_side_info, unpack_side_info
+from medcodec.errors import UnsupportedVersionError
+from medcodec.pipelines.base import MAX_SIDE_INFO, pack_side_info, required_features, unpack_side_info
 
 
 def test_side_information_takes_the_compact_coding_and_reads_back():
@@ -48,3 +49,10 @@ def test_repetitive_side_information_is_packed_and_read_back():
 def test_damaged_side_information_is_refused(payload):
     with pytest.raises((ValueError, TypeError)):
         unpack_side_info(payload)
+
+
+def test_required_features_are_returned_or_refused_as_from_a_newer_medcodec():
+    assert required_features({"lo": 0}, {"refine"}, "fast") == set()
+    assert required_features({"requires": ["refine"]}, {"refine", "phase"}, "fast") == {"refine"}
+    with pytest.raises(UnsupportedVersionError, match="fast frame needs later.*upgrade medcodec"):
+        required_features({"requires": ["refine", "later"]}, {"refine"}, "fast")

@@ -160,7 +160,7 @@ def test_a_frame_without_class_offsets_still_decodes(method, monkeypatch):
 
 
 @pytest.mark.parametrize("change", [{"hi": 5000}, {"hi": "x"}, {"class_offsets": [[0, 0]] * 3},
-                                    {"class_offsets": [[999, 0]] * 18}])
+                                    {"class_offsets": [[999, 0]] * 18}, {"requires": []}])
 def test_damaged_class_offsets_are_refused(method, change):
     plane, bits = _background_plane()
     streams = method.encode(plane, bits)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from medcodec.entropy import compact_json
-from medcodec.errors import CorruptStreamError, InvalidInputError
+from medcodec.errors import CorruptStreamError, InvalidInputError, UnsupportedVersionError
 
 
 class Stream(NamedTuple):
@@ -66,6 +66,18 @@ def check_decoded(plane: np.ndarray, shape: tuple[int, int], bits: int, what: st
     if plane.size and int(plane.max()) >= (1 << bits):
         raise CorruptStreamError(f"{what}: decoded value exceeds {bits} bits")
     return plane.astype(np.uint16, copy=False)
+
+
+def required_features(meta: dict[str, Any], known: set[str], what: str) -> set[str]:
+    """The decoding features a frame's PLANE_META "requires" (format 1.1): UnsupportedVersionError naming
+    any this reader does not implement (written by a newer medcodec), rather than decode the frame wrongly."""
+    required = set(meta.get("requires", []))
+    unknown = required - known
+    if unknown:
+        raise UnsupportedVersionError(
+            f"{what} frame needs {', '.join(sorted(unknown))}, which this medcodec does not know: "
+            "it was written by a newer medcodec — upgrade medcodec to decode it")
+    return required
 
 
 MAX_SIDE_INFO = 1 << 20  # bytes a PLANE_META may inflate to: far above any real one, a bound for damaged ones

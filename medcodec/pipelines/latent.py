@@ -39,12 +39,13 @@ import torch.nn.functional as F
 from ..container.format import SectionKind
 from ..entropy import huffman, rans
 from ..entropy import residual_model as rm
-from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
+from ..errors import CorruptStreamError, ModelMismatchError
 from ..models import load_model
 from ..networks.lvp import MEAN_LIMIT, Z_MAX, Z_MIN, LVPNet
 from . import class_offsets
 from . import split as sp
-from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
+from .base import (Method, Stream, check_decoded, check_plane, pack_side_info, required_features,
+                   unpack_side_info)
 from .subimage import resolve_device
 
 DEFAULT_MODEL = "latent-v2"
@@ -191,15 +192,13 @@ class LatentMethod(Method):
         """(normalisation, z's shape, scale calibration, and (hi, class offsets) or None) of a frame."""
         try:
             meta = unpack_side_info(self._payload(by_key, SectionKind.PLANE_META, 0))
-            unknown = set(meta.get("requires", [])) - KNOWN_FEATURES
-            if unknown:
-                raise UnsupportedVersionError(
-                    f"{self.name} frame needs {', '.join(sorted(unknown))}, which this medcodec does not know: "
-                    "it was written by a newer medcodec — upgrade medcodec to decode it")
+            required = required_features(meta, KNOWN_FEATURES, self.name)
             lo, shift, delta = int(meta["lo"]), int(meta["shift"]), int(meta["scale_adjust"])
             latent_shape = tuple(int(n) for n in meta["latent"])
             by_class = None
-            if "classes" in meta.get("requires", []):
+            if ("classes" in required) != (CLASS_KEY in meta):
+                raise ValueError("class offsets without their requirement, or the reverse")
+            if "classes" in required:
                 hi = meta["hi"]
                 if type(hi) is not int or not lo <= hi < (1 << bits):
                     raise ValueError("hi out of range")

@@ -40,13 +40,14 @@ import torch.nn.functional as F
 from ..container.format import SECTION_OVERHEAD, SectionKind
 from ..entropy import rans
 from ..entropy import residual_model as rm
-from ..errors import CorruptStreamError, ModelMismatchError, UnsupportedVersionError
+from ..errors import CorruptStreamError, ModelMismatchError
 from ..models import load_model
 from ..networks.lch import LCHNet
 from ..parallel import beside
 from . import block_phase, ensemble, refine, surprise
 from . import split as sp
-from .base import Method, Stream, check_decoded, check_plane, pack_side_info, unpack_side_info
+from .base import (Method, Stream, check_decoded, check_plane, pack_side_info, required_features,
+                   unpack_side_info)
 from .classical import ClassicalMethod
 
 DEFAULT_MODEL = "lch-v2"
@@ -496,11 +497,7 @@ class FastMethod(Method):
         (first pass, LC-L pass) ensemble sizes."""
         try:
             meta = unpack_side_info(by_key[(int(SectionKind.PLANE_META), 0)])
-            unknown = set(meta.get("requires", [])) - KNOWN_FEATURES
-            if unknown:
-                raise UnsupportedVersionError(
-                    f"{self.name} frame needs {', '.join(sorted(unknown))}, which this medcodec does not know: "
-                    "it was written by a newer medcodec — upgrade medcodec to decode it")
+            required_features(meta, KNOWN_FEATURES, self.name)
             lo, shift = int(meta["lo"]), int(meta["shift"])
             left_pass = [int(u) for u in meta.get("left_pass", [])]
             if len(left_pass) != (len(sp.PREDICTED) if len(self.column_sets) == 2 else 0) or not all(
