@@ -204,6 +204,9 @@ def encoded(request):
     if request.param == "fast-phase":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "phase" in unpack_side_info(metas[0])["requires"], "fuzz the block-phase offsets too"
+    if request.param == "latent":
+        metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
+        assert "classes" in unpack_side_info(metas[0])["requires"], "fuzz the class offsets too (2.24)"
     if request.param == "raster-fit":
         metas = [s.payload for s in container.unpack(blob)[1] if s.kind == SectionKind.PLANE_META]
         assert "od" in unpack_side_info(metas[0])["raster"], "fuzz the fitted output layer too"
