@@ -419,6 +419,8 @@ def format_info(name: str, s: dict[str, Any]) -> str:
                                   + (f" stacked with {options['n2']}" if key == "nn" and isinstance(options.get("n2"), str)
                                      else ""))
             note += " (raster-order prediction, per-plane weights" + "".join(f", {e}" for e in extras) + ")"
+        if f.get("method") == "latent" and isinstance(side.get("class_offsets"), list):
+            note += " (per-class offsets)"  # format 2.24: a deep plane's background and saturation made cheap
         ensembles = side.get("ensemble") or []
         averaged = [name for name, sizes in zip("DBC", ensembles) if max(sizes) > 1]
         if averaged:  # the slow mode's test-time ensembles: more network passes in the decoder

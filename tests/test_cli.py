@@ -320,6 +320,19 @@ def test_info_names_the_frames_that_use_ensembles():
     assert lines[-1].endswith("fast, 90 bytes")
 
 
+def test_info_names_a_latent_frames_class_offsets():
+    from medcodec.cli import format_info
+
+    summary = {"format_major": 2, "kind": "dicom", "integrity": "ok", "stream_size": 100, "frames": [
+        {"frame": 0, "shape": [64, 64], "bits": 12, "method": "latent", "bytes": 90,
+         "section_bytes": {"latent_z": 10, "residual": 70},
+         "side_info": {"class_offsets": [[0, 0]] * 18, "hi": 4000, "requires": ["classes"]}},
+        {"frame": 1, "shape": [64, 64], "bits": 12, "method": "latent", "bytes": 90, "side_info": {"lo": 0}}]}
+    lines = format_info("x.mlc", summary).splitlines()
+    assert lines[-2].endswith("latent, 90 bytes [z 80 bits, residuals 560 bits] (per-class offsets)")
+    assert lines[-1].endswith("latent, 90 bytes")
+
+
 def test_info_names_the_raster_options_a_frame_uses():
     from medcodec.cli import format_info
 
