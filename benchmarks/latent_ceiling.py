@@ -2,22 +2,21 @@
 
 LVPNet codes an image as a latent z (at some rate) plus every pixel coded independently given z: the
 pixels' code length is that of the residual x - x_hat under per-pixel distributions computed from z
-alone, with no pixel's neighbours as context. Whatever z is, the scheme cannot code an image in fewer
-bits than the best trade, over the latent's rate, of
+alone, with no pixel's neighbours as context. Whatever z is, the scheme pays
 
     bits(z) + bits(x | x_hat), each pixel coded on its own
 
-for the best reconstruction x_hat a latent of that rate allows. This puts a far stronger latent than a
-2-core CPU can train in z's place - JPEG-XL's VarDCT lossy coder (effort 7) at a sweep of distances -
-and codes x - x_hat as generously as a factorised coder could: a discretised Laplace of mean 0 whose
-scale is the best of a fine grid for each 8 x 8 block (as if z had told it exactly), its index costed at
-the chosen indices' order-0 entropy. The least total over the sweep, against JPEG-XL e9 lossless on the
-same plane, says whether a better-trained or larger latent network (GPU scale) could make the latent
-mode beat JPEG-XL, or whether the scheme itself stops short of it. A learned latent could spend fewer
-bits than VarDCT on the same reconstruction: the summary also gives the ceiling were the latent's bits
-LATENT_DISCOUNT of JPEG-XL's (the best trade recomputed over the sweep), and what the shipped latent model
-(LVPNet, models/latent-v2) itself codes each plane in (its z and residual streams, round trip checked). Defaults to the train split: it
-decides a design, it does not report a result.
+for the reconstruction x_hat a latent of that rate allows. This puts a far stronger latent than a 2-core
+CPU can train in z's place - JPEG-XL's VarDCT lossy coder (effort 7) at a sweep of distances - and codes
+x - x_hat as generously as a factorised coder could: a discretised Laplace of mean 0 whose scale is the
+best of a fine grid for each 8 x 8 block (as if z had told it exactly), its index costed at the chosen
+indices' order-0 entropy. The least total over the sweep, against JPEG-XL e9 lossless on the same plane,
+says whether a better-trained or larger latent network (GPU scale) could make the latent mode beat
+JPEG-XL, or whether the scheme itself stops short of it. It is an estimate, not a bound: a learned latent
+could spend fewer bits than VarDCT on the same reconstruction, so the summary also gives the total were
+the latent's bits LATENT_DISCOUNT of JPEG-XL's (the best trade recomputed over the sweep), and what the
+shipped latent model (LVPNet, models/latent-v2) itself codes each plane in (its z and residual streams,
+round trip checked). Defaults to the train split: it decides a design, it does not report a result.
 
     python benchmarks/latent_ceiling.py [--corpus ../shared/corpus/train] [--per-group 3]
         [--out benchmarks/results/latent_ceiling.json]
@@ -148,7 +147,8 @@ def main() -> None:
               f"LVPNet {sum(r['lvpnet_bits'] for r in rows) / reference:.3f}")
     args.out.write_text(json.dumps({
         "command": "python benchmarks/latent_ceiling.py " + " ".join(sys.argv[1:]),
-        "corpus": str(args.corpus), "lvpnet": lvpnet_info, "distances": list(DISTANCES), "block": BLOCK, "latent_discount": LATENT_DISCOUNT,
+        "corpus": str(args.corpus), "lvpnet": lvpnet_info, "distances": list(DISTANCES), "block": BLOCK,
+        "latent_discount": LATENT_DISCOUNT,
         "scales": [float(SCALES[0]), float(SCALES[-1]), len(SCALES)], "seconds": round(time.time() - started, 1),
         "summary": summary, "images": images}, indent=1) + "\n")
 
