@@ -66,7 +66,21 @@ def pixel_classes(mu: np.ndarray, ell: np.ndarray, norm: sp.Normalisation, hi: i
     (1/16 samples) is at or below the plane's least value lo, or at or above its greatest value hi."""
     by_scale = np.clip((ell - rm.STEPS_PER_OCTAVE * norm.shift) // 4, 0, SCALE_CLASSES - 1)
     return np.where(mu <= rm.MEAN_ONE * norm.lo, FLOOR_CLASS,
-                    np.where(mu >= rm.MEAN_ONE * hi, CEILING_CLASS, by_scale)).astype(np.int64)
+                    np.where(mu >= rm.MEAN_ONE * hi, CEILING_CLASS, by_scale)).astype(np.int8)
+
+
+def _cost_bits(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, classes: np.ndarray | None = None,
+               offsets: class_offsets.Offsets | None = None) -> float:
+    """The ideal code length of a plane (with its class offsets added, if given), a chunk of pixels at a
+    time: an encoder-side choice that should not hold a large plane's tables twice."""
+    total = 0.0
+    for start in range(0, values.size, CLASS_SAMPLE):
+        part = slice(start, start + CLASS_SAMPLE)
+        mu_part, ell_part = mu[part], ell[part]
+        if offsets is not None:
+            mu_part, ell_part = class_offsets.apply(mu_part, ell_part, classes[part], offsets)
+        total += rm.ideal_cost_bits(values[part], rm.pixel_params(mu_part, ell_part))
+    return total
 
 
 class LatentPredictor:
@@ -139,20 +153,21 @@ class LatentMethod(Method):
         mu, ell = self.predictor.predict(z, plane.shape, norm)
         values = raw.reshape(-1).numpy()
         delta = rm.best_scale_adjustment(values, mu, ell)
-        params = rm.pixel_params(mu, ell + delta)
         meta = {"lo": norm.lo, "shift": norm.shift, "latent": list(z.shape), "scale_adjust": delta}
         hi = int(plane.max())
         classes = pixel_classes(mu, ell, norm, hi)
         sample = np.arange(0, values.size, max(1, values.size // CLASS_SAMPLE))
         offsets = class_offsets.fit(values, mu, ell, classes, CLASSES, sample, CLASS_KEY, CLASS_SCALE_LIMIT,
                                     always=True)
-        by_class = rm.pixel_params(*class_offsets.apply(mu, ell, classes, offsets))
         side_bits = 8 * (class_offsets.side_bytes(CLASS_KEY, offsets) + len(pack_side_info({"hi": hi})))
-        if rm.ideal_cost_bits(values, by_class) + side_bits < rm.ideal_cost_bits(values, params):
-            params = by_class
+        if _cost_bits(values, mu, ell, classes, offsets) + side_bits < _cost_bits(values, mu, ell + delta):
+            mu, ell = class_offsets.apply(mu, ell, classes, offsets)
             meta.update(scale_adjust=0, hi=hi, requires=["classes"])
             meta[CLASS_KEY] = class_offsets.to_json(offsets)
-        main, extra = rm.encode_segments(values, params)
+        else:
+            ell = ell + delta
+        del classes
+        main, extra = rm.encode_segments(values, rm.pixel_params(mu, ell))
         z_stream = huffman.huffman_encode(z)
         residual = [rans.encode_segments(main), rans.encode_segments(extra)]
         meta.update(z_bits=8 * len(z_stream), residual_bits=8 * sum(map(len, residual)))
