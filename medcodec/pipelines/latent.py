@@ -57,6 +57,7 @@ CLASSES = SCALE_CLASSES + 2
 CLASS_KEY = "class_offsets"
 CLASS_SCALE_LIMIT = 48  # six octaves: a zero background under a scale fitted to noisy tissue
 CLASS_SAMPLE = 1 << 20  # pixels the class search looks at (an even stride)
+COST_CHUNK = 1 << 20  # pixels costed at once when the encoder weighs its two codings
 KNOWN_FEATURES = {"classes"}  # PLANE_META "requires" names this decoder implements
 
 
@@ -74,8 +75,8 @@ def _cost_bits(values: np.ndarray, mu: np.ndarray, ell: np.ndarray, classes: np.
     """The ideal code length of a plane (with its class offsets added, if given), a chunk of pixels at a
     time: an encoder-side choice that should not hold a large plane's tables twice."""
     total = 0.0
-    for start in range(0, values.size, CLASS_SAMPLE):
-        part = slice(start, start + CLASS_SAMPLE)
+    for start in range(0, values.size, COST_CHUNK):
+        part = slice(start, start + COST_CHUNK)
         mu_part, ell_part = mu[part], ell[part]
         if offsets is not None:
             mu_part, ell_part = class_offsets.apply(mu_part, ell_part, classes[part], offsets)
