@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from latent_ablation import code_latent, latent_method  # noqa: E402
+from medcodec.bench.codecs import CODECS, REFERENCE, as_codec_dtype  # noqa: E402
 from method_runs import groupings, pick  # noqa: E402
 
 DISTANCES = (0.01, 0.02, 0.035, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.4, 2.0, 3.0, 4.5, 6.0)
@@ -82,16 +83,9 @@ def factorised_residual_bits(residual: np.ndarray) -> tuple[float, float]:
     return float(best.sum()), entropy_bits(index)
 
 
-def jxl_lossless_bytes(plane: np.ndarray, bits: int) -> int:
-    data = plane.astype(np.uint8 if bits <= 8 else np.uint16)
-    kwargs = {} if bits <= 8 else {"bitspersample": bits}
-    return len(imagecodecs.jpegxl_encode(data, lossless=True, effort=9, **kwargs))
-
-
 def lossy_point(plane: np.ndarray, bits: int, distance: float) -> dict:
-    data = plane.astype(np.uint8 if bits <= 8 else np.uint16)
     kwargs = {} if bits <= 8 else {"bitspersample": bits}
-    stream = imagecodecs.jpegxl_encode(data, distance=distance, effort=7, **kwargs)
+    stream = imagecodecs.jpegxl_encode(as_codec_dtype(plane, bits), distance=distance, effort=7, **kwargs)
     decoded = imagecodecs.jpegxl_decode(stream).astype(np.int64).reshape(plane.shape)
     residual = plane.astype(np.int64) - np.clip(decoded, 0, (1 << bits) - 1)
     residual_bits, scale_bits = factorised_residual_bits(residual)
@@ -118,7 +112,7 @@ def main() -> None:
         plane = plane.astype(np.int64) - int(plane.min())
         group = f"{bits if bits > 8 else 8}-bit"
         bits = max(8, int(plane.max()).bit_length())
-        reference = jxl_lossless_bytes(plane, bits)
+        reference = len(CODECS[REFERENCE].encode(plane, bits))  # the bench's JPEG-XL e9 adapter
         points = [lossy_point(plane, bits, d) for d in DISTANCES]
         best = min(points, key=lambda p: p["total_bits"])
         row = {"file": str(path.relative_to(args.corpus)), "folder": str(path.parent.relative_to(args.corpus)),
